@@ -1,0 +1,156 @@
+/**
+ * `defineConnection`: a connection actor definition — one actor per user (`meta.userId`),
+ * holding every session of that user — and its table of event handlers.
+ */
+
+import { WarrenError } from "./errors";
+import type { ActorContext, ConnectionContext } from "./context";
+
+/** What `extractMeta` sees: the HTTP upgrade request, before any socket opens. */
+export interface UpgradeRequest {
+  /** Path and query as sent, e.g. `/ws?token=abc`. */
+  url: string;
+  path: string;
+  query: URLSearchParams;
+  /** Header names lower-cased; repeated headers joined with ", ". */
+  headers: Record<string, string>;
+  remoteAddress: string;
+}
+
+/** A session's meta (its attachment). `userId` keys the actor. */
+export interface ConnectionMeta {
+  userId: string;
+  clientId?: string;
+  channels?: string[];
+  [key: string]: unknown;
+}
+
+/** How a session ended, as `onDisconnect` sees it. */
+export interface DisconnectInfo {
+  /** WebSocket close code (1006 when the peer vanished without a close frame). */
+  code: number;
+  reason: string;
+}
+
+/** A frame no handler matched, as `onMessage` sees it. */
+export interface UnhandledFrame {
+  type: string;
+  data: unknown;
+}
+
+/** Why an actor leaves memory, as `onDestroy` sees it in `ctx.reason`. */
+export type DestroyReason = "evicted" | "shutdown" | "destroyed";
+
+export type Handler<Meta extends ConnectionMeta, State> = (
+  ctx: ConnectionContext<Meta, State>,
+  data: any,
+) => unknown;
+
+export interface ConnectionOptions<Meta extends ConnectionMeta, State extends object> {
+  /** Name of the definition; rooms bind to it. */
+  name: string;
+  /** Path that upgrades to this kind of connection. @default "/ws" */
+  websocketPath?: string;
+  /**
+   * Authenticates the upgrade request and returns the session's meta. Runs before the 101:
+   * a throw answers HTTP 401 (or `err.status`) with `{"error": message}` and no socket opens.
+   * Default: a fresh `clientId`, `userId = clientId`, `channels: ["default"]`.
+   */
+  extractMeta?(req: UpgradeRequest): Meta | Promise<Meta>;
+  /** Initial state of each actor (cloned per actor). */
+  state?: State;
+  /** Keys of `state` that are persisted. @default every key of `state` */
+  persistedKeys?: Array<keyof State & string>;
+  /** The actor was created (or woken); its state is loaded. Holds later events while it runs. */
+  onInit?(ctx: ActorContext<State>): unknown;
+  /** A session opened. A throw goes to `onError` and closes the session with 1011. */
+  onConnect?(ctx: ConnectionContext<Meta, State>): unknown;
+  /** A session closed. */
+  onDisconnect?(ctx: ConnectionContext<Meta, State>, info: DisconnectInfo): unknown;
+  /** An event no handler is registered for. */
+  onMessage?(ctx: ConnectionContext<Meta, State>, frame: UnhandledFrame): unknown;
+  /** The actor leaves memory (`ctx.reason`: "evicted", "shutdown" or "destroyed"). */
+  onDestroy?(ctx: ActorContext<State> & { reason: DestroyReason }): unknown;
+  /** A hook or handler threw. Without it, errors are logged with console.error. */
+  onError?(error: unknown, ctx: ConnectionContext<Meta, State> | ActorContext<State>): unknown;
+}
+
+const DEFINITION = Symbol.for("warren.connection");
+
+export interface ConnectionDefinition<Meta extends ConnectionMeta = ConnectionMeta, State extends object = {}>
+  extends Readonly<ConnectionOptions<Meta, State>> {
+  readonly websocketPath: string;
+  readonly handlers: ReadonlyMap<string, Handler<Meta, State>>;
+  /**
+   * Registers the handler of an event. When the client sent a call, the handler's (awaited)
+   * return value is the reply. One handler per event: a second `on` replaces the first.
+   * @example UserConnection.on("count.get", (ctx) => ctx.state.count);
+   */
+  on(event: string, handler: Handler<Meta, State>): this;
+  off(event: string): this;
+}
+
+/**
+ * Defines a connection actor.
+ * @example
+ * const UserConnection = defineConnection({
+ *   name: "UserConnection",
+ *   extractMeta(req) {
+ *     const token = req.query.get("token");
+ *     if (!token) throw new Error("token required");
+ *     return { userId: token };
+ *   },
+ *   onConnect(ctx) { ctx.emit("welcome", { userId: ctx.meta.userId }); },
+ * });
+ */
+export function defineConnection<Meta extends ConnectionMeta = ConnectionMeta, State extends object = {}>(
+  options: ConnectionOptions<Meta, State>,
+): ConnectionDefinition<Meta, State> {
+  if (options === null || typeof options !== "object") {
+    throw new WarrenError("invalid_option", "defineConnection needs an options object");
+  }
+  if (typeof options.name !== "string" || options.name.length === 0) {
+    throw new WarrenError("invalid_option", "defineConnection: name must be a non-empty string");
+  }
+  const websocketPath = options.websocketPath ?? "/ws";
+  if (typeof websocketPath !== "string" || !websocketPath.startsWith("/")) {
+    throw new WarrenError("invalid_option", `defineConnection(${options.name}): websocketPath must start with "/"`);
+  }
+  for (const hook of ["extractMeta", "onInit", "onConnect", "onDisconnect", "onMessage", "onDestroy", "onError"] as const) {
+    if (options[hook] !== undefined && typeof options[hook] !== "function") {
+      throw new WarrenError("invalid_option", `defineConnection(${options.name}): ${hook} must be a function`);
+    }
+  }
+  if (options.state !== undefined && (options.state === null || typeof options.state !== "object")) {
+    throw new WarrenError("invalid_option", `defineConnection(${options.name}): state must be an object`);
+  }
+  const handlers = new Map<string, Handler<Meta, State>>();
+  const definition = {
+    ...options,
+    websocketPath,
+    handlers,
+    on(event: string, handler: Handler<Meta, State>) {
+      if (typeof event !== "string" || event.length === 0) {
+        throw new WarrenError("invalid_option", `${options.name}.on: event must be a non-empty string`);
+      }
+      if (event === "ping" || event === "call") {
+        throw new WarrenError("invalid_option", `${options.name}.on: "${event}" is reserved by the protocol`);
+      }
+      if (typeof handler !== "function") {
+        throw new WarrenError("invalid_option", `${options.name}.on("${event}"): handler must be a function`);
+      }
+      handlers.set(event, handler);
+      return definition;
+    },
+    off(event: string) {
+      handlers.delete(event);
+      return definition;
+    },
+  } as ConnectionDefinition<Meta, State>;
+  Object.defineProperty(definition, DEFINITION, { value: true });
+  return definition;
+}
+
+export function isConnectionDefinition(value: unknown): value is ConnectionDefinition<any, any> {
+  return typeof value === "object" && value !== null && (value as any)[DEFINITION] === true;
+}

@@ -1,0 +1,178 @@
+/**
+ * The objects user code receives: `ctx`, `ctx.emit` and `ctx.actor`. A context is built once
+ * per session (and once per actor for actor-level hooks) and reused for every event, so a
+ * message costs no allocation here. Every emit is one native call: the frame is encoded once
+ * in Rust and the fan-out, sender exclusion and counting happen there.
+ */
+
+import type { NativeServer } from "../native";
+import type { ConnectionDefinition, ConnectionMeta, DestroyReason } from "./connection";
+import { Gate } from "./gate";
+import { encodePayload } from "./protocol";
+
+/** Sends to every session of one user. */
+export interface UserTarget {
+  /** @returns how many sessions the event was queued for. */
+  emit(event: string, data?: object): number;
+}
+
+/**
+ * `ctx.emit`: callable (sends to the current session), with `ctx.emit.emit` as an alias and
+ * `ctx.emit.toUser(userId)` for every session of another user of the same definition.
+ */
+export interface Emit {
+  /** @returns false when the session is gone or closing. */
+  (event: string, data?: object): boolean;
+  emit(event: string, data?: object): boolean;
+  toUser(userId: string): UserTarget;
+}
+
+/** Sends from an actor-level hook: to every session of the actor. */
+export interface ActorEmit {
+  /** @returns how many sessions the event was queued for. */
+  (event: string, data?: object): number;
+  emit(event: string, data?: object): number;
+  toUser(userId: string): UserTarget;
+}
+
+export interface SessionInfo {
+  sessionId: number;
+  meta: ConnectionMeta;
+}
+
+/** The actor as hooks see it. */
+export interface ActorHandle {
+  /** The actor's key: `meta.userId` of its sessions. */
+  readonly key: string;
+  /** The actor's open sessions, in connection order. */
+  sessions(): SessionInfo[];
+  /**
+   * Closes the current session (in an actor-level hook: every session of the actor).
+   * @param code 1000 or 3000–4999. @default 1000
+   */
+  close(code?: number, reason?: string): void;
+}
+
+export interface ActorContext<State> {
+  readonly actor: ActorHandle;
+  state: State;
+  readonly emit: ActorEmit;
+}
+
+export interface ConnectionContext<Meta extends ConnectionMeta, State> {
+  readonly meta: Meta;
+  readonly sessionId: number;
+  readonly actor: ActorHandle;
+  state: State;
+  readonly emit: Emit;
+}
+
+export type DestroyContext<State> = ActorContext<State> & { readonly reason: DestroyReason };
+
+/** An actor in the JS heap: its state and the JS side of its sessions. */
+export class ActorRecord {
+  readonly sessions = new Map<number, SessionRecord>();
+  readonly gate = new Gate();
+  state: any;
+  readonly context: ActorContext<any>;
+
+  constructor(
+    readonly id: number,
+    readonly definition: ConnectionDefinition<any, any>,
+    readonly endpoint: number,
+    readonly key: string,
+    native: NativeServer,
+  ) {
+    this.state = definition.state === undefined ? {} : structuredClone(definition.state);
+    const actor = this;
+    const toAll = (event: string, data?: object) =>
+      native.emitToUser(endpoint, key, event, encodePayload(data), undefined);
+    const emit = Object.assign(toAll, {
+      emit: toAll,
+      toUser: (userId: string) => userTarget(native, endpoint, userId),
+    });
+    const handle: ActorHandle = {
+      key,
+      sessions: () => sessionInfos(actor),
+      close(code = 1000, reason = "") {
+        for (const id of actor.sessions.keys()) native.closeSession(id, code, reason, false);
+      },
+    };
+    this.context = {
+      actor: handle,
+      emit,
+      get state() {
+        return actor.state;
+      },
+      set state(value) {
+        actor.state = value;
+      },
+    };
+  }
+
+  destroyContext(reason: DestroyReason): DestroyContext<any> {
+    const actor = this;
+    return {
+      actor: this.context.actor,
+      emit: this.context.emit,
+      reason,
+      get state() {
+        return actor.state;
+      },
+      set state(value) {
+        actor.state = value;
+      },
+    };
+  }
+}
+
+/** A session in the JS heap: its meta and its context. */
+export class SessionRecord {
+  readonly context: ConnectionContext<any, any>;
+
+  constructor(
+    readonly id: number,
+    readonly actor: ActorRecord,
+    readonly meta: ConnectionMeta,
+    native: NativeServer,
+  ) {
+    const session = this;
+    const toSession = (event: string, data?: object) => native.emit(id, event, encodePayload(data));
+    const emit = Object.assign(toSession, {
+      emit: toSession,
+      toUser: (userId: string) => userTarget(native, actor.endpoint, userId),
+    });
+    const handle: ActorHandle = {
+      key: actor.key,
+      sessions: () => sessionInfos(actor),
+      close(code = 1000, reason = "") {
+        native.closeSession(session.id, code, reason, false);
+      },
+    };
+    this.context = {
+      meta,
+      sessionId: id,
+      actor: handle,
+      emit,
+      get state() {
+        return actor.state;
+      },
+      set state(value) {
+        actor.state = value;
+      },
+    };
+  }
+}
+
+function userTarget(native: NativeServer, endpoint: number, userId: string): UserTarget {
+  if (typeof userId !== "string" || userId.length === 0) {
+    throw new TypeError("toUser needs a non-empty userId");
+  }
+  return {
+    emit: (event: string, data?: object) => native.emitToUser(endpoint, userId, event, encodePayload(data), undefined),
+  };
+}
+
+function sessionInfos(actor: ActorRecord): SessionInfo[] {
+  return [...actor.sessions.values()].map((s) => ({ sessionId: s.id, meta: s.meta }));
+}

@@ -1,0 +1,38 @@
+/**
+ * Errors warren raises and the codes clients see. Codes are a closed set so clients can branch
+ * on them; messages are for people.
+ */
+
+/** Codes of `reply` errors and `system:error` events sent to clients. */
+export type ErrorCode =
+  | "handler_error"
+  | "unknown_event"
+  | "bad_reply"
+  | "bad_frame"
+  | "bad_call"
+  | "binary_unsupported";
+
+/** An error of warren itself (bad options, misuse of an API), with a stable `code`. */
+export class WarrenError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = "WarrenError";
+    this.code = code;
+  }
+}
+
+/** Throw this from `extractMeta` to refuse an upgrade with a status other than 401. */
+export class HttpError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = "HttpError";
+    this.status = status;
+  }
+}
+
+export function messageOf(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

@@ -1,0 +1,30 @@
+/**
+ * warren: durable actors and realtime rooms for Node.js, with a Rust core.
+ * The public API; everything else in `lib/` is internal.
+ */
+
+export { defineConnection } from "./connection";
+export type {
+  ConnectionDefinition,
+  ConnectionMeta,
+  ConnectionOptions,
+  DestroyReason,
+  DisconnectInfo,
+  Handler,
+  UnhandledFrame,
+  UpgradeRequest,
+} from "./connection";
+export type {
+  ActorContext,
+  ActorEmit,
+  ActorHandle,
+  ConnectionContext,
+  DestroyContext,
+  Emit,
+  SessionInfo,
+  UserTarget,
+} from "./context";
+export { createServer, WarrenServer } from "./server";
+export type { ListenOptions, ListeningAddress, ServerOptions, ServerStats } from "./server";
+export { HttpError, WarrenError } from "./errors";
+export type { ErrorCode } from "./errors";

@@ -1,0 +1,52 @@
+/**
+ * The batch format of events from the native core (mirrors `src/dispatch.rs`). A batch is one
+ * JSON array; each entry is an array whose first element is its tag.
+ */
+
+export enum Tag {
+  /** `[0, requestId, endpoint, url, remoteAddress, headers]` */
+  Upgrade = 0,
+  /** `[1, sessionId, actorId, created, endpoint, key, meta]` */
+  Open = 1,
+  /** `[2, sessionId, type, data]` */
+  Message = 2,
+  /** `[3, sessionId, callId, event, data]` */
+  Call = 3,
+  /** `[4, sessionId, code, reason]` */
+  Close = 4,
+  /** `[5, actorId]` */
+  Evict = 5,
+  /** `[9]` */
+  Shutdown = 9,
+}
+
+export type UpgradeEntry = [Tag.Upgrade, number, number, string, string, Record<string, string>];
+export type OpenEntry = [Tag.Open, number, number, 0 | 1, number, string, Record<string, unknown>];
+export type MessageEntry = [Tag.Message, number, string, unknown];
+export type CallEntry = [Tag.Call, number, number, string, unknown];
+export type CloseEntry = [Tag.Close, number, number, string];
+export type EvictEntry = [Tag.Evict, number];
+export type ShutdownEntry = [Tag.Shutdown];
+
+export type Entry =
+  | UpgradeEntry
+  | OpenEntry
+  | MessageEntry
+  | CallEntry
+  | CloseEntry
+  | EvictEntry
+  | ShutdownEntry;
+
+/**
+ * Encodes an event payload for the native core: absent, or a plain object (its members are
+ * spread into the event envelope, as Verani clients expect).
+ */
+export function encodePayload(data: unknown): string | undefined {
+  if (data === undefined || data === null) return undefined;
+  if (typeof data !== "object" || Array.isArray(data)) {
+    throw new TypeError(
+      `event payloads must be plain objects (their fields are spread into the event); got ${Array.isArray(data) ? "an array" : typeof data}`,
+    );
+  }
+  return JSON.stringify(data);
+}

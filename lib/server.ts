@@ -1,0 +1,196 @@
+/**
+ * `createServer`: one warren server — a native WebSocket server whose events are routed to
+ * the connection definitions given here.
+ *
+ * A server object is kept referenced from `live` from `listen` until `close` resolves: the
+ * native server must not be garbage-collected while it serves, even when the user drops it.
+ */
+
+import { NativeServer } from "../native";
+import { isConnectionDefinition, type ConnectionDefinition } from "./connection";
+import { Runtime } from "./dispatch";
+import { WarrenError } from "./errors";
+
+export interface ServerOptions {
+  /** Connection definitions, each on its own `websocketPath`. */
+  connections: ReadonlyArray<ConnectionDefinition<any, any>>;
+  /** Largest inbound message; past it the socket is closed with 1009. @default 1048576 */
+  maxPayloadBytes?: number;
+  /** Bytes of frames queued for one session before it is a slow consumer. @default 1048576 */
+  maxBackpressure?: number;
+  /** Slow consumers are closed with 1008 (`"close"`) or lose frames (`"drop"`). @default "close" */
+  backpressure?: "close" | "drop";
+  /** Time from TCP accept to the upgrade, `extractMeta` included. @default 10000 */
+  handshakeTimeoutMs?: number;
+  /** Time a closing socket gets to complete the close handshake. @default 5000 */
+  closeTimeoutMs?: number;
+  /** Idle time after which an actor without sessions leaves memory. @default 30000 */
+  hibernateAfterMs?: number;
+  /** Concurrent sockets; more upgrades are answered 503. @default 100000 */
+  maxSessions?: number;
+}
+
+export interface ListenOptions {
+  /** @default 0 (any free port) */
+  port?: number;
+  /** @default "127.0.0.1" */
+  host?: string;
+}
+
+export interface ListeningAddress {
+  port: number;
+  host: string;
+  /** WebSocket URL of the first connection definition, e.g. `ws://127.0.0.1:8787/ws`. */
+  url: string;
+}
+
+export interface ServerStats {
+  sessions: number;
+  actors: number;
+  connections: number;
+}
+
+/** Servers between `listen` and the end of `close`: kept reachable so they cannot be collected. */
+const live = new Set<WarrenServer>();
+
+function positiveInteger(options: ServerOptions, name: keyof ServerOptions, max = 0xffff_ffff): number | undefined {
+  const value = options[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > max) {
+    throw new WarrenError("invalid_option", `createServer: ${name} must be an integer between 0 and ${max}`);
+  }
+  return value;
+}
+
+export class WarrenServer {
+  readonly #native: NativeServer;
+  readonly #runtime: Runtime;
+  readonly #definitions: ReadonlyArray<ConnectionDefinition<any, any>>;
+  #address: ListeningAddress | null = null;
+  #closing: Promise<void> | null = null;
+  #referenced = true;
+
+  constructor(options: ServerOptions) {
+    if (options === null || typeof options !== "object") {
+      throw new WarrenError("invalid_option", "createServer needs an options object");
+    }
+    const connections = options.connections;
+    if (!Array.isArray(connections) || connections.length === 0) {
+      throw new WarrenError("invalid_option", "createServer: connections must list at least one defineConnection(...)");
+    }
+    const names = new Set<string>();
+    for (const definition of connections) {
+      if (!isConnectionDefinition(definition)) {
+        throw new WarrenError("invalid_option", "createServer: connections may only hold defineConnection(...) results");
+      }
+      if (names.has(definition.name)) {
+        throw new WarrenError("invalid_option", `createServer: two connection definitions are named "${definition.name}"`);
+      }
+      names.add(definition.name);
+    }
+    if (options.backpressure !== undefined && options.backpressure !== "close" && options.backpressure !== "drop") {
+      throw new WarrenError("invalid_option", 'createServer: backpressure must be "close" or "drop"');
+    }
+    this.#definitions = [...connections];
+    this.#runtime = new Runtime(this.#definitions);
+    this.#native = new NativeServer(
+      {
+        endpoints: this.#definitions.map((d) => ({ path: d.websocketPath, authenticates: d.extractMeta !== undefined })),
+        maxPayloadBytes: positiveInteger(options, "maxPayloadBytes"),
+        maxBackpressure: positiveInteger(options, "maxBackpressure"),
+        backpressure: options.backpressure,
+        handshakeTimeoutMs: positiveInteger(options, "handshakeTimeoutMs"),
+        closeTimeoutMs: positiveInteger(options, "closeTimeoutMs"),
+        hibernateAfterMs: positiveInteger(options, "hibernateAfterMs"),
+        maxSessions: positiveInteger(options, "maxSessions"),
+      },
+      this.#runtime.wake,
+    );
+    this.#runtime.attach(this.#native);
+    // Nothing is served before listen(): do not keep the process alive until then.
+    this.#native.setRef(false);
+  }
+
+  /** The address once listening, else null. */
+  get address(): ListeningAddress | null {
+    return this.#address;
+  }
+
+  /**
+   * Starts accepting connections.
+   * @example const { port, url } = await server.listen({ port: 0, host: "127.0.0.1" });
+   */
+  async listen(options: ListenOptions = {}): Promise<ListeningAddress> {
+    if (this.#closing) throw new WarrenError("server_closed", "listen: the server is closed");
+    if (this.#address) throw new WarrenError("already_listening", "listen: the server is already listening");
+    const port = options.port ?? 0;
+    const host = options.host ?? "127.0.0.1";
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new WarrenError("invalid_option", `listen: port must be an integer between 0 and 65535, got ${port}`);
+    }
+    const bound = this.#native.listen(host, port);
+    live.add(this);
+    if (this.#referenced) this.#native.setRef(true);
+    const urlHost = bound.host === "0.0.0.0" || bound.host === "::" ? "localhost" : bound.host.includes(":") ? `[${bound.host}]` : bound.host;
+    this.#address = {
+      port: bound.port,
+      host: bound.host,
+      url: `ws://${urlHost}:${bound.port}${this.#definitions[0]!.websocketPath}`,
+    };
+    return this.#address;
+  }
+
+  /**
+   * Stops accepting, closes every socket with 1001, runs `onDisconnect` for each session and
+   * `onDestroy` (reason "shutdown") for each actor, then releases everything; the process can
+   * then exit on its own. Calling it again returns the same promise.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    if (this.#address !== null) {
+      const finished = new Promise<void>((resolve) => {
+        this.#runtime.onShutdown = resolve;
+      });
+      this.#native.setRef(true);
+      this.#native.shutdown();
+      await finished;
+      await this.#runtime.destroyAll("shutdown");
+    }
+    this.#native.shutdown();
+    this.#native.release();
+    live.delete(this);
+  }
+
+  /** Lets the process exit while the server is listening (like `net.Server#unref`). */
+  unref(): this {
+    this.#referenced = false;
+    if (this.#address && !this.#closing) this.#native.setRef(false);
+    return this;
+  }
+
+  /** Undoes `unref`. */
+  ref(): this {
+    this.#referenced = true;
+    if (this.#address && !this.#closing) this.#native.setRef(true);
+    return this;
+  }
+
+  /** Counts of open sessions, actors in memory and TCP connections. */
+  stats(): ServerStats {
+    return this.#native.stats();
+  }
+}
+
+/**
+ * Creates a server for the given connection definitions.
+ * @example
+ * const server = createServer({ connections: [UserConnection] });
+ * const { url } = await server.listen({ port: 8787 });
+ */
+export function createServer(options: ServerOptions): WarrenServer {
+  return new WarrenServer(options);
+}

@@ -1,0 +1,78 @@
+//! JS options to core configuration, validated once when a server is created.
+
+use std::time::Duration;
+
+use napi_derive::napi;
+
+use crate::config::{Endpoint, OverflowPolicy, ServerConfig};
+
+/// A connection definition's endpoint.
+#[napi(object)]
+pub struct NativeEndpoint {
+  /// Upgrade path, e.g. `/ws`.
+  pub path: String,
+  /// True when the definition has `extractMeta` (the upgrade waits for it).
+  pub authenticates: bool,
+}
+
+/// Options of the native server; the JS layer fills them from `createServer` options.
+#[napi(object)]
+pub struct NativeOptions {
+  pub endpoints: Vec<NativeEndpoint>,
+  /// @default 1048576
+  pub max_payload_bytes: Option<u32>,
+  /// Outbox bytes per session before it counts as a slow consumer. @default 1048576
+  pub max_backpressure: Option<u32>,
+  /// `"close"` (1008 "slow consumer") or `"drop"`. @default "close"
+  pub backpressure: Option<String>,
+  /// @default 10000
+  pub handshake_timeout_ms: Option<u32>,
+  /// @default 5000
+  pub close_timeout_ms: Option<u32>,
+  /// @default 30000
+  pub hibernate_after_ms: Option<u32>,
+  /// @default 100000
+  pub max_sessions: Option<u32>,
+}
+
+fn millis(value: Option<u32>, default: Duration) -> Duration {
+  value
+    .map(|ms| Duration::from_millis(u64::from(ms)))
+    .unwrap_or(default)
+}
+
+pub fn server_config(options: NativeOptions) -> Result<ServerConfig, String> {
+  let defaults = ServerConfig::default();
+  let overflow_policy = match options.backpressure.as_deref() {
+    None | Some("close") => OverflowPolicy::Close,
+    Some("drop") => OverflowPolicy::Drop,
+    Some(other) => {
+      return Err(format!(
+        "backpressure must be \"close\" or \"drop\", got {other:?}"
+      ))
+    }
+  };
+  let config = ServerConfig {
+    endpoints: options
+      .endpoints
+      .into_iter()
+      .map(|e| Endpoint {
+        path: e.path,
+        authenticates: e.authenticates,
+      })
+      .collect(),
+    max_payload_bytes: options
+      .max_payload_bytes
+      .map_or(defaults.max_payload_bytes, |v| v as usize),
+    max_backpressure_bytes: options
+      .max_backpressure
+      .map_or(defaults.max_backpressure_bytes, |v| v as usize),
+    overflow_policy,
+    handshake_timeout: millis(options.handshake_timeout_ms, defaults.handshake_timeout),
+    close_timeout: millis(options.close_timeout_ms, defaults.close_timeout),
+    hibernate_after: millis(options.hibernate_after_ms, defaults.hibernate_after),
+    max_sessions: options.max_sessions.map_or(defaults.max_sessions, |v| v as usize),
+  };
+  config.validate()?;
+  Ok(config)
+}

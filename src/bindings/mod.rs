@@ -1,0 +1,289 @@
+//! The napi skin over the core: the `NativeServer` class the JS layer drives. It converts
+//! arguments, forwards to the core and owns the threadsafe function that wakes the JS thread.
+//! No I/O and no state machine lives here.
+//!
+//! Every method is synchronous and only enqueues (frames into outboxes, decisions into
+//! channels): JS never waits on Rust per message.
+
+mod convert;
+
+use std::sync::{Arc, OnceLock};
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use tokio::runtime::Runtime;
+
+use crate::dispatch::Waker;
+use crate::error::CloseCode;
+use crate::protocol::{event_frame, reply_error_frame, reply_frame};
+use crate::server::{Decision, Server};
+
+pub use convert::{NativeEndpoint, NativeOptions};
+
+/// The one tokio runtime of the addon, shared by every server in the process. Its worker count
+/// is the CPU count this process may use (`WARREN_WORKER_THREADS` overrides it).
+fn runtime() -> Result<&'static Runtime> {
+  static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
+  let built = RUNTIME.get_or_init(|| {
+    let workers = std::env::var("WARREN_WORKER_THREADS")
+      .ok()
+      .and_then(|v| v.parse::<usize>().ok())
+      .filter(|n| *n > 0)
+      .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    tokio::runtime::Builder::new_multi_thread()
+      .worker_threads(workers)
+      .thread_name("warren")
+      .enable_all()
+      .build()
+      .map_err(|err| err.to_string())
+  });
+  built
+    .as_ref()
+    .map_err(|err| Error::from_reason(format!("cannot start the warren runtime: {err}")))
+}
+
+/// The wake-up call into JS: no arguments, nothing returned, errors not passed to the callee.
+type WakeFunction = ThreadsafeFunction<(), (), (), Status, false>;
+
+fn invalid(message: impl Into<String>) -> Error {
+  Error::new(Status::InvalidArg, message.into())
+}
+
+fn to_id(value: i64) -> u64 {
+  u64::try_from(value).unwrap_or(0)
+}
+
+#[napi(object)]
+pub struct ListenAddress {
+  pub host: String,
+  pub port: u32,
+}
+
+#[napi(object)]
+pub struct NativeStats {
+  /// Open sessions.
+  pub sessions: u32,
+  /// Actors in memory (with sessions, or idle and not yet evicted).
+  pub actors: u32,
+  /// TCP connections in any phase.
+  pub connections: u32,
+}
+
+/// One warren server. Created by the JS `createServer`; see `lib/server.ts`.
+#[napi]
+pub struct NativeServer {
+  server: Arc<Server>,
+  /// Wakes the JS thread when a batch starts; dropped by `release` so Node can exit.
+  wake: Option<Arc<WakeFunction>>,
+}
+
+#[napi]
+impl NativeServer {
+  /// `onWake` is called (with no arguments) whenever events are waiting in `takeBatch`.
+  #[napi(constructor)]
+  pub fn new(options: NativeOptions, on_wake: Function<(), ()>) -> Result<Self> {
+    let config = convert::server_config(options).map_err(invalid)?;
+    runtime()?;
+    let wake: Arc<WakeFunction> = Arc::new(
+      on_wake
+        .build_threadsafe_function::<()>()
+        .callee_handled::<false>()
+        .build()?,
+    );
+    let server = Server::new(config);
+    let caller = wake.clone();
+    let waker: Waker = Arc::new(move || {
+      caller.call((), ThreadsafeFunctionCallMode::NonBlocking);
+    });
+    server.dispatcher.set_waker(Some(waker));
+    Ok(Self {
+      server,
+      wake: Some(wake),
+    })
+  }
+
+  /// Binds and starts accepting. Throws on a busy port or a bad host.
+  #[napi]
+  pub fn listen(&self, host: String, port: u32) -> Result<ListenAddress> {
+    let port = u16::try_from(port).map_err(|_| invalid(format!("port out of range: {port}")))?;
+    let address = self
+      .server
+      .listen(runtime()?.handle(), &host, port)
+      .map_err(|err| Error::from_reason(format!("cannot listen on {host}:{port}: {err}")))?;
+    Ok(ListenAddress {
+      host: address.ip().to_string(),
+      port: u32::from(address.port()),
+    })
+  }
+
+  /// Everything queued for JS as one JSON array text, or null.
+  #[napi]
+  pub fn take_batch(&self) -> Option<String> {
+    self.server.dispatcher.take()
+  }
+
+  /// Opens the socket of an upgrade request for user `key` with `metaJson` as its meta.
+  #[napi]
+  pub fn accept_upgrade(&self, request: i64, key: String, meta_json: String) -> bool {
+    self
+      .server
+      .decide_upgrade(to_id(request), Decision::Accept { key, meta_json })
+  }
+
+  /// Refuses an upgrade request with an HTTP status and `{"error": message}`.
+  #[napi]
+  pub fn reject_upgrade(&self, request: i64, status: u32, message: String) -> bool {
+    let status = u16::try_from(status)
+      .ok()
+      .filter(|s| (400..600).contains(s))
+      .unwrap_or(401);
+    self
+      .server
+      .decide_upgrade(to_id(request), Decision::Reject { status, message })
+  }
+
+  /// Sends an event to one session; false when it is gone or closing.
+  #[napi]
+  pub fn emit(&self, session: i64, event: String, payload_json: Option<String>) -> Result<bool> {
+    let frame = event_frame(&event, payload_json.as_deref())
+      .map_err(|_| invalid("event payloads must be plain objects"))?;
+    Ok(self.server.registry.send(to_id(session), frame))
+  }
+
+  /// Sends an event to every session of a user (but `exceptSession`); returns how many.
+  #[napi]
+  pub fn emit_to_user(
+    &self,
+    endpoint: u32,
+    key: String,
+    event: String,
+    payload_json: Option<String>,
+    except_session: Option<i64>,
+  ) -> Result<u32> {
+    let frame = event_frame(&event, payload_json.as_deref())
+      .map_err(|_| invalid("event payloads must be plain objects"))?;
+    Ok(
+      self
+        .server
+        .registry
+        .send_to_user(endpoint as usize, &key, &frame, except_session.map(to_id)),
+    )
+  }
+
+  /// Answers a call with its result (JSON text, or null for undefined).
+  #[napi]
+  pub fn reply(&self, session: i64, call: i64, result_json: Option<String>) -> bool {
+    self
+      .server
+      .registry
+      .send(to_id(session), reply_frame(to_id(call), result_json.as_deref()))
+  }
+
+  /// Answers a call with an error.
+  #[napi]
+  pub fn reply_error(
+    &self,
+    session: i64,
+    call: i64,
+    code: String,
+    message: String,
+    meta_json: Option<String>,
+  ) -> bool {
+    let frame = reply_error_frame(to_id(call), &code, &message, meta_json.as_deref());
+    self.server.registry.send(to_id(session), frame)
+  }
+
+  /// Closes a session after the frames already queued for it.
+  /// `code` must be 1000 or 3000–4999 unless `internal` (1008, 1011 from the runtime itself).
+  #[napi]
+  pub fn close_session(
+    &self,
+    session: i64,
+    code: u32,
+    reason: String,
+    internal: Option<bool>,
+  ) -> Result<bool> {
+    let code = u16::try_from(code).map_err(|_| invalid(format!("invalid close code {code}")))?;
+    let runtime_code = internal.unwrap_or(false)
+      && matches!(
+        CloseCode::from_u16(code),
+        CloseCode::Policy | CloseCode::InternalError
+      );
+    if !runtime_code && !CloseCode::is_sendable_by_app(code) {
+      return Err(invalid(format!(
+        "close code must be 1000 or 3000-4999, got {code}"
+      )));
+    }
+    if reason.len() > 123 {
+      return Err(invalid("close reason must be at most 123 bytes"));
+    }
+    Ok(self.server.registry.close_session(to_id(session), code, &reason))
+  }
+
+  /// Session ids of an actor, in connection order.
+  #[napi]
+  pub fn sessions_of(&self, actor: i64) -> Vec<i64> {
+    self
+      .server
+      .registry
+      .sessions_of(to_id(actor))
+      .into_iter()
+      .map(|id| id as i64)
+      .collect()
+  }
+
+  #[napi]
+  pub fn stats(&self) -> NativeStats {
+    let stats = self.server.stats();
+    let clamp = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+    NativeStats {
+      sessions: clamp(stats.sessions),
+      actors: clamp(stats.actors),
+      connections: clamp(stats.connections),
+    }
+  }
+
+  /// Starts shutdown; the batch ends with the shutdown event once every socket is released.
+  #[napi]
+  pub fn shutdown(&self) -> Result<()> {
+    self.server.begin_shutdown(runtime()?.handle());
+    Ok(())
+  }
+
+  /// Drops the wake-up function so the Node process may exit. Called once after shutdown.
+  #[napi]
+  pub fn release(&mut self) {
+    self.server.dispatcher.set_waker(None);
+    self.wake = None;
+  }
+
+  /// Whether a listening server keeps the Node process alive (like `net.Server#ref`).
+  #[napi]
+  pub fn set_ref(&self, env: Env, referenced: bool) -> Result<()> {
+    if let Some(wake) = &self.wake {
+      let status = unsafe {
+        if referenced {
+          napi::sys::napi_ref_threadsafe_function(env.raw(), wake.raw())
+        } else {
+          napi::sys::napi_unref_threadsafe_function(env.raw(), wake.raw())
+        }
+      };
+      if status != napi::sys::Status::napi_ok {
+        return Err(Error::from_reason("cannot change the server's ref state"));
+      }
+    }
+    Ok(())
+  }
+}
+
+impl Drop for NativeServer {
+  /// A server is only dropped after `close()` (the JS layer keeps it referenced until then);
+  /// should it be collected anyway, it shuts down instead of leaving sockets orphaned.
+  fn drop(&mut self) {
+    if let Ok(runtime) = runtime() {
+      self.server.begin_shutdown(runtime.handle());
+    }
+    self.server.dispatcher.set_waker(None);
+  }
+}

@@ -1,0 +1,126 @@
+//! Server limits and timeouts. Every bound the server enforces is named here with its default,
+//! so the documentation of a limit and its value live in one place.
+
+use std::time::Duration;
+
+/// Largest inbound message (and frame): past it the socket is closed with 1009.
+/// 1 MiB matches socket.io's `maxHttpBufferSize` and is ample for JSON events.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
+
+/// Bytes of frames a session may have waiting for its socket before it counts as a slow
+/// consumer (closed 1008, or its frames dropped under [`OverflowPolicy::Drop`]).
+pub const DEFAULT_MAX_BACKPRESSURE_BYTES: usize = 1 << 20;
+
+/// Time from TCP accept to the 101 answer, `extractMeta` included. Slow or silent clients are
+/// dropped when it runs out, so they cannot hold sockets open.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time a closing socket gets to finish the close handshake before it is dropped.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Idle time after which an actor with no open session leaves memory.
+pub const DEFAULT_HIBERNATE_AFTER: Duration = Duration::from_secs(30);
+
+/// Concurrent sockets (open or upgrading); further upgrades are answered 503.
+pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
+
+/// Largest HTTP request head accepted before the upgrade; larger heads get 431.
+pub const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
+
+/// Headers parsed in a request head; more get 431.
+pub const MAX_REQUEST_HEADERS: usize = 64;
+
+/// Read buffer per socket. tungstenite's default (128 KiB) costs about 135 KiB per idle
+/// socket; 4 KiB brings an idle socket to about 9 KiB while a JSON event still fits in one read.
+pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Write size past which tungstenite writes to the socket without waiting for a flush.
+/// Frames fed in one burst are coalesced up to this size into one write.
+pub const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Bytes of inbound events waiting for the JS thread before socket readers pause. Readers
+/// then stop reading, so TCP pushes back on clients instead of memory growing.
+pub const MAX_PENDING_DISPATCH_BYTES: usize = 64 << 20;
+
+/// What to do with a session whose outbox is over [`ServerConfig::max_backpressure_bytes`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverflowPolicy {
+  /// Close the socket with 1008 "slow consumer" (the default: a client that cannot keep up
+  /// learns it, and reconnects to a fresh state).
+  Close,
+  /// Drop frames that do not fit and count them; the socket stays open.
+  Drop,
+}
+
+/// One WebSocket endpoint: a connection definition's path and whether it authenticates in JS.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+  /// Request path that upgrades, e.g. `/ws`.
+  pub path: String,
+  /// When true the upgrade waits for the JS `extractMeta`; otherwise meta is made in Rust.
+  pub authenticates: bool,
+}
+
+/// Everything a server needs to run; validated once, in the JS layer and in [`Self::validate`].
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+  pub endpoints: Vec<Endpoint>,
+  pub max_payload_bytes: usize,
+  pub max_backpressure_bytes: usize,
+  pub overflow_policy: OverflowPolicy,
+  pub handshake_timeout: Duration,
+  pub close_timeout: Duration,
+  pub hibernate_after: Duration,
+  pub max_sessions: usize,
+}
+
+impl Default for ServerConfig {
+  fn default() -> Self {
+    Self {
+      endpoints: vec![Endpoint {
+        path: "/ws".into(),
+        authenticates: false,
+      }],
+      max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+      max_backpressure_bytes: DEFAULT_MAX_BACKPRESSURE_BYTES,
+      overflow_policy: OverflowPolicy::Close,
+      handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+      close_timeout: DEFAULT_CLOSE_TIMEOUT,
+      hibernate_after: DEFAULT_HIBERNATE_AFTER,
+      max_sessions: DEFAULT_MAX_SESSIONS,
+    }
+  }
+}
+
+impl ServerConfig {
+  /// Rejects configurations that cannot work, naming the option and the rule.
+  pub fn validate(&self) -> Result<(), String> {
+    if self.endpoints.is_empty() {
+      return Err("at least one connection definition is required".into());
+    }
+    for (i, endpoint) in self.endpoints.iter().enumerate() {
+      if !endpoint.path.starts_with('/') {
+        return Err(format!("websocketPath must start with '/': {:?}", endpoint.path));
+      }
+      if self.endpoints[..i].iter().any(|e| e.path == endpoint.path) {
+        return Err(format!(
+          "two connection definitions share websocketPath {:?}",
+          endpoint.path
+        ));
+      }
+      if endpoint.path == "/healthz" {
+        return Err("websocketPath /healthz is reserved for the health check".into());
+      }
+    }
+    if self.max_payload_bytes < 128 {
+      return Err("maxPayloadBytes must be at least 128".into());
+    }
+    if self.max_backpressure_bytes < 1024 {
+      return Err("maxBackpressure must be at least 1024 bytes".into());
+    }
+    if self.max_sessions == 0 {
+      return Err("maxSessions must be at least 1".into());
+    }
+    Ok(())
+  }
+}

@@ -1,0 +1,140 @@
+//! Typed outcomes at each boundary: the close codes a session ends with, why a client frame was
+//! refused, and why an upgrade was refused. Each maps to exactly one thing the client sees.
+
+use std::fmt;
+
+/// WebSocket close codes warren sends (DESIGN §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseCode {
+  /// 1000: normal closure, also "Actor destroyed".
+  Normal,
+  /// 1001: the server is shutting down.
+  GoingAway,
+  /// 1007: a text frame that is not UTF-8.
+  InvalidPayload,
+  /// 1008: a policy limit, e.g. a slow consumer over its backpressure limit.
+  Policy,
+  /// 1009: a message over `maxPayloadBytes`.
+  TooBig,
+  /// 1011: a handler failed in a way that ends the session (e.g. `onConnect` threw).
+  InternalError,
+  /// 1006: no close frame was exchanged (the peer vanished); never sent, only reported.
+  Abnormal,
+  /// Any other code, e.g. 4000–4999 chosen by the application.
+  Other(u16),
+}
+
+impl CloseCode {
+  pub fn as_u16(self) -> u16 {
+    match self {
+      CloseCode::Normal => 1000,
+      CloseCode::GoingAway => 1001,
+      CloseCode::InvalidPayload => 1007,
+      CloseCode::Policy => 1008,
+      CloseCode::TooBig => 1009,
+      CloseCode::InternalError => 1011,
+      CloseCode::Abnormal => 1006,
+      CloseCode::Other(code) => code,
+    }
+  }
+
+  pub fn from_u16(code: u16) -> Self {
+    match code {
+      1000 => CloseCode::Normal,
+      1001 => CloseCode::GoingAway,
+      1006 => CloseCode::Abnormal,
+      1007 => CloseCode::InvalidPayload,
+      1008 => CloseCode::Policy,
+      1009 => CloseCode::TooBig,
+      1011 => CloseCode::InternalError,
+      other => CloseCode::Other(other),
+    }
+  }
+
+  /// Whether an application may ask for this code in `close(code, reason)`: 1000 or 3000–4999,
+  /// the same rule browsers and `ws` apply.
+  pub fn is_sendable_by_app(code: u16) -> bool {
+    code == 1000 || (3000..=4999).contains(&code)
+  }
+}
+
+/// Why a client frame was refused. The session stays open; the client gets a `system:error`
+/// event carrying [`FrameError::code`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameError {
+  /// Not JSON, not an object, or `type` missing or not a string.
+  Malformed,
+  /// A `call` frame without a non-negative integer `id` or a string `event`.
+  BadCall,
+  /// A binary frame; the protocol is JSON text.
+  Binary,
+}
+
+impl FrameError {
+  pub fn code(self) -> &'static str {
+    match self {
+      FrameError::Malformed => "bad_frame",
+      FrameError::BadCall => "bad_call",
+      FrameError::Binary => "binary_unsupported",
+    }
+  }
+
+  pub fn message(self) -> &'static str {
+    match self {
+      FrameError::Malformed => "frames must be JSON objects with a string \"type\"",
+      FrameError::BadCall => "call frames need an integer \"id\" and a string \"event\"",
+      FrameError::Binary => "binary frames are not supported; send JSON text",
+    }
+  }
+}
+
+impl fmt::Display for FrameError {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.write_str(self.message())
+  }
+}
+
+/// Why an HTTP request did not become a WebSocket. Each variant is one HTTP status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpgradeRejection {
+  /// 400: not a parseable HTTP/1.1 request, or a broken WebSocket handshake.
+  BadRequest(&'static str),
+  /// 404: no endpoint at this path.
+  NotFound,
+  /// 405: a socket path requested with a method other than GET.
+  MethodNotAllowed,
+  /// 426: a plain request on a socket path.
+  UpgradeRequired,
+  /// 431: request head too large or too many headers.
+  HeadTooLarge,
+  /// 503: the server is at `maxSessions` or shutting down.
+  Unavailable(&'static str),
+  /// Any status chosen by `extractMeta` (401 by default) with its message.
+  Refused { status: u16, message: String },
+}
+
+impl UpgradeRejection {
+  pub fn status(&self) -> u16 {
+    match self {
+      UpgradeRejection::BadRequest(_) => 400,
+      UpgradeRejection::NotFound => 404,
+      UpgradeRejection::MethodNotAllowed => 405,
+      UpgradeRejection::UpgradeRequired => 426,
+      UpgradeRejection::HeadTooLarge => 431,
+      UpgradeRejection::Unavailable(_) => 503,
+      UpgradeRejection::Refused { status, .. } => *status,
+    }
+  }
+
+  pub fn message(&self) -> &str {
+    match self {
+      UpgradeRejection::BadRequest(why) => why,
+      UpgradeRejection::NotFound => "not found",
+      UpgradeRejection::MethodNotAllowed => "method not allowed",
+      UpgradeRejection::UpgradeRequired => "this path only accepts WebSocket upgrades",
+      UpgradeRejection::HeadTooLarge => "request head too large",
+      UpgradeRejection::Unavailable(why) => why,
+      UpgradeRejection::Refused { message, .. } => message,
+    }
+  }
+}

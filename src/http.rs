@@ -1,0 +1,256 @@
+//! The HTTP/1.1 side of a connection: the request head before the upgrade, the routing
+//! decision, and the plain responses (health check, errors, refusals).
+//!
+//! The head is read and parsed here instead of inside tungstenite so that the upgrade can wait
+//! for `extractMeta` in JS before the 101 is sent: a refused client never holds a socket.
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+use crate::config::{Endpoint, MAX_REQUEST_HEADERS, MAX_REQUEST_HEAD_BYTES};
+use crate::error::UpgradeRejection;
+
+/// A parsed request head.
+#[derive(Debug)]
+pub struct RequestHead {
+  pub method: String,
+  /// Path and query, as sent.
+  pub target: String,
+  /// Header names lower-cased, in order.
+  pub headers: Vec<(String, String)>,
+  /// Bytes read past the head (a client may send its first frame early).
+  pub leftover: Vec<u8>,
+}
+
+impl RequestHead {
+  pub fn path(&self) -> &str {
+    self.target.split(['?', '#']).next().unwrap_or("")
+  }
+
+  pub fn header(&self, name: &str) -> Option<&str> {
+    self
+      .headers
+      .iter()
+      .find(|(key, _)| key == name)
+      .map(|(_, value)| value.as_str())
+  }
+
+  /// Headers as one JSON object (repeated names joined with ", "), for `req.headers`.
+  pub fn headers_json(&self) -> String {
+    let mut merged: Vec<(&str, String)> = Vec::with_capacity(self.headers.len());
+    for (name, value) in &self.headers {
+      match merged.iter_mut().find(|(key, _)| key == name) {
+        Some((_, existing)) => {
+          existing.push_str(", ");
+          existing.push_str(value);
+        }
+        None => merged.push((name, value.clone())),
+      }
+    }
+    let map: serde_json::Map<String, serde_json::Value> = merged
+      .into_iter()
+      .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
+      .collect();
+    serde_json::Value::Object(map).to_string()
+  }
+}
+
+/// Why no head could be read.
+#[derive(Debug)]
+pub enum HeadError {
+  /// The peer closed or the socket failed: nothing to answer.
+  Gone,
+  /// Answer with this status and close.
+  Reject(UpgradeRejection),
+}
+
+/// Reads until a complete request head (bounded by [`MAX_REQUEST_HEAD_BYTES`]).
+pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<RequestHead, HeadError> {
+  let mut buf = Vec::with_capacity(1024);
+  let mut chunk = [0u8; 2048];
+  loop {
+    let read = stream.read(&mut chunk).await.map_err(|_| HeadError::Gone)?;
+    if read == 0 {
+      return Err(HeadError::Gone);
+    }
+    buf.extend_from_slice(&chunk[..read]);
+    let mut headers = [httparse::EMPTY_HEADER; MAX_REQUEST_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(&buf) {
+      Ok(httparse::Status::Complete(len)) => {
+        let head = RequestHead {
+          method: request.method.unwrap_or("").to_string(),
+          target: request.path.unwrap_or("").to_string(),
+          headers: request
+            .headers
+            .iter()
+            .map(|h| {
+              (
+                h.name.to_ascii_lowercase(),
+                String::from_utf8_lossy(h.value).into_owned(),
+              )
+            })
+            .collect(),
+          leftover: buf[len..].to_vec(),
+        };
+        return Ok(head);
+      }
+      Ok(httparse::Status::Partial) if buf.len() < MAX_REQUEST_HEAD_BYTES => continue,
+      Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
+        return Err(HeadError::Reject(UpgradeRejection::HeadTooLarge))
+      }
+      Err(_) => {
+        return Err(HeadError::Reject(UpgradeRejection::BadRequest(
+          "malformed HTTP request",
+        )))
+      }
+    }
+  }
+}
+
+/// What a request asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+  Health,
+  /// A valid WebSocket upgrade at endpoint `index`, with its `Sec-WebSocket-Accept` value.
+  Upgrade {
+    endpoint: usize,
+    accept_key: String,
+  },
+  Reject(UpgradeRejection),
+}
+
+fn has_token(value: Option<&str>, token: &str) -> bool {
+  value.is_some_and(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case(token)))
+}
+
+pub fn route(head: &RequestHead, endpoints: &[Endpoint]) -> Route {
+  let path = head.path();
+  if path == "/healthz" && head.method == "GET" {
+    return Route::Health;
+  }
+  let Some(endpoint) = endpoints.iter().position(|e| e.path == path) else {
+    return Route::Reject(UpgradeRejection::NotFound);
+  };
+  if head.method != "GET" {
+    return Route::Reject(UpgradeRejection::MethodNotAllowed);
+  }
+  if !has_token(head.header("upgrade"), "websocket") || !has_token(head.header("connection"), "upgrade") {
+    return Route::Reject(UpgradeRejection::UpgradeRequired);
+  }
+  if head.header("sec-websocket-version").map(str::trim) != Some("13") {
+    return Route::Reject(UpgradeRejection::BadRequest("Sec-WebSocket-Version must be 13"));
+  }
+  match head.header("sec-websocket-key").map(str::trim) {
+    Some(key) if !key.is_empty() => Route::Upgrade {
+      endpoint,
+      accept_key: derive_accept_key(key.as_bytes()),
+    },
+    _ => Route::Reject(UpgradeRejection::BadRequest("missing Sec-WebSocket-Key")),
+  }
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+  match status {
+    200 => "OK",
+    400 => "Bad Request",
+    401 => "Unauthorized",
+    403 => "Forbidden",
+    404 => "Not Found",
+    405 => "Method Not Allowed",
+    408 => "Request Timeout",
+    426 => "Upgrade Required",
+    429 => "Too Many Requests",
+    431 => "Request Header Fields Too Large",
+    500 => "Internal Server Error",
+    503 => "Service Unavailable",
+    _ => "Error",
+  }
+}
+
+/// A complete response that closes the connection.
+pub fn response(status: u16, content_type: &str, body: &str, extra_headers: &str) -> Vec<u8> {
+  format!(
+    "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n{extra_headers}\r\n{body}",
+    reason_phrase(status),
+    body.len()
+  )
+  .into_bytes()
+}
+
+/// The JSON error response for a refused request: `{"error": message}`.
+pub fn rejection_response(rejection: &UpgradeRejection) -> Vec<u8> {
+  let body = serde_json::json!({ "error": rejection.message() }).to_string();
+  let extra = match rejection {
+    UpgradeRejection::UpgradeRequired => "Upgrade: websocket\r\n",
+    _ => "",
+  };
+  response(rejection.status(), "application/json", &body, extra)
+}
+
+pub fn health_response() -> Vec<u8> {
+  response(200, "application/json", r#"{"status":"ok"}"#, "")
+}
+
+pub fn switching_protocols(accept_key: &str) -> Vec<u8> {
+  format!(
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept_key}\r\n\r\n"
+  )
+  .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn head(text: &str) -> RequestHead {
+    let rt = tokio::runtime::Builder::new_current_thread()
+      .build()
+      .expect("runtime");
+    let mut bytes = text.as_bytes();
+    match rt.block_on(read_head(&mut bytes)) {
+      Ok(head) => head,
+      Err(err) => panic!("{err:?}"),
+    }
+  }
+
+  fn endpoints() -> Vec<Endpoint> {
+    vec![Endpoint {
+      path: "/ws".into(),
+      authenticates: false,
+    }]
+  }
+
+  #[test]
+  fn routes_upgrades_health_and_unknown_paths() {
+    let upgrade = head(
+      "GET /ws?token=a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    );
+    assert_eq!(upgrade.path(), "/ws");
+    assert_eq!(
+      route(&upgrade, &endpoints()),
+      Route::Upgrade {
+        endpoint: 0,
+        accept_key: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into()
+      }
+    );
+    assert_eq!(
+      route(&head("GET /healthz HTTP/1.1\r\n\r\n"), &endpoints()),
+      Route::Health
+    );
+    assert_eq!(
+      route(&head("GET /ws HTTP/1.1\r\nHost: x\r\n\r\n"), &endpoints()),
+      Route::Reject(UpgradeRejection::UpgradeRequired)
+    );
+    assert_eq!(
+      route(&head("GET /nope HTTP/1.1\r\n\r\n"), &endpoints()),
+      Route::Reject(UpgradeRejection::NotFound)
+    );
+  }
+
+  #[test]
+  fn merges_repeated_headers() {
+    let head = head("GET / HTTP/1.1\r\nX-A: 1\r\nx-a: 2\r\nHost: h\r\n\r\n");
+    assert_eq!(head.headers_json(), r#"{"host":"h","x-a":"1, 2"}"#);
+  }
+}

@@ -1,0 +1,29 @@
+//! warren's native core: a WebSocket server whose sessions, actors, fan-out and storage live in
+//! Rust, and whose user code (hooks and handlers) lives in JavaScript.
+//!
+//! Layout:
+//! - [`config`]: every limit and timeout, with its default and why.
+//! - [`error`]: close codes and the typed errors of each boundary.
+//! - [`protocol`]: client frames parsed once (borrowed), server frames encoded once.
+//! - [`dispatch`]: inbound events batched for the JS thread; the only queue towards JS.
+//! - [`outbox`]: the bounded per-session queue of frames towards a socket.
+//! - [`registry`]: the single owner of sessions and actors, and the fan-out to them.
+//! - [`http`]: the HTTP/1.1 request head before the upgrade, and the plain responses.
+//! - [`session`]: one WebSocket: its reader and writer, pings answered here.
+//! - [`server`]: accept loop, upgrade with auth in JS, idle eviction, shutdown.
+//! - [`bindings`]: the napi skin; nothing else in the crate names napi.
+//!
+//! Rules (DESIGN §4): Rust owns I/O, JS owns user code; events cross to JS in batches; a frame
+//! is encoded once whatever the number of recipients; every queue is bounded.
+#![deny(clippy::all)]
+
+pub mod bindings;
+pub mod config;
+pub mod dispatch;
+pub mod error;
+pub mod http;
+pub mod outbox;
+pub mod protocol;
+pub mod registry;
+pub mod server;
+pub mod session;

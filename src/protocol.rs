@@ -1,0 +1,252 @@
+//! The wire protocol (DESIGN §3): client frames are parsed once, borrowing from the received
+//! text; server frames are encoded once into shared bytes that any number of sockets can send.
+//!
+//! Event names and payloads are never re-encoded: the raw JSON tokens of a client frame travel
+//! to JS as they arrived, and a payload encoded by JS is spliced into the server envelope.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::error::FrameError;
+
+/// Largest call id accepted: integers JS numbers represent exactly.
+pub const MAX_CALL_ID: u64 = (1 << 53) - 1;
+
+/// A client frame, borrowed from the text it was parsed from.
+#[derive(Debug, PartialEq)]
+pub enum ClientFrame<'a> {
+  /// `{"type":"ping"}`: answered in Rust with `{"type":"pong"}`; JS never sees it.
+  Ping,
+  /// `{"type":"x","data":...}`. `kind` is the raw JSON string token of `type` (quotes
+  /// included); `data` the raw JSON of `data`, if any. JS routes by `data.type`, else `type`.
+  Event { kind: &'a str, data: Option<&'a str> },
+  /// `{"type":"call","id":7,"event":"x","data":...}`: exactly one `reply` answers it.
+  Call {
+    id: u64,
+    event: &'a str,
+    data: Option<&'a str>,
+  },
+}
+
+#[derive(Deserialize)]
+struct WireFrame<'a> {
+  #[serde(rename = "type", borrow)]
+  kind: &'a RawValue,
+  #[serde(borrow, default)]
+  data: Option<&'a RawValue>,
+  #[serde(borrow, default)]
+  id: Option<&'a RawValue>,
+  #[serde(borrow, default)]
+  event: Option<&'a RawValue>,
+}
+
+fn is_json_string(raw: &RawValue) -> bool {
+  raw.get().starts_with('"')
+}
+
+/// Parses one client text frame.
+pub fn parse_client_frame(text: &str) -> Result<ClientFrame<'_>, FrameError> {
+  let wire: WireFrame<'_> = serde_json::from_str(text).map_err(|_| FrameError::Malformed)?;
+  if !is_json_string(wire.kind) {
+    return Err(FrameError::Malformed);
+  }
+  let data = wire.data.map(RawValue::get).filter(|raw| *raw != "null");
+  match wire.kind.get() {
+    "\"ping\"" => Ok(ClientFrame::Ping),
+    "\"call\"" => {
+      let id = wire
+        .id
+        .and_then(|raw| raw.get().parse::<u64>().ok())
+        .filter(|id| *id <= MAX_CALL_ID)
+        .ok_or(FrameError::BadCall)?;
+      let event = wire
+        .event
+        .filter(|raw| is_json_string(raw))
+        .ok_or(FrameError::BadCall)?;
+      Ok(ClientFrame::Call {
+        id,
+        event: event.get(),
+        data,
+      })
+    }
+    kind => Ok(ClientFrame::Event { kind, data }),
+  }
+}
+
+/// `{"type":"pong"}`, the heartbeat answer.
+pub fn pong_frame() -> Utf8Bytes {
+  Utf8Bytes::from_static(r#"{"type":"pong"}"#)
+}
+
+/// Appends `value` as a JSON string literal.
+pub fn push_json_string(out: &mut String, value: &str) {
+  // Writing into a String cannot fail and a &str always serialises.
+  let encoded = serde_json::to_string(value).unwrap_or_else(|_| String::from("\"\""));
+  out.push_str(&encoded);
+}
+
+/// Why a payload given by JS cannot be put in an event frame.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NotAnObject;
+
+/// An event frame: `{"type":"event","channel":"default","data":{"type":<event>, ...payload}}`.
+///
+/// `payload_json` must be a JSON object (or absent): its members are spliced after the event
+/// name, as Verani's clients expect. It is encoded once and shared by every recipient.
+pub fn event_frame(event: &str, payload_json: Option<&str>) -> Result<Utf8Bytes, NotAnObject> {
+  let payload = payload_json.map(str::trim).unwrap_or("{}");
+  let members = payload
+    .strip_prefix('{')
+    .and_then(|rest| rest.strip_suffix('}'))
+    .ok_or(NotAnObject)?
+    .trim();
+  let mut out = String::with_capacity(48 + event.len() + members.len());
+  out.push_str(r#"{"type":"event","channel":"default","data":{"type":"#);
+  push_json_string(&mut out, event);
+  if !members.is_empty() {
+    out.push(',');
+    out.push_str(members);
+  }
+  out.push_str("}}");
+  Ok(Utf8Bytes::from(out))
+}
+
+/// A successful call reply: `{"type":"reply","id":7,"data":<result>}`.
+pub fn reply_frame(id: u64, result_json: Option<&str>) -> Utf8Bytes {
+  let result = result_json.unwrap_or("null");
+  let mut out = String::with_capacity(32 + result.len());
+  out.push_str(r#"{"type":"reply","id":"#);
+  out.push_str(&id.to_string());
+  out.push_str(r#","data":"#);
+  out.push_str(result);
+  out.push('}');
+  Utf8Bytes::from(out)
+}
+
+/// A failed call reply: `{"type":"reply","id":7,"error":{"code":..,"message":..,"meta":..}}`.
+pub fn reply_error_frame(id: u64, code: &str, message: &str, meta_json: Option<&str>) -> Utf8Bytes {
+  let mut out = String::with_capacity(64 + code.len() + message.len());
+  out.push_str(r#"{"type":"reply","id":"#);
+  out.push_str(&id.to_string());
+  out.push_str(r#","error":{"code":"#);
+  push_json_string(&mut out, code);
+  out.push_str(r#","message":"#);
+  push_json_string(&mut out, message);
+  if let Some(meta) = meta_json {
+    out.push_str(r#","meta":"#);
+    out.push_str(meta);
+  }
+  out.push_str("}}");
+  Utf8Bytes::from(out)
+}
+
+/// A `system:error` event telling the client its frame was refused; the session stays open.
+pub fn system_error_frame(error: FrameError) -> Utf8Bytes {
+  let mut out = String::with_capacity(128);
+  out.push_str(r#"{"type":"event","channel":"default","data":{"type":"system:error","code":"#);
+  push_json_string(&mut out, error.code());
+  out.push_str(r#","message":"#);
+  push_json_string(&mut out, error.message());
+  out.push_str("}}");
+  Utf8Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn parses_events_with_raw_tokens() {
+    let frame = parse_client_frame(r#"{"type":"chat.message","data":{"text":"hi"}}"#);
+    assert_eq!(
+      frame,
+      Ok(ClientFrame::Event {
+        kind: r#""chat.message""#,
+        data: Some(r#"{"text":"hi"}"#)
+      })
+    );
+    let frame = parse_client_frame(r#"{"type":"x","data":null}"#);
+    assert_eq!(
+      frame,
+      Ok(ClientFrame::Event {
+        kind: r#""x""#,
+        data: None
+      })
+    );
+  }
+
+  #[test]
+  fn recognises_ping_and_calls() {
+    assert_eq!(parse_client_frame(r#"{"type":"ping"}"#), Ok(ClientFrame::Ping));
+    let frame = parse_client_frame(r#"{"type":"call","id":7,"event":"count.get","data":{}}"#);
+    assert_eq!(
+      frame,
+      Ok(ClientFrame::Call {
+        id: 7,
+        event: r#""count.get""#,
+        data: Some("{}")
+      })
+    );
+  }
+
+  #[test]
+  fn refuses_malformed_frames() {
+    for text in [
+      "",
+      "nope",
+      "[]",
+      "42",
+      r#"{"data":1}"#,
+      r#"{"type":3}"#,
+      r#"{"type":"a","type":"b"}"#,
+    ] {
+      assert_eq!(parse_client_frame(text), Err(FrameError::Malformed), "{text}");
+    }
+    for text in [
+      r#"{"type":"call","event":"x"}"#,
+      r#"{"type":"call","id":-1,"event":"x"}"#,
+      r#"{"type":"call","id":1.5,"event":"x"}"#,
+      r#"{"type":"call","id":1,"event":2}"#,
+      r#"{"type":"call","id":9007199254740992,"event":"x"}"#,
+    ] {
+      assert_eq!(parse_client_frame(text), Err(FrameError::BadCall), "{text}");
+    }
+  }
+
+  #[test]
+  fn splices_payload_members_after_the_event_name() {
+    let frame = event_frame("welcome", Some(r#"{"count":1}"#)).map(|b| b.to_string());
+    assert_eq!(
+      frame.as_deref(),
+      Ok(r#"{"type":"event","channel":"default","data":{"type":"welcome","count":1}}"#)
+    );
+    let frame = event_frame("a\"b", None).map(|b| b.to_string());
+    assert_eq!(
+      frame.as_deref(),
+      Ok(r#"{"type":"event","channel":"default","data":{"type":"a\"b"}}"#)
+    );
+    let frame = event_frame("x", Some("{ }")).map(|b| b.to_string());
+    assert_eq!(
+      frame.as_deref(),
+      Ok(r#"{"type":"event","channel":"default","data":{"type":"x"}}"#)
+    );
+    assert_eq!(event_frame("x", Some("[1]")), Err(NotAnObject));
+  }
+
+  #[test]
+  fn encodes_replies() {
+    assert_eq!(
+      reply_frame(7, Some("42")).as_str(),
+      r#"{"type":"reply","id":7,"data":42}"#
+    );
+    assert_eq!(
+      reply_frame(1, None).as_str(),
+      r#"{"type":"reply","id":1,"data":null}"#
+    );
+    assert_eq!(
+      reply_error_frame(7, "handler_error", "boom", None).as_str(),
+      r#"{"type":"reply","id":7,"error":{"code":"handler_error","message":"boom"}}"#
+    );
+  }
+}

@@ -1,0 +1,330 @@
+//! The server: accept loop, the upgrade (with `extractMeta` in JS when the endpoint asks for
+//! it), idle-actor eviction and shutdown.
+//!
+//! Every task a server spawns watches its shutdown signal, and every connection holds a
+//! [`LiveGuard`], so shutdown can wait until the last socket is released before it tells JS
+//! (the `SHUTDOWN` event): nothing is left running when `close()` resolves.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
+use tokio::sync::{oneshot, watch, Notify};
+use tokio::time::{timeout_at, Instant};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::config::{ServerConfig, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};
+use crate::dispatch::{Dispatcher, OpenEvent};
+use crate::error::{CloseCode, UpgradeRejection};
+use crate::http::{self, HeadError, RequestHead, Route};
+use crate::outbox::Outbox;
+use crate::registry::Registry;
+use crate::session::{self, SessionLink};
+
+/// The answer of `extractMeta` to an upgrade request.
+#[derive(Debug)]
+pub enum Decision {
+  /// Open the socket for the user `key` with this meta (its attachment).
+  Accept { key: String, meta_json: String },
+  /// Answer with this HTTP status and `{"error": message}`.
+  Reject { status: u16, message: String },
+}
+
+/// Counters for tests and benchmarks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+  pub sessions: usize,
+  pub actors: usize,
+  pub connections: usize,
+}
+
+pub struct Server {
+  pub config: ServerConfig,
+  pub registry: Registry,
+  pub dispatcher: Arc<Dispatcher>,
+  /// Upgrades waiting for `extractMeta`. Dropping a sender answers its client 503.
+  pending_upgrades: Mutex<HashMap<u64, oneshot::Sender<Decision>>>,
+  next_session: AtomicU64,
+  next_request: AtomicU64,
+  /// Connections in any phase (handshake or open).
+  live: AtomicUsize,
+  /// Signalled when `live` drops to zero.
+  drained: Notify,
+  /// Flips to true once, when shutdown begins.
+  shutdown: watch::Sender<bool>,
+}
+
+/// Counts a connection as live for as long as it exists.
+struct LiveGuard<'a>(&'a Server);
+
+impl<'a> LiveGuard<'a> {
+  fn new(server: &'a Server) -> Self {
+    server.live.fetch_add(1, Ordering::SeqCst);
+    Self(server)
+  }
+}
+
+impl Drop for LiveGuard<'_> {
+  fn drop(&mut self) {
+    if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+      self.0.drained.notify_waiters();
+    }
+  }
+}
+
+impl Server {
+  pub fn new(config: ServerConfig) -> Arc<Self> {
+    Arc::new(Self {
+      config,
+      registry: Registry::default(),
+      dispatcher: Arc::new(Dispatcher::new()),
+      pending_upgrades: Mutex::new(HashMap::new()),
+      next_session: AtomicU64::new(0),
+      next_request: AtomicU64::new(0),
+      live: AtomicUsize::new(0),
+      drained: Notify::new(),
+      shutdown: watch::channel(false).0,
+    })
+  }
+
+  pub fn is_shutting_down(&self) -> bool {
+    *self.shutdown.borrow()
+  }
+
+  pub fn stats(&self) -> Stats {
+    Stats {
+      sessions: self.registry.session_count(),
+      actors: self.registry.actor_count(),
+      connections: self.live.load(Ordering::SeqCst),
+    }
+  }
+
+  /// Binds synchronously (so a busy port is an immediate error) and starts accepting.
+  pub fn listen(self: &Arc<Self>, runtime: &Handle, host: &str, port: u16) -> std::io::Result<SocketAddr> {
+    let std_listener = std::net::TcpListener::bind((host, port))?;
+    std_listener.set_nonblocking(true)?;
+    let address = std_listener.local_addr()?;
+    let listener = {
+      let _entered = runtime.enter();
+      TcpListener::from_std(std_listener)?
+    };
+    runtime.spawn(self.clone().accept_loop(listener));
+    runtime.spawn(self.clone().eviction_loop());
+    Ok(address)
+  }
+
+  /// Resolves when shutdown begins.
+  async fn shutdown_signal(&self) {
+    let mut receiver = self.shutdown.subscribe();
+    let _ = receiver.wait_for(|stopping| *stopping).await;
+  }
+
+  async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+      tokio::select! {
+        _ = self.shutdown_signal() => return,
+        accepted = listener.accept() => match accepted {
+          Ok((stream, peer)) => {
+            backoff = Duration::from_millis(5);
+            tokio::spawn(self.clone().serve_connection(stream, peer));
+          }
+          Err(_) => {
+            // Out of file descriptors or a transient error: wait, then retry.
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+          }
+        }
+      }
+    }
+  }
+
+  async fn eviction_loop(self: Arc<Self>) {
+    let idle_for = self.config.hibernate_after;
+    let period = (idle_for / 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+      tokio::select! {
+        _ = self.shutdown_signal() => return,
+        _ = ticks.tick() => {
+          for actor in self.registry.evict_idle(idle_for) {
+            self.dispatcher.push_evict(actor);
+          }
+        }
+      }
+    }
+  }
+
+  async fn serve_connection(self: Arc<Self>, mut stream: TcpStream, peer: SocketAddr) {
+    let _live = LiveGuard::new(&self);
+    let _ = stream.set_nodelay(true);
+    let deadline = Instant::now() + self.config.handshake_timeout;
+    let handshake = async {
+      let head = match timeout_at(deadline, http::read_head(&mut stream)).await {
+        Ok(Ok(head)) => head,
+        Ok(Err(HeadError::Reject(rejection))) => return Err(Some(rejection)),
+        Ok(Err(HeadError::Gone)) | Err(_) => return Err(None),
+      };
+      let (endpoint, accept_key) = match http::route(&head, &self.config.endpoints) {
+        Route::Health => {
+          write_and_close(&mut stream, &http::health_response(), deadline).await;
+          return Err(None);
+        }
+        Route::Reject(rejection) => return Err(Some(rejection)),
+        Route::Upgrade { endpoint, accept_key } => (endpoint, accept_key),
+      };
+      if self.live.load(Ordering::SeqCst) > self.config.max_sessions {
+        return Err(Some(UpgradeRejection::Unavailable(
+          "server is at its session limit",
+        )));
+      }
+      let (key, meta_json) = if self.config.endpoints[endpoint].authenticates {
+        self
+          .authenticate(&head, endpoint, peer, deadline)
+          .await
+          .map_err(Some)?
+      } else {
+        default_meta()
+      };
+      let response = http::switching_protocols(&accept_key);
+      match timeout_at(deadline, stream.write_all(&response)).await {
+        Ok(Ok(())) => Ok((head, endpoint, key, meta_json)),
+        _ => Err(None),
+      }
+    };
+    let outcome = tokio::select! {
+      outcome = handshake => outcome,
+      _ = self.shutdown_signal() => Err(Some(UpgradeRejection::Unavailable("server is shutting down"))),
+    };
+    let (head, endpoint, key, meta_json) = match outcome {
+      Ok(accepted) => accepted,
+      Err(Some(rejection)) => {
+        write_and_close(&mut stream, &http::rejection_response(&rejection), deadline).await;
+        return;
+      }
+      Err(None) => return,
+    };
+
+    let id = self.next_session.fetch_add(1, Ordering::Relaxed) + 1;
+    let outbox = Arc::new(Outbox::new(
+      self.config.max_backpressure_bytes,
+      self.config.overflow_policy,
+    ));
+    let attached = self.registry.attach(endpoint, &key, id, outbox.clone());
+    self.dispatcher.push_open(&OpenEvent {
+      session: id,
+      actor: attached.actor,
+      created: attached.created,
+      endpoint,
+      key: &key,
+      meta_json: &meta_json,
+    });
+    if self.is_shutting_down() {
+      outbox.request_close(CloseCode::GoingAway.as_u16(), "server shutdown");
+    }
+    let config = WebSocketConfig::default()
+      .read_buffer_size(READ_BUFFER_BYTES)
+      .write_buffer_size(WRITE_BUFFER_BYTES)
+      .max_write_buffer_size(
+        WRITE_BUFFER_BYTES
+          + self
+            .config
+            .max_payload_bytes
+            .max(self.config.max_backpressure_bytes),
+      )
+      .max_message_size(Some(self.config.max_payload_bytes))
+      .max_frame_size(Some(self.config.max_payload_bytes));
+    let socket =
+      WebSocketStream::from_partially_read(stream, head.leftover, Role::Server, Some(config)).await;
+    let link = SessionLink {
+      id,
+      outbox,
+      dispatcher: self.dispatcher.clone(),
+      close_timeout: self.config.close_timeout,
+    };
+    let ended = session::run(socket, &link).await;
+    self.registry.detach(id);
+    self.dispatcher.push_close(id, ended.code, &ended.reason);
+  }
+
+  /// Sends the request to `extractMeta` and waits for its decision.
+  async fn authenticate(
+    &self,
+    head: &RequestHead,
+    endpoint: usize,
+    peer: SocketAddr,
+    deadline: Instant,
+  ) -> Result<(String, String), UpgradeRejection> {
+    let request = self.next_request.fetch_add(1, Ordering::Relaxed) + 1;
+    let (sender, receiver) = oneshot::channel();
+    self.pending_upgrades.lock().insert(request, sender);
+    let remote = peer.ip().to_string();
+    self
+      .dispatcher
+      .push_upgrade(request, endpoint, &head.target, &remote, &head.headers_json());
+    let decision = timeout_at(deadline, receiver).await;
+    self.pending_upgrades.lock().remove(&request);
+    match decision {
+      Ok(Ok(Decision::Accept { key, meta_json })) => Ok((key, meta_json)),
+      Ok(Ok(Decision::Reject { status, message })) => Err(UpgradeRejection::Refused { status, message }),
+      Ok(Err(_)) => Err(UpgradeRejection::Unavailable("server is shutting down")),
+      Err(_) => Err(UpgradeRejection::Unavailable("authentication timed out")),
+    }
+  }
+
+  /// Delivers the decision of `extractMeta`; false when the request is gone (timed out).
+  pub fn decide_upgrade(&self, request: u64, decision: Decision) -> bool {
+    match self.pending_upgrades.lock().remove(&request) {
+      Some(sender) => sender.send(decision).is_ok(),
+      None => false,
+    }
+  }
+
+  /// Stops accepting, closes every socket with 1001, waits until all are released, then
+  /// queues the `SHUTDOWN` event. Idempotent.
+  pub fn begin_shutdown(self: &Arc<Self>, runtime: &Handle) {
+    if self.shutdown.send_replace(true) {
+      return;
+    }
+    self.pending_upgrades.lock().clear();
+    self
+      .registry
+      .close_all(CloseCode::GoingAway.as_u16(), "server shutdown");
+    let server = self.clone();
+    runtime.spawn(async move {
+      loop {
+        let drained = server.drained.notified();
+        tokio::pin!(drained);
+        drained.as_mut().enable();
+        if server.live.load(Ordering::SeqCst) == 0 {
+          break;
+        }
+        drained.await;
+      }
+      server.dispatcher.push_shutdown();
+    });
+  }
+}
+
+/// Meta for endpoints without `extractMeta`: a fresh id as both user and client.
+fn default_meta() -> (String, String) {
+  let id = uuid::Uuid::new_v4().to_string();
+  let meta = format!(r#"{{"userId":"{id}","clientId":"{id}","channels":["default"]}}"#);
+  (id, meta)
+}
+
+async fn write_and_close(stream: &mut TcpStream, response: &[u8], deadline: Instant) {
+  let write = async {
+    stream.write_all(response).await?;
+    stream.shutdown().await
+  };
+  let _ = timeout_at(deadline, write).await;
+}

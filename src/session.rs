@@ -1,0 +1,173 @@
+//! One open WebSocket: a reader that parses frames once and answers pings, and a writer that
+//! drains the session's outbox, both in one task.
+//!
+//! The reader hands events and calls to the dispatcher (waiting while its batch is full, which
+//! pushes back on the client through TCP). The writer takes every queued frame at once and
+//! feeds them to tungstenite before one flush, so a burst becomes one write.
+//!
+//! Ending: whoever closes first decides the code JS sees. A peer's Close is answered by
+//! tungstenite while the reader keeps polling until the socket ends; a close requested here is
+//! sent after the frames queued before it, then the reader waits (bounded) for the peer's reply.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::error::Error as WsError;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::dispatch::Dispatcher;
+use crate::error::{CloseCode, FrameError};
+use crate::outbox::{CloseRequest, Outbox};
+use crate::protocol::{parse_client_frame, pong_frame, system_error_frame, ClientFrame};
+
+/// What a session needs besides its socket.
+pub struct SessionLink {
+  pub id: u64,
+  pub outbox: Arc<Outbox>,
+  pub dispatcher: Arc<Dispatcher>,
+  pub close_timeout: Duration,
+}
+
+/// How a session ended: the close code and reason JS receives in `onDisconnect`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ended {
+  pub code: u16,
+  pub reason: String,
+}
+
+enum ReadEnd {
+  /// The peer sent Close (code 1005 when it gave none) and the socket then ended.
+  PeerClosed(Ended),
+  /// The peer broke a rule; close with this code.
+  Violation(CloseCode, &'static str),
+  /// The connection dropped without a close handshake.
+  Gone,
+}
+
+enum WriteEnd {
+  /// A close requested here was sent (or given up on after the close timeout).
+  Closed(CloseRequest),
+  /// The socket failed.
+  Failed,
+}
+
+/// Runs the session until its socket is gone.
+pub async fn run<S>(socket: WebSocketStream<S>, link: &SessionLink) -> Ended
+where
+  S: AsyncRead + AsyncWrite + Unpin,
+{
+  let (mut sink, mut stream) = socket.split();
+  let reader = read_loop(&mut stream, link);
+  let writer = write_loop(&mut sink, link);
+  tokio::pin!(reader, writer);
+  tokio::select! {
+    end = &mut reader => match end {
+      ReadEnd::PeerClosed(ended) => ended,
+      ReadEnd::Violation(code, reason) => {
+        link.outbox.request_close(code.as_u16(), reason);
+        let _ = timeout(link.close_timeout, &mut writer).await;
+        Ended { code: code.as_u16(), reason: reason.into() }
+      }
+      ReadEnd::Gone => Ended { code: CloseCode::Abnormal.as_u16(), reason: String::new() },
+    },
+    end = &mut writer => match end {
+      WriteEnd::Closed(request) => {
+        let _ = timeout(link.close_timeout, &mut reader).await;
+        Ended { code: request.code, reason: request.reason }
+      }
+      WriteEnd::Failed => Ended { code: CloseCode::Abnormal.as_u16(), reason: String::new() },
+    },
+  }
+}
+
+async fn read_loop<S>(stream: &mut SplitStream<WebSocketStream<S>>, link: &SessionLink) -> ReadEnd
+where
+  S: AsyncRead + AsyncWrite + Unpin,
+{
+  let mut peer_close: Option<Ended> = None;
+  while let Some(item) = stream.next().await {
+    match item {
+      Ok(Message::Text(text)) => on_text(&text, link).await,
+      Ok(Message::Binary(_)) => {
+        link.outbox.push(system_error_frame(FrameError::Binary));
+      }
+      Ok(Message::Close(frame)) => {
+        // Keep polling: tungstenite sends the close reply on the next read, then ends.
+        peer_close = Some(match frame {
+          Some(frame) => Ended {
+            code: u16::from(frame.code),
+            reason: frame.reason.to_string(),
+          },
+          None => Ended {
+            code: 1005,
+            reason: String::new(),
+          },
+        });
+      }
+      Ok(_) => {}
+      Err(WsError::Capacity(_)) => return ReadEnd::Violation(CloseCode::TooBig, "message too big"),
+      Err(WsError::Utf8(_)) => return ReadEnd::Violation(CloseCode::InvalidPayload, "invalid UTF-8"),
+      Err(WsError::Protocol(_)) => return ReadEnd::Violation(CloseCode::Other(1002), "protocol error"),
+      Err(_) => break,
+    }
+  }
+  match peer_close {
+    Some(ended) => ReadEnd::PeerClosed(ended),
+    None => ReadEnd::Gone,
+  }
+}
+
+async fn on_text(text: &Utf8Bytes, link: &SessionLink) {
+  match parse_client_frame(text.as_str()) {
+    Ok(ClientFrame::Ping) => {
+      link.outbox.push(pong_frame());
+    }
+    Ok(ClientFrame::Event { kind, data }) => link.dispatcher.push_message(link.id, kind, data).await,
+    Ok(ClientFrame::Call { id, event, data }) => link.dispatcher.push_call(link.id, id, event, data).await,
+    Err(error) => {
+      link.outbox.push(system_error_frame(error));
+    }
+  }
+}
+
+async fn write_loop<S>(sink: &mut SplitSink<WebSocketStream<S>, Message>, link: &SessionLink) -> WriteEnd
+where
+  S: AsyncRead + AsyncWrite + Unpin,
+{
+  let mut frames: VecDeque<Utf8Bytes> = VecDeque::new();
+  loop {
+    let close = link.outbox.take(&mut frames).await;
+    if !frames.is_empty() {
+      let write = async {
+        while let Some(frame) = frames.pop_front() {
+          sink.feed(Message::Text(frame)).await?;
+        }
+        sink.flush().await
+      };
+      tokio::select! {
+        written = write => {
+          if written.is_err() {
+            return WriteEnd::Failed;
+          }
+        }
+        _ = link.outbox.urgent_close() => {}
+      }
+      frames.clear();
+    }
+    if let Some(request) = close {
+      let frame = CloseFrame {
+        code: request.code.into(),
+        reason: request.reason.clone().into(),
+      };
+      let _ = timeout(link.close_timeout, sink.send(Message::Close(Some(frame)))).await;
+      return WriteEnd::Closed(request);
+    }
+  }
+}
