@@ -75,6 +75,8 @@ export interface NativeOptions {
   hibernateAfterMs?: number
   /** @default 100000 */
   maxSessions?: number
+  /** Directory served over plain GET for paths that are not socket paths. */
+  staticDir?: string
 }
 
 export interface NativeStats {

@@ -28,6 +28,11 @@ export interface ServerOptions {
   hibernateAfterMs?: number;
   /** Concurrent sockets; more upgrades are answered 503. @default 100000 */
   maxSessions?: number;
+  /**
+   * A directory served over plain GET on the same port, for paths that are not socket paths
+   * (`/` serves `index.html`). Paths leaving the directory are refused with 404.
+   */
+  static?: string;
 }
 
 export interface ListenOptions {
@@ -91,6 +96,9 @@ export class WarrenServer {
     if (options.backpressure !== undefined && options.backpressure !== "close" && options.backpressure !== "drop") {
       throw new WarrenError("invalid_option", 'createServer: backpressure must be "close" or "drop"');
     }
+    if (options.static !== undefined && typeof options.static !== "string") {
+      throw new WarrenError("invalid_option", "createServer: static must be a directory path");
+    }
     this.#definitions = [...connections];
     this.#runtime = new Runtime(this.#definitions);
     this.#native = new NativeServer(
@@ -103,6 +111,7 @@ export class WarrenServer {
         closeTimeoutMs: positiveInteger(options, "closeTimeoutMs"),
         hibernateAfterMs: positiveInteger(options, "hibernateAfterMs"),
         maxSessions: positiveInteger(options, "maxSessions"),
+        staticDir: options.static,
       },
       this.#runtime.wake,
     );

@@ -42,6 +42,9 @@ pub const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 /// then stop reading, so TCP pushes back on clients instead of memory growing.
 pub const MAX_PENDING_DISPATCH_BYTES: usize = 64 << 20;
 
+/// Largest static file served (the demo's page and scripts are far smaller).
+pub const MAX_STATIC_FILE_BYTES: u64 = 8 << 20;
+
 /// What to do with a session whose outbox is over [`ServerConfig::max_backpressure_bytes`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OverflowPolicy {
@@ -72,6 +75,8 @@ pub struct ServerConfig {
   pub close_timeout: Duration,
   pub hibernate_after: Duration,
   pub max_sessions: usize,
+  /// Directory served over plain GET for paths that are not endpoints, if any.
+  pub static_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -88,6 +93,7 @@ impl Default for ServerConfig {
       close_timeout: DEFAULT_CLOSE_TIMEOUT,
       hibernate_after: DEFAULT_HIBERNATE_AFTER,
       max_sessions: DEFAULT_MAX_SESSIONS,
+      static_dir: None,
     }
   }
 }

@@ -112,6 +112,8 @@ pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<RequestHe
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
   Health,
+  /// A GET for a path that is not an endpoint, while a static directory is configured.
+  Static,
   /// A valid WebSocket upgrade at endpoint `index`, with its `Sec-WebSocket-Accept` value.
   Upgrade {
     endpoint: usize,
@@ -124,12 +126,15 @@ fn has_token(value: Option<&str>, token: &str) -> bool {
   value.is_some_and(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case(token)))
 }
 
-pub fn route(head: &RequestHead, endpoints: &[Endpoint]) -> Route {
+pub fn route(head: &RequestHead, endpoints: &[Endpoint], serves_static: bool) -> Route {
   let path = head.path();
   if path == "/healthz" && head.method == "GET" {
     return Route::Health;
   }
   let Some(endpoint) = endpoints.iter().position(|e| e.path == path) else {
+    if serves_static && (head.method == "GET" || head.method == "HEAD") {
+      return Route::Static;
+    }
     return Route::Reject(UpgradeRejection::NotFound);
   };
   if head.method != "GET" {
@@ -188,6 +193,19 @@ pub fn rejection_response(rejection: &UpgradeRejection) -> Vec<u8> {
   response(rejection.status(), "application/json", &body, extra)
 }
 
+/// A static file; `HEAD` gets the headers only.
+pub fn file_response(content_type: &str, body: &[u8], head_only: bool) -> Vec<u8> {
+  let mut out = format!(
+    "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
+    body.len()
+  )
+  .into_bytes();
+  if !head_only {
+    out.extend_from_slice(body);
+  }
+  out
+}
+
 pub fn health_response() -> Vec<u8> {
   response(200, "application/json", r#"{"status":"ok"}"#, "")
 }
@@ -228,22 +246,22 @@ mod tests {
     );
     assert_eq!(upgrade.path(), "/ws");
     assert_eq!(
-      route(&upgrade, &endpoints()),
+      route(&upgrade, &endpoints(), false),
       Route::Upgrade {
         endpoint: 0,
         accept_key: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into()
       }
     );
     assert_eq!(
-      route(&head("GET /healthz HTTP/1.1\r\n\r\n"), &endpoints()),
+      route(&head("GET /healthz HTTP/1.1\r\n\r\n"), &endpoints(), false),
       Route::Health
     );
     assert_eq!(
-      route(&head("GET /ws HTTP/1.1\r\nHost: x\r\n\r\n"), &endpoints()),
+      route(&head("GET /ws HTTP/1.1\r\nHost: x\r\n\r\n"), &endpoints(), false),
       Route::Reject(UpgradeRejection::UpgradeRequired)
     );
     assert_eq!(
-      route(&head("GET /nope HTTP/1.1\r\n\r\n"), &endpoints()),
+      route(&head("GET /nope HTTP/1.1\r\n\r\n"), &endpoints(), false),
       Route::Reject(UpgradeRejection::NotFound)
     );
   }

@@ -10,6 +10,7 @@
 //! - [`registry`]: the single owner of sessions and actors, and the fan-out to them.
 //! - [`http`]: the HTTP/1.1 request head before the upgrade, and the plain responses.
 //! - [`session`]: one WebSocket: its reader and writer, pings answered here.
+//! - [`static_files`]: a directory served over GET beside the sockets (the demo page).
 //! - [`server`]: accept loop, upgrade with auth in JS, idle eviction, shutdown.
 //! - [`bindings`]: the napi skin; nothing else in the crate names napi.
 //!
@@ -27,3 +28,4 @@ pub mod protocol;
 pub mod registry;
 pub mod server;
 pub mod session;
+pub mod static_files;

@@ -27,6 +27,7 @@ use crate::http::{self, HeadError, RequestHead, Route};
 use crate::outbox::Outbox;
 use crate::registry::Registry;
 use crate::session::{self, SessionLink};
+use crate::static_files;
 
 /// The answer of `extractMeta` to an upgrade request.
 #[derive(Debug)]
@@ -173,9 +174,15 @@ impl Server {
         Ok(Err(HeadError::Reject(rejection))) => return Err(Some(rejection)),
         Ok(Err(HeadError::Gone)) | Err(_) => return Err(None),
       };
-      let (endpoint, accept_key) = match http::route(&head, &self.config.endpoints) {
+      let serves_static = self.config.static_dir.is_some();
+      let (endpoint, accept_key) = match http::route(&head, &self.config.endpoints, serves_static) {
         Route::Health => {
           write_and_close(&mut stream, &http::health_response(), deadline).await;
+          return Err(None);
+        }
+        Route::Static => {
+          let response = self.static_response(&head).await;
+          write_and_close(&mut stream, &response, deadline).await;
           return Err(None);
         }
         Route::Reject(rejection) => return Err(Some(rejection)),
@@ -194,17 +201,13 @@ impl Server {
       } else {
         default_meta()
       };
-      let response = http::switching_protocols(&accept_key);
-      match timeout_at(deadline, stream.write_all(&response)).await {
-        Ok(Ok(())) => Ok((head, endpoint, key, meta_json)),
-        _ => Err(None),
-      }
+      Ok((head, endpoint, accept_key, key, meta_json))
     };
     let outcome = tokio::select! {
       outcome = handshake => outcome,
       _ = self.shutdown_signal() => Err(Some(UpgradeRejection::Unavailable("server is shutting down"))),
     };
-    let (head, endpoint, key, meta_json) = match outcome {
+    let (head, endpoint, accept_key, key, meta_json) = match outcome {
       Ok(accepted) => accepted,
       Err(Some(rejection)) => {
         write_and_close(&mut stream, &http::rejection_response(&rejection), deadline).await;
@@ -230,6 +233,17 @@ impl Server {
     if self.is_shutting_down() {
       outbox.request_close(CloseCode::GoingAway.as_u16(), "server shutdown");
     }
+    // The session is registered before the 101 leaves, so once a client sees its socket open,
+    // the session is reachable (stats, toUser, rooms).
+    let response = http::switching_protocols(&accept_key);
+    if !matches!(
+      timeout_at(deadline, stream.write_all(&response)).await,
+      Ok(Ok(()))
+    ) {
+      self.registry.detach(id);
+      self.dispatcher.push_close(id, CloseCode::Abnormal.as_u16(), "");
+      return;
+    }
     let config = WebSocketConfig::default()
       .read_buffer_size(READ_BUFFER_BYTES)
       .write_buffer_size(WRITE_BUFFER_BYTES)
@@ -253,6 +267,16 @@ impl Server {
     let ended = session::run(socket, &link).await;
     self.registry.detach(id);
     self.dispatcher.push_close(id, ended.code, &ended.reason);
+  }
+
+  async fn static_response(&self, head: &RequestHead) -> Vec<u8> {
+    let Some(root) = self.config.static_dir.clone() else {
+      return http::rejection_response(&UpgradeRejection::NotFound);
+    };
+    match static_files::load(root, head.path().to_string()).await {
+      Some((content_type, body)) => http::file_response(content_type, &body, head.method == "HEAD"),
+      None => http::rejection_response(&UpgradeRejection::NotFound),
+    }
   }
 
   /// Sends the request to `extractMeta` and waits for its decision.

@@ -33,6 +33,8 @@ pub struct NativeOptions {
   pub hibernate_after_ms: Option<u32>,
   /// @default 100000
   pub max_sessions: Option<u32>,
+  /// Directory served over plain GET for paths that are not socket paths.
+  pub static_dir: Option<String>,
 }
 
 fn millis(value: Option<u32>, default: Duration) -> Duration {
@@ -72,6 +74,16 @@ pub fn server_config(options: NativeOptions) -> Result<ServerConfig, String> {
     close_timeout: millis(options.close_timeout_ms, defaults.close_timeout),
     hibernate_after: millis(options.hibernate_after_ms, defaults.hibernate_after),
     max_sessions: options.max_sessions.map_or(defaults.max_sessions, |v| v as usize),
+    static_dir: match options.static_dir {
+      Some(dir) => {
+        let path = std::path::PathBuf::from(&dir);
+        if !path.is_dir() {
+          return Err(format!("static must be an existing directory, got {dir:?}"));
+        }
+        Some(path)
+      }
+      None => None,
+    },
   };
   config.validate()?;
   Ok(config)

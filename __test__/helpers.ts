@@ -1,0 +1,144 @@
+/**
+ * Shared test support: a server on port 0 closed after each test, and a small client over the
+ * real `ws` package that records every frame so tests can wait for what they expect.
+ */
+import { once } from "node:events";
+import type { IncomingMessage } from "node:http";
+import { after } from "node:test";
+import WebSocket from "ws";
+import { createServer, type ServerOptions, type WarrenServer } from "../index.js";
+
+/** Upper bound for any wait in a test, so a broken test fails instead of hanging. */
+export const PATIENCE_MS = 10_000;
+
+export async function withTimeout<T>(promise: Promise<T>, what: string, ms = PATIENCE_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Starts a server on 127.0.0.1:0 and closes it when the test file ends. */
+export async function serve(options: ServerOptions): Promise<{ server: WarrenServer; url: string; port: number }> {
+  const server = createServer(options);
+  const { url, port } = await server.listen({ port: 0, host: "127.0.0.1" });
+  after(() => server.close());
+  return { server, url, port };
+}
+
+export interface Frame {
+  type: string;
+  [key: string]: any;
+}
+
+/** A protocol-level test client: raw frames in, parsed frames recorded. */
+export class TestClient {
+  readonly socket: WebSocket;
+  readonly frames: Frame[] = [];
+  /** Every frame received, in order (never spliced). */
+  readonly history: Frame[] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  #waiters: Array<() => void> = [];
+  #nextCallId = 1;
+
+  constructor(url: string) {
+    this.socket = new WebSocket(url);
+    this.socket.on("message", (data) => {
+      const frame = JSON.parse(String(data));
+      this.frames.push(frame);
+      this.history.push(frame);
+      this.#notify();
+    });
+    this.socket.on("error", () => {});
+    this.closed = new Promise((resolve) => {
+      this.socket.on("close", (code, reason) => {
+        resolve({ code, reason: String(reason) });
+        this.#notify();
+      });
+    });
+  }
+
+  static async open(url: string): Promise<TestClient> {
+    const client = new TestClient(url);
+    await withTimeout(once(client.socket, "open"), `open ${url}`);
+    return client;
+  }
+
+  #notify(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  send(frame: unknown): void {
+    this.socket.send(typeof frame === "string" ? frame : JSON.stringify(frame));
+  }
+
+  emit(type: string, data?: unknown): void {
+    this.send({ type, data });
+  }
+
+  /** Waits for the first recorded frame matching `match` (removing it from `frames`). */
+  async next(match: (frame: Frame) => boolean, what = "a frame"): Promise<Frame> {
+    const find = () => {
+      const index = this.frames.findIndex(match);
+      return index < 0 ? undefined : this.frames.splice(index, 1)[0];
+    };
+    return withTimeout(
+      (async () => {
+        for (;;) {
+          const found = find();
+          if (found) return found;
+          await new Promise<void>((resolve) => this.#waiters.push(resolve));
+        }
+      })(),
+      what,
+    );
+  }
+
+  /** Waits for the event frame named `event` and returns its `data`. */
+  async event(event: string): Promise<Record<string, any>> {
+    const frame = await this.next((f) => f.type === "event" && f.data?.type === event, `event ${event}`);
+    return frame.data;
+  }
+
+  /** Sends a call and waits for its reply frame. */
+  async call(event: string, data?: unknown): Promise<Frame> {
+    const id = this.#nextCallId++;
+    this.send({ type: "call", id, event, data });
+    return this.next((f) => f.type === "reply" && f.id === id, `reply to ${event}`);
+  }
+
+  close(code = 1000): Promise<{ code: number; reason: string }> {
+    this.socket.close(code);
+    return withTimeout(this.closed, "close");
+  }
+}
+
+/** Opens a socket that the server refuses, returning the HTTP status and body. */
+export async function refusedUpgrade(url: string): Promise<{ status: number; body: any; opened: boolean }> {
+  const socket = new WebSocket(url);
+  let opened = false;
+  socket.on("open", () => {
+    opened = true;
+  });
+  socket.on("error", () => {});
+  const [, response] = (await withTimeout(once(socket, "unexpected-response"), "refusal")) as [unknown, IncomingMessage];
+  let text = "";
+  for await (const chunk of response) text += chunk;
+  return { status: response.statusCode ?? 0, body: text ? JSON.parse(text) : undefined, opened };
+}
+
+/** A promise with its resolve function, for waiting on hooks. */
+export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}

@@ -1,0 +1,76 @@
+/**
+ * The client's public types: its states and what its lifecycle events and methods carry. Types
+ * only, so the state machine in `index.ts` reads without them.
+ */
+
+import type { WarrenClientError } from "./errors";
+
+/**
+ * Where the client is:
+ * - `connecting`: an attempt is in progress.
+ * - `connected`: the socket is open; emits and calls are written at once.
+ * - `reconnecting`: the connection was lost; the next attempt waits for its backoff delay.
+ * - `disconnected`: stopped until `reconnect()`: after `disconnect()`/`close()`, a server close
+ *   with 1000 "Actor destroyed", or any close when reconnection is disabled.
+ * - `error`: `reconnection.maxAttempts` attempts in a row failed; stopped until `reconnect()`.
+ */
+export type ClientState = "connecting" | "connected" | "disconnected" | "reconnecting" | "error";
+
+/** How a socket ended, given to `close` and `disconnected` listeners. */
+export interface CloseInfo {
+  /** The WebSocket close code; 4000 after a pong timeout, 1006 after a connect timeout. */
+  code: number;
+  reason: string;
+  /** Whether the closing handshake completed. */
+  wasClean: boolean;
+}
+
+/** Given to `connected` listeners. */
+export interface ConnectedInfo {
+  /** Whether the server resumed an earlier session. Always `false` for now. */
+  resumed: boolean;
+}
+
+/** Given to `reconnecting` listeners. */
+export interface ReconnectingInfo {
+  /** 1 for the first attempt after a loss, counting up while attempts fail. */
+  attempt: number;
+  /** Milliseconds until this attempt starts, jitter included. */
+  delay: number;
+}
+
+/** Options of {@link WarrenClient.call}. */
+export interface CallOptions {
+  /**
+   * Milliseconds to wait for the reply, queued time included; `0` waits forever.
+   * @default 10000
+   */
+  timeout?: number;
+}
+
+/** What {@link WarrenClient.getConnectionState} reports. */
+export interface ConnectionSnapshot {
+  state: ClientState;
+  isConnected: boolean;
+  isConnecting: boolean;
+  /** Failed attempts since the last successful open. */
+  reconnectAttempts: number;
+  /** Sockets created so far; the current one has this number. */
+  connectionId: number;
+}
+
+/** Arguments of the client's own events. */
+export interface LifecycleEvents {
+  open: undefined;
+  connected: ConnectedInfo;
+  close: CloseInfo;
+  disconnected: CloseInfo;
+  reconnecting: ReconnectingInfo;
+  error: WarrenClientError;
+}
+
+/** The argument a listener of `E` receives: typed for lifecycle events, the server's payload otherwise. */
+export type EventData<E extends string> = E extends keyof LifecycleEvents ? LifecycleEvents[E] : any;
+
+/** A listener of `onStateChange`. */
+export type StateListener = (state: ClientState, previous: ClientState) => void;
