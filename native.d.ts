@@ -25,6 +25,26 @@ export declare class NativeServer {
   emit(session: number, event: string, payloadJson?: string | undefined | null): boolean
   /** Sends an event to every session of a user (but `exceptSession`); returns how many. */
   emitToUser(endpoint: number, key: string, event: string, payloadJson?: string | undefined | null, exceptSession?: number | undefined | null): number
+  /**
+   * Adds a room to an actor's list (live membership while it has a session). Returns false
+   * when the room was already listed. The membership change reaches JS as a batch event.
+   */
+  joinRoom(actor: number, name: string, handler: number, metadataJson: string): boolean
+  /** Removes a room from an actor's list; false when it was not listed. */
+  leaveRoom(actor: number, name: string): boolean
+  /** Names of the rooms on an actor's list. */
+  roomsOf(actor: number): Array<string>
+  /** The room instance called `name` (created, empty, when missing). */
+  openRoom(name: string, handler: number): OpenedRoom
+  /** Live members as JSON: `[{"userId","joinedAt","metadata"}]`, in join order. */
+  roomMembers(name: string): string
+  /** Replaces a live member's metadata; false when the user is not a member. */
+  setMemberMetadata(name: string, user: string, metadataJson: string): boolean
+  /**
+   * Sends an event to every session of every live member (but `exceptSession`); returns how
+   * many sessions it was queued for. Encoded once; the bytes are shared by all recipients.
+   */
+  emitToRoom(name: string, event: string, payloadJson?: string | undefined | null, exceptSession?: number | undefined | null): number
   /** Answers a call with its result (JSON text, or null for undefined). */
   reply(session: number, call: number, resultJson?: string | undefined | null): boolean
   /** Answers a call with an error. */
@@ -84,6 +104,13 @@ export interface NativeStats {
   sessions: number
   /** Actors in memory (with sessions, or idle and not yet evicted). */
   actors: number
+  /** Room instances in memory. */
+  rooms: number
   /** TCP connections in any phase. */
   connections: number
+}
+
+export interface OpenedRoom {
+  id: number
+  created: boolean
 }

@@ -101,6 +101,16 @@ export class TestClient {
     );
   }
 
+  /** Waits until `condition()` holds, re-checking on every frame received. */
+  async until(condition: () => boolean, what: string): Promise<void> {
+    await withTimeout(
+      (async () => {
+        while (!condition()) await new Promise<void>((resolve) => this.#waiters.push(resolve));
+      })(),
+      what,
+    );
+  }
+
   /** Waits for the event frame named `event` and returns its `data`. */
   async event(event: string): Promise<Record<string, any>> {
     const frame = await this.next((f) => f.type === "event" && f.data?.type === event, `event ${event}`);

@@ -25,7 +25,7 @@ describe("sessions of one user", () => {
     assert.deepEqual(await phone.event("hello"), { type: "hello", connects: 1, sessions: 1 });
     const laptop = await TestClient.open(`${url}?user=alice&device=laptop`);
     assert.deepEqual(await laptop.event("hello"), { type: "hello", connects: 2, sessions: 2 });
-    assert.deepEqual(server.stats(), { sessions: 2, actors: 1, connections: 2 });
+    assert.deepEqual(server.stats(), { sessions: 2, actors: 1, rooms: 0, connections: 2 });
     laptop.emit("whoami");
     assert.equal((await laptop.event("you")).device, "laptop");
   });

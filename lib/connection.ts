@@ -52,6 +52,12 @@ export interface ConnectionOptions<Meta extends ConnectionMeta, State extends ob
   /** Path that upgrades to this kind of connection. @default "/ws" */
   websocketPath?: string;
   /**
+   * Room names this connection may join, mapped to room handler names. A room name matches
+   * its exact key, else the prefix before its first `:` (`conversation:123` → `conversation`).
+   * @example rooms: { chat: "ChatRoom", conversation: "ChatRoom" }
+   */
+  rooms?: Readonly<Record<string, string>>;
+  /**
    * Authenticates the upgrade request and returns the session's meta. Runs before the 101:
    * a throw answers HTTP 401 (or `err.status`) with `{"error": message}` and no socket opens.
    * Default: a fresh `clientId`, `userId = clientId`, `channels: ["default"]`.
@@ -123,6 +129,18 @@ export function defineConnection<Meta extends ConnectionMeta = ConnectionMeta, S
   }
   if (options.state !== undefined && (options.state === null || typeof options.state !== "object")) {
     throw new WarrenError("invalid_option", `defineConnection(${options.name}): state must be an object`);
+  }
+  if (options.rooms !== undefined) {
+    const valid =
+      options.rooms !== null &&
+      typeof options.rooms === "object" &&
+      Object.entries(options.rooms).every(([key, value]) => key.length > 0 && typeof value === "string" && value.length > 0);
+    if (!valid) {
+      throw new WarrenError(
+        "invalid_option",
+        `defineConnection(${options.name}): rooms must map room names to room handler names`,
+      );
+    }
   }
   const handlers = new Map<string, Handler<Meta, State>>();
   const definition = {

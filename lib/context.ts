@@ -10,6 +10,23 @@ import type { ConnectionDefinition, ConnectionMeta, DestroyReason } from "./conn
 import { Gate } from "./gate";
 import { encodePayload } from "./protocol";
 
+/** Resolves room names for a connection definition (implemented by the runtime). */
+export interface RoomPort {
+  /** The index of the room handler serving `roomName`; throws a clear error when none does. */
+  handlerFor(definition: ConnectionDefinition<any, any>, roomName: string): number;
+}
+
+export interface ToRoomOptions {
+  /** Also send to the sending session. @default false */
+  includeSelf?: boolean;
+}
+
+/** Sends to every session of every live member of a room. */
+export interface RoomTarget {
+  /** @returns how many sessions the event was queued for. */
+  emit(event: string, data?: object): number;
+}
+
 /** Sends to every session of one user. */
 export interface UserTarget {
   /** @returns how many sessions the event was queued for. */
@@ -25,6 +42,12 @@ export interface Emit {
   (event: string, data?: object): boolean;
   emit(event: string, data?: object): boolean;
   toUser(userId: string): UserTarget;
+  /**
+   * Every session of every live member of `room`, except the sending session unless
+   * `includeSelf`. Encoded once; fan-out happens in the native core.
+   * @example ctx.emit.toRoom("chat").emit("chat.message", { text });
+   */
+  toRoom(room: string, options?: ToRoomOptions): RoomTarget;
 }
 
 /** Sends from an actor-level hook: to every session of the actor. */
@@ -33,6 +56,7 @@ export interface ActorEmit {
   (event: string, data?: object): number;
   emit(event: string, data?: object): number;
   toUser(userId: string): UserTarget;
+  toRoom(room: string): RoomTarget;
 }
 
 export interface SessionInfo {
@@ -51,6 +75,15 @@ export interface ActorHandle {
    * @param code 1000 or 3000–4999. @default 1000
    */
   close(code?: number, reason?: string): void;
+  /**
+   * Joins a room: every session of this user receives its messages while the user has a
+   * session. Joining a room already joined is a no-op. @returns false for that no-op.
+   */
+  joinRoom(room: string, metadata?: Record<string, unknown>): boolean;
+  /** Leaves a room. @returns false when the room was not joined. */
+  leaveRoom(room: string): boolean;
+  /** Rooms joined and not left, including while the user has no session. */
+  getRooms(): string[];
 }
 
 export interface ActorContext<State> {
@@ -81,7 +114,8 @@ export class ActorRecord {
     readonly definition: ConnectionDefinition<any, any>,
     readonly endpoint: number,
     readonly key: string,
-    native: NativeServer,
+    readonly native: NativeServer,
+    readonly rooms: RoomPort,
   ) {
     this.state = definition.state === undefined ? {} : structuredClone(definition.state);
     const actor = this;
@@ -90,6 +124,7 @@ export class ActorRecord {
     const emit = Object.assign(toAll, {
       emit: toAll,
       toUser: (userId: string) => userTarget(native, endpoint, userId),
+      toRoom: (room: string) => roomTarget(actor, room, undefined),
     });
     const handle: ActorHandle = {
       key,
@@ -97,6 +132,7 @@ export class ActorRecord {
       close(code = 1000, reason = "") {
         for (const id of actor.sessions.keys()) native.closeSession(id, code, reason, false);
       },
+      ...roomMembership(actor),
     };
     this.context = {
       actor: handle,
@@ -141,6 +177,8 @@ export class SessionRecord {
     const emit = Object.assign(toSession, {
       emit: toSession,
       toUser: (userId: string) => userTarget(native, actor.endpoint, userId),
+      toRoom: (room: string, options?: ToRoomOptions) =>
+        roomTarget(actor, room, options?.includeSelf === true ? undefined : id),
     });
     const handle: ActorHandle = {
       key: actor.key,
@@ -148,6 +186,7 @@ export class SessionRecord {
       close(code = 1000, reason = "") {
         native.closeSession(session.id, code, reason, false);
       },
+      ...roomMembership(actor),
     };
     this.context = {
       meta,
@@ -170,6 +209,32 @@ function userTarget(native: NativeServer, endpoint: number, userId: string): Use
   }
   return {
     emit: (event: string, data?: object) => native.emitToUser(endpoint, userId, event, encodePayload(data), undefined),
+  };
+}
+
+function roomTarget(actor: ActorRecord, room: string, exceptSession: number | undefined): RoomTarget {
+  actor.rooms.handlerFor(actor.definition, room);
+  return {
+    emit: (event: string, data?: object) =>
+      actor.native.emitToRoom(room, event, encodePayload(data), exceptSession),
+  };
+}
+
+function roomMembership(actor: ActorRecord): Pick<ActorHandle, "joinRoom" | "leaveRoom" | "getRooms"> {
+  return {
+    joinRoom(room, metadata = {}) {
+      const handler = actor.rooms.handlerFor(actor.definition, room);
+      if (metadata === null || typeof metadata !== "object" || Array.isArray(metadata)) {
+        throw new TypeError("joinRoom: metadata must be a plain object");
+      }
+      return actor.native.joinRoom(actor.id, room, handler, JSON.stringify(metadata));
+    },
+    leaveRoom(room) {
+      return actor.native.leaveRoom(actor.id, room);
+    },
+    getRooms() {
+      return actor.native.roomsOf(actor.id);
+    },
   };
 }
 

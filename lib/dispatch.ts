@@ -7,8 +7,10 @@
 
 import type { NativeServer } from "../native";
 import type { ConnectionDefinition, ConnectionMeta, DestroyReason } from "./connection";
-import { ActorRecord, SessionRecord } from "./context";
-import { messageOf } from "./errors";
+import { ActorRecord, SessionRecord, type RoomPort } from "./context";
+import { messageOf, WarrenError } from "./errors";
+import { bindingFor, type RoomContext, type RoomDefinition, type RoomDestroyReason } from "./room";
+import { RoomRecord, roomContext } from "./room-record";
 import {
   Tag,
   type CallEntry,
@@ -17,6 +19,9 @@ import {
   type EvictEntry,
   type MessageEntry,
   type OpenEntry,
+  type RoomEvictEntry,
+  type RoomJoinEntry,
+  type RoomLeaveEntry,
   type UpgradeEntry,
 } from "./protocol";
 
@@ -40,16 +45,130 @@ function attempt(run: () => unknown, onFailure: (error: unknown) => void): unkno
   return result;
 }
 
-export class Runtime {
+export class Runtime implements RoomPort {
   #native: NativeServer | null = null;
   readonly #definitions: ReadonlyArray<ConnectionDefinition<any, any>>;
+  readonly #roomDefinitions: ReadonlyArray<RoomDefinition>;
   readonly #actors = new Map<number, ActorRecord>();
   readonly #sessions = new Map<number, SessionRecord>();
+  readonly #rooms = new Map<number, RoomRecord>();
+  readonly #roomsByName = new Map<string, RoomRecord>();
   /** Called once the native core reports that shutdown finished. */
   onShutdown: (() => void) | null = null;
 
-  constructor(definitions: ReadonlyArray<ConnectionDefinition<any, any>>) {
+  constructor(
+    definitions: ReadonlyArray<ConnectionDefinition<any, any>>,
+    roomDefinitions: ReadonlyArray<RoomDefinition> = [],
+  ) {
     this.#definitions = definitions;
+    this.#roomDefinitions = roomDefinitions;
+  }
+
+  handlerFor(definition: ConnectionDefinition<any, any>, roomName: string): number {
+    if (typeof roomName !== "string" || roomName.length === 0) {
+      throw new WarrenError("unknown_room", "room names are non-empty strings");
+    }
+    const binding = bindingFor(definition.rooms, roomName);
+    const index = binding === undefined ? -1 : this.#roomDefinitions.findIndex((r) => r.name === binding);
+    if (index < 0) {
+      const configured = Object.keys(definition.rooms ?? {});
+      throw new WarrenError(
+        "unknown_room",
+        `${definition.name} has no room "${roomName}"; configured rooms: ${
+          configured.length ? configured.map((r) => `${r}, ${r}:*`).join(", ") : "none (set rooms in defineConnection)"
+        }`,
+      );
+    }
+    return index;
+  }
+
+  /** The room context for `server.room(name)`, resolved through every connection's rooms. */
+  room(name: string): RoomContext {
+    const native = this.#requireNative();
+    let handler = -1;
+    for (const definition of this.#definitions) {
+      const binding = bindingFor(definition.rooms, name);
+      handler = binding === undefined ? -1 : this.#roomDefinitions.findIndex((r) => r.name === binding);
+      if (handler >= 0) break;
+    }
+    if (handler < 0) {
+      throw new WarrenError("unknown_room", `no connection definition has a room "${name}" in its rooms map`);
+    }
+    const found = handler;
+    return roomContext(name, native, () => this.#openRoom(native, name, found));
+  }
+
+  #requireNative(): NativeServer {
+    if (this.#native === null) throw new WarrenError("server_closed", "the server is not running");
+    return this.#native;
+  }
+
+  #openRoom(native: NativeServer, name: string, handler: number): RoomRecord {
+    const known = this.#roomsByName.get(name);
+    if (known !== undefined) return known;
+    const { id } = native.openRoom(name, handler);
+    return this.#ensureRoom(native, id, handler, name);
+  }
+
+  #ensureRoom(native: NativeServer, id: number, handler: number, name: string): RoomRecord {
+    const known = this.#rooms.get(id);
+    if (known !== undefined) return known;
+    const definition = this.#roomDefinitions[handler]!;
+    const room = new RoomRecord(id, definition, name, native);
+    this.#rooms.set(id, room);
+    this.#roomsByName.set(name, room);
+    if (definition.onInit) {
+      room.gate.run(() => attempt(() => definition.onInit!(room.context), (e) => this.#reportRoom(room, e)), true);
+    }
+    return room;
+  }
+
+  #reportRoom(room: RoomRecord, error: unknown): void {
+    const definition = room.definition;
+    if (definition.onError) {
+      try {
+        const handled = definition.onError(error, room.context);
+        if (isThenable(handled)) handled.then(undefined, (again) => logError(definition, again));
+        return;
+      } catch (again) {
+        logError(definition, again);
+        return;
+      }
+    }
+    logError(definition, error);
+  }
+
+  #roomJoin(native: NativeServer, [, roomId, , handler, name, userId, metadata]: RoomJoinEntry): void {
+    const room = this.#ensureRoom(native, roomId, handler, name);
+    const onJoin = room.definition.onJoin;
+    if (!onJoin) return;
+    room.gate.run(() => attempt(() => onJoin(room.context, userId, metadata), (e) => this.#reportRoom(room, e)), false);
+  }
+
+  #roomLeave([, roomId, userId]: RoomLeaveEntry): void {
+    const room = this.#rooms.get(roomId);
+    const onLeave = room?.definition.onLeave;
+    if (room === undefined || !onLeave) return;
+    room.gate.run(() => attempt(() => onLeave(room.context, userId), (e) => this.#reportRoom(room, e)), false);
+  }
+
+  #roomEvict([, roomId]: RoomEvictEntry): void {
+    const room = this.#rooms.get(roomId);
+    if (room === undefined) return;
+    this.#forgetRoom(room);
+    room.gate.run(() => this.#destroyRoom(room, "evicted"), false);
+  }
+
+  #forgetRoom(room: RoomRecord): void {
+    this.#rooms.delete(room.id);
+    if (this.#roomsByName.get(room.name) === room) this.#roomsByName.delete(room.name);
+  }
+
+  #destroyRoom(room: RoomRecord, reason: RoomDestroyReason): unknown {
+    const onDestroy = room.definition.onDestroy;
+    if (!onDestroy) return undefined;
+    const ctx = room.destroyContext(reason);
+    return attempt(() => onDestroy(ctx), (e) => this.#reportRoom(room, e));
   }
 
   attach(native: NativeServer): void {
@@ -86,6 +205,12 @@ export class Runtime {
         return this.#close(entry);
       case Tag.Evict:
         return this.#evict(entry);
+      case Tag.RoomJoin:
+        return this.#roomJoin(native, entry);
+      case Tag.RoomLeave:
+        return this.#roomLeave(entry);
+      case Tag.RoomEvict:
+        return this.#roomEvict(entry);
       case Tag.Shutdown:
         this.onShutdown?.();
         return;
@@ -149,7 +274,7 @@ export class Runtime {
     const definition = this.#definitions[endpoint]!;
     let actor = this.#actors.get(actorId);
     if (actor === undefined) {
-      const created = new ActorRecord(actorId, definition, endpoint, key, native);
+      const created = new ActorRecord(actorId, definition, endpoint, key, native, this);
       actor = created;
       this.#actors.set(actorId, created);
       if (definition.onInit) {
@@ -263,9 +388,23 @@ export class Runtime {
     return attempt(() => definition.onDestroy!(ctx), (e) => this.#report(definition, e, ctx));
   }
 
-  /** Calls `onDestroy` of every actor still in memory (server shutdown) and forgets them. */
-  async destroyAll(reason: DestroyReason): Promise<void> {
+  /** Calls `onDestroy` of every actor and room still in memory (server shutdown). */
+  async destroyAll(reason: DestroyReason & RoomDestroyReason): Promise<void> {
     const pending: unknown[] = [];
+    for (const room of this.#rooms.values()) {
+      pending.push(
+        new Promise<void>((resolve) => {
+          room.gate.run(() => {
+            const result = this.#destroyRoom(room, reason);
+            if (isThenable(result)) result.then(() => resolve(), () => resolve());
+            else resolve();
+            return result;
+          }, false);
+        }),
+      );
+    }
+    this.#rooms.clear();
+    this.#roomsByName.clear();
     for (const actor of this.#actors.values()) {
       pending.push(
         new Promise<void>((resolve) => {
@@ -284,6 +423,6 @@ export class Runtime {
   }
 }
 
-function logError(definition: ConnectionDefinition<any, any>, error: unknown): void {
+function logError(definition: { name: string }, error: unknown): void {
   console.error(`[warren] ${definition.name}:`, error);
 }

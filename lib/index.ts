@@ -21,9 +21,13 @@ export type {
   ConnectionContext,
   DestroyContext,
   Emit,
+  RoomTarget,
   SessionInfo,
+  ToRoomOptions,
   UserTarget,
 } from "./context";
+export { createRoomHandler } from "./room";
+export type { RoomContext, RoomDefinition, RoomDestroyReason, RoomMember, RoomOptions } from "./room";
 export { createServer, WarrenServer } from "./server";
 export type { ListenOptions, ListeningAddress, ServerOptions, ServerStats } from "./server";
 export { HttpError, WarrenError } from "./errors";

@@ -16,6 +16,12 @@ export enum Tag {
   Close = 4,
   /** `[5, actorId]` */
   Evict = 5,
+  /** `[6, roomId, created, handler, name, userId, metadata]` */
+  RoomJoin = 6,
+  /** `[7, roomId, userId]` */
+  RoomLeave = 7,
+  /** `[8, roomId]` */
+  RoomEvict = 8,
   /** `[9]` */
   Shutdown = 9,
 }
@@ -26,6 +32,9 @@ export type MessageEntry = [Tag.Message, number, string, unknown];
 export type CallEntry = [Tag.Call, number, number, string, unknown];
 export type CloseEntry = [Tag.Close, number, number, string];
 export type EvictEntry = [Tag.Evict, number];
+export type RoomJoinEntry = [Tag.RoomJoin, number, 0 | 1, number, string, string, Record<string, unknown>];
+export type RoomLeaveEntry = [Tag.RoomLeave, number, string];
+export type RoomEvictEntry = [Tag.RoomEvict, number];
 export type ShutdownEntry = [Tag.Shutdown];
 
 export type Entry =
@@ -35,6 +44,9 @@ export type Entry =
   | CallEntry
   | CloseEntry
   | EvictEntry
+  | RoomJoinEntry
+  | RoomLeaveEntry
+  | RoomEvictEntry
   | ShutdownEntry;
 
 /**

@@ -10,10 +10,13 @@ import { NativeServer } from "../native";
 import { isConnectionDefinition, type ConnectionDefinition } from "./connection";
 import { Runtime } from "./dispatch";
 import { WarrenError } from "./errors";
+import { isRoomDefinition, type RoomContext, type RoomDefinition } from "./room";
 
 export interface ServerOptions {
   /** Connection definitions, each on its own `websocketPath`. */
   connections: ReadonlyArray<ConnectionDefinition<any, any>>;
+  /** Room handlers (`createRoomHandler`) that the connections' `rooms` maps name. */
+  rooms?: ReadonlyArray<RoomDefinition>;
   /** Largest inbound message; past it the socket is closed with 1009. @default 1048576 */
   maxPayloadBytes?: number;
   /** Bytes of frames queued for one session before it is a slow consumer. @default 1048576 */
@@ -52,6 +55,7 @@ export interface ListeningAddress {
 export interface ServerStats {
   sessions: number;
   actors: number;
+  rooms: number;
   connections: number;
 }
 
@@ -99,8 +103,43 @@ export class WarrenServer {
     if (options.static !== undefined && typeof options.static !== "string") {
       throw new WarrenError("invalid_option", "createServer: static must be a directory path");
     }
+    const rooms = options.rooms ?? [];
+    if (!Array.isArray(rooms)) throw new WarrenError("invalid_option", "createServer: rooms must be an array");
+    const roomNames = new Set<string>();
+    for (const room of rooms) {
+      if (!isRoomDefinition(room)) {
+        throw new WarrenError("invalid_option", "createServer: rooms may only hold createRoomHandler(...) results");
+      }
+      if (roomNames.has(room.name)) {
+        throw new WarrenError("invalid_option", `createServer: two room handlers are named "${room.name}"`);
+      }
+      if (!names.has(room.connectionBinding)) {
+        throw new WarrenError(
+          "invalid_option",
+          `createServer: room handler "${room.name}" binds connection "${room.connectionBinding}", which is not in connections`,
+        );
+      }
+      roomNames.add(room.name);
+    }
+    for (const definition of connections) {
+      for (const [roomName, handlerName] of Object.entries(definition.rooms ?? {})) {
+        const handler = rooms.find((r) => r.name === handlerName);
+        if (handler === undefined) {
+          throw new WarrenError(
+            "invalid_option",
+            `createServer: ${definition.name}.rooms.${roomName} names room handler "${handlerName}", which is not in rooms`,
+          );
+        }
+        if (handler.connectionBinding !== definition.name) {
+          throw new WarrenError(
+            "invalid_option",
+            `createServer: room handler "${handlerName}" binds "${handler.connectionBinding}", not ${definition.name}`,
+          );
+        }
+      }
+    }
     this.#definitions = [...connections];
-    this.#runtime = new Runtime(this.#definitions);
+    this.#runtime = new Runtime(this.#definitions, rooms);
     this.#native = new NativeServer(
       {
         endpoints: this.#definitions.map((d) => ({ path: d.websocketPath, authenticates: d.extractMeta !== undefined })),
@@ -188,7 +227,15 @@ export class WarrenServer {
     return this;
   }
 
-  /** Counts of open sessions, actors in memory and TCP connections. */
+  /**
+   * A room by its full name, for code outside handlers.
+   * @example server.room("chat").emit("notice", { text: "maintenance at noon" });
+   */
+  room(name: string): RoomContext {
+    return this.#runtime.room(name);
+  }
+
+  /** Counts of open sessions, actors and rooms in memory, and TCP connections. */
   stats(): ServerStats {
     return this.#native.stats();
   }

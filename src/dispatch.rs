@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 
 use crate::config::MAX_PENDING_DISPATCH_BYTES;
 use crate::protocol::push_json_string;
+use crate::rooms::RoomChange;
 
 /// Event tags, the first element of each batch entry. The JS dispatcher mirrors them.
 pub mod tag {
@@ -33,6 +34,12 @@ pub mod tag {
   pub const CLOSE: u8 = 4;
   /// `[5, actorId]`: an actor with no sessions was idle past `hibernateAfterMs` and left memory.
   pub const EVICT: u8 = 5;
+  /// `[6, roomId, created, handler, name, userId, metadata]`: a user became a live member.
+  pub const ROOM_JOIN: u8 = 6;
+  /// `[7, roomId, userId]`: a user stopped being a live member.
+  pub const ROOM_LEAVE: u8 = 7;
+  /// `[8, roomId]`: a room without members was idle past `hibernateAfterMs` and left memory.
+  pub const ROOM_EVICT: u8 = 8;
   /// `[9]`: shutdown finished; no event follows.
   pub const SHUTDOWN: u8 = 9;
 }
@@ -212,6 +219,49 @@ impl Dispatcher {
       out.push_str(&actor.to_string());
       out.push(']');
     });
+  }
+
+  pub fn push_room_change(&self, change: &RoomChange) {
+    self.push(|out| match change {
+      RoomChange::Joined {
+        room,
+        created,
+        handler,
+        name,
+        user,
+        metadata,
+      } => {
+        out.push_str("[6,");
+        out.push_str(&room.to_string());
+        out.push_str(if *created { ",1," } else { ",0," });
+        out.push_str(&handler.to_string());
+        out.push(',');
+        push_json_string(out, name);
+        out.push(',');
+        push_json_string(out, user);
+        out.push(',');
+        out.push_str(metadata);
+        out.push(']');
+      }
+      RoomChange::Left { room, user } => {
+        out.push_str("[7,");
+        out.push_str(&room.to_string());
+        out.push(',');
+        push_json_string(out, user);
+        out.push(']');
+      }
+      RoomChange::Evicted { room } => {
+        out.push_str("[8,");
+        out.push_str(&room.to_string());
+        out.push(']');
+      }
+    });
+  }
+
+  pub fn push_room_changes(&self, changes: &[RoomChange]) {
+    for change in changes {
+      self.push_room_change(change);
+    }
   }
 
   pub fn push_shutdown(&self) {

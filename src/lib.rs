@@ -7,7 +7,8 @@
 //! - [`protocol`]: client frames parsed once (borrowed), server frames encoded once.
 //! - [`dispatch`]: inbound events batched for the JS thread; the only queue towards JS.
 //! - [`outbox`]: the bounded per-session queue of frames towards a socket.
-//! - [`registry`]: the single owner of sessions and actors, and the fan-out to them.
+//! - [`registry`]: the single owner of sessions, actors and rooms, and the fan-out to them.
+//! - [`rooms`]: room instances and live membership (per user, while it has a session).
 //! - [`http`]: the HTTP/1.1 request head before the upgrade, and the plain responses.
 //! - [`session`]: one WebSocket: its reader and writer, pings answered here.
 //! - [`static_files`]: a directory served over GET beside the sockets (the demo page).
@@ -26,6 +27,7 @@ pub mod http;
 pub mod outbox;
 pub mod protocol;
 pub mod registry;
+pub mod rooms;
 pub mod server;
 pub mod session;
 pub mod static_files;

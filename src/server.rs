@@ -43,6 +43,7 @@ pub enum Decision {
 pub struct Stats {
   pub sessions: usize,
   pub actors: usize,
+  pub rooms: usize,
   pub connections: usize,
 }
 
@@ -103,6 +104,7 @@ impl Server {
     Stats {
       sessions: self.registry.session_count(),
       actors: self.registry.actor_count(),
+      rooms: self.registry.room_count(),
       connections: self.live.load(Ordering::SeqCst),
     }
   }
@@ -159,6 +161,7 @@ impl Server {
           for actor in self.registry.evict_idle(idle_for) {
             self.dispatcher.push_evict(actor);
           }
+          self.dispatcher.push_room_changes(&self.registry.evict_idle_rooms(idle_for));
         }
       }
     }
@@ -221,7 +224,9 @@ impl Server {
       self.config.max_backpressure_bytes,
       self.config.overflow_policy,
     ));
-    let attached = self.registry.attach(endpoint, &key, id, outbox.clone());
+    let (attached, rejoined) = self.registry.attach(endpoint, &key, id, outbox.clone());
+    // The user is back in its rooms before JS hears of the session (and runs onConnect).
+    self.dispatcher.push_room_changes(&rejoined);
     self.dispatcher.push_open(&OpenEvent {
       session: id,
       actor: attached.actor,
@@ -240,8 +245,9 @@ impl Server {
       timeout_at(deadline, stream.write_all(&response)).await,
       Ok(Ok(()))
     ) {
-      self.registry.detach(id);
+      let left = self.registry.detach(id);
       self.dispatcher.push_close(id, CloseCode::Abnormal.as_u16(), "");
+      self.dispatcher.push_room_changes(&left);
       return;
     }
     let config = WebSocketConfig::default()
@@ -265,8 +271,9 @@ impl Server {
       close_timeout: self.config.close_timeout,
     };
     let ended = session::run(socket, &link).await;
-    self.registry.detach(id);
+    let left = self.registry.detach(id);
     self.dispatcher.push_close(id, ended.code, &ended.reason);
+    self.dispatcher.push_room_changes(&left);
   }
 
   async fn static_response(&self, head: &RequestHead) -> Vec<u8> {

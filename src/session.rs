@@ -27,6 +27,10 @@ use crate::error::{CloseCode, FrameError};
 use crate::outbox::{CloseRequest, Outbox};
 use crate::protocol::{parse_client_frame, pong_frame, system_error_frame, ClientFrame};
 
+/// Time a slow consumer's socket gets to take its close frame (it has stopped reading, so the
+/// full close timeout would mostly be spent waiting on a socket that will not drain).
+const URGENT_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
 /// What a session needs besides its socket.
 pub struct SessionLink {
   pub id: u64,
@@ -79,7 +83,10 @@ where
     },
     end = &mut writer => match end {
       WriteEnd::Closed(request) => {
-        let _ = timeout(link.close_timeout, &mut reader).await;
+        // A slow consumer is not reading: waiting for its close reply would only delay the end.
+        if !request.urgent {
+          let _ = timeout(link.close_timeout, &mut reader).await;
+        }
         Ended { code: request.code, reason: request.reason }
       }
       WriteEnd::Failed => Ended { code: CloseCode::Abnormal.as_u16(), reason: String::new() },
@@ -166,7 +173,12 @@ where
         code: request.code.into(),
         reason: request.reason.clone().into(),
       };
-      let _ = timeout(link.close_timeout, sink.send(Message::Close(Some(frame)))).await;
+      let grace = if request.urgent {
+        link.close_timeout.min(URGENT_CLOSE_GRACE)
+      } else {
+        link.close_timeout
+      };
+      let _ = timeout(grace, sink.send(Message::Close(Some(frame)))).await;
       return WriteEnd::Closed(request);
     }
   }

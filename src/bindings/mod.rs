@@ -16,7 +16,9 @@ use tokio::runtime::Runtime;
 
 use crate::dispatch::Waker;
 use crate::error::CloseCode;
-use crate::protocol::{event_frame, reply_error_frame, reply_frame};
+use crate::protocol::{event_frame, push_json_string, reply_error_frame, reply_frame};
+use crate::registry::RoomError;
+use crate::rooms::Listed;
 use crate::server::{Decision, Server};
 
 pub use convert::{NativeEndpoint, NativeOptions};
@@ -61,11 +63,28 @@ pub struct ListenAddress {
 }
 
 #[napi(object)]
+pub struct OpenedRoom {
+  pub id: i64,
+  pub created: bool,
+}
+
+fn room_error(error: RoomError) -> Error {
+  match error {
+    RoomError::NoSuchActor => Error::new(
+      Status::GenericFailure,
+      "the actor is no longer in memory".to_string(),
+    ),
+  }
+}
+
+#[napi(object)]
 pub struct NativeStats {
   /// Open sessions.
   pub sessions: u32,
   /// Actors in memory (with sessions, or idle and not yet evicted).
   pub actors: u32,
+  /// Room instances in memory.
+  pub rooms: u32,
   /// TCP connections in any phase.
   pub connections: u32,
 }
@@ -171,6 +190,107 @@ impl NativeServer {
     )
   }
 
+  /// Adds a room to an actor's list (live membership while it has a session). Returns false
+  /// when the room was already listed. The membership change reaches JS as a batch event.
+  #[napi]
+  pub fn join_room(&self, actor: i64, name: String, handler: u32, metadata_json: String) -> Result<bool> {
+    let listed = Listed {
+      name: name.into(),
+      handler: handler as usize,
+      metadata: metadata_json.into(),
+    };
+    let joined = self
+      .server
+      .registry
+      .join_room(to_id(actor), listed)
+      .map_err(room_error)?;
+    if let Some(change) = &joined.change {
+      self.server.dispatcher.push_room_change(change);
+    }
+    Ok(joined.listed)
+  }
+
+  /// Removes a room from an actor's list; false when it was not listed.
+  #[napi]
+  pub fn leave_room(&self, actor: i64, name: String) -> Result<bool> {
+    let (listed, change) = self
+      .server
+      .registry
+      .leave_room(to_id(actor), &name)
+      .map_err(room_error)?;
+    if let Some(change) = &change {
+      self.server.dispatcher.push_room_change(change);
+    }
+    Ok(listed)
+  }
+
+  /// Names of the rooms on an actor's list.
+  #[napi]
+  pub fn rooms_of(&self, actor: i64) -> Result<Vec<String>> {
+    let rooms = self.server.registry.rooms_of(to_id(actor)).map_err(room_error)?;
+    Ok(rooms.iter().map(|name| name.to_string()).collect())
+  }
+
+  /// The room instance called `name` (created, empty, when missing).
+  #[napi]
+  pub fn open_room(&self, name: String, handler: u32) -> OpenedRoom {
+    let (id, created) = self.server.registry.open_room(&name, handler as usize);
+    OpenedRoom {
+      id: id as i64,
+      created,
+    }
+  }
+
+  /// Live members as JSON: `[{"userId","joinedAt","metadata"}]`, in join order.
+  #[napi]
+  pub fn room_members(&self, name: String) -> String {
+    let members = self.server.registry.room_members(&name);
+    let mut out = String::from("[");
+    for (i, member) in members.iter().enumerate() {
+      if i > 0 {
+        out.push(',');
+      }
+      out.push_str(r#"{"userId":"#);
+      push_json_string(&mut out, &member.user);
+      out.push_str(r#","joinedAt":"#);
+      out.push_str(&member.joined_at_ms.to_string());
+      out.push_str(r#","metadata":"#);
+      out.push_str(&member.metadata);
+      out.push('}');
+    }
+    out.push(']');
+    out
+  }
+
+  /// Replaces a live member's metadata; false when the user is not a member.
+  #[napi]
+  pub fn set_member_metadata(&self, name: String, user: String, metadata_json: String) -> bool {
+    self
+      .server
+      .registry
+      .set_member_metadata(&name, &user, &metadata_json)
+  }
+
+  /// Sends an event to every session of every live member (but `exceptSession`); returns how
+  /// many sessions it was queued for. Encoded once; the bytes are shared by all recipients.
+  #[napi]
+  pub fn emit_to_room(
+    &self,
+    name: String,
+    event: String,
+    payload_json: Option<String>,
+    except_session: Option<i64>,
+  ) -> Result<u32> {
+    let frame = event_frame(&event, payload_json.as_deref())
+      .map_err(|_| invalid("event payloads must be plain objects"))?;
+    Ok(
+      self
+        .server
+        .registry
+        .send_to_room(&name, &frame, except_session.map(to_id)),
+    )
+  }
+
   /// Answers a call with its result (JSON text, or null for undefined).
   #[napi]
   pub fn reply(&self, session: i64, call: i64, result_json: Option<String>) -> bool {
@@ -240,6 +360,7 @@ impl NativeServer {
     NativeStats {
       sessions: clamp(stats.sessions),
       actors: clamp(stats.actors),
+      rooms: clamp(stats.rooms),
       connections: clamp(stats.connections),
     }
   }

@@ -1,0 +1,199 @@
+//! Room instances: who is a live member of each room, and the changes JS must hear about.
+//!
+//! Membership is per user. An actor keeps a *room list* (what it joined and did not leave); it
+//! is a live *member* of those rooms while it has at least one open session. This module holds
+//! the data; [`crate::registry`] owns it under its lock and turns membership into fan-out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// A room the actor joined and has not left, kept while it has no session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+  pub name: Arc<str>,
+  pub handler: usize,
+  /// The metadata given at join (JSON), reused when the user re-joins.
+  pub metadata: Arc<str>,
+}
+
+/// A live member of a room.
+#[derive(Clone, Debug)]
+pub struct Member {
+  pub actor: u64,
+  pub joined_at_ms: u64,
+  pub metadata: Arc<str>,
+}
+
+pub struct RoomEntry {
+  pub id: u64,
+  pub handler: usize,
+  pub name: Arc<str>,
+  /// userId → member.
+  pub members: HashMap<Arc<str>, Member>,
+  /// Set while the room has no member; an idle room leaves memory like an idle actor.
+  pub idle_since: Option<Instant>,
+}
+
+/// A change of live membership, or of a room's life, that JS hears about (hooks run there).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoomChange {
+  Joined {
+    room: u64,
+    created: bool,
+    handler: usize,
+    name: Arc<str>,
+    user: Arc<str>,
+    metadata: Arc<str>,
+  },
+  Left {
+    room: u64,
+    user: Arc<str>,
+  },
+  Evicted {
+    room: u64,
+  },
+}
+
+/// A live member as `members()` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberInfo {
+  pub user: Arc<str>,
+  pub joined_at_ms: u64,
+  pub metadata: Arc<str>,
+}
+
+pub fn now_ms() -> u64 {
+  SystemTime::now()
+    .duration_since(UNIX_EPOCH)
+    .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[derive(Default)]
+pub struct Rooms {
+  by_name: HashMap<Arc<str>, RoomEntry>,
+  next_id: u64,
+}
+
+impl Rooms {
+  pub fn get(&self, name: &str) -> Option<&RoomEntry> {
+    self.by_name.get(name)
+  }
+
+  /// The room called `name`, created (empty) when missing. Returns it and whether it was created.
+  pub fn open(&mut self, name: &str, handler: usize) -> (&mut RoomEntry, bool) {
+    let created = !self.by_name.contains_key(name);
+    if created {
+      self.next_id += 1;
+      let name: Arc<str> = Arc::from(name);
+      let entry = RoomEntry {
+        id: self.next_id,
+        handler,
+        name: name.clone(),
+        members: HashMap::new(),
+        idle_since: Some(Instant::now()),
+      };
+      self.by_name.insert(name, entry);
+    }
+    match self.by_name.get_mut(name) {
+      Some(entry) => (entry, created),
+      None => unreachable!("inserted above"),
+    }
+  }
+
+  /// Makes `user` (of `actor`) a live member. `None` when it already was one.
+  pub fn add_member(&mut self, listed: &Listed, user: &Arc<str>, actor: u64) -> Option<RoomChange> {
+    let (room, created) = self.open(&listed.name, listed.handler);
+    if room.members.contains_key(user) {
+      return None;
+    }
+    let member = Member {
+      actor,
+      joined_at_ms: now_ms(),
+      metadata: listed.metadata.clone(),
+    };
+    room.members.insert(user.clone(), member);
+    room.idle_since = None;
+    Some(RoomChange::Joined {
+      room: room.id,
+      created,
+      handler: room.handler,
+      name: room.name.clone(),
+      user: user.clone(),
+      metadata: listed.metadata.clone(),
+    })
+  }
+
+  /// Ends `user`'s live membership of `name`. `None` when it was not a member.
+  pub fn remove_member(&mut self, name: &str, user: &str) -> Option<RoomChange> {
+    let room = self.by_name.get_mut(name)?;
+    room.members.remove(user)?;
+    if room.members.is_empty() {
+      room.idle_since = Some(Instant::now());
+    }
+    Some(RoomChange::Left {
+      room: room.id,
+      user: Arc::from(user),
+    })
+  }
+
+  /// Removes rooms without members idle for at least `idle_for`.
+  pub fn evict_idle(&mut self, idle_for: std::time::Duration) -> Vec<RoomChange> {
+    let now = Instant::now();
+    let idle: Vec<Arc<str>> = self
+      .by_name
+      .values()
+      .filter(|room| {
+        room
+          .idle_since
+          .is_some_and(|since| now.duration_since(since) >= idle_for)
+      })
+      .map(|room| room.name.clone())
+      .collect();
+    idle
+      .into_iter()
+      .filter_map(|name| self.by_name.remove(&name))
+      .map(|room| RoomChange::Evicted { room: room.id })
+      .collect()
+  }
+
+  pub fn set_member_metadata(&mut self, name: &str, user: &str, metadata: Arc<str>) -> bool {
+    match self
+      .by_name
+      .get_mut(name)
+      .and_then(|room| room.members.get_mut(user))
+    {
+      Some(member) => {
+        member.metadata = metadata;
+        true
+      }
+      None => false,
+    }
+  }
+
+  /// Live members, in join order.
+  pub fn members(&self, name: &str) -> Vec<MemberInfo> {
+    let Some(room) = self.by_name.get(name) else {
+      return Vec::new();
+    };
+    let mut members: Vec<MemberInfo> = room
+      .members
+      .iter()
+      .map(|(user, m)| MemberInfo {
+        user: user.clone(),
+        joined_at_ms: m.joined_at_ms,
+        metadata: m.metadata.clone(),
+      })
+      .collect();
+    members.sort_by(|a, b| {
+      a.joined_at_ms
+        .cmp(&b.joined_at_ms)
+        .then_with(|| a.user.cmp(&b.user))
+    });
+    members
+  }
+
+  pub fn count(&self) -> usize {
+    self.by_name.len()
+  }
+}
