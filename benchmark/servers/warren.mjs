@@ -1,0 +1,35 @@
+// warren doing the benchmark app's work (the same frames the peer servers send):
+//
+//   node warren.mjs [port]     (or PORT=...; 0 or nothing = any free port)
+//
+// Prints `READY <port>` on stdout once listening on 127.0.0.1.
+// - `extractMeta` reads `?token=` in JS (the accept-rate scenario measures it);
+// - `echo` -> `ctx.emit("echo", data)`;
+// - `join` -> `ctx.actor.joinRoom(room)`; `publish` -> `ctx.emit.toRoom("bench").emit("tick", data)`
+//   (fan-out in Rust, one encoding for every member);
+// - `increment` (a call) -> `++ctx.state.count`, the reply is the new count.
+import { createRoomHandler, createServer, defineConnection } from "../../index.js";
+
+const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
+
+const BenchConnection = defineConnection({
+  name: "BenchConnection",
+  rooms: { bench: "BenchRoom" },
+  extractMeta(req) {
+    const token = req.query.get("token");
+    if (!token) throw new Error("token required");
+    return { userId: token };
+  },
+  state: { count: 0 },
+});
+BenchConnection.on("echo", (ctx, data) => ctx.emit("echo", data));
+BenchConnection.on("join", (ctx, data) => ctx.actor.joinRoom(data.room));
+BenchConnection.on("publish", (ctx, data) => ctx.emit.toRoom("bench").emit("tick", data));
+BenchConnection.on("increment", (ctx) => ++ctx.state.count);
+
+const BenchRoom = createRoomHandler({ name: "BenchRoom", connectionBinding: "BenchConnection" });
+
+const server = createServer({ connections: [BenchConnection], rooms: [BenchRoom], maxSessions: 1_000_000 });
+const address = await server.listen({ port, host: "127.0.0.1" });
+process.stdout.write(`READY ${address.port}\n`);
+for (const signal of ["SIGINT", "SIGTERM"]) process.once(signal, () => server.close());
