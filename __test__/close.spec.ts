@@ -29,6 +29,16 @@ describe("closing", () => {
     assert.equal(stdout.trim(), "exiting while listening");
   });
 
+  test("a server nobody references keeps serving after garbage collection", async () => {
+    const script = fileURLToPath(new URL("./fixtures/collected-server.mjs", import.meta.url));
+    const child = spawn(process.execPath, ["--expose-gc", script], { stdio: ["ignore", "pipe", "inherit"] });
+    let stdout = "";
+    child.stdout.on("data", (chunk) => (stdout += chunk));
+    const [code] = (await withTimeout(once(child, "exit"), "the process to exit")) as [number | null];
+    assert.equal(stdout.trim(), "alive");
+    assert.equal(code, 0);
+  });
+
   test("the port can be bound again after close()", async () => {
     const Conn = defineConnection({ name: "Rebind" });
     const first = createServer({ connections: [Conn] });
