@@ -134,31 +134,11 @@ export class ActorRecord {
       },
       ...roomMembership(actor),
     };
-    this.context = {
-      actor: handle,
-      emit,
-      get state() {
-        return actor.state;
-      },
-      set state(value) {
-        actor.state = value;
-      },
-    };
+    this.context = withState({ actor: handle, emit }, actor);
   }
 
   destroyContext(reason: DestroyReason): DestroyContext<any> {
-    const actor = this;
-    return {
-      actor: this.context.actor,
-      emit: this.context.emit,
-      reason,
-      get state() {
-        return actor.state;
-      },
-      set state(value) {
-        actor.state = value;
-      },
-    };
+    return withState({ actor: this.context.actor, emit: this.context.emit, reason }, this);
   }
 }
 
@@ -188,19 +168,19 @@ export class SessionRecord {
       },
       ...roomMembership(actor),
     };
-    this.context = {
-      meta,
-      sessionId: id,
-      actor: handle,
-      emit,
-      get state() {
-        return actor.state;
-      },
-      set state(value) {
-        actor.state = value;
-      },
-    };
+    this.context = withState({ meta, sessionId: id, actor: handle, emit }, actor);
   }
+}
+
+/** Adds `state` to a context: reads and assignments go to the actor's current state. */
+function withState<T extends object>(context: T, actor: ActorRecord): T & { state: any } {
+  return Object.defineProperty(context, "state", {
+    enumerable: true,
+    get: () => actor.state,
+    set: (value) => {
+      actor.state = value;
+    },
+  }) as T & { state: any };
 }
 
 function userTarget(native: NativeServer, endpoint: number, userId: string): UserTarget {

@@ -9,6 +9,7 @@ import type { NativeServer } from "../native";
 import type { ConnectionDefinition, ConnectionMeta, DestroyReason } from "./connection";
 import { ActorRecord, SessionRecord, type RoomPort } from "./context";
 import { messageOf, WarrenError } from "./errors";
+import type { Gate } from "./gate";
 import { bindingFor, type RoomContext, type RoomDefinition, type RoomDestroyReason } from "./room";
 import { RoomRecord, roomContext } from "./room-record";
 import {
@@ -390,37 +391,28 @@ export class Runtime implements RoomPort {
 
   /** Calls `onDestroy` of every actor and room still in memory (server shutdown). */
   async destroyAll(reason: DestroyReason & RoomDestroyReason): Promise<void> {
-    const pending: unknown[] = [];
-    for (const room of this.#rooms.values()) {
-      pending.push(
-        new Promise<void>((resolve) => {
-          room.gate.run(() => {
-            const result = this.#destroyRoom(room, reason);
-            if (isThenable(result)) result.then(() => resolve(), () => resolve());
-            else resolve();
-            return result;
-          }, false);
-        }),
-      );
-    }
+    const pending = [
+      ...[...this.#rooms.values()].map((room) => settled(room.gate, () => this.#destroyRoom(room, reason))),
+      ...[...this.#actors.values()].map((actor) => settled(actor.gate, () => this.#destroy(actor, reason))),
+    ];
     this.#rooms.clear();
     this.#roomsByName.clear();
-    for (const actor of this.#actors.values()) {
-      pending.push(
-        new Promise<void>((resolve) => {
-          actor.gate.run(() => {
-            const result = this.#destroy(actor, reason);
-            if (isThenable(result)) result.then(() => resolve(), () => resolve());
-            else resolve();
-            return result;
-          }, false);
-        }),
-      );
-    }
     this.#actors.clear();
     this.#sessions.clear();
     await Promise.all(pending);
   }
+}
+
+/** Runs `step` in `gate` order; resolves once it (and any promise it returns) has settled. */
+function settled(gate: Gate, step: () => unknown): Promise<void> {
+  return new Promise<void>((resolve) => {
+    gate.run(() => {
+      const result = step();
+      if (isThenable(result)) result.then(() => resolve(), () => resolve());
+      else resolve();
+      return result;
+    }, false);
+  });
 }
 
 function logError(definition: { name: string }, error: unknown): void {

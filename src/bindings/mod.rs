@@ -20,6 +20,7 @@ use crate::protocol::{event_frame, push_json_string, reply_error_frame, reply_fr
 use crate::registry::RoomError;
 use crate::rooms::Listed;
 use crate::server::{Decision, Server};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 pub use convert::{NativeEndpoint, NativeOptions};
 
@@ -50,6 +51,11 @@ type WakeFunction = ThreadsafeFunction<(), (), (), Status, false>;
 
 fn invalid(message: impl Into<String>) -> Error {
   Error::new(Status::InvalidArg, message.into())
+}
+
+/// Encodes an event frame once, for any number of recipients.
+fn frame_of(event: &str, payload_json: Option<&str>) -> Result<Utf8Bytes> {
+  event_frame(event, payload_json).map_err(|_| invalid("event payloads must be plain objects"))
 }
 
 fn to_id(value: i64) -> u64 {
@@ -165,8 +171,7 @@ impl NativeServer {
   /// Sends an event to one session; false when it is gone or closing.
   #[napi]
   pub fn emit(&self, session: i64, event: String, payload_json: Option<String>) -> Result<bool> {
-    let frame = event_frame(&event, payload_json.as_deref())
-      .map_err(|_| invalid("event payloads must be plain objects"))?;
+    let frame = frame_of(&event, payload_json.as_deref())?;
     Ok(self.server.registry.send(to_id(session), frame))
   }
 
@@ -180,8 +185,7 @@ impl NativeServer {
     payload_json: Option<String>,
     except_session: Option<i64>,
   ) -> Result<u32> {
-    let frame = event_frame(&event, payload_json.as_deref())
-      .map_err(|_| invalid("event payloads must be plain objects"))?;
+    let frame = frame_of(&event, payload_json.as_deref())?;
     Ok(
       self
         .server
@@ -281,8 +285,7 @@ impl NativeServer {
     payload_json: Option<String>,
     except_session: Option<i64>,
   ) -> Result<u32> {
-    let frame = event_frame(&event, payload_json.as_deref())
-      .map_err(|_| invalid("event payloads must be plain objects"))?;
+    let frame = frame_of(&event, payload_json.as_deref())?;
     Ok(
       self
         .server
