@@ -11,35 +11,10 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** One warren server. Created by the JS `createServer`; see `lib/server.ts`. */
 export declare class NativeServer {
-  /** `onWake` is called (with no arguments) whenever events are waiting in `takeBatch`. */
-  constructor(options: NativeOptions, onWake: () => void)
-  /** Binds and starts accepting. Throws on a busy port or a bad host. */
-  listen(host: string, port: number): ListenAddress
-  /** Everything queued for JS as one JSON array text, or null. */
-  takeBatch(): string | null
-  /** Opens the socket of an upgrade request for user `key` with `metaJson` as its meta. */
-  acceptUpgrade(request: number, key: string, metaJson: string): boolean
-  /** Refuses an upgrade request with an HTTP status and `{"error": message}`. */
-  rejectUpgrade(request: number, status: number, message: string): boolean
   /** Sends an event to one session; false when it is gone or closing. */
   emit(session: number, event: string, payloadJson?: string | undefined | null): boolean
   /** Sends an event to every session of a user (but `exceptSession`); returns how many. */
   emitToUser(endpoint: number, key: string, event: string, payloadJson?: string | undefined | null, exceptSession?: number | undefined | null): number
-  /**
-   * Adds a room to an actor's list (live membership while it has a session). Returns false
-   * when the room was already listed. The membership change reaches JS as a batch event.
-   */
-  joinRoom(actor: number, name: string, handler: number, metadataJson: string): boolean
-  /** Removes a room from an actor's list; false when it was not listed. */
-  leaveRoom(actor: number, name: string): boolean
-  /** Names of the rooms on an actor's list. */
-  roomsOf(actor: number): Array<string>
-  /** The room instance called `name` (created, empty, when missing). */
-  openRoom(name: string, handler: number): OpenedRoom
-  /** Live members as JSON: `[{"userId","joinedAt","metadata"}]`, in join order. */
-  roomMembers(name: string): string
-  /** Replaces a live member's metadata; false when the user is not a member. */
-  setMemberMetadata(name: string, user: string, metadataJson: string): boolean
   /**
    * Sends an event to every session of every live member (but `exceptSession`); returns how
    * many sessions it was queued for. Encoded once; the bytes are shared by all recipients.
@@ -54,12 +29,67 @@ export declare class NativeServer {
    * `code` must be 1000 or 3000–4999 unless `internal` (1008, 1011 from the runtime itself).
    */
   closeSession(session: number, code: number, reason: string, internal?: boolean | undefined | null): boolean
-  /** Session ids of an actor, in connection order. */
-  sessionsOf(actor: number): Array<number>
+  /**
+   * Adds a room to an actor's list (live membership while it has a session) and stores the
+   * list. Returns false when the room was already listed. The membership change reaches JS as
+   * a batch event.
+   */
+  joinRoom(actor: number, name: string, handler: number, metadataJson: string): boolean
+  /** Removes a room from an actor's list; false when it was not listed. */
+  leaveRoom(actor: number, name: string): boolean
+  /** Names of the rooms on an actor's list. */
+  roomsOf(actor: number): Array<string>
+  /** The room instance called `name` (created, empty, when missing). */
+  openRoom(name: string, handler: number): OpenedRoom
+  /** Live members as JSON: `[{"userId","joinedAt","metadata"}]`, in join order. */
+  roomMembers(name: string): string
+  /** Replaces a live member's metadata; false when the user is not a member. */
+  setMemberMetadata(name: string, user: string, metadataJson: string): boolean
+  /**
+   * Destroys a room: members leave, its stored state is wiped. False when not in memory
+   * (its stored state is wiped anyway).
+   */
+  destroyRoom(handlerName: string, name: string): boolean
+  /** The stored state of an actor (kind 0) or a room (kind 1), if any. */
+  loadState(kind: number, owner: string, name: string): Buffer | null
+  /**
+   * A persisted state changed: under strict durability, frames sent from now on wait until
+   * the commit that follows is flushed.
+   */
+  stateChanged(): void
+  /** Applies this tick's state writes in one batch and asks for a flush (group commit). */
+  commitState(writes: Array<StateWrite>): void
+  /**
+   * Hibernates the actor of `(endpoint, key)` now (tests and tools). False when it is not in
+   * memory, has no session, or already hibernates.
+   */
+  hibernate(endpoint: number, key: string): boolean
+  /** JS declined a hibernation (work still in flight). */
+  keepAwake(actor: number): void
+  /** Destroys an actor by id (from its own context). */
+  destroyActor(actor: number): boolean
+  /** Destroys the actor of `(endpoint, key)`, in memory or only in storage. */
+  destroyActorByKey(endpoint: number, key: string): boolean
+  /**
+   * `onWake` is called (with no arguments) whenever events are waiting in `takeBatch`.
+   * Opens the storage: throws when another process owns the directory.
+   */
+  constructor(options: NativeOptions, onWake: () => void)
+  /** Binds and starts accepting. Throws on a busy port or a bad host. */
+  listen(host: string, port: number): ListenAddress
+  /** Everything queued for JS as one JSON array text, or null. */
+  takeBatch(): string | null
+  /** Opens the socket of an upgrade request for user `key` with `metaJson` as its meta. */
+  acceptUpgrade(request: number, key: string, metaJson: string): boolean
+  /** Refuses an upgrade request with an HTTP status and `{"error": message}`. */
+  rejectUpgrade(request: number, status: number, message: string): boolean
   stats(): NativeStats
   /** Starts shutdown; the batch ends with the shutdown event once every socket is released. */
   shutdown(): void
-  /** Drops the wake-up function so the Node process may exit. Called once after shutdown. */
+  /**
+   * Flushes and closes the storage, and drops the wake-up function so the Node process may
+   * exit. Called once, after shutdown and the last state commit.
+   */
   release(): void
   /** Whether a listening server keeps the Node process alive (like `net.Server#ref`). */
   setRef(referenced: boolean): void
@@ -72,6 +102,8 @@ export interface ListenAddress {
 
 /** A connection definition's endpoint. */
 export interface NativeEndpoint {
+  /** The connection definition's name (storage keys start with it). */
+  name: string
   /** Upgrade path, e.g. `/ws`. */
   path: string
   /** True when the definition has `extractMeta` (the upgrade waits for it). */
@@ -97,20 +129,43 @@ export interface NativeOptions {
   maxSessions?: number
   /** Directory served over plain GET for paths that are not socket paths. */
   staticDir?: string
+  /** Room handler names, by index. */
+  roomHandlers: Array<string>
+  /** A directory, or `":memory:"` for a temporary store. */
+  storage: string
+  /** `"strict"` or `"relaxed"`. @default "strict" */
+  durability?: string
 }
 
 export interface NativeStats {
   /** Open sessions. */
   sessions: number
-  /** Actors in memory (with sessions, or idle and not yet evicted). */
+  /** Actors in memory (awake, hibernated, or idle without sessions and not yet evicted). */
   actors: number
+  /** Actors whose JS side is hibernated (their sockets stay open). */
+  hibernated: number
   /** Room instances in memory. */
   rooms: number
   /** TCP connections in any phase. */
   connections: number
+  /** Frames waiting behind the output gate for a flush. */
+  heldFrames: number
 }
 
 export interface OpenedRoom {
   id: number
   created: boolean
+}
+
+/** One state write of a group commit. */
+export interface StateWrite {
+  /**
+   * 0: a connection actor (`owner` = definition name, `name` = userId);
+   * 1: a room (`owner` = room handler name, `name` = full room name).
+   */
+  kind: number
+  owner: string
+  name: string
+  /** The encoded state, or null to delete it. */
+  value?: Buffer
 }

@@ -742,7 +742,7 @@ async function warrenServer(t: TestContext, port = 0) {
   Conn.on("fail", () => {
     throw new Error("nope");
   });
-  const server = createServer({ connections: [Conn] });
+  const server = createServer({ connections: [Conn], storage: ":memory:" });
   const address = await server.listen({ port, host: "127.0.0.1" });
   let closed = false;
   const close = async () => {

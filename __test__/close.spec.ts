@@ -41,12 +41,12 @@ describe("closing", () => {
 
   test("the port can be bound again after close()", async () => {
     const Conn = defineConnection({ name: "Rebind" });
-    const first = createServer({ connections: [Conn] });
+    const first = createServer({ connections: [Conn], storage: ":memory:" });
     const { port } = await first.listen({ port: 0 });
     const client = await TestClient.open(`ws://127.0.0.1:${port}/ws`);
     await first.close();
     assert.equal((await withTimeout(client.closed, "close")).code, 1001);
-    const second = createServer({ connections: [Conn] });
+    const second = createServer({ connections: [Conn], storage: ":memory:" });
     assert.equal((await second.listen({ port })).port, port);
     await second.close();
     await assert.rejects(first.listen({ port: 0 }), /closed/);
@@ -55,8 +55,8 @@ describe("closing", () => {
   test("two servers run side by side in one process", async () => {
     const A = defineConnection({ name: "A", onConnect: (ctx) => ctx.emit("server", { name: "a" }) });
     const B = defineConnection({ name: "B", onConnect: (ctx) => ctx.emit("server", { name: "b" }) });
-    const a = createServer({ connections: [A] });
-    const b = createServer({ connections: [B] });
+    const a = createServer({ connections: [A], storage: ":memory:" });
+    const b = createServer({ connections: [B], storage: ":memory:" });
     const [addressA, addressB] = [await a.listen(), await b.listen()];
     const clientA = await TestClient.open(addressA.url);
     const clientB = await TestClient.open(addressB.url);

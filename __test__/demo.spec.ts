@@ -1,14 +1,22 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { describe, test } from "node:test";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { TestClient, withTimeout } from "./helpers.js";
 
 describe("the chat demo", () => {
   test("serves its page and lets two users chat with join notices and history", async () => {
     const script = fileURLToPath(new URL("../examples/chat/server.mjs", import.meta.url));
-    const child = spawn(process.execPath, [script], { env: { ...process.env, PORT: "0" }, stdio: ["ignore", "pipe", "inherit"] });
+    const storage = await mkdtemp(join(tmpdir(), "warren-demo-"));
+    after(() => rm(storage, { recursive: true, force: true }));
+    const child = spawn(process.execPath, [script], {
+      env: { ...process.env, PORT: "0", WARREN_STORAGE: storage },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     const exited = once(child, "exit");
     try {
       const [line] = (await withTimeout(once(child.stdout, "data"), "the demo to start")) as [Buffer];

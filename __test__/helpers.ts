@@ -23,9 +23,9 @@ export async function withTimeout<T>(promise: Promise<T>, what: string, ms = PAT
   }
 }
 
-/** Starts a server on 127.0.0.1:0 and closes it when the test file ends. */
+/** Starts a server on 127.0.0.1:0 (temporary storage unless given) and closes it when the test file ends. */
 export async function serve(options: ServerOptions): Promise<{ server: WarrenServer; url: string; port: number }> {
-  const server = createServer(options);
+  const server = createServer({ storage: ":memory:", ...options });
   const { url, port } = await server.listen({ port: 0, host: "127.0.0.1" });
   after(() => server.close());
   return { server, url, port };

@@ -71,6 +71,11 @@ export interface ConnectionOptions<Meta extends ConnectionMeta, State extends ob
   onInit?(ctx: ActorContext<State>): unknown;
   /** A session opened. A throw goes to `onError` and closes the session with 1011. */
   onConnect?(ctx: ConnectionContext<Meta, State>): unknown;
+  /**
+   * The actor woke from hibernation with sessions restored from their attachments (after
+   * `onInit`, before the event that woke it).
+   */
+  onHibernationRestore?(ctx: ActorContext<State>): unknown;
   /** A session closed. */
   onDisconnect?(ctx: ConnectionContext<Meta, State>, info: DisconnectInfo): unknown;
   /** An event no handler is registered for. */
@@ -122,7 +127,16 @@ export function defineConnection<Meta extends ConnectionMeta = ConnectionMeta, S
   if (typeof websocketPath !== "string" || !websocketPath.startsWith("/")) {
     throw new WarrenError("invalid_option", `defineConnection(${options.name}): websocketPath must start with "/"`);
   }
-  for (const hook of ["extractMeta", "onInit", "onConnect", "onDisconnect", "onMessage", "onDestroy", "onError"] as const) {
+  for (const hook of [
+    "extractMeta",
+    "onInit",
+    "onConnect",
+    "onDisconnect",
+    "onMessage",
+    "onDestroy",
+    "onError",
+    "onHibernationRestore",
+  ] as const) {
     if (options[hook] !== undefined && typeof options[hook] !== "function") {
       throw new WarrenError("invalid_option", `defineConnection(${options.name}): ${hook} must be a function`);
     }

@@ -9,6 +9,7 @@ import type { NativeServer } from "../native";
 import type { ConnectionDefinition, ConnectionMeta, DestroyReason } from "./connection";
 import { Gate } from "./gate";
 import { encodePayload } from "./protocol";
+import type { StateCell } from "./state";
 
 /** Resolves room names for a connection definition (implemented by the runtime). */
 export interface RoomPort {
@@ -84,6 +85,12 @@ export interface ActorHandle {
   leaveRoom(room: string): boolean;
   /** Rooms joined and not left, including while the user has no session. */
   getRooms(): string[];
+  /**
+   * Destroys the actor: it leaves its rooms, its sessions close with 1000 "Actor destroyed",
+   * `onDestroy` runs with `ctx.reason === "destroyed"` and its stored state is wiped. The
+   * user's next session starts from the defaults.
+   */
+  destroy(): void;
 }
 
 export interface ActorContext<State> {
@@ -102,12 +109,30 @@ export interface ConnectionContext<Meta extends ConnectionMeta, State> {
 
 export type DestroyContext<State> = ActorContext<State> & { readonly reason: DestroyReason };
 
+/** Whatever owns persisted state (an actor or a room): where its state is stored. */
+export interface StateOwner {
+  /** 0: connection actor, 1: room (the native store's kinds). */
+  readonly kind: 0 | 1;
+  /** Definition name (actors) or room handler name (rooms). */
+  readonly owner: string;
+  /** userId (actors) or full room name (rooms). */
+  readonly name: string;
+  readonly cell: StateCell;
+  /** Set once destroyed: its state is gone and must never be written again. */
+  destroyed: boolean;
+}
+
 /** An actor in the JS heap: its state and the JS side of its sessions. */
-export class ActorRecord {
+export class ActorRecord implements StateOwner {
+  readonly kind = 0;
   readonly sessions = new Map<number, SessionRecord>();
   readonly gate = new Gate();
-  state: any;
   readonly context: ActorContext<any>;
+  readonly owner: string;
+  readonly name: string;
+  destroyed = false;
+  /** Handlers whose promise has not settled; a busy actor is not hibernated. */
+  inflight = 0;
 
   constructor(
     readonly id: number,
@@ -116,8 +141,10 @@ export class ActorRecord {
     readonly key: string,
     readonly native: NativeServer,
     readonly rooms: RoomPort,
+    readonly cell: StateCell,
   ) {
-    this.state = definition.state === undefined ? {} : structuredClone(definition.state);
+    this.owner = definition.name;
+    this.name = key;
     const actor = this;
     const toAll = (event: string, data?: object) =>
       native.emitToUser(endpoint, key, event, encodePayload(data), undefined);
@@ -132,6 +159,7 @@ export class ActorRecord {
       close(code = 1000, reason = "") {
         for (const id of actor.sessions.keys()) native.closeSession(id, code, reason, false);
       },
+      destroy: () => destroyActor(actor),
       ...roomMembership(actor),
     };
     this.context = withState({ actor: handle, emit }, actor);
@@ -166,21 +194,26 @@ export class SessionRecord {
       close(code = 1000, reason = "") {
         native.closeSession(session.id, code, reason, false);
       },
+      destroy: () => destroyActor(actor),
       ...roomMembership(actor),
     };
     this.context = withState({ meta, sessionId: id, actor: handle, emit }, actor);
   }
 }
 
-/** Adds `state` to a context: reads and assignments go to the actor's current state. */
-function withState<T extends object>(context: T, actor: ActorRecord): T & { state: any } {
+/** Adds `state` to a context: the owner's persisted-state proxy; assigning replaces it. */
+export function withState<T extends object>(context: T, owner: { cell: StateCell }): T & { state: any } {
   return Object.defineProperty(context, "state", {
     enumerable: true,
-    get: () => actor.state,
-    set: (value) => {
-      actor.state = value;
-    },
+    get: () => owner.cell.state,
+    set: (value) => owner.cell.replace(value),
   }) as T & { state: any };
+}
+
+function destroyActor(actor: ActorRecord): void {
+  if (actor.destroyed) return;
+  actor.destroyed = true;
+  actor.native.destroyActor(actor.id);
 }
 
 function userTarget(native: NativeServer, endpoint: number, userId: string): UserTarget {

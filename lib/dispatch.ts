@@ -1,217 +1,104 @@
 /**
  * The JS end of the bridge. When the native core has events it calls `wake`; we take every
  * queued batch (one `JSON.parse` each) and route each event to the hooks and handlers of its
- * actor. User code is always called here, inside try/catch: a throw reaches `onError` (or the
+ * actor or room. User code always runs through `attempt`: a throw reaches `onError` (or the
  * call's error reply, or a 1011 close) and never the process.
+ *
+ * Actors enter the heap when created or woken (state loaded from storage) and leave it when
+ * they hibernate, are evicted or destroyed; the native core decides when and tells us here.
  */
 
 import type { NativeServer } from "../native";
 import type { ConnectionDefinition, ConnectionMeta, DestroyReason } from "./connection";
-import { ActorRecord, SessionRecord, type RoomPort } from "./context";
-import { messageOf, WarrenError } from "./errors";
-import type { Gate } from "./gate";
-import { bindingFor, type RoomContext, type RoomDefinition, type RoomDestroyReason } from "./room";
-import { RoomRecord, roomContext } from "./room-record";
+import { ActorRecord, SessionRecord } from "./context";
+import { messageOf } from "./errors";
+import { attempt, isThenable, reportTo, settled } from "./hooks";
+import { Persistence } from "./persistence";
+import type { RoomContext, RoomDefinition } from "./room";
+import { RoomRuntime } from "./room-runtime";
+import { authenticate } from "./upgrade";
 import {
   Tag,
   type CallEntry,
   type CloseEntry,
   type Entry,
-  type EvictEntry,
   type MessageEntry,
   type OpenEntry,
-  type RoomEvictEntry,
-  type RoomJoinEntry,
-  type RoomLeaveEntry,
-  type UpgradeEntry,
+  type WakeEntry,
 } from "./protocol";
 
 /** Batches taken per wake-up before yielding to the event loop (pending promises, I/O). */
 const MAX_BATCHES_PER_WAKE = 64;
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof (value as PromiseLike<unknown> | null)?.then === "function";
-}
-
-/** Runs user code; a throw or rejection goes to `onFailure`. Returns a promise if it is async. */
-function attempt(run: () => unknown, onFailure: (error: unknown) => void): unknown {
-  let result: unknown;
-  try {
-    result = run();
-  } catch (error) {
-    onFailure(error);
-    return undefined;
-  }
-  if (isThenable(result)) return Promise.resolve(result).then(undefined, onFailure);
-  return result;
-}
-
-export class Runtime implements RoomPort {
-  #native: NativeServer | null = null;
+export class Runtime {
+  readonly #native: NativeServer;
   readonly #definitions: ReadonlyArray<ConnectionDefinition<any, any>>;
-  readonly #roomDefinitions: ReadonlyArray<RoomDefinition>;
   readonly #actors = new Map<number, ActorRecord>();
   readonly #sessions = new Map<number, SessionRecord>();
-  readonly #rooms = new Map<number, RoomRecord>();
-  readonly #roomsByName = new Map<string, RoomRecord>();
+  readonly persistence: Persistence;
+  readonly rooms: RoomRuntime;
   /** Called once the native core reports that shutdown finished. */
   onShutdown: (() => void) | null = null;
 
   constructor(
+    native: NativeServer,
     definitions: ReadonlyArray<ConnectionDefinition<any, any>>,
-    roomDefinitions: ReadonlyArray<RoomDefinition> = [],
+    roomDefinitions: ReadonlyArray<RoomDefinition>,
   ) {
-    this.#definitions = definitions;
-    this.#roomDefinitions = roomDefinitions;
-  }
-
-  handlerFor(definition: ConnectionDefinition<any, any>, roomName: string): number {
-    if (typeof roomName !== "string" || roomName.length === 0) {
-      throw new WarrenError("unknown_room", "room names are non-empty strings");
-    }
-    const binding = bindingFor(definition.rooms, roomName);
-    const index = binding === undefined ? -1 : this.#roomDefinitions.findIndex((r) => r.name === binding);
-    if (index < 0) {
-      const configured = Object.keys(definition.rooms ?? {});
-      throw new WarrenError(
-        "unknown_room",
-        `${definition.name} has no room "${roomName}"; configured rooms: ${
-          configured.length ? configured.map((r) => `${r}, ${r}:*`).join(", ") : "none (set rooms in defineConnection)"
-        }`,
-      );
-    }
-    return index;
-  }
-
-  /** The room context for `server.room(name)`, resolved through every connection's rooms. */
-  room(name: string): RoomContext {
-    const native = this.#requireNative();
-    let handler = -1;
-    for (const definition of this.#definitions) {
-      const binding = bindingFor(definition.rooms, name);
-      handler = binding === undefined ? -1 : this.#roomDefinitions.findIndex((r) => r.name === binding);
-      if (handler >= 0) break;
-    }
-    if (handler < 0) {
-      throw new WarrenError("unknown_room", `no connection definition has a room "${name}" in its rooms map`);
-    }
-    const found = handler;
-    return roomContext(name, native, () => this.#openRoom(native, name, found));
-  }
-
-  #requireNative(): NativeServer {
-    if (this.#native === null) throw new WarrenError("server_closed", "the server is not running");
-    return this.#native;
-  }
-
-  #openRoom(native: NativeServer, name: string, handler: number): RoomRecord {
-    const known = this.#roomsByName.get(name);
-    if (known !== undefined) return known;
-    const { id } = native.openRoom(name, handler);
-    return this.#ensureRoom(native, id, handler, name);
-  }
-
-  #ensureRoom(native: NativeServer, id: number, handler: number, name: string): RoomRecord {
-    const known = this.#rooms.get(id);
-    if (known !== undefined) return known;
-    const definition = this.#roomDefinitions[handler]!;
-    const room = new RoomRecord(id, definition, name, native);
-    this.#rooms.set(id, room);
-    this.#roomsByName.set(name, room);
-    if (definition.onInit) {
-      room.gate.run(() => attempt(() => definition.onInit!(room.context), (e) => this.#reportRoom(room, e)), true);
-    }
-    return room;
-  }
-
-  #reportRoom(room: RoomRecord, error: unknown): void {
-    const definition = room.definition;
-    if (definition.onError) {
-      try {
-        const handled = definition.onError(error, room.context);
-        if (isThenable(handled)) handled.then(undefined, (again) => logError(definition, again));
-        return;
-      } catch (again) {
-        logError(definition, again);
-        return;
-      }
-    }
-    logError(definition, error);
-  }
-
-  #roomJoin(native: NativeServer, [, roomId, , handler, name, userId, metadata]: RoomJoinEntry): void {
-    const room = this.#ensureRoom(native, roomId, handler, name);
-    const onJoin = room.definition.onJoin;
-    if (!onJoin) return;
-    room.gate.run(() => attempt(() => onJoin(room.context, userId, metadata), (e) => this.#reportRoom(room, e)), false);
-  }
-
-  #roomLeave([, roomId, userId]: RoomLeaveEntry): void {
-    const room = this.#rooms.get(roomId);
-    const onLeave = room?.definition.onLeave;
-    if (room === undefined || !onLeave) return;
-    room.gate.run(() => attempt(() => onLeave(room.context, userId), (e) => this.#reportRoom(room, e)), false);
-  }
-
-  #roomEvict([, roomId]: RoomEvictEntry): void {
-    const room = this.#rooms.get(roomId);
-    if (room === undefined) return;
-    this.#forgetRoom(room);
-    room.gate.run(() => this.#destroyRoom(room, "evicted"), false);
-  }
-
-  #forgetRoom(room: RoomRecord): void {
-    this.#rooms.delete(room.id);
-    if (this.#roomsByName.get(room.name) === room) this.#roomsByName.delete(room.name);
-  }
-
-  #destroyRoom(room: RoomRecord, reason: RoomDestroyReason): unknown {
-    const onDestroy = room.definition.onDestroy;
-    if (!onDestroy) return undefined;
-    const ctx = room.destroyContext(reason);
-    return attempt(() => onDestroy(ctx), (e) => this.#reportRoom(room, e));
-  }
-
-  attach(native: NativeServer): void {
     this.#native = native;
+    this.#definitions = definitions;
+    this.persistence = new Persistence(native);
+    this.rooms = new RoomRuntime(native, this.persistence, definitions, roomDefinitions);
   }
 
-  get actorCount(): number {
-    return this.#actors.size;
+  room(name: string): RoomContext {
+    return this.rooms.room(name);
   }
 
-  /** The wake-up callback given to the native core. */
-  readonly wake = (): void => {
-    const native = this.#native;
-    if (native === null) return;
+  /** Takes and routes every queued batch. Given (late-bound) as the native wake-up callback. */
+  wake(): void {
     for (let i = 0; i < MAX_BATCHES_PER_WAKE; i++) {
-      const text = native.takeBatch();
+      const text = this.#native.takeBatch();
       if (text === null) return;
       const batch = JSON.parse(text) as Entry[];
-      for (const entry of batch) this.#handle(native, entry);
+      for (const entry of batch) this.#handle(entry);
     }
-  };
+  }
 
-  #handle(native: NativeServer, entry: Entry): void {
+  #handle(entry: Entry): void {
     switch (entry[0]) {
-      case Tag.Upgrade:
-        return this.#upgrade(native, entry);
+      case Tag.Upgrade: {
+        const [, request, endpoint, url, remoteAddress, headers] = entry;
+        return authenticate(this.#native, this.#definitions[endpoint]!, request, url, remoteAddress, headers);
+      }
       case Tag.Open:
-        return this.#open(native, entry);
+        return this.#open(entry);
       case Tag.Message:
         return this.#message(entry);
       case Tag.Call:
-        return this.#call(native, entry);
+        return this.#call(entry);
       case Tag.Close:
         return this.#close(entry);
       case Tag.Evict:
-        return this.#evict(entry);
-      case Tag.RoomJoin:
-        return this.#roomJoin(native, entry);
+        return this.#leaveHeap(entry[1], "evicted");
+      case Tag.Destroyed:
+        return this.#leaveHeap(entry[1], "destroyed");
+      case Tag.Hibernate:
+        return this.#hibernate(entry[1]);
+      case Tag.Wake:
+        return this.#wake(entry);
+      case Tag.RoomJoin: {
+        const [, room, , handler, name, userId, metadata] = entry;
+        return this.rooms.joined(room, handler, name, userId, metadata);
+      }
       case Tag.RoomLeave:
-        return this.#roomLeave(entry);
+        return this.rooms.left(entry[1], entry[2]);
       case Tag.RoomEvict:
-        return this.#roomEvict(entry);
+        return this.rooms.leaveHeap(entry[1], "evicted");
+      case Tag.RoomHibernate:
+        return this.rooms.leaveHeap(entry[1], "hibernated");
+      case Tag.RoomDestroyed:
+        return this.rooms.leaveHeap(entry[1], "destroyed");
       case Tag.Shutdown:
         this.onShutdown?.();
         return;
@@ -219,86 +106,74 @@ export class Runtime implements RoomPort {
   }
 
   #report(definition: ConnectionDefinition<any, any>, error: unknown, ctx: unknown): void {
-    if (definition.onError) {
-      try {
-        const handled = definition.onError(error, ctx as any);
-        if (isThenable(handled)) handled.then(undefined, (again) => logError(definition, again));
-        return;
-      } catch (again) {
-        logError(definition, again);
-        return;
-      }
-    }
-    logError(definition, error);
+    reportTo(definition, error, ctx);
   }
 
-  #upgrade(native: NativeServer, [, request, endpoint, url, remoteAddress, headers]: UpgradeEntry): void {
+  /** Brings an actor into the heap: state loaded from storage, then `onInit` (gating). */
+  #enter(actorId: number, endpoint: number, key: string): ActorRecord {
     const definition = this.#definitions[endpoint]!;
-    const queryStart = url.indexOf("?");
-    const path = queryStart < 0 ? url : url.slice(0, queryStart);
-    const query = new URLSearchParams(queryStart < 0 ? "" : url.slice(queryStart + 1));
-    const req = { url, path, query, headers, remoteAddress };
-    const refuse = (error: unknown) => {
-      const status = (error as { status?: unknown } | null)?.status;
-      const code = typeof status === "number" && status >= 400 && status < 600 ? status : 401;
-      native.rejectUpgrade(request, code, messageOf(error));
-    };
-    const admit = (meta: unknown) => {
-      const userId = (meta as ConnectionMeta | null)?.userId;
-      if (meta === null || typeof meta !== "object" || typeof userId !== "string" || userId.length === 0) {
-        logError(definition, new TypeError("extractMeta must return an object with a non-empty string userId"));
-        native.rejectUpgrade(request, 500, "invalid session meta");
-        return;
-      }
-      let json: string;
-      try {
-        json = JSON.stringify(meta);
-      } catch (error) {
-        logError(definition, new TypeError(`extractMeta returned meta that is not JSON: ${messageOf(error)}`));
-        native.rejectUpgrade(request, 500, "invalid session meta");
-        return;
-      }
-      native.acceptUpgrade(request, userId, json);
-    };
-    let meta: unknown;
-    try {
-      meta = definition.extractMeta!(req);
-    } catch (error) {
-      refuse(error);
-      return;
+    let actor!: ActorRecord;
+    const cell = this.persistence.cell(0, definition.name, key, definition.state, definition.persistedKeys, () => actor);
+    actor = new ActorRecord(actorId, definition, endpoint, key, this.#native, this.rooms, cell);
+    this.#actors.set(actorId, actor);
+    if (definition.onInit) {
+      actor.gate.run(
+        () => attempt(() => definition.onInit!(actor.context), (e) => this.#report(definition, e, actor.context)),
+        true,
+      );
     }
-    if (isThenable(meta)) meta.then(admit, refuse);
-    else admit(meta);
+    return actor;
   }
 
-  #open(native: NativeServer, [, sessionId, actorId, , endpoint, key, meta]: OpenEntry): void {
-    const definition = this.#definitions[endpoint]!;
-    let actor = this.#actors.get(actorId);
-    if (actor === undefined) {
-      const created = new ActorRecord(actorId, definition, endpoint, key, native, this);
-      actor = created;
-      this.#actors.set(actorId, created);
-      if (definition.onInit) {
-        created.gate.run(
-          () => attempt(() => definition.onInit!(created.context), (e) => this.#report(definition, e, created.context)),
-          true,
-        );
-      }
-    }
-    const session = new SessionRecord(sessionId, actor, meta as ConnectionMeta, native);
+  #open([, sessionId, actorId, , endpoint, key, meta]: OpenEntry): void {
+    const actor = this.#actors.get(actorId) ?? this.#enter(actorId, endpoint, key);
+    const definition = actor.definition;
+    const session = new SessionRecord(sessionId, actor, meta as ConnectionMeta, this.#native);
     this.#sessions.set(sessionId, session);
-    const owner = actor;
-    owner.gate.run(() => {
-      owner.sessions.set(sessionId, session);
+    actor.gate.run(() => {
+      actor.sessions.set(sessionId, session);
       if (!definition.onConnect) return undefined;
       return attempt(
         () => definition.onConnect!(session.context),
         (error) => {
           this.#report(definition, error, session.context);
-          native.closeSession(sessionId, 1011, "Connection handler error", true);
+          this.#native.closeSession(sessionId, 1011, "Connection handler error", true);
         },
       );
     }, true);
+  }
+
+  /** A hibernated actor wakes: `onInit`, its sessions back from their attachments, then
+   * `onHibernationRestore`, all before the event that woke it. */
+  #wake([, actorId, endpoint, key, sessions]: WakeEntry): void {
+    if (this.#actors.has(actorId)) return;
+    const actor = this.#enter(actorId, endpoint, key);
+    for (const [sessionId, meta] of sessions) {
+      const session = new SessionRecord(sessionId, actor, meta as ConnectionMeta, this.#native);
+      this.#sessions.set(sessionId, session);
+      actor.sessions.set(sessionId, session);
+    }
+    const restore = actor.definition.onHibernationRestore;
+    if (restore) {
+      actor.gate.run(
+        () => attempt(() => restore(actor.context), (e) => this.#report(actor.definition, e, actor.context)),
+        true,
+      );
+    }
+  }
+
+  /** Runs a handler in its actor's order, counting it in flight while its promise is pending. */
+  #run(session: SessionRecord, step: () => unknown): void {
+    const actor = session.actor;
+    actor.gate.run(() => {
+      const result = step();
+      if (isThenable(result)) {
+        actor.inflight++;
+        const done = () => void actor.inflight--;
+        result.then(done, done);
+      }
+      return undefined;
+    }, false);
   }
 
   #message([, sessionId, type, data]: MessageEntry): void {
@@ -307,25 +182,21 @@ export class Runtime implements RoomPort {
     const routed = (data as { type?: unknown } | null)?.type;
     const event = typeof routed === "string" && routed.length > 0 ? routed : type;
     const definition = session.actor.definition;
-    session.actor.gate.run(() => {
+    const report = (e: unknown) => this.#report(definition, e, session.context);
+    this.#run(session, () => {
       const handler = definition.handlers.get(event);
-      if (handler !== undefined) {
-        attempt(() => handler(session.context, data), (e) => this.#report(definition, e, session.context));
-      } else if (definition.onMessage) {
-        attempt(
-          () => definition.onMessage!(session.context, { type: event, data }),
-          (e) => this.#report(definition, e, session.context),
-        );
-      }
+      if (handler !== undefined) return attempt(() => handler(session.context, data), report);
+      if (definition.onMessage) return attempt(() => definition.onMessage!(session.context, { type: event, data }), report);
       return undefined;
-    }, false);
+    });
   }
 
-  #call(native: NativeServer, [, sessionId, callId, event, data]: CallEntry): void {
+  #call([, sessionId, callId, event, data]: CallEntry): void {
     const session = this.#sessions.get(sessionId);
     if (session === undefined) return;
+    const native = this.#native;
     const definition = session.actor.definition;
-    session.actor.gate.run(() => {
+    this.#run(session, () => {
       const handler = definition.handlers.get(event);
       if (handler === undefined) {
         native.replyError(sessionId, callId, "unknown_event", `no handler for "${event}"`, undefined);
@@ -353,10 +224,12 @@ export class Runtime implements RoomPort {
         fail(error);
         return undefined;
       }
-      if (isThenable(result)) result.then(succeed, fail);
-      else succeed(result);
-      return undefined;
-    }, false);
+      if (!isThenable(result)) {
+        succeed(result);
+        return undefined;
+      }
+      return Promise.resolve(result).then(succeed, fail);
+    });
   }
 
   #close([, sessionId, code, reason]: CloseEntry): void {
@@ -375,46 +248,60 @@ export class Runtime implements RoomPort {
     }, false);
   }
 
-  #evict([, actorId]: EvictEntry): void {
+  /** An idle actor with open sessions leaves the heap (state committed first), unless busy. */
+  #hibernate(actorId: number): void {
     const actor = this.#actors.get(actorId);
     if (actor === undefined) return;
-    this.#actors.delete(actorId);
-    actor.gate.run(() => this.#destroy(actor, "evicted"), false);
+    if (actor.inflight > 0) {
+      this.#native.keepAwake(actorId);
+      return;
+    }
+    this.#forget(actor);
+    actor.gate.run(() => this.persistence.commit(), false);
   }
 
-  #destroy(actor: ActorRecord, reason: DestroyReason): unknown {
+  /** An actor leaves the heap for good: `onDestroy` with the reason, then its state is
+   * committed (evicted) or discarded (destroyed: storage was wiped already). */
+  #leaveHeap(actorId: number, reason: DestroyReason): void {
+    const actor = this.#actors.get(actorId);
+    if (actor === undefined) return;
+    if (reason === "destroyed") actor.destroyed = true;
+    this.#forget(actor);
+    actor.gate.run(() => {
+      const done = this.#runDestroy(actor, reason);
+      this.persistence.commit();
+      return done;
+    }, false);
+  }
+
+  #forget(actor: ActorRecord): void {
+    this.#actors.delete(actor.id);
+    for (const id of actor.sessions.keys()) this.#sessions.delete(id);
+  }
+
+  #runDestroy(actor: ActorRecord, reason: DestroyReason): unknown {
     const definition = actor.definition;
     if (!definition.onDestroy) return undefined;
     const ctx = actor.destroyContext(reason);
     return attempt(() => definition.onDestroy!(ctx), (e) => this.#report(definition, e, ctx));
   }
 
-  /** Calls `onDestroy` of every actor and room still in memory (server shutdown). */
-  async destroyAll(reason: DestroyReason & RoomDestroyReason): Promise<void> {
+  /** Calls `onDestroy` of every actor and room still in the heap (server shutdown), then
+   * commits what they changed. */
+  async destroyAll(reason: DestroyReason & ("shutdown" | "evicted")): Promise<void> {
     const pending = [
-      ...[...this.#rooms.values()].map((room) => settled(room.gate, () => this.#destroyRoom(room, reason))),
-      ...[...this.#actors.values()].map((actor) => settled(actor.gate, () => this.#destroy(actor, reason))),
+      ...this.rooms.destroyAll(reason),
+      ...[...this.#actors.values()].map((actor) => settled(actor.gate, () => this.#runDestroy(actor, reason))),
     ];
-    this.#rooms.clear();
-    this.#roomsByName.clear();
     this.#actors.clear();
     this.#sessions.clear();
     await Promise.all(pending);
+    this.persistence.commit();
   }
-}
 
-/** Runs `step` in `gate` order; resolves once it (and any promise it returns) has settled. */
-function settled(gate: Gate, step: () => unknown): Promise<void> {
-  return new Promise<void>((resolve) => {
-    gate.run(() => {
-      const result = step();
-      if (isThenable(result)) result.then(() => resolve(), () => resolve());
-      else resolve();
-      return result;
-    }, false);
-  });
-}
-
-function logError(definition: { name: string }, error: unknown): void {
-  console.error(`[warren] ${definition.name}:`, error);
+  /** The in-heap actor of a user, if any (for `server.hibernate`, tests). */
+  actorOf(endpoint: number, key: string): ActorRecord | undefined {
+    for (const actor of this.#actors.values()) if (actor.endpoint === endpoint && actor.key === key) return actor;
+    return undefined;
+  }
 }

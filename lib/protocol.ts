@@ -24,6 +24,16 @@ export enum Tag {
   RoomEvict = 8,
   /** `[9]` */
   Shutdown = 9,
+  /** `[10, actorId, endpoint, key, [[sessionId, meta], ...]]` */
+  Wake = 10,
+  /** `[11, actorId]` */
+  Hibernate = 11,
+  /** `[12, actorId]` */
+  Destroyed = 12,
+  /** `[13, roomId]` */
+  RoomHibernate = 13,
+  /** `[14, roomId]` */
+  RoomDestroyed = 14,
 }
 
 export type UpgradeEntry = [Tag.Upgrade, number, number, string, string, Record<string, string>];
@@ -36,6 +46,11 @@ export type RoomJoinEntry = [Tag.RoomJoin, number, 0 | 1, number, string, string
 export type RoomLeaveEntry = [Tag.RoomLeave, number, string];
 export type RoomEvictEntry = [Tag.RoomEvict, number];
 export type ShutdownEntry = [Tag.Shutdown];
+export type WakeEntry = [Tag.Wake, number, number, string, Array<[number, Record<string, unknown>]>];
+export type HibernateEntry = [Tag.Hibernate, number];
+export type DestroyedEntry = [Tag.Destroyed, number];
+export type RoomHibernateEntry = [Tag.RoomHibernate, number];
+export type RoomDestroyedEntry = [Tag.RoomDestroyed, number];
 
 export type Entry =
   | UpgradeEntry
@@ -47,7 +62,12 @@ export type Entry =
   | RoomJoinEntry
   | RoomLeaveEntry
   | RoomEvictEntry
-  | ShutdownEntry;
+  | ShutdownEntry
+  | WakeEntry
+  | HibernateEntry
+  | DestroyedEntry
+  | RoomHibernateEntry
+  | RoomDestroyedEntry;
 
 /**
  * Encodes an event payload for the native core: absent, or a plain object (its members are

@@ -6,21 +6,27 @@
 import type { NativeServer } from "../native";
 import { Gate } from "./gate";
 import { encodePayload } from "./protocol";
+import type { StateOwner } from "./context";
 import type { RoomContext, RoomDefinition, RoomDestroyReason, RoomMember } from "./room";
+import type { StateCell } from "./state";
 
-export class RoomRecord {
+export class RoomRecord implements StateOwner {
+  readonly kind = 1;
   readonly gate = new Gate();
-  state: any;
   readonly context: RoomContext;
+  readonly owner: string;
+  destroyed = false;
 
   constructor(
     readonly id: number,
     readonly definition: RoomDefinition,
     readonly name: string,
     native: NativeServer,
+    readonly cell: StateCell,
+    destroy: () => void,
   ) {
-    this.state = definition.state === undefined ? {} : structuredClone(definition.state);
-    this.context = roomContext(name, native, () => this);
+    this.owner = definition.name;
+    this.context = roomContext(name, native, () => this, destroy);
   }
 
   destroyContext(reason: RoomDestroyReason): RoomContext & { readonly reason: RoomDestroyReason } {
@@ -32,16 +38,22 @@ export class RoomRecord {
  * A room context by name. `current` returns the room's record (opening the instance when it
  * is not in memory), so a context kept by user code never holds on to an evicted instance.
  */
-export function roomContext(name: string, native: NativeServer, current: () => RoomRecord): RoomContext {
+export function roomContext(
+  name: string,
+  native: NativeServer,
+  current: () => RoomRecord,
+  destroy: () => void,
+): RoomContext {
   const members = (): RoomMember[] => JSON.parse(native.roomMembers(name));
   return {
     name,
     get state() {
-      return current().state;
+      return current().cell.state;
     },
     set state(value) {
-      current().state = value;
+      current().cell.replace(value);
     },
+    destroy,
     members,
     memberCount: () => members().length,
     hasMember: (userId: string) => members().some((m) => m.userId === userId),

@@ -32,9 +32,14 @@ export interface RoomContext<State = any> {
    * @returns how many sessions it was queued for.
    */
   emit(event: string, data?: object): number;
+  /**
+   * Destroys the room: every member leaves (`onLeave`) and drops it from its room list,
+   * `onDestroy` runs with `reason === "destroyed"`, and its stored state is wiped.
+   */
+  destroy(): void;
 }
 
-export type RoomDestroyReason = "evicted" | "shutdown";
+export type RoomDestroyReason = "evicted" | "shutdown" | "destroyed";
 
 export interface RoomOptions<State extends object = {}> {
   name: string;
@@ -49,7 +54,7 @@ export interface RoomOptions<State extends object = {}> {
   onJoin?(ctx: RoomContext<State>, userId: string, metadata: Record<string, unknown>): unknown;
   /** A user stopped being a live member (left, or closed its last session). */
   onLeave?(ctx: RoomContext<State>, userId: string): unknown;
-  /** The room instance leaves memory (`reason`: "evicted" when idle, or "shutdown"). */
+  /** The room instance leaves memory (`reason`: "evicted" when idle, "shutdown", or "destroyed"). */
   onDestroy?(ctx: RoomContext<State> & { readonly reason: RoomDestroyReason }): unknown;
   /** A hook threw. Without it, errors are logged with console.error. */
   onError?(error: unknown, ctx: RoomContext<State>): unknown;

@@ -32,6 +32,19 @@ export interface ServerOptions {
   /** Concurrent sockets; more upgrades are answered 503. @default 100000 */
   maxSessions?: number;
   /**
+   * Where state is kept: a directory (created if missing; one process owns it at a time), or
+   * `":memory:"` for a temporary store that is gone after `close()` (tests).
+   * @default "./.warren"
+   */
+  storage?: string;
+  /**
+   * `"strict"`: frames sent after a handler changed persisted state leave only once that state
+   * is on disk (a client that was told something can rely on it surviving a crash).
+   * `"relaxed"`: frames leave at once; state is flushed in the background.
+   * @default "strict"
+   */
+  durability?: "strict" | "relaxed";
+  /**
    * A directory served over plain GET on the same port, for paths that are not socket paths
    * (`/` serves `index.html`). Paths leaving the directory are refused with 404.
    */
@@ -55,7 +68,11 @@ export interface ListeningAddress {
 export interface ServerStats {
   sessions: number;
   actors: number;
+  /** Actors out of the JS heap whose sockets stay open. */
+  hibernated: number;
   rooms: number;
+  /** Frames waiting for a state flush (strict durability). */
+  heldFrames: number;
   connections: number;
 }
 
@@ -100,6 +117,12 @@ export class WarrenServer {
     if (options.backpressure !== undefined && options.backpressure !== "close" && options.backpressure !== "drop") {
       throw new WarrenError("invalid_option", 'createServer: backpressure must be "close" or "drop"');
     }
+    if (options.storage !== undefined && (typeof options.storage !== "string" || options.storage.length === 0)) {
+      throw new WarrenError("invalid_option", 'createServer: storage must be a directory path or ":memory:"');
+    }
+    if (options.durability !== undefined && options.durability !== "strict" && options.durability !== "relaxed") {
+      throw new WarrenError("invalid_option", 'createServer: durability must be "strict" or "relaxed"');
+    }
     if (options.static !== undefined && typeof options.static !== "string") {
       throw new WarrenError("invalid_option", "createServer: static must be a directory path");
     }
@@ -139,10 +162,14 @@ export class WarrenServer {
       }
     }
     this.#definitions = [...connections];
-    this.#runtime = new Runtime(this.#definitions, rooms);
+    let runtime: Runtime | undefined;
     this.#native = new NativeServer(
       {
-        endpoints: this.#definitions.map((d) => ({ path: d.websocketPath, authenticates: d.extractMeta !== undefined })),
+        endpoints: this.#definitions.map((d) => ({
+          name: d.name,
+          path: d.websocketPath,
+          authenticates: d.extractMeta !== undefined,
+        })),
         maxPayloadBytes: positiveInteger(options, "maxPayloadBytes"),
         maxBackpressure: positiveInteger(options, "maxBackpressure"),
         backpressure: options.backpressure,
@@ -151,10 +178,14 @@ export class WarrenServer {
         hibernateAfterMs: positiveInteger(options, "hibernateAfterMs"),
         maxSessions: positiveInteger(options, "maxSessions"),
         staticDir: options.static,
+        roomHandlers: rooms.map((r) => r.name),
+        storage: options.storage ?? "./.warren",
+        durability: options.durability,
       },
-      this.#runtime.wake,
+      () => runtime?.wake(),
     );
-    this.#runtime.attach(this.#native);
+    runtime = new Runtime(this.#native, this.#definitions, rooms);
+    this.#runtime = runtime;
     // Nothing is served before listen(): do not keep the process alive until then.
     this.#native.setRef(false);
   }
@@ -209,8 +240,8 @@ export class WarrenServer {
       await this.#runtime.destroyAll("shutdown");
     }
     this.#native.shutdown();
-    this.#native.release();
     live.delete(this);
+    this.#native.release();
   }
 
   /** Lets the process exit while the server is listening (like `net.Server#unref`). */
@@ -233,6 +264,39 @@ export class WarrenServer {
    */
   room(name: string): RoomContext {
     return this.#runtime.room(name);
+  }
+
+  /**
+   * Hibernates the actor of a user now, as if it had been idle for `hibernateAfterMs`: it
+   * leaves the JS heap while its sockets stay open. Returns false when it is not awake with a
+   * session. Meant for tests and tools.
+   * @param kind the connection definition's name
+   */
+  hibernate(kind: string, userId: string): boolean {
+    return this.#native.hibernate(this.#endpointOf(kind), userId);
+  }
+
+  /**
+   * Destroys the actor of a user, in memory or only in storage: it leaves its rooms, its
+   * sessions close with 1000 "Actor destroyed", `onDestroy` runs (reason "destroyed") and its
+   * state is wiped. Returns whether the actor existed.
+   * @param kind the connection definition's name
+   */
+  destroyActor(kind: string, userId: string): boolean {
+    const actor = this.#runtime.actorOf(this.#endpointOf(kind), userId);
+    if (actor !== undefined) actor.destroyed = true;
+    return this.#native.destroyActorByKey(this.#endpointOf(kind), userId);
+  }
+
+  #endpointOf(kind: string): number {
+    const index = this.#definitions.findIndex((d) => d.name === kind);
+    if (index < 0) {
+      throw new WarrenError(
+        "unknown_kind",
+        `no connection definition named "${kind}"; defined: ${this.#definitions.map((d) => d.name).join(", ")}`,
+      );
+    }
+    return index;
   }
 
   /** Counts of open sessions, actors and rooms in memory, and TCP connections. */

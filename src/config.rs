@@ -45,6 +45,10 @@ pub const MAX_PENDING_DISPATCH_BYTES: usize = 64 << 20;
 /// Largest static file served (the demo's page and scripts are far smaller).
 pub const MAX_STATIC_FILE_BYTES: u64 = 8 << 20;
 
+/// Memory sled may use to cache the store. Hot actor state is read on wake-ups only, so a
+/// small cache is enough; sled's 1 GiB default would dominate an idle server's RSS.
+pub const STORE_CACHE_BYTES: u64 = 32 << 20;
+
 /// What to do with a session whose outbox is over [`ServerConfig::max_backpressure_bytes`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OverflowPolicy {
@@ -58,6 +62,8 @@ pub enum OverflowPolicy {
 /// One WebSocket endpoint: a connection definition's path and whether it authenticates in JS.
 #[derive(Clone, Debug)]
 pub struct Endpoint {
+  /// The connection definition's name: its actors' storage keys start with it.
+  pub name: String,
   /// Request path that upgrades, e.g. `/ws`.
   pub path: String,
   /// When true the upgrade waits for the JS `extractMeta`; otherwise meta is made in Rust.
@@ -77,12 +83,17 @@ pub struct ServerConfig {
   pub max_sessions: usize,
   /// Directory served over plain GET for paths that are not endpoints, if any.
   pub static_dir: Option<std::path::PathBuf>,
+  /// Names of the room handlers, by index: stored room lists name handlers, not indexes.
+  pub room_handlers: Vec<String>,
+  pub storage: crate::store::Location,
+  pub durability: crate::gate::Durability,
 }
 
 impl Default for ServerConfig {
   fn default() -> Self {
     Self {
       endpoints: vec![Endpoint {
+        name: "Connection".into(),
         path: "/ws".into(),
         authenticates: false,
       }],
@@ -94,6 +105,9 @@ impl Default for ServerConfig {
       hibernate_after: DEFAULT_HIBERNATE_AFTER,
       max_sessions: DEFAULT_MAX_SESSIONS,
       static_dir: None,
+      room_handlers: Vec::new(),
+      storage: crate::store::Location::Memory,
+      durability: crate::gate::Durability::Strict,
     }
   }
 }

@@ -42,6 +42,16 @@ pub mod tag {
   pub const ROOM_EVICT: u8 = 8;
   /// `[9]`: shutdown finished; no event follows.
   pub const SHUTDOWN: u8 = 9;
+  /// `[10, actorId, endpoint, key, [[sessionId, meta], ...]]`: a hibernated actor wakes.
+  pub const WAKE: u8 = 10;
+  /// `[11, actorId]`: an idle actor with open sessions leaves the JS heap.
+  pub const HIBERNATE: u8 = 11;
+  /// `[12, actorId]`: an actor was destroyed (after its room leaves).
+  pub const DESTROYED: u8 = 12;
+  /// `[13, roomId]`: a room with members but no activity leaves the JS heap.
+  pub const ROOM_HIBERNATE: u8 = 13;
+  /// `[14, roomId]`: a room was destroyed (after its members' leaves).
+  pub const ROOM_DESTROYED: u8 = 14;
 }
 
 /// Wakes the JS thread. Installed by the bindings; a no-op once the server is released.
@@ -107,8 +117,8 @@ impl Dispatcher {
     self.pending.lock().text.len() >= MAX_PENDING_DISPATCH_BYTES
   }
 
-  /// Waits while the pending batch is over its bound.
-  async fn wait_for_space(&self) {
+  /// Waits while the pending batch is over its bound (socket readers, before queueing).
+  pub async fn wait_for_space(&self) {
     loop {
       let notified = self.space.notified();
       tokio::pin!(notified);
@@ -137,9 +147,8 @@ impl Dispatcher {
     Some(batch)
   }
 
-  /// Queues an event frame of a session; waits while the batch is full.
-  pub async fn push_message(&self, session: u64, kind: &str, data: Option<&str>) {
-    self.wait_for_space().await;
+  /// Queues an event frame of a session. Readers call [`Dispatcher::wait_for_space`] first.
+  pub fn push_message(&self, session: u64, kind: &str, data: Option<&str>) {
     self.push(|out| {
       out.push_str("[2,");
       out.push_str(&session.to_string());
@@ -151,9 +160,8 @@ impl Dispatcher {
     });
   }
 
-  /// Queues a call frame of a session; waits while the batch is full.
-  pub async fn push_call(&self, session: u64, id: u64, event: &str, data: Option<&str>) {
-    self.wait_for_space().await;
+  /// Queues a call frame of a session. Readers call [`Dispatcher::wait_for_space`] first.
+  pub fn push_call(&self, session: u64, id: u64, event: &str, data: Option<&str>) {
     self.push(|out| {
       out.push_str("[3,");
       out.push_str(&session.to_string());
@@ -214,11 +222,7 @@ impl Dispatcher {
   }
 
   pub fn push_evict(&self, actor: u64) {
-    self.push(|out| {
-      out.push_str("[5,");
-      out.push_str(&actor.to_string());
-      out.push(']');
-    });
+    self.push_tagged(tag::EVICT, actor);
   }
 
   pub fn push_room_change(&self, change: &RoomChange) {
@@ -255,7 +259,59 @@ impl Dispatcher {
         out.push_str(&room.to_string());
         out.push(']');
       }
+      RoomChange::Hibernated { room } => {
+        out.push_str("[13,");
+        out.push_str(&room.to_string());
+        out.push(']');
+      }
     });
+  }
+
+  /// Queues the wake-up of an actor with its open sessions and their meta.
+  pub fn push_wake(&self, actor: u64, endpoint: usize, key: &str, sessions: &[(u64, std::sync::Arc<str>)]) {
+    self.push(|out| {
+      out.push_str("[10,");
+      out.push_str(&actor.to_string());
+      out.push(',');
+      out.push_str(&endpoint.to_string());
+      out.push(',');
+      push_json_string(out, key);
+      out.push_str(",[");
+      for (i, (session, meta)) in sessions.iter().enumerate() {
+        if i > 0 {
+          out.push(',');
+        }
+        out.push('[');
+        out.push_str(&session.to_string());
+        out.push(',');
+        out.push_str(meta);
+        out.push(']');
+      }
+      out.push_str("]]");
+    });
+  }
+
+  /// Queues `[tag, id]`: hibernate, destroyed, room destroyed.
+  fn push_tagged(&self, tag: u8, id: u64) {
+    self.push(|out| {
+      out.push('[');
+      out.push_str(&tag.to_string());
+      out.push(',');
+      out.push_str(&id.to_string());
+      out.push(']');
+    });
+  }
+
+  pub fn push_hibernate(&self, actor: u64) {
+    self.push_tagged(tag::HIBERNATE, actor);
+  }
+
+  pub fn push_destroyed(&self, actor: u64) {
+    self.push_tagged(tag::DESTROYED, actor);
+  }
+
+  pub fn push_room_destroyed(&self, room: u64) {
+    self.push_tagged(tag::ROOM_DESTROYED, room);
   }
 
   pub fn push_room_changes(&self, changes: &[RoomChange]) {

@@ -234,6 +234,7 @@ mod tests {
 
   fn endpoints() -> Vec<Endpoint> {
     vec![Endpoint {
+      name: "C".into(),
       path: "/ws".into(),
       authenticates: false,
     }]

@@ -6,6 +6,9 @@
 //! - [`error`]: close codes and the typed errors of each boundary.
 //! - [`protocol`]: client frames parsed once (borrowed), server frames encoded once.
 //! - [`dispatch`]: inbound events batched for the JS thread; the only queue towards JS.
+//! - [`store`]: the only module that names sled: durable state, room lists, group commit.
+//! - [`durable`]: what is kept on disk and the operations that change it (commit, destroy).
+//! - [`gate`]: the output gate: frames after a state change wait until it is durable.
 //! - [`outbox`]: the bounded per-session queue of frames towards a socket.
 //! - [`registry`]: the single owner of sessions, actors and rooms, and the fan-out to them.
 //! - [`rooms`]: room instances and live membership (per user, while it has a session).
@@ -22,7 +25,9 @@
 pub mod bindings;
 pub mod config;
 pub mod dispatch;
+pub mod durable;
 pub mod error;
+pub mod gate;
 pub mod http;
 pub mod outbox;
 pub mod protocol;
@@ -31,3 +36,4 @@ pub mod rooms;
 pub mod server;
 pub mod session;
 pub mod static_files;
+pub mod store;

@@ -33,6 +33,18 @@ pub struct RoomEntry {
   pub members: HashMap<Arc<str>, Member>,
   /// Set while the room has no member; an idle room leaves memory like an idle actor.
   pub idle_since: Option<Instant>,
+  /// Last membership change or access; a room with members but none for `hibernateAfterMs`
+  /// leaves the JS heap (its members stay here).
+  pub last_activity: Instant,
+  /// True once JS was told to drop this room's JS side, until the next activity.
+  pub hibernated: bool,
+}
+
+impl RoomEntry {
+  fn touch(&mut self) {
+    self.last_activity = Instant::now();
+    self.hibernated = false;
+  }
 }
 
 /// A change of live membership, or of a room's life, that JS hears about (hooks run there).
@@ -51,6 +63,10 @@ pub enum RoomChange {
     user: Arc<str>,
   },
   Evicted {
+    room: u64,
+  },
+  /// The room has members but no activity: its JS side (hooks' state) leaves the heap.
+  Hibernated {
     room: u64,
   },
 }
@@ -92,11 +108,16 @@ impl Rooms {
         name: name.clone(),
         members: HashMap::new(),
         idle_since: Some(Instant::now()),
+        last_activity: Instant::now(),
+        hibernated: false,
       };
       self.by_name.insert(name, entry);
     }
     match self.by_name.get_mut(name) {
-      Some(entry) => (entry, created),
+      Some(entry) => {
+        entry.touch();
+        (entry, created)
+      }
       None => unreachable!("inserted above"),
     }
   }
@@ -128,6 +149,7 @@ impl Rooms {
   pub fn remove_member(&mut self, name: &str, user: &str) -> Option<RoomChange> {
     let room = self.by_name.get_mut(name)?;
     room.members.remove(user)?;
+    room.touch();
     if room.members.is_empty() {
       room.idle_since = Some(Instant::now());
     }
@@ -137,24 +159,34 @@ impl Rooms {
     })
   }
 
-  /// Removes rooms without members idle for at least `idle_for`.
-  pub fn evict_idle(&mut self, idle_for: std::time::Duration) -> Vec<RoomChange> {
+  /// Removes rooms without members idle for at least `idle_for` (evicted), and reports rooms
+  /// with members but no activity for as long (hibernated), once per idle spell.
+  pub fn sweep(&mut self, idle_for: std::time::Duration) -> Vec<RoomChange> {
     let now = Instant::now();
-    let idle: Vec<Arc<str>> = self
-      .by_name
-      .values()
-      .filter(|room| {
-        room
-          .idle_since
-          .is_some_and(|since| now.duration_since(since) >= idle_for)
-      })
-      .map(|room| room.name.clone())
-      .collect();
-    idle
-      .into_iter()
-      .filter_map(|name| self.by_name.remove(&name))
-      .map(|room| RoomChange::Evicted { room: room.id })
-      .collect()
+    let mut changes = Vec::new();
+    let mut evicted = Vec::new();
+    for room in self.by_name.values_mut() {
+      if room
+        .idle_since
+        .is_some_and(|since| now.duration_since(since) >= idle_for)
+      {
+        evicted.push(room.name.clone());
+      } else if !room.hibernated && now.duration_since(room.last_activity) >= idle_for {
+        room.hibernated = true;
+        changes.push(RoomChange::Hibernated { room: room.id });
+      }
+    }
+    for name in evicted {
+      if let Some(room) = self.by_name.remove(&name) {
+        changes.push(RoomChange::Evicted { room: room.id });
+      }
+    }
+    changes
+  }
+
+  /// Removes a room outright (destroy).
+  pub fn remove(&mut self, name: &str) -> Option<RoomEntry> {
+    self.by_name.remove(name)
   }
 
   pub fn set_member_metadata(&mut self, name: &str, user: &str, metadata: Arc<str>) -> bool {

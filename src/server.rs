@@ -23,11 +23,13 @@ use tokio_tungstenite::WebSocketStream;
 use crate::config::{ServerConfig, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};
 use crate::dispatch::{Dispatcher, OpenEvent};
 use crate::error::{CloseCode, UpgradeRejection};
+use crate::gate::OutputGate;
 use crate::http::{self, HeadError, RequestHead, Route};
 use crate::outbox::Outbox;
 use crate::registry::Registry;
 use crate::session::{self, SessionLink};
 use crate::static_files;
+use crate::store::{Store, StoreError};
 
 /// The answer of `extractMeta` to an upgrade request.
 #[derive(Debug)]
@@ -43,14 +45,20 @@ pub enum Decision {
 pub struct Stats {
   pub sessions: usize,
   pub actors: usize,
+  pub hibernated: usize,
   pub rooms: usize,
   pub connections: usize,
+  pub held_frames: usize,
 }
 
 pub struct Server {
   pub config: ServerConfig,
   pub registry: Registry,
   pub dispatcher: Arc<Dispatcher>,
+  pub gate: OutputGate,
+  /// The store until the server is released; taking it out closes the database (and frees the
+  /// directory for another owner) once in-flight flushes end.
+  store: Mutex<Option<Arc<Store>>>,
   /// Upgrades waiting for `extractMeta`. Dropping a sender answers its client 503.
   pending_upgrades: Mutex<HashMap<u64, oneshot::Sender<Decision>>>,
   next_session: AtomicU64,
@@ -82,8 +90,12 @@ impl Drop for LiveGuard<'_> {
 }
 
 impl Server {
-  pub fn new(config: ServerConfig) -> Arc<Self> {
-    Arc::new(Self {
+  /// Opens the store and starts the flusher on `runtime`.
+  pub fn new(config: ServerConfig, runtime: &Handle) -> Result<Arc<Self>, StoreError> {
+    let store = Store::open(&config.storage)?;
+    let server = Arc::new(Self {
+      gate: OutputGate::new(config.durability),
+      store: Mutex::new(Some(Arc::new(store))),
       config,
       registry: Registry::default(),
       dispatcher: Arc::new(Dispatcher::new()),
@@ -93,7 +105,25 @@ impl Server {
       live: AtomicUsize::new(0),
       drained: Notify::new(),
       shutdown: watch::channel(false).0,
-    })
+    });
+    let flusher = server.clone();
+    runtime.spawn(async move { flusher.gate.run_flusher(|| flusher.store()).await });
+    Ok(server)
+  }
+
+  /// The store, until the server is released.
+  pub fn store(&self) -> Option<Arc<Store>> {
+    self.store.lock().clone()
+  }
+
+  /// Flushes and closes the store; later storage calls fail with a clear error.
+  pub fn release_store(&self) -> Result<(), StoreError> {
+    let store = self.store.lock().take();
+    self.gate.stop();
+    match store {
+      Some(store) => store.flush_now(),
+      None => Ok(()),
+    }
   }
 
   pub fn is_shutting_down(&self) -> bool {
@@ -104,8 +134,10 @@ impl Server {
     Stats {
       sessions: self.registry.session_count(),
       actors: self.registry.actor_count(),
+      hibernated: self.registry.hibernated_count(),
       rooms: self.registry.room_count(),
       connections: self.live.load(Ordering::SeqCst),
+      held_frames: self.gate.held(),
     }
   }
 
@@ -158,10 +190,8 @@ impl Server {
       tokio::select! {
         _ = self.shutdown_signal() => return,
         _ = ticks.tick() => {
-          for actor in self.registry.evict_idle(idle_for) {
-            self.dispatcher.push_evict(actor);
-          }
-          self.dispatcher.push_room_changes(&self.registry.evict_idle_rooms(idle_for));
+          self.registry.sweep_actors(idle_for, &self.dispatcher);
+          self.dispatcher.push_room_changes(&self.registry.sweep_rooms(idle_for));
         }
       }
     }
@@ -224,7 +254,17 @@ impl Server {
       self.config.max_backpressure_bytes,
       self.config.overflow_policy,
     ));
-    let (attached, rejoined) = self.registry.attach(endpoint, &key, id, outbox.clone());
+    let (attached, mut rejoined) = self.registry.attach(
+      endpoint,
+      &key,
+      id,
+      outbox.clone(),
+      Arc::from(meta_json.as_str()),
+      &self.dispatcher,
+    );
+    if attached.created {
+      rejoined.extend(self.restore_room_list(attached.actor, endpoint, &key));
+    }
     // The user is back in its rooms before JS hears of the session (and runs onConnect).
     self.dispatcher.push_room_changes(&rejoined);
     self.dispatcher.push_open(&OpenEvent {
@@ -245,7 +285,7 @@ impl Server {
       timeout_at(deadline, stream.write_all(&response)).await,
       Ok(Ok(()))
     ) {
-      let left = self.registry.detach(id);
+      let left = self.registry.detach(id, &self.dispatcher);
       self.dispatcher.push_close(id, CloseCode::Abnormal.as_u16(), "");
       self.dispatcher.push_room_changes(&left);
       return;
@@ -267,11 +307,12 @@ impl Server {
     let link = SessionLink {
       id,
       outbox,
-      dispatcher: self.dispatcher.clone(),
+      registry: &self.registry,
+      dispatcher: &self.dispatcher,
       close_timeout: self.config.close_timeout,
     };
     let ended = session::run(socket, &link).await;
-    let left = self.registry.detach(id);
+    let left = self.registry.detach(id, &self.dispatcher);
     self.dispatcher.push_close(id, ended.code, &ended.reason);
     self.dispatcher.push_room_changes(&left);
   }

@@ -26,16 +26,18 @@ use crate::dispatch::Dispatcher;
 use crate::error::{CloseCode, FrameError};
 use crate::outbox::{CloseRequest, Outbox};
 use crate::protocol::{parse_client_frame, pong_frame, system_error_frame, ClientFrame};
+use crate::registry::Registry;
 
 /// Time a slow consumer's socket gets to take its close frame (it has stopped reading, so the
 /// full close timeout would mostly be spent waiting on a socket that will not drain).
 const URGENT_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// What a session needs besides its socket.
-pub struct SessionLink {
+pub struct SessionLink<'a> {
   pub id: u64,
   pub outbox: Arc<Outbox>,
-  pub dispatcher: Arc<Dispatcher>,
+  pub registry: &'a Registry,
+  pub dispatcher: &'a Dispatcher,
   pub close_timeout: Duration,
 }
 
@@ -63,7 +65,7 @@ enum WriteEnd {
 }
 
 /// Runs the session until its socket is gone.
-pub async fn run<S>(socket: WebSocketStream<S>, link: &SessionLink) -> Ended
+pub async fn run<S>(socket: WebSocketStream<S>, link: &SessionLink<'_>) -> Ended
 where
   S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -94,7 +96,7 @@ where
   }
 }
 
-async fn read_loop<S>(stream: &mut SplitStream<WebSocketStream<S>>, link: &SessionLink) -> ReadEnd
+async fn read_loop<S>(stream: &mut SplitStream<WebSocketStream<S>>, link: &SessionLink<'_>) -> ReadEnd
 where
   S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -131,20 +133,30 @@ where
   }
 }
 
-async fn on_text(text: &Utf8Bytes, link: &SessionLink) {
+async fn on_text(text: &Utf8Bytes, link: &SessionLink<'_>) {
   match parse_client_frame(text.as_str()) {
     Ok(ClientFrame::Ping) => {
       link.outbox.push(pong_frame());
     }
-    Ok(ClientFrame::Event { kind, data }) => link.dispatcher.push_message(link.id, kind, data).await,
-    Ok(ClientFrame::Call { id, event, data }) => link.dispatcher.push_call(link.id, id, event, data).await,
+    Ok(ClientFrame::Event { kind, data }) => {
+      link.dispatcher.wait_for_space().await;
+      if link.registry.touch(link.id, link.dispatcher) {
+        link.dispatcher.push_message(link.id, kind, data);
+      }
+    }
+    Ok(ClientFrame::Call { id, event, data }) => {
+      link.dispatcher.wait_for_space().await;
+      if link.registry.touch(link.id, link.dispatcher) {
+        link.dispatcher.push_call(link.id, id, event, data);
+      }
+    }
     Err(error) => {
       link.outbox.push(system_error_frame(error));
     }
   }
 }
 
-async fn write_loop<S>(sink: &mut SplitSink<WebSocketStream<S>, Message>, link: &SessionLink) -> WriteEnd
+async fn write_loop<S>(sink: &mut SplitSink<WebSocketStream<S>, Message>, link: &SessionLink<'_>) -> WriteEnd
 where
   S: AsyncRead + AsyncWrite + Unpin,
 {

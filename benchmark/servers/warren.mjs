@@ -8,6 +8,9 @@
 // - `join` -> `ctx.actor.joinRoom(room)`; `publish` -> `ctx.emit.toRoom("bench").emit("tick", data)`
 //   (fan-out in Rust, one encoding for every member);
 // - `increment` (a call) -> `++ctx.state.count`, the reply is the new count.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createRoomHandler, createServer, defineConnection } from "../../index.js";
 
 const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
@@ -29,7 +32,16 @@ BenchConnection.on("increment", (ctx) => ++ctx.state.count);
 
 const BenchRoom = createRoomHandler({ name: "BenchRoom", connectionBinding: "BenchConnection" });
 
-const server = createServer({ connections: [BenchConnection], rooms: [BenchRoom], maxSessions: 1_000_000 });
+// Real files (fsync included) in a fresh directory per run; WARREN_DURABILITY picks the mode.
+const storage = mkdtempSync(join(tmpdir(), "warren-bench-"));
+process.on("exit", () => rmSync(storage, { recursive: true, force: true }));
+const server = createServer({
+  connections: [BenchConnection],
+  rooms: [BenchRoom],
+  maxSessions: 1_000_000,
+  storage,
+  durability: process.env.WARREN_DURABILITY === "relaxed" ? "relaxed" : "strict",
+});
 const address = await server.listen({ port, host: "127.0.0.1" });
 process.stdout.write(`READY ${address.port}\n`);
-for (const signal of ["SIGINT", "SIGTERM"]) process.once(signal, () => server.close());
+for (const signal of ["SIGINT", "SIGTERM"]) process.once(signal, () => server.close().then(() => process.exit(0)));

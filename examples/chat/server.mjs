@@ -55,7 +55,12 @@ const ChatRoom = createRoomHandler({
   },
 });
 
-const server = createServer({ connections: [UserConnection], rooms: [ChatRoom], static: publicDir });
+const server = createServer({
+  connections: [UserConnection],
+  rooms: [ChatRoom],
+  static: publicDir,
+  storage: process.env.WARREN_STORAGE ?? "./.warren",
+});
 const { port, host } = await server.listen({
   port: Number(process.env.PORT ?? 8787),
   host: process.env.HOST ?? "127.0.0.1",

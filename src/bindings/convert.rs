@@ -5,10 +5,14 @@ use std::time::Duration;
 use napi_derive::napi;
 
 use crate::config::{Endpoint, OverflowPolicy, ServerConfig};
+use crate::gate::Durability;
+use crate::store::Location;
 
 /// A connection definition's endpoint.
 #[napi(object)]
 pub struct NativeEndpoint {
+  /// The connection definition's name (storage keys start with it).
+  pub name: String,
   /// Upgrade path, e.g. `/ws`.
   pub path: String,
   /// True when the definition has `extractMeta` (the upgrade waits for it).
@@ -35,6 +39,12 @@ pub struct NativeOptions {
   pub max_sessions: Option<u32>,
   /// Directory served over plain GET for paths that are not socket paths.
   pub static_dir: Option<String>,
+  /// Room handler names, by index.
+  pub room_handlers: Vec<String>,
+  /// A directory, or `":memory:"` for a temporary store.
+  pub storage: String,
+  /// `"strict"` or `"relaxed"`. @default "strict"
+  pub durability: Option<String>,
 }
 
 fn millis(value: Option<u32>, default: Duration) -> Duration {
@@ -54,11 +64,29 @@ pub fn server_config(options: NativeOptions) -> Result<ServerConfig, String> {
       ))
     }
   };
+  let durability = match options.durability.as_deref() {
+    None | Some("strict") => Durability::Strict,
+    Some("relaxed") => Durability::Relaxed,
+    Some(other) => {
+      return Err(format!(
+        "durability must be \"strict\" or \"relaxed\", got {other:?}"
+      ))
+    }
+  };
+  let storage = match options.storage.as_str() {
+    "" => return Err("storage must be a directory or \":memory:\"".into()),
+    ":memory:" => Location::Memory,
+    dir => Location::Directory(std::path::PathBuf::from(dir)),
+  };
   let config = ServerConfig {
+    room_handlers: options.room_handlers,
+    storage,
+    durability,
     endpoints: options
       .endpoints
       .into_iter()
       .map(|e| Endpoint {
+        name: e.name,
         path: e.path,
         authenticates: e.authenticates,
       })

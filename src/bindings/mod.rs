@@ -2,10 +2,17 @@
 //! arguments, forwards to the core and owns the threadsafe function that wakes the JS thread.
 //! No I/O and no state machine lives here.
 //!
-//! Every method is synchronous and only enqueues (frames into outboxes, decisions into
-//! channels): JS never waits on Rust per message.
+//! Every method is synchronous and only enqueues (frames into outboxes or behind the output
+//! gate, decisions into channels, writes into the store's batch): JS never waits on Rust per
+//! message.
+//!
+//! - this file: the class, its lifecycle, the event batch, upgrades;
+//! - [`messaging`]: frames to sessions, users and rooms, replies and closes;
+//! - [`state`]: rooms, persisted state, hibernation and destruction.
 
 mod convert;
+mod messaging;
+mod state;
 
 use std::sync::{Arc, OnceLock};
 
@@ -13,14 +20,12 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use tokio::runtime::Runtime;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::dispatch::Waker;
-use crate::error::CloseCode;
-use crate::protocol::{event_frame, push_json_string, reply_error_frame, reply_frame};
-use crate::registry::RoomError;
-use crate::rooms::Listed;
+use crate::protocol::event_frame;
 use crate::server::{Decision, Server};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use crate::store::StoreError;
 
 pub use convert::{NativeEndpoint, NativeOptions};
 
@@ -53,6 +58,10 @@ fn invalid(message: impl Into<String>) -> Error {
   Error::new(Status::InvalidArg, message.into())
 }
 
+fn storage_error(error: StoreError) -> Error {
+  Error::from_reason(error.to_string())
+}
+
 /// Encodes an event frame once, for any number of recipients.
 fn frame_of(event: &str, payload_json: Option<&str>) -> Result<Utf8Bytes> {
   event_frame(event, payload_json).map_err(|_| invalid("event payloads must be plain objects"))
@@ -69,30 +78,19 @@ pub struct ListenAddress {
 }
 
 #[napi(object)]
-pub struct OpenedRoom {
-  pub id: i64,
-  pub created: bool,
-}
-
-fn room_error(error: RoomError) -> Error {
-  match error {
-    RoomError::NoSuchActor => Error::new(
-      Status::GenericFailure,
-      "the actor is no longer in memory".to_string(),
-    ),
-  }
-}
-
-#[napi(object)]
 pub struct NativeStats {
   /// Open sessions.
   pub sessions: u32,
-  /// Actors in memory (with sessions, or idle and not yet evicted).
+  /// Actors in memory (awake, hibernated, or idle without sessions and not yet evicted).
   pub actors: u32,
+  /// Actors whose JS side is hibernated (their sockets stay open).
+  pub hibernated: u32,
   /// Room instances in memory.
   pub rooms: u32,
   /// TCP connections in any phase.
   pub connections: u32,
+  /// Frames waiting behind the output gate for a flush.
+  pub held_frames: u32,
 }
 
 /// One warren server. Created by the JS `createServer`; see `lib/server.ts`.
@@ -106,17 +104,17 @@ pub struct NativeServer {
 #[napi]
 impl NativeServer {
   /// `onWake` is called (with no arguments) whenever events are waiting in `takeBatch`.
+  /// Opens the storage: throws when another process owns the directory.
   #[napi(constructor)]
   pub fn new(options: NativeOptions, on_wake: Function<(), ()>) -> Result<Self> {
     let config = convert::server_config(options).map_err(invalid)?;
-    runtime()?;
+    let server = Server::new(config, runtime()?.handle()).map_err(storage_error)?;
     let wake: Arc<WakeFunction> = Arc::new(
       on_wake
         .build_threadsafe_function::<()>()
         .callee_handled::<false>()
         .build()?,
     );
-    let server = Server::new(config);
     let caller = wake.clone();
     let waker: Waker = Arc::new(move || {
       caller.call((), ThreadsafeFunctionCallMode::NonBlocking);
@@ -168,194 +166,6 @@ impl NativeServer {
       .decide_upgrade(to_id(request), Decision::Reject { status, message })
   }
 
-  /// Sends an event to one session; false when it is gone or closing.
-  #[napi]
-  pub fn emit(&self, session: i64, event: String, payload_json: Option<String>) -> Result<bool> {
-    let frame = frame_of(&event, payload_json.as_deref())?;
-    Ok(self.server.registry.send(to_id(session), frame))
-  }
-
-  /// Sends an event to every session of a user (but `exceptSession`); returns how many.
-  #[napi]
-  pub fn emit_to_user(
-    &self,
-    endpoint: u32,
-    key: String,
-    event: String,
-    payload_json: Option<String>,
-    except_session: Option<i64>,
-  ) -> Result<u32> {
-    let frame = frame_of(&event, payload_json.as_deref())?;
-    Ok(
-      self
-        .server
-        .registry
-        .send_to_user(endpoint as usize, &key, &frame, except_session.map(to_id)),
-    )
-  }
-
-  /// Adds a room to an actor's list (live membership while it has a session). Returns false
-  /// when the room was already listed. The membership change reaches JS as a batch event.
-  #[napi]
-  pub fn join_room(&self, actor: i64, name: String, handler: u32, metadata_json: String) -> Result<bool> {
-    let listed = Listed {
-      name: name.into(),
-      handler: handler as usize,
-      metadata: metadata_json.into(),
-    };
-    let joined = self
-      .server
-      .registry
-      .join_room(to_id(actor), listed)
-      .map_err(room_error)?;
-    if let Some(change) = &joined.change {
-      self.server.dispatcher.push_room_change(change);
-    }
-    Ok(joined.listed)
-  }
-
-  /// Removes a room from an actor's list; false when it was not listed.
-  #[napi]
-  pub fn leave_room(&self, actor: i64, name: String) -> Result<bool> {
-    let (listed, change) = self
-      .server
-      .registry
-      .leave_room(to_id(actor), &name)
-      .map_err(room_error)?;
-    if let Some(change) = &change {
-      self.server.dispatcher.push_room_change(change);
-    }
-    Ok(listed)
-  }
-
-  /// Names of the rooms on an actor's list.
-  #[napi]
-  pub fn rooms_of(&self, actor: i64) -> Result<Vec<String>> {
-    let rooms = self.server.registry.rooms_of(to_id(actor)).map_err(room_error)?;
-    Ok(rooms.iter().map(|name| name.to_string()).collect())
-  }
-
-  /// The room instance called `name` (created, empty, when missing).
-  #[napi]
-  pub fn open_room(&self, name: String, handler: u32) -> OpenedRoom {
-    let (id, created) = self.server.registry.open_room(&name, handler as usize);
-    OpenedRoom {
-      id: id as i64,
-      created,
-    }
-  }
-
-  /// Live members as JSON: `[{"userId","joinedAt","metadata"}]`, in join order.
-  #[napi]
-  pub fn room_members(&self, name: String) -> String {
-    let members = self.server.registry.room_members(&name);
-    let mut out = String::from("[");
-    for (i, member) in members.iter().enumerate() {
-      if i > 0 {
-        out.push(',');
-      }
-      out.push_str(r#"{"userId":"#);
-      push_json_string(&mut out, &member.user);
-      out.push_str(r#","joinedAt":"#);
-      out.push_str(&member.joined_at_ms.to_string());
-      out.push_str(r#","metadata":"#);
-      out.push_str(&member.metadata);
-      out.push('}');
-    }
-    out.push(']');
-    out
-  }
-
-  /// Replaces a live member's metadata; false when the user is not a member.
-  #[napi]
-  pub fn set_member_metadata(&self, name: String, user: String, metadata_json: String) -> bool {
-    self
-      .server
-      .registry
-      .set_member_metadata(&name, &user, &metadata_json)
-  }
-
-  /// Sends an event to every session of every live member (but `exceptSession`); returns how
-  /// many sessions it was queued for. Encoded once; the bytes are shared by all recipients.
-  #[napi]
-  pub fn emit_to_room(
-    &self,
-    name: String,
-    event: String,
-    payload_json: Option<String>,
-    except_session: Option<i64>,
-  ) -> Result<u32> {
-    let frame = frame_of(&event, payload_json.as_deref())?;
-    Ok(
-      self
-        .server
-        .registry
-        .send_to_room(&name, &frame, except_session.map(to_id)),
-    )
-  }
-
-  /// Answers a call with its result (JSON text, or null for undefined).
-  #[napi]
-  pub fn reply(&self, session: i64, call: i64, result_json: Option<String>) -> bool {
-    self
-      .server
-      .registry
-      .send(to_id(session), reply_frame(to_id(call), result_json.as_deref()))
-  }
-
-  /// Answers a call with an error.
-  #[napi]
-  pub fn reply_error(
-    &self,
-    session: i64,
-    call: i64,
-    code: String,
-    message: String,
-    meta_json: Option<String>,
-  ) -> bool {
-    let frame = reply_error_frame(to_id(call), &code, &message, meta_json.as_deref());
-    self.server.registry.send(to_id(session), frame)
-  }
-
-  /// Closes a session after the frames already queued for it.
-  /// `code` must be 1000 or 3000–4999 unless `internal` (1008, 1011 from the runtime itself).
-  #[napi]
-  pub fn close_session(
-    &self,
-    session: i64,
-    code: u32,
-    reason: String,
-    internal: Option<bool>,
-  ) -> Result<bool> {
-    let code = u16::try_from(code).map_err(|_| invalid(format!("invalid close code {code}")))?;
-    let runtime_code = internal.unwrap_or(false)
-      && matches!(
-        CloseCode::from_u16(code),
-        CloseCode::Policy | CloseCode::InternalError
-      );
-    if !runtime_code && !CloseCode::is_sendable_by_app(code) {
-      return Err(invalid(format!(
-        "close code must be 1000 or 3000-4999, got {code}"
-      )));
-    }
-    if reason.len() > 123 {
-      return Err(invalid("close reason must be at most 123 bytes"));
-    }
-    Ok(self.server.registry.close_session(to_id(session), code, &reason))
-  }
-
-  /// Session ids of an actor, in connection order.
-  #[napi]
-  pub fn sessions_of(&self, actor: i64) -> Vec<i64> {
-    self
-      .server
-      .registry
-      .sessions_of(to_id(actor))
-      .into_iter()
-      .map(|id| id as i64)
-      .collect()
-  }
-
   #[napi]
   pub fn stats(&self) -> NativeStats {
     let stats = self.server.stats();
@@ -363,8 +173,10 @@ impl NativeServer {
     NativeStats {
       sessions: clamp(stats.sessions),
       actors: clamp(stats.actors),
+      hibernated: clamp(stats.hibernated),
       rooms: clamp(stats.rooms),
       connections: clamp(stats.connections),
+      held_frames: clamp(stats.held_frames),
     }
   }
 
@@ -375,11 +187,13 @@ impl NativeServer {
     Ok(())
   }
 
-  /// Drops the wake-up function so the Node process may exit. Called once after shutdown.
+  /// Flushes and closes the storage, and drops the wake-up function so the Node process may
+  /// exit. Called once, after shutdown and the last state commit.
   #[napi]
-  pub fn release(&mut self) {
+  pub fn release(&mut self) -> Result<()> {
     self.server.dispatcher.set_waker(None);
     self.wake = None;
+    self.server.release_store().map_err(storage_error)
   }
 
   /// Whether a listening server keeps the Node process alive (like `net.Server#ref`).
@@ -409,5 +223,6 @@ impl Drop for NativeServer {
       self.server.begin_shutdown(runtime.handle());
     }
     self.server.dispatcher.set_waker(None);
+    let _ = self.server.release_store();
   }
 }

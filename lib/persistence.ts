@@ -1,0 +1,75 @@
+/**
+ * Persisted state, as the runtime sees it: loading an owner's state from the native store,
+ * and committing every changed state once per tick (group commit).
+ *
+ * When a state first becomes dirty in a tick we tell the native core at once (`stateChanged`),
+ * so that under strict durability every frame sent from then on waits behind the output gate;
+ * a microtask then commits every dirty state in one native call. Nothing here waits for the
+ * disk: the gate does.
+ */
+
+import type { NativeServer } from "../native";
+import type { StateOwner } from "./context";
+import { StateCell } from "./state";
+
+export class Persistence {
+  readonly #native: NativeServer;
+  readonly #dirty = new Set<StateOwner>();
+  #scheduled = false;
+
+  constructor(native: NativeServer) {
+    this.#native = native;
+  }
+
+  /** A state cell for an owner, loaded from storage (defaults for whatever is not stored). */
+  cell(
+    kind: 0 | 1,
+    owner: string,
+    name: string,
+    defaults: object | undefined,
+    persistedKeys: readonly string[] | undefined,
+    self: () => StateOwner,
+  ): StateCell {
+    const stored = this.#native.loadState(kind, owner, name);
+    const onDirty = () => this.#changed(self());
+    try {
+      return new StateCell(defaults, persistedKeys, stored ?? null, onDirty);
+    } catch (error) {
+      // Unreadable stored state (damaged, or written by a newer Node): serve the defaults rather
+      // than refuse the actor forever, and say so loudly. The bytes stay until the state changes.
+      console.error(`[warren] the stored state of ${owner} "${name}" cannot be read; starting from the defaults:`, error);
+      return new StateCell(defaults, persistedKeys, null, onDirty);
+    }
+  }
+
+  #changed(owner: StateOwner): void {
+    if (owner.destroyed) return;
+    this.#native.stateChanged();
+    this.#dirty.add(owner);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(() => this.commit());
+    }
+  }
+
+  /** Writes every dirty state in one batch (call it before an owner leaves the heap, too). */
+  commit(): void {
+    this.#scheduled = false;
+    if (this.#dirty.size === 0) return;
+    const writes = [];
+    for (const owner of this.#dirty) {
+      if (owner.destroyed || !owner.cell.dirty) continue;
+      let bytes: Uint8Array;
+      try {
+        bytes = owner.cell.snapshot();
+      } catch (error) {
+        // Only a write that bypassed the state proxy can make a snapshot fail; the others commit.
+        console.error(`[warren] cannot store the state of ${owner.owner} "${owner.name}":`, error);
+        continue;
+      }
+      writes.push({ kind: owner.kind, owner: owner.owner, name: owner.name, value: Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes) });
+    }
+    this.#dirty.clear();
+    this.#native.commitState(writes);
+  }
+}

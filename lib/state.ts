@@ -1,0 +1,718 @@
+/**
+ * Persisted state: the proxy user code sees as `ctx.state`, the change tracking behind it, and
+ * the codec for what is stored (V8 structured serialization, `node:v8`).
+ *
+ * Invariants:
+ * - The raw state (what the proxies wrap) never holds one of our proxies, at any depth: values
+ *   are unwrapped on the way in, and a proxy is never wrapped again. Without this, proxies
+ *   stored in the state nest exponentially (Rivet had to unwrap them before persisting, #5582).
+ * - A value lands under a persisted key only if it comes back from storage as it went in;
+ *   anything else is a TypeError at the assignment, with the state untouched, rather than a
+ *   silent loss at the next save (Verani drops functions and cycles, and Dates come back as
+ *   strings).
+ * - An object read from another cell's state is copied when assigned under a persisted key
+ *   here: a change made through one cell never changes what another stores without marking it
+ *   dirty, and memory matches what a restart restores.
+ *
+ * Limit: only writes through the proxy are seen. Mutating a raw reference (the literal you
+ * assigned, a `subarray()` view, an ArrayBuffer through your own view) changes memory without
+ * marking the cell dirty. Read the value back through `ctx.state` and mutate that.
+ */
+
+import { types } from "node:util";
+import { DefaultDeserializer, serialize } from "node:v8";
+import { WarrenError, messageOf } from "./errors";
+
+/** The kinds of object that can be stored, by prototype. */
+type Kind = "object" | "array" | "map" | "set" | "date" | "regexp" | "buffer" | "typed" | "dataview";
+
+const KINDS = new Map<object | null, Kind>([
+  [Object.prototype, "object"],
+  [null, "object"],
+  [Array.prototype, "array"],
+  [Map.prototype, "map"],
+  [Set.prototype, "set"],
+  [Date.prototype, "date"],
+  [RegExp.prototype, "regexp"],
+  [ArrayBuffer.prototype, "buffer"],
+  [DataView.prototype, "dataview"],
+  [Buffer.prototype, "typed"],
+  ...[
+    Int8Array,
+    Uint8Array,
+    Uint8ClampedArray,
+    Int16Array,
+    Uint16Array,
+    Int32Array,
+    Uint32Array,
+    Float32Array,
+    Float64Array,
+    BigInt64Array,
+    BigUint64Array,
+  ].map((constructor): [object, Kind] => [constructor.prototype, "typed"]),
+]);
+
+/** Typed-array methods that write in place; index writes go through the `set` trap. */
+const TYPED_MUTATORS = new Set<string | symbol>(["set", "fill", "copyWithin", "reverse", "sort"]);
+
+/** Map and Set methods whose results hold stored values, which must come back wrapped. */
+const ITERATORS = new Set<string | symbol>(["entries", "keys", "values", Symbol.iterator]);
+
+const INDEX = /^(?:0|[1-9]\d*)$/;
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
+/** The kind of a storable object; undefined for anything else (class instances included). */
+function kindOf(value: object): Kind | undefined {
+  if (types.isProxy(value)) return undefined;
+  const kind = KINDS.get(Object.getPrototypeOf(value));
+  // A prototype alone can be borrowed (`Object.create(Map.prototype)`): check the brand too.
+  switch (kind) {
+    case "array":
+      return Array.isArray(value) ? kind : undefined;
+    case "map":
+      return types.isMap(value) ? kind : undefined;
+    case "set":
+      return types.isSet(value) ? kind : undefined;
+    case "date":
+      return types.isDate(value) ? kind : undefined;
+    case "regexp":
+      return types.isRegExp(value) ? kind : undefined;
+    case "buffer":
+      return types.isArrayBuffer(value) ? kind : undefined;
+    case "dataview":
+      return types.isDataView(value) ? kind : undefined;
+    case "typed":
+      return types.isTypedArray(value) ? kind : undefined;
+    default:
+      return kind;
+  }
+}
+
+function nameOf(value: object): string {
+  const prototype = Object.getPrototypeOf(value) as { constructor?: { name?: unknown } } | null;
+  const name = prototype?.constructor?.name;
+  return typeof name === "string" && name !== "" ? name : "an anonymous class";
+}
+
+/** Why an object of no storable kind cannot be stored. */
+function whyNot(value: object): string {
+  if (types.isProxy(value)) return "proxies cannot be persisted";
+  if (types.isPromise(value)) return "promises cannot be persisted";
+  if (types.isWeakMap(value) || types.isWeakSet(value) || value instanceof WeakRef) {
+    return "WeakMap, WeakSet and WeakRef cannot be persisted";
+  }
+  if (types.isSharedArrayBuffer(value)) return "SharedArrayBuffer cannot be persisted";
+  const name = nameOf(value);
+  return `instances of ${name} cannot be persisted (they would not come back as ${name})`;
+}
+
+/** A property key as a path step: `.name`, `[3]` or `["odd key"]`. */
+function segment(key: string | symbol): string {
+  if (typeof key === "symbol") return `[${key.toString()}]`;
+  if (IDENTIFIER.test(key)) return `.${key}`;
+  return INDEX.test(key) ? `[${key}]` : `[${JSON.stringify(key)}]`;
+}
+
+/** How a value was reached from its container, for its path: a property, a Map entry, an iterator. */
+type Step = "property" | "get" | "keys" | "values";
+
+function step(how: Step, key: unknown): string {
+  if (how === "property") return segment(key as string | symbol);
+  return how === "get" ? `.get(${describeKey(key)})` : `.${how}()`;
+}
+
+/** A Map key as it appears in a path: `.get("a")`, `.get(3)`, `.get({…})`. */
+function describeKey(key: unknown): string {
+  if (typeof key === "string") return JSON.stringify(key);
+  if (typeof key === "bigint") return `${key}n`;
+  if ((typeof key === "object" && key !== null) || typeof key === "function") return "{…}";
+  return String(key);
+}
+
+function dataProperty(value: unknown): PropertyDescriptor {
+  return { value, writable: true, enumerable: true, configurable: true };
+}
+
+/** Where each of our proxies comes from: its raw target and the cell that made it. */
+const owners = new WeakMap<object, { readonly target: object; readonly cell: StateCell }>();
+
+/** One walk over a value entering the state (or looked at by `assertStorable`). */
+interface Walk {
+  /** Refuse what cannot be stored: the value lands under a persisted key. */
+  readonly check: boolean;
+  /** The cell the value enters: its own proxies are replaced by their targets in place,
+   * other cells' are copied. Null: only look, change nothing. */
+  readonly cell: StateCell | null;
+  /** The value is stored as a structuredClone of it (the defaults): frozen objects and
+   * read-only properties are fine, the copy has neither. */
+  readonly cloned: boolean;
+  /** Raw objects already checked and free of proxies (the cell's persisted graph): skipped. */
+  readonly known: WeakSet<object> | null;
+  /** Objects visited by this walk; guards against cycles. */
+  readonly seen: Set<object>;
+  /** Path of the current value, as steps; joined only for an error message. */
+  readonly path: string[];
+}
+
+function refuse(walk: Walk, reason: string): void {
+  if (walk.check) throw new TypeError(`cannot store ${walk.path.join("")}: ${reason}`);
+}
+
+/** Checks (when `walk.check`) and unwraps `value`; returns what the raw state should hold. */
+function admit(value: unknown, walk: Walk): unknown {
+  if (typeof value === "function") refuse(walk, "functions cannot be persisted");
+  if (typeof value === "symbol") refuse(walk, "symbols cannot be persisted");
+  if (typeof value !== "object" || value === null) return value;
+  let raw: object = value;
+  const owner = owners.get(value);
+  if (owner !== undefined) {
+    raw = owner.target;
+    if (walk.check && walk.cell !== null && owner.cell !== walk.cell) {
+      // Checked before the copy: structuredClone would flatten what v8 cannot store.
+      admit(raw, { ...walk, cell: null, cloned: true, known: null, seen: new Set() });
+      raw = structuredClone(raw);
+    }
+  }
+  if (walk.seen.has(raw) || walk.known?.has(raw)) return raw;
+  walk.seen.add(raw);
+  const kind = kindOf(raw);
+  if (kind === undefined) {
+    refuse(walk, whyNot(raw));
+    return raw;
+  }
+  if (kind === "object" || kind === "array") {
+    admitProperties(raw, kind, walk);
+  } else if (kind !== "typed" && Object.keys(raw).length > 0) {
+    refuse(walk, `properties added to a ${nameOf(raw)} are not persisted`);
+  }
+  if (kind === "map") admitMap(raw as Map<unknown, unknown>, walk);
+  if (kind === "set") admitSet(raw as Set<unknown>, walk);
+  return raw;
+}
+
+function admitProperties(raw: object, kind: Kind, walk: Walk): void {
+  if (!walk.cloned && !Object.isExtensible(raw)) {
+    refuse(walk, "frozen, sealed or non-extensible objects cannot be persisted (they would come back unfrozen)");
+  }
+  for (const key of Reflect.ownKeys(raw)) {
+    if (kind === "array" && key === "length") continue;
+    const descriptor = Reflect.getOwnPropertyDescriptor(raw, key)!;
+    walk.path.push(segment(key));
+    if (typeof key === "symbol") refuse(walk, "symbol keys cannot be persisted");
+    if (!("value" in descriptor)) refuse(walk, "getters and setters cannot be persisted");
+    if (!descriptor.enumerable || (!walk.cloned && (!descriptor.writable || !descriptor.configurable))) {
+      refuse(walk, "non-enumerable or read-only properties cannot be persisted");
+    }
+    if ("value" in descriptor) {
+      const value = admit(descriptor.value, walk);
+      if (value !== descriptor.value && walk.cell !== null) Reflect.defineProperty(raw, key, { ...descriptor, value });
+    }
+    walk.path.pop();
+  }
+}
+
+function admitMap(map: Map<unknown, unknown>, walk: Walk): void {
+  const entries: Array<[unknown, unknown]> = [];
+  let changed = false;
+  for (const [key, value] of map) {
+    walk.path.push(".keys()");
+    const k = admit(key, walk);
+    walk.path.pop();
+    walk.path.push(`.get(${describeKey(key)})`);
+    const v = admit(value, walk);
+    walk.path.pop();
+    entries.push([k, v]);
+    changed ||= k !== key || v !== value;
+  }
+  if (!changed || walk.cell === null) return;
+  map.clear();
+  for (const [k, v] of entries) map.set(k, v);
+}
+
+function admitSet(set: Set<unknown>, walk: Walk): void {
+  const members: unknown[] = [];
+  let changed = false;
+  walk.path.push(".values()");
+  for (const member of set) {
+    const m = admit(member, walk);
+    members.push(m);
+    changed ||= m !== member;
+  }
+  walk.path.pop();
+  if (!changed || walk.cell === null) return;
+  set.clear();
+  for (const m of members) set.add(m);
+}
+
+/**
+ * Throws a TypeError naming the path (e.g. `cannot store state.profile.onClick: functions
+ * cannot be persisted`) when `value` would not come back from storage as it is: functions,
+ * symbols, promises, weak collections, class instances (they come back as plain objects),
+ * getters, symbol keys, non-enumerable or read-only properties, frozen objects. Accepts JSON
+ * values and Date, Map, Set, BigInt, RegExp, ArrayBuffer, typed arrays, Buffer and DataView, in
+ * any nesting, cycles included. State proxies are looked through.
+ */
+export function assertStorable(value: unknown, path: string): void {
+  admit(value, { check: true, cell: null, cloned: false, known: null, seen: new Set(), path: [path] });
+}
+
+/**
+ * Encodes a persisted-state object to bytes with v8 serialization. Does not check the value
+ * (`assertStorable` does): class instances would be flattened, functions throw.
+ */
+export function encodeState(value: object): Uint8Array {
+  return serialize(owners.get(value)?.target ?? value);
+}
+
+const readHostObject = (
+  DefaultDeserializer.prototype as unknown as { _readHostObject(): NodeJS.ArrayBufferView }
+)._readHostObject;
+
+/**
+ * Node restores a typed array as a view into the whole input (or into a shared pool chunk when
+ * unaligned): its `.buffer` would expose the rest of the stored state and keep it alive. Each
+ * view gets its own ArrayBuffer instead.
+ */
+class Deserializer extends DefaultDeserializer {
+  _readHostObject(): NodeJS.ArrayBufferView {
+    const view = readHostObject.call(this);
+    const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength).slice();
+    if (Buffer.isBuffer(view)) return Buffer.from(bytes.buffer);
+    if (types.isDataView(view)) return new DataView(bytes.buffer);
+    return new (view.constructor as new (buffer: ArrayBuffer) => NodeJS.ArrayBufferView)(bytes.buffer);
+  }
+}
+
+/**
+ * Decodes bytes written by `encodeState`. Bytes that do not decode to a plain object throw a
+ * `WarrenError` with code `"corrupt_state"`; nothing falls back to defaults silently.
+ * The format is V8's: bytes written by a newer Node may not be readable by an older one.
+ */
+export function decodeState(bytes: Uint8Array): Record<string, unknown> {
+  let value: unknown;
+  try {
+    const deserializer = new Deserializer(bytes);
+    deserializer.readHeader();
+    value = deserializer.readValue();
+  } catch (error) {
+    throw new WarrenError("corrupt_state", `stored state cannot be decoded: ${messageOf(error)}`);
+  }
+  if (typeof value !== "object" || value === null || kindOf(value) !== "object") {
+    throw new WarrenError("corrupt_state", "stored state cannot be decoded: it is not an object");
+  }
+  return value as Record<string, unknown>;
+}
+
+/**
+ * The state of one actor or room: the stable proxy user code reads and writes as `ctx.state`,
+ * and what changed since the last save.
+ *
+ * A write marks the cell dirty when it can change what is stored: a set, delete or
+ * defineProperty at any depth under a persisted key, `Map#set/delete/clear`, `Set#add/delete/
+ * clear`, `Date#set*`, `DataView#set*`, typed-array index writes and `set/fill/copyWithin/
+ * reverse/sort`. Writing the value already there, deleting a missing key or a missing Map
+ * entry, and reads, do not. Writes under keys that are not persisted are neither checked nor
+ * tracked: anything can live there, in memory.
+ *
+ * The proxy behaves as the plain value does for `instanceof`, `Array.isArray`, iteration,
+ * spreading and `JSON.stringify`, and the same object always gives the same proxy. It is not
+ * the object itself: `structuredClone(ctx.state.x)` and APIs that need a real typed array
+ * (`TextDecoder`, `crypto`) need a copy (`{ ...x }`, `Uint8Array.from(x)`). RegExp and
+ * ArrayBuffer values are returned as they are.
+ *
+ * Deleting a persisted key stores its absence, so the next load takes the default again.
+ */
+export class StateCell {
+  /** The raw state. Replaced in place by `replace`, so the proxy over it never changes. */
+  readonly #root: Record<string | symbol, unknown>;
+  /** Persisted root keys; undefined: every own string key of the root. */
+  readonly #keys: ReadonlySet<string> | undefined;
+  readonly #onDirty: () => void;
+  readonly #proxies = new WeakMap<object, object>();
+  /** Path each proxied object was first reached by, for error messages. */
+  readonly #paths = new WeakMap<object, string>();
+  readonly #state: object;
+  #dirty = false;
+  /**
+   * Raw objects reachable from persisted keys: writes to them are checked and mark the cell
+   * dirty. A superset (an object detached since stays in until the next snapshot: at worst one
+   * spurious save); null until a write needs it, dropped at each snapshot and replace.
+   */
+  #reached: WeakSet<object> | null = null;
+
+  /**
+   * @param defaults the definition's `state`: must be storable; cloned, never mutated.
+   * @param persistedKeys root keys to store. `undefined`: every own key of the state at
+   *   snapshot time, keys added later included; `[]`: none (never dirty, snapshots are `{}`).
+   * @param stored bytes from `snapshot()`, or null. Its persisted keys override the defaults;
+   *   keys it lacks keep their default (so keys added to a definition later get theirs); keys
+   *   no longer persisted are dropped. Bytes that cannot be decoded throw a `WarrenError`
+   *   with code `"corrupt_state"`: whether to start from the defaults is the caller's call.
+   * @param onDirty called once each time the cell goes from clean to dirty, synchronously,
+   *   after the write is applied.
+   */
+  constructor(
+    defaults: object | undefined,
+    persistedKeys: readonly string[] | undefined,
+    stored: Uint8Array | null,
+    onDirty: () => void,
+  ) {
+    if (defaults !== undefined && (typeof defaults !== "object" || defaults === null || kindOf(defaults) !== "object")) {
+      throw new TypeError("cannot store state: the state must be a plain object");
+    }
+    admit(defaults, { check: true, cell: null, cloned: true, known: null, seen: new Set(), path: ["state"] });
+    this.#keys = persistedKeys === undefined ? undefined : new Set(persistedKeys);
+    this.#onDirty = onDirty;
+    const initial = structuredClone(defaults ?? {}) as Record<string, unknown>;
+    if (stored === null) {
+      this.#root = initial;
+    } else {
+      // The stored object becomes the root, so that cycles through the root survive.
+      const root = decodeState(stored);
+      for (const key of Object.keys(root)) if (!this.#persists(key)) delete root[key];
+      for (const key of Object.keys(initial)) {
+        if (!Object.hasOwn(root, key)) Reflect.defineProperty(root, key, dataProperty(initial[key]));
+      }
+      this.#root = root;
+    }
+    this.#state = this.#proxy(this.#root, "object", "state");
+  }
+
+  /**
+   * The state as user code sees it: always the same proxy, also after `replace`.
+   * @example ctx.state.scores.set(userId, (ctx.state.scores.get(userId) ?? 0) + 1);
+   */
+  get state(): any {
+    return this.#state;
+  }
+
+  /**
+   * `ctx.state = value`: the root keeps its identity and takes the own enumerable keys of
+   * `value` (a plain object, or a state proxy). Checked like any write, before anything
+   * changes; marks the cell dirty unless nothing is persisted.
+   * @example ctx.state = { ...ctx.state, round: ctx.state.round + 1 };
+   */
+  replace(value: object): void {
+    const owner = typeof value === "object" && value !== null ? owners.get(value) : undefined;
+    if (owner?.cell === this && owner.target === this.#root) {
+      this.#touch(this.#keys?.size !== 0);
+      return;
+    }
+    const source = owner?.cell === this ? owner.target : value;
+    if (typeof source !== "object" || source === null || kindOf(owner?.target ?? source) !== "object") {
+      throw new TypeError("cannot store state: the state must be a plain object");
+    }
+    const entries: Array<[string | symbol, PropertyDescriptor]> = [];
+    for (const key of Reflect.ownKeys(source)) {
+      const descriptor = Reflect.getOwnPropertyDescriptor(source, key)!;
+      if (!descriptor.enumerable) continue;
+      const path = `state${segment(key)}`;
+      const tracked = this.#keys?.size !== 0 && this.#persists(key);
+      if (!("value" in descriptor)) {
+        if (tracked) throw new TypeError(`cannot store ${path}: getters and setters cannot be persisted`);
+        entries.push([key, descriptor]);
+        continue;
+      }
+      // Read through `source`: on another cell's proxy this gives its proxies, which get copied.
+      entries.push([key, dataProperty(this.#admit(Reflect.get(source, key), path, tracked))]);
+    }
+    for (const key of Reflect.ownKeys(this.#root)) delete this.#root[key];
+    for (const [key, descriptor] of entries) Reflect.defineProperty(this.#root, key, descriptor);
+    this.#reached = null;
+    this.#touch(this.#keys?.size !== 0);
+  }
+
+  /** True when a persisted key changed since the last snapshot. */
+  get dirty(): boolean {
+    return this.#dirty;
+  }
+
+  /**
+   * The persisted keys, encoded, and the cell marked clean. Meant for when `dirty` (it works
+   * at any time). Throws, leaving the cell dirty, only if the state was changed behind the
+   * proxy's back (a raw reference given a function or a class instance).
+   */
+  snapshot(): Uint8Array {
+    const persisted =
+      this.#keys === undefined
+        ? this.#root
+        : Object.fromEntries([...this.#keys].filter((key) => Object.hasOwn(this.#root, key)).map((key) => [key, this.#root[key]]));
+    const bytes = encodeState(persisted);
+    this.#dirty = false;
+    this.#reached = null;
+    return bytes;
+  }
+
+  #persists(key: string | symbol): boolean {
+    return typeof key === "string" && (this.#keys === undefined || this.#keys.has(key));
+  }
+
+  /** Whether a write to `target` (at `key`; null: the object itself) can change what is stored. */
+  #tracks(target: object, key: string | symbol | null): boolean {
+    if (this.#keys?.size === 0) return false;
+    if (target === this.#root && (key === null || this.#persists(key))) return true;
+    return this.#reach().has(target);
+  }
+
+  #reach(): WeakSet<object> {
+    if (this.#reached !== null) return this.#reached;
+    const reached = new WeakSet<object>();
+    const pending: unknown[] = [];
+    for (const key of Object.keys(this.#root)) if (this.#persists(key)) pending.push(this.#root[key]);
+    while (pending.length > 0) {
+      const value = pending.pop();
+      if (typeof value !== "object" || value === null || reached.has(value)) continue;
+      reached.add(value);
+      const kind = kindOf(value);
+      if (kind === "object" || kind === "array") {
+        for (const child of Object.values(value)) pending.push(child);
+      } else if (kind === "map") {
+        for (const [k, v] of value as Map<unknown, unknown>) pending.push(k, v);
+      } else if (kind === "set") {
+        for (const member of value as Set<unknown>) pending.push(member);
+      }
+    }
+    return (this.#reached = reached);
+  }
+
+  /** Marks the cell dirty when `changed` (a write that can change what is stored). */
+  #touch(changed: boolean): void {
+    if (!changed || this.#dirty) return;
+    this.#dirty = true;
+    this.#onDirty();
+  }
+
+  /** Checks (when tracked) and unwraps a value about to be written; returns its raw form. */
+  #admit(value: unknown, path: string, tracked: boolean): unknown {
+    if ((typeof value !== "object" || value === null) && typeof value !== "function" && typeof value !== "symbol") {
+      return value;
+    }
+    const walk: Walk = { check: tracked, cell: this, cloned: false, known: this.#reached, seen: new Set(), path: [path] };
+    const raw = admit(value, walk);
+    if (tracked && this.#reached !== null) for (const object of walk.seen) this.#reached.add(object);
+    return raw;
+  }
+
+  #refusal(target: object, key: string | symbol | null, reason: string): TypeError {
+    const path = (this.#paths.get(target) ?? "state") + (key === null ? "" : segment(key));
+    return new TypeError(`cannot store ${path}: ${reason}`);
+  }
+
+  #proxy(target: object, kind: Kind, path: string): object {
+    const traps = kind === "object" || kind === "array" ? this.#plainTraps : this.#builtinTraps;
+    const proxy = new Proxy(target, traps as ProxyHandler<object>);
+    this.#proxies.set(target, proxy);
+    this.#paths.set(target, path);
+    owners.set(proxy, { target, cell: this });
+    return proxy;
+  }
+
+  /** The proxy for a raw value read from `parent` (reached by `how` and `key`, for its path). */
+  #wrap(value: unknown, parent: object, how: Step, key: unknown): unknown {
+    if (typeof value !== "object" || value === null) return value;
+    const cached = this.#proxies.get(value);
+    if (cached !== undefined) return cached;
+    const kind = kindOf(value);
+    // RegExp and ArrayBuffer have nothing to track; proxies never nest; class instances (only
+    // under keys that are not persisted) keep their own `this`.
+    if (kind === undefined || kind === "regexp" || kind === "buffer") return value;
+    // A proxy must report a frozen object's values as they are: leave it unwrapped.
+    if ((kind === "object" || kind === "array") && !Object.isExtensible(value)) return value;
+    return this.#proxy(value, kind, (this.#paths.get(parent) ?? "state") + step(how, key));
+  }
+
+  /** Traps shared by both kinds of proxy: a stored object keeps its prototype and stays open. */
+  #shapeTraps(): Pick<ProxyHandler<object>, "setPrototypeOf" | "preventExtensions"> {
+    return {
+      setPrototypeOf: (target, prototype) => {
+        if (this.#tracks(target, null)) {
+          throw this.#refusal(target, null, "changing the prototype of a persisted object is not supported");
+        }
+        return Reflect.setPrototypeOf(target, prototype);
+      },
+      preventExtensions: (target) => {
+        if (this.#tracks(target, null)) {
+          throw this.#refusal(target, null, "frozen, sealed or non-extensible objects cannot be persisted (they would come back unfrozen)");
+        }
+        return Reflect.preventExtensions(target);
+      },
+    };
+  }
+
+  /** Plain objects and arrays: array methods run on the proxy and come back through these traps. */
+  readonly #plainTraps: ProxyHandler<Record<string | symbol, unknown>> = {
+    ...this.#shapeTraps(),
+    get: (target, key) => {
+      const value = Reflect.get(target, key);
+      // `__proto__` is inherited unless stored as a key: never wrap Object.prototype.
+      if (key === "__proto__" && !Object.hasOwn(target, key)) return value;
+      return this.#wrap(value, target, "property", key);
+    },
+    set: (target, key, value, receiver) => {
+      // The proxy is the prototype of another object: the write lands on that object.
+      if (receiver !== this.#proxies.get(target)) return Reflect.set(target, key, value, receiver);
+      const tracked = this.#tracks(target, key);
+      if (tracked && typeof key === "symbol") throw this.#refusal(target, key, "symbol keys cannot be persisted");
+      const raw = this.#admit(value, (this.#paths.get(target) ?? "state") + segment(key), tracked);
+      if (Object.hasOwn(target, key) && Object.is(target[key], raw)) return true;
+      // Assigning `__proto__` would change the prototype; store a key of that name, as JSON.parse does.
+      const done = key === "__proto__" ? Reflect.defineProperty(target, key, dataProperty(raw)) : Reflect.set(target, key, raw);
+      if (done) this.#touch(tracked);
+      return done;
+    },
+    deleteProperty: (target, key) => {
+      if (!Object.hasOwn(target, key)) return true;
+      const tracked = this.#tracks(target, key);
+      const done = Reflect.deleteProperty(target, key);
+      if (done) this.#touch(tracked);
+      return done;
+    },
+    defineProperty: (target, key, descriptor) => {
+      const tracked = this.#tracks(target, key);
+      if (tracked) {
+        const current = Reflect.getOwnPropertyDescriptor(target, key);
+        const flag = (name: "writable" | "enumerable" | "configurable") => descriptor[name] ?? current?.[name] ?? false;
+        if (typeof key === "symbol") throw this.#refusal(target, key, "symbol keys cannot be persisted");
+        if ("get" in descriptor || "set" in descriptor || (current !== undefined && !("value" in current))) {
+          throw this.#refusal(target, key, "getters and setters cannot be persisted");
+        }
+        const isLength = Array.isArray(target) && key === "length";
+        if (!isLength && !(flag("writable") && flag("enumerable") && flag("configurable"))) {
+          throw this.#refusal(target, key, "non-enumerable or read-only properties cannot be persisted");
+        }
+      }
+      if ("value" in descriptor) {
+        const path = (this.#paths.get(target) ?? "state") + segment(key);
+        descriptor = { ...descriptor, value: this.#admit(descriptor.value, path, tracked) };
+      }
+      const done = Reflect.defineProperty(target, key, descriptor);
+      if (done) this.#touch(tracked);
+      return done;
+    },
+  };
+
+  /**
+   * Map, Set, Date, typed arrays and DataView: their methods need the real object as `this`,
+   * so they are called on the target, and the ones that write mark the cell dirty.
+   */
+  readonly #builtinTraps: ProxyHandler<object> = {
+    ...this.#shapeTraps(),
+    get: (target, key) => {
+      const value = Reflect.get(target, key);
+      if (typeof value !== "function") return value;
+      const cell = this;
+      return function (this: unknown, ...args: unknown[]) {
+        return cell.#call(target, key, value as (...args: unknown[]) => unknown, args);
+      };
+    },
+    set: (target, key, value, receiver) => {
+      if (receiver !== this.#proxies.get(target)) return Reflect.set(target, key, value, receiver);
+      const tracked = this.#tracks(target, null);
+      if (tracked && !isIndex(target, key)) {
+        throw this.#refusal(target, key, `properties added to a ${nameOf(target)} are not persisted`);
+      }
+      const done = Reflect.set(target, key, value);
+      if (done) this.#touch(tracked);
+      return done;
+    },
+    defineProperty: (target, key, descriptor) => {
+      const tracked = this.#tracks(target, null);
+      if (tracked && !isIndex(target, key)) {
+        throw this.#refusal(target, key, `properties added to a ${nameOf(target)} are not persisted`);
+      }
+      const done = Reflect.defineProperty(target, key, descriptor);
+      if (done) this.#touch(tracked);
+      return done;
+    },
+  };
+
+  #call(target: object, key: string | symbol, method: (...args: unknown[]) => unknown, args: unknown[]): unknown {
+    const kind = kindOf(target);
+    const proxy = this.#proxies.get(target);
+    if (kind === "map" && key === "set") return this.#mapSet(target as Map<unknown, unknown>, args[0], args[1]);
+    if (kind === "set" && key === "add") return this.#setAdd(target as Set<unknown>, args[0]);
+    const collection = kind === "map" || kind === "set";
+    // Stored values handed to user code come wrapped: a Map's keys and values, a Set's members.
+    const [keyHow, valueHow]: [Step, Step] = kind === "map" ? ["keys", "get"] : ["values", "values"];
+    if (collection && key === "forEach") {
+      const [callback, thisArg] = args as [(...args: unknown[]) => unknown, unknown];
+      (target as Map<unknown, unknown>).forEach((value, k) => {
+        callback.call(thisArg, this.#wrap(value, target, valueHow, k), this.#wrap(k, target, keyHow, k), proxy);
+      });
+      return undefined;
+    }
+    // Lookups and sources (`has`, `get`, `delete`, `typedArray.set(other)`) get raw objects:
+    // a proxy is never a key in the raw state.
+    const raws = args.map((arg) => {
+      const owner = typeof arg === "object" && arg !== null ? owners.get(arg) : undefined;
+      return owner?.cell === this ? owner.target : arg;
+    });
+    const sizeBefore = collection ? (target as Map<unknown, unknown>).size : 0;
+    const result = Reflect.apply(method, target, raws);
+    if (isMutator(kind!, key)) {
+      // `delete` of a missing entry and `clear` of an empty collection change nothing.
+      const changed = !collection || (key === "clear" ? sizeBefore > 0 : result === true);
+      this.#touch(changed && this.#tracks(target, null));
+    }
+    if (result === target) return proxy;
+    if (kind === "map" && key === "get") return this.#wrap(result, target, "get", raws[0]);
+    if (collection && ITERATORS.has(key)) {
+      const pairs = key === "entries" || (kind === "map" && key === Symbol.iterator);
+      return this.#iterate(target, result as Iterable<unknown>, pairs ? [keyHow, valueHow] : key === "keys" ? keyHow : valueHow);
+    }
+    return result;
+  }
+
+  /** Wraps what a Map or Set iterator yields: single values (`how`) or entries ([key, value]). */
+  *#iterate(target: object, items: Iterable<unknown>, how: Step | [Step, Step]): Generator<unknown> {
+    for (const item of items) {
+      if (!Array.isArray(how)) {
+        yield this.#wrap(item, target, how, undefined);
+        continue;
+      }
+      const [key, value] = item as [unknown, unknown];
+      yield [this.#wrap(key, target, how[0], key), this.#wrap(value, target, how[1], key)];
+    }
+  }
+
+  #mapSet(map: Map<unknown, unknown>, key: unknown, value: unknown): unknown {
+    const tracked = this.#tracks(map, null);
+    const path = this.#paths.get(map) ?? "state";
+    const k = this.#admit(key, `${path}.keys()`, tracked);
+    const v = this.#admit(value, `${path}.get(${describeKey(key)})`, tracked);
+    const changed = !map.has(k) || !Object.is(map.get(k), v);
+    map.set(k, v);
+    this.#touch(changed && tracked);
+    return this.#proxies.get(map);
+  }
+
+  #setAdd(set: Set<unknown>, member: unknown): unknown {
+    const tracked = this.#tracks(set, null);
+    const m = this.#admit(member, `${this.#paths.get(set) ?? "state"}.values()`, tracked);
+    const changed = !set.has(m);
+    set.add(m);
+    this.#touch(changed && tracked);
+    return this.#proxies.get(set);
+  }
+}
+
+function isIndex(target: object, key: string | symbol): boolean {
+  return types.isTypedArray(target) && typeof key === "string" && INDEX.test(key);
+}
+
+/** Methods that write in place, by kind (typed-array index writes go through the `set` trap). */
+function isMutator(kind: Kind, key: string | symbol): boolean {
+  switch (kind) {
+    case "map":
+      return key === "set" || key === "delete" || key === "clear";
+    case "set":
+      return key === "add" || key === "delete" || key === "clear";
+    case "typed":
+      return TYPED_MUTATORS.has(key);
+    case "date":
+    case "dataview":
+      return typeof key === "string" && key.startsWith("set");
+    default:
+      return false;
+  }
+}

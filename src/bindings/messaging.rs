@@ -1,0 +1,119 @@
+//! Frames from JS: events to a session, a user or a room, call replies, and closes. Every frame
+//! goes through the output gate, so it waits when it follows an unflushed state change.
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use super::{frame_of, invalid, to_id, NativeServer};
+use crate::error::CloseCode;
+use crate::protocol::{reply_error_frame, reply_frame};
+use crate::registry::Target;
+
+#[napi]
+impl NativeServer {
+  /// Sends an event to one session; false when it is gone or closing.
+  #[napi]
+  pub fn emit(&self, session: i64, event: String, payload_json: Option<String>) -> Result<bool> {
+    let frame = frame_of(&event, payload_json.as_deref())?;
+    Ok(
+      self
+        .server
+        .gate
+        .send(&self.server.registry, Target::Session(to_id(session)), frame)
+        > 0,
+    )
+  }
+
+  /// Sends an event to every session of a user (but `exceptSession`); returns how many.
+  #[napi]
+  pub fn emit_to_user(
+    &self,
+    endpoint: u32,
+    key: String,
+    event: String,
+    payload_json: Option<String>,
+    except_session: Option<i64>,
+  ) -> Result<u32> {
+    let frame = frame_of(&event, payload_json.as_deref())?;
+    let target = Target::User {
+      endpoint: endpoint as usize,
+      key: &key,
+      except: except_session.map(to_id),
+    };
+    Ok(self.server.gate.send(&self.server.registry, target, frame))
+  }
+
+  /// Sends an event to every session of every live member (but `exceptSession`); returns how
+  /// many sessions it was queued for. Encoded once; the bytes are shared by all recipients.
+  #[napi]
+  pub fn emit_to_room(
+    &self,
+    name: String,
+    event: String,
+    payload_json: Option<String>,
+    except_session: Option<i64>,
+  ) -> Result<u32> {
+    let frame = frame_of(&event, payload_json.as_deref())?;
+    let target = Target::Room {
+      name: &name,
+      except: except_session.map(to_id),
+    };
+    Ok(self.server.gate.send(&self.server.registry, target, frame))
+  }
+
+  /// Answers a call with its result (JSON text, or null for undefined).
+  #[napi]
+  pub fn reply(&self, session: i64, call: i64, result_json: Option<String>) -> bool {
+    let frame = reply_frame(to_id(call), result_json.as_deref());
+    self
+      .server
+      .gate
+      .send(&self.server.registry, Target::Session(to_id(session)), frame)
+      > 0
+  }
+
+  /// Answers a call with an error.
+  #[napi]
+  pub fn reply_error(
+    &self,
+    session: i64,
+    call: i64,
+    code: String,
+    message: String,
+    meta_json: Option<String>,
+  ) -> bool {
+    let frame = reply_error_frame(to_id(call), &code, &message, meta_json.as_deref());
+    self
+      .server
+      .gate
+      .send(&self.server.registry, Target::Session(to_id(session)), frame)
+      > 0
+  }
+
+  /// Closes a session after the frames already queued for it.
+  /// `code` must be 1000 or 3000–4999 unless `internal` (1008, 1011 from the runtime itself).
+  #[napi]
+  pub fn close_session(
+    &self,
+    session: i64,
+    code: u32,
+    reason: String,
+    internal: Option<bool>,
+  ) -> Result<bool> {
+    let code = u16::try_from(code).map_err(|_| invalid(format!("invalid close code {code}")))?;
+    let runtime_code = internal.unwrap_or(false)
+      && matches!(
+        CloseCode::from_u16(code),
+        CloseCode::Policy | CloseCode::InternalError
+      );
+    if !runtime_code && !CloseCode::is_sendable_by_app(code) {
+      return Err(invalid(format!(
+        "close code must be 1000 or 3000-4999, got {code}"
+      )));
+    }
+    if reason.len() > 123 {
+      return Err(invalid("close reason must be at most 123 bytes"));
+    }
+    Ok(self.server.registry.close_session(to_id(session), code, &reason))
+  }
+}

@@ -1,0 +1,156 @@
+//! The output gate and group commit.
+//!
+//! Under `durability: "strict"`, a frame that JS sends after changing persisted state must not
+//! leave the process before that change is durable: a client that was told something can rely
+//! on it surviving a crash. JS reports a change ([`OutputGate::changed`]) as soon as a state
+//! becomes dirty, then commits it ([`OutputGate::commit`], applied to the store at once) before
+//! its tick ends. Frames sent while any reported change is not yet flushed are held, with the
+//! change count they depend on, and released in order once a flush covers it.
+//!
+//! One flush covers every commit applied before it started (group commit): a burst of changes
+//! across many actors costs one fsync. Under `"relaxed"` nothing is held and flushes run in
+//! the background.
+//!
+//! Lock order: gate, then registry, then outbox. Held frames are released under the gate lock,
+//! so a frame sent after the gate opens can never overtake a released one.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::outbox::Outbox;
+use crate::registry::{Registry, Target};
+use crate::store::{Store, StoreError, Write};
+
+/// When frames that follow a state change may leave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+  /// Only once the change is flushed to disk.
+  Strict,
+  /// At once; the change is flushed in the background.
+  Relaxed,
+}
+
+struct Held {
+  /// The change count this frame depends on.
+  needs: u64,
+  recipients: Vec<Arc<Outbox>>,
+  frame: Utf8Bytes,
+}
+
+#[derive(Default)]
+struct Counts {
+  /// Changes JS reported.
+  changed: u64,
+  /// Changes applied to the store (visible to reads).
+  applied: u64,
+  /// Changes flushed to disk.
+  durable: u64,
+  held: VecDeque<Held>,
+}
+
+pub struct OutputGate {
+  durability: Durability,
+  counts: Mutex<Counts>,
+  /// Wakes the flusher: something was applied that is not durable yet.
+  flush_wanted: Notify,
+}
+
+impl OutputGate {
+  pub fn new(durability: Durability) -> Self {
+    Self {
+      durability,
+      counts: Mutex::new(Counts::default()),
+      flush_wanted: Notify::new(),
+    }
+  }
+
+  pub fn durability(&self) -> Durability {
+    self.durability
+  }
+
+  /// JS changed persisted state: until that change is durable, frames are held (strict).
+  pub fn changed(&self) {
+    if self.durability == Durability::Strict {
+      self.counts.lock().changed += 1;
+    }
+  }
+
+  /// Applies a batch of writes (every change reported so far) and asks for a flush.
+  pub fn commit(&self, store: &Store, writes: Vec<Write>) -> Result<(), StoreError> {
+    let mut counts = self.counts.lock();
+    if !writes.is_empty() {
+      store.apply(writes)?;
+    }
+    counts.applied = counts.changed;
+    drop(counts);
+    self.flush_wanted.notify_one();
+    Ok(())
+  }
+
+  /// Sends a frame to `target` now, or holds it until the changes before it are durable.
+  /// Returns how many sessions it was (or will be) delivered to.
+  pub fn send(&self, registry: &Registry, target: Target<'_>, frame: Utf8Bytes) -> u32 {
+    let mut counts = self.counts.lock();
+    if counts.durable >= counts.changed {
+      return registry.send(target, &frame);
+    }
+    let mut recipients = Vec::new();
+    let reached = registry.recipients(target, &mut recipients);
+    let needs = counts.changed;
+    counts.held.push_back(Held {
+      needs,
+      recipients,
+      frame,
+    });
+    reached
+  }
+
+  /// Frames waiting for a flush.
+  pub fn held(&self) -> usize {
+    self.counts.lock().held.len()
+  }
+
+  /// Marks everything applied before `upto` was read as durable and releases what waited.
+  fn made_durable(&self, upto: u64) {
+    let mut counts = self.counts.lock();
+    counts.durable = counts.durable.max(upto);
+    while counts
+      .held
+      .front()
+      .is_some_and(|held| held.needs <= counts.durable)
+    {
+      if let Some(held) = counts.held.pop_front() {
+        for outbox in &held.recipients {
+          outbox.push(held.frame.clone());
+        }
+      }
+    }
+  }
+
+  /// Flushes the store whenever a commit asks for it, until `store` yields `None` (released).
+  /// A failed flush is reported and the held frames are released anyway: holding them forever
+  /// would stall every client, and the next flush retries the writes.
+  pub async fn run_flusher(&self, store: impl Fn() -> Option<Arc<Store>>) {
+    loop {
+      self.flush_wanted.notified().await;
+      let Some(current) = store() else {
+        self.made_durable(u64::MAX);
+        return;
+      };
+      let upto = self.counts.lock().applied;
+      if let Err(error) = current.flush().await {
+        eprintln!("[warren] storage flush failed: {error}");
+      }
+      self.made_durable(upto);
+    }
+  }
+
+  /// Wakes the flusher so it notices the store is gone.
+  pub fn stop(&self) {
+    self.flush_wanted.notify_one();
+  }
+}
