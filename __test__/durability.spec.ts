@@ -123,7 +123,9 @@ describe("durable state", () => {
   test("an acknowledged count survives SIGKILL at any moment (strict durability)", async () => {
     const dir = await storageDir();
     let acknowledged = 0;
-    for (let round = 0; round < 5; round++) {
+    // `npm run stress` repeats it 50 times.
+    const rounds = Number(process.env.CRASH_ROUNDS ?? 5);
+    for (let round = 0; round < rounds; round++) {
       const { child, url } = await startServer(dir);
       const client = await TestClient.open(`${url}?user=crash`);
       const stored = (await client.call("get")).data.count;

@@ -24,11 +24,27 @@ const BenchConnection = defineConnection({
     return { userId: token };
   },
   state: { count: 0 },
+  onConnect: (ctx) => void users.add(ctx.meta.userId),
 });
 BenchConnection.on("echo", (ctx, data) => ctx.emit("echo", data));
 BenchConnection.on("join", (ctx, data) => ctx.actor.joinRoom(data.room));
 BenchConnection.on("publish", (ctx, data) => ctx.emit.toRoom("bench").emit("tick", data));
 BenchConnection.on("increment", (ctx) => ++ctx.state.count);
+
+// Tools for benchmark/actors.mjs (hibernation and memory figures): every user seen, forced
+// hibernation, and the server's memory after a full collection (run node with --expose-gc).
+const users = new Set();
+BenchConnection.on("admin.hibernate-all", () => {
+  let hibernated = 0;
+  for (const user of users) if (server.hibernate("BenchConnection", user)) hibernated++;
+  return { hibernated };
+});
+BenchConnection.on("admin.memory", async () => {
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  for (let i = 0; i < 3; i++) globalThis.gc?.();
+  const { rss, heapUsed } = process.memoryUsage();
+  return { rss, heapUsed, ...server.stats() };
+});
 
 const BenchRoom = createRoomHandler({ name: "BenchRoom", connectionBinding: "BenchConnection" });
 
