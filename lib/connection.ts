@@ -3,7 +3,8 @@
  * holding every session of that user — and its table of event handlers.
  */
 
-import { WarrenError } from "./errors";
+import { messageOf, WarrenError } from "./errors";
+import { StateCell } from "./state";
 import type { ActorContext, ConnectionContext } from "./context";
 
 /** What `extractMeta` sees: the HTTP upgrade request, before any socket opens. */
@@ -143,6 +144,19 @@ export function defineConnection<Meta extends ConnectionMeta = ConnectionMeta, S
   }
   if (options.state !== undefined && (options.state === null || typeof options.state !== "object")) {
     throw new WarrenError("invalid_option", `defineConnection(${options.name}): state must be an object`);
+  }
+  if (
+    options.persistedKeys !== undefined &&
+    (!Array.isArray(options.persistedKeys) || !options.persistedKeys.every((key) => typeof key === "string"))
+  ) {
+    throw new WarrenError("invalid_option", `defineConnection(${options.name}): persistedKeys must be an array of key names`);
+  }
+  if (options.state !== undefined) {
+    try {
+      new StateCell(options.state, options.persistedKeys, null, () => {});
+    } catch (error) {
+      throw new WarrenError("invalid_option", `defineConnection(${options.name}): state cannot be persisted: ${messageOf(error)}`);
+    }
   }
   if (options.rooms !== undefined) {
     const valid =

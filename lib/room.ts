@@ -5,7 +5,8 @@
  * the native core; this file holds the definition and its validation.
  */
 
-import { WarrenError } from "./errors";
+import { messageOf, WarrenError } from "./errors";
+import { StateCell } from "./state";
 
 /** A live member of a room. */
 export interface RoomMember {
@@ -94,6 +95,19 @@ export function createRoomHandler<State extends object = {}>(options: RoomOption
   }
   if (options.state !== undefined && (options.state === null || typeof options.state !== "object")) {
     throw new WarrenError("invalid_option", `createRoomHandler(${options.name}): state must be an object`);
+  }
+  if (
+    options.persistedKeys !== undefined &&
+    (!Array.isArray(options.persistedKeys) || !options.persistedKeys.every((key) => typeof key === "string"))
+  ) {
+    throw new WarrenError("invalid_option", `createRoomHandler(${options.name}): persistedKeys must be an array of key names`);
+  }
+  if (options.state !== undefined) {
+    try {
+      new StateCell(options.state, options.persistedKeys, null, () => {});
+    } catch (error) {
+      throw new WarrenError("invalid_option", `createRoomHandler(${options.name}): state cannot be persisted: ${messageOf(error)}`);
+    }
   }
   const definition = { ...options };
   Object.defineProperty(definition, ROOM_DEFINITION, { value: true });
