@@ -20,7 +20,10 @@ export declare class NativeServer {
    * many sessions it was queued for. Encoded once; the bytes are shared by all recipients.
    */
   emitToRoom(name: string, event: string, payloadJson?: string | undefined | null, exceptSession?: number | undefined | null): number
-  /** Answers a call with its result (JSON text, or null for undefined). */
+  /**
+   * Answers a call with its result (JSON text, or null for undefined). False when the call
+   * already timed out or its session is gone: the client got its one answer.
+   */
   reply(session: number, call: number, resultJson?: string | undefined | null): boolean
   /** Answers a call with an error. */
   replyError(session: number, call: number, code: string, message: string, metaJson?: string | undefined | null): boolean
@@ -81,8 +84,8 @@ export declare class NativeServer {
   takeBatch(): string | null
   /** Opens the socket of an upgrade request for user `key` with `metaJson` as its meta. */
   acceptUpgrade(request: number, key: string, metaJson: string): boolean
-  /** Refuses an upgrade request with an HTTP status and `{"error": message}`. */
-  rejectUpgrade(request: number, status: number, message: string): boolean
+  /** Refuses an upgrade request with an HTTP status and `{"error": message, "code": code}`. */
+  rejectUpgrade(request: number, status: number, message: string, code?: string | undefined | null): boolean
   stats(): NativeStats
   /** Starts shutdown; the batch ends with the shutdown event once every socket is released. */
   shutdown(): void
@@ -135,6 +138,10 @@ export interface NativeOptions {
   storage: string
   /** `"strict"` or `"relaxed"`. @default "strict" */
   durability?: string
+  /** @default 60000 */
+  callTimeoutMs?: number
+  /** Bearer token that enables `DELETE /actors/<kind>/<key>`. */
+  adminToken?: string
 }
 
 export interface NativeStats {

@@ -51,12 +51,12 @@ describe("calls", () => {
     assert.deepEqual((await fast).data, { waited: 1 });
   });
 
-  test("thrown errors reply with handler_error and reach onError; the actor keeps working", async () => {
+  test("thrown errors reply with internal_error (message hidden) and reach onError; the actor keeps working", async () => {
     errors.length = 0;
     const { url } = await serve({ connections: [Conn] });
     const client = await TestClient.open(url);
-    assert.deepEqual((await client.call("fail")).error, { code: "handler_error", message: "nope" });
-    assert.deepEqual((await client.call("reject")).error, { code: "handler_error", message: "async nope" });
+    assert.deepEqual((await client.call("fail")).error, { code: "internal_error", message: "internal error" });
+    assert.deepEqual((await client.call("reject")).error, { code: "internal_error", message: "internal error" });
     assert.equal((await client.call("unknown.event")).error.code, "unknown_event");
     assert.equal((await client.call("cyclic")).error.code, "bad_reply");
     assert.equal((await client.call("add", { a: 1, b: 1 })).data, 2);

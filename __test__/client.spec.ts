@@ -767,7 +767,7 @@ describe("WarrenClient against the warren server", () => {
 
     assert.equal(await within(c.call<number>("add", { a: 1, b: 2 }), "the add call"), 3);
     const failed = await settled(c.call("fail", {}));
-    assert.equal(failed.ok === false && failed.error.code, "handler_error");
+    assert.equal(failed.ok === false && failed.error.code, "internal_error");
   });
 
   test("the server answers pings, so a client with a short keepalive stays connected", async (t) => {

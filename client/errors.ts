@@ -5,7 +5,7 @@
 
 /**
  * Codes the client produces itself. Server replies may carry any other code (for example
- * `handler_error`), which is why {@link WarrenClientError.code} is typed as a wider string.
+ * `internal_error`), which is why {@link WarrenClientError.code} is typed as a wider string.
  *
  * - `timeout`: a call got no reply in time, or `waitForConnection(timeout)` expired.
  * - `disconnected`: the socket closed before a call's reply, or `disconnect()` was called.

@@ -263,7 +263,7 @@ export class WarrenClient {
    * while offline; the timeout runs from this call, queued time included.
    *
    * Rejects with a {@link WarrenClientError} whose `code` (and `meta`) is the server's for an error
-   * reply (e.g. `handler_error`), or `timeout`, `disconnected` (the socket closed before the reply,
+   * reply (e.g. `internal_error`), or `timeout`, `disconnected` (the socket closed before the reply,
    * or `disconnect()`), `queue_full` (dropped from the offline queue) or `closed`.
    *
    * @example

@@ -16,6 +16,8 @@ export interface UpgradeRequest {
   /** Header names lower-cased; repeated headers joined with ", ". */
   headers: Record<string, string>;
   remoteAddress: string;
+  /** Connection params sent by the client (`params=<JSON>` in the URL, at most 4 KiB), if any. */
+  params: unknown;
 }
 
 /** A session's meta (its attachment). `userId` keys the actor. */
@@ -77,6 +79,17 @@ export interface ConnectionOptions<Meta extends ConnectionMeta, State extends ob
    * `onInit`, before the event that woke it).
    */
   onHibernationRestore?(ctx: ActorContext<State>): unknown;
+  /**
+   * Persisted state changed: called once per tick however many mutations there were, never on
+   * reads. The state is read-only inside (a write throws).
+   */
+  onStateChange?(ctx: ActorContext<State>, state: State): unknown;
+  /**
+   * Validates an upgrade before `extractMeta` (Rivet's `onBeforeConnect`): a throw answers
+   * 401 (or `err.status`) with `{"error": message, "code": err.code}`; no socket opens and no
+   * hook of the actor runs.
+   */
+  onBeforeConnect?(req: UpgradeRequest): unknown;
   /** A session closed. */
   onDisconnect?(ctx: ConnectionContext<Meta, State>, info: DisconnectInfo): unknown;
   /** An event no handler is registered for. */
@@ -137,6 +150,8 @@ export function defineConnection<Meta extends ConnectionMeta = ConnectionMeta, S
     "onDestroy",
     "onError",
     "onHibernationRestore",
+    "onStateChange",
+    "onBeforeConnect",
   ] as const) {
     if (options[hook] !== undefined && typeof options[hook] !== "function") {
       throw new WarrenError("invalid_option", `defineConnection(${options.name}): ${hook} must be a function`);

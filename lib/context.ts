@@ -97,6 +97,8 @@ export interface ActorContext<State> {
   readonly actor: ActorHandle;
   state: State;
   readonly emit: ActorEmit;
+  /** Sends an event to every session of this actor; returns how many. */
+  broadcast(event: string, data?: object): number;
 }
 
 export interface ConnectionContext<Meta extends ConnectionMeta, State> {
@@ -105,6 +107,8 @@ export interface ConnectionContext<Meta extends ConnectionMeta, State> {
   readonly actor: ActorHandle;
   state: State;
   readonly emit: Emit;
+  /** Sends an event to every session of this actor (every tab and device of the user). */
+  broadcast(event: string, data?: object): number;
 }
 
 export type DestroyContext<State> = ActorContext<State> & { readonly reason: DestroyReason };
@@ -120,6 +124,8 @@ export interface StateOwner {
   readonly cell: StateCell;
   /** Set once destroyed: its state is gone and must never be written again. */
   destroyed: boolean;
+  /** Runs the definition's `onStateChange`, once per tick in which the state changed. */
+  stateChanged?: () => void;
 }
 
 /** An actor in the JS heap: its state and the JS side of its sessions. */
@@ -131,6 +137,7 @@ export class ActorRecord implements StateOwner {
   readonly owner: string;
   readonly name: string;
   destroyed = false;
+  stateChanged?: () => void;
   /** Handlers whose promise has not settled; a busy actor is not hibernated. */
   inflight = 0;
 
@@ -162,11 +169,12 @@ export class ActorRecord implements StateOwner {
       destroy: () => destroyActor(actor),
       ...roomMembership(actor),
     };
-    this.context = withState({ actor: handle, emit }, actor);
+    this.context = withState({ actor: handle, emit, broadcast: toAll }, actor);
   }
 
   destroyContext(reason: DestroyReason): DestroyContext<any> {
-    return withState({ actor: this.context.actor, emit: this.context.emit, reason }, this);
+    const { actor, emit, broadcast } = this.context;
+    return withState({ actor, emit, broadcast, reason }, this);
   }
 }
 
@@ -197,7 +205,8 @@ export class SessionRecord {
       destroy: () => destroyActor(actor),
       ...roomMembership(actor),
     };
-    this.context = withState({ meta, sessionId: id, actor: handle, emit }, actor);
+    const broadcast = actor.context.broadcast;
+    this.context = withState({ meta, sessionId: id, actor: handle, emit, broadcast }, actor);
   }
 }
 

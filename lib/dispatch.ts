@@ -11,7 +11,7 @@
 import type { NativeServer } from "../native";
 import type { ConnectionDefinition, ConnectionMeta, DestroyReason } from "./connection";
 import { ActorRecord, SessionRecord } from "./context";
-import { messageOf } from "./errors";
+import { messageOf, UserError } from "./errors";
 import { attempt, isThenable, reportTo, settled } from "./hooks";
 import { Persistence } from "./persistence";
 import type { RoomContext, RoomDefinition } from "./room";
@@ -40,12 +40,16 @@ export class Runtime {
   /** Called once the native core reports that shutdown finished. */
   onShutdown: (() => void) | null = null;
 
+  readonly #exposeErrors: boolean;
+
   constructor(
     native: NativeServer,
     definitions: ReadonlyArray<ConnectionDefinition<any, any>>,
     roomDefinitions: ReadonlyArray<RoomDefinition>,
+    options: { exposeErrors?: boolean } = {},
   ) {
     this.#native = native;
+    this.#exposeErrors = options.exposeErrors === true;
     this.#definitions = definitions;
     this.persistence = new Persistence(native);
     this.rooms = new RoomRuntime(native, this.persistence, definitions, roomDefinitions);
@@ -116,6 +120,17 @@ export class Runtime {
     const cell = this.persistence.cell(0, definition.name, key, definition.state, definition.persistedKeys, () => actor);
     actor = new ActorRecord(actorId, definition, endpoint, key, this.#native, this.rooms, cell);
     this.#actors.set(actorId, actor);
+    const onStateChange = definition.onStateChange;
+    if (onStateChange) {
+      actor.stateChanged = () => {
+        cell.readOnly(`cannot change the state of ${definition.name} "${key}" inside onStateChange`);
+        try {
+          attempt(() => onStateChange(actor.context, cell.state), (e) => this.#report(definition, e, actor.context));
+        } finally {
+          cell.readOnly(null);
+        }
+      };
+    }
     if (definition.onInit) {
       actor.gate.run(
         () => attempt(() => definition.onInit!(actor.context), (e) => this.#report(definition, e, actor.context)),
@@ -203,7 +218,18 @@ export class Runtime {
         return undefined;
       }
       const fail = (error: unknown) => {
-        native.replyError(sessionId, callId, "handler_error", messageOf(error), undefined);
+        if (error instanceof UserError) {
+          let meta: string | undefined;
+          try {
+            meta = error.meta === undefined ? undefined : JSON.stringify(error.meta);
+          } catch {
+            meta = undefined;
+          }
+          native.replyError(sessionId, callId, error.code, error.message, meta);
+          return;
+        }
+        const message = this.#exposeErrors ? messageOf(error) : "internal error";
+        native.replyError(sessionId, callId, "internal_error", message, undefined);
         this.#report(definition, error, session.context);
       };
       const succeed = (value: unknown) => {

@@ -3,14 +3,32 @@
  * on them; messages are for people.
  */
 
-/** Codes of `reply` errors and `system:error` events sent to clients. */
+/** Codes of `reply` errors and `system:error` events sent to clients (a `UserError` brings its own). */
 export type ErrorCode =
-  | "handler_error"
+  | "internal_error"
+  | "timeout"
   | "unknown_event"
   | "bad_reply"
   | "bad_frame"
   | "bad_call"
   | "binary_unsupported";
+
+/**
+ * An error meant for the client: thrown from a call handler, it reaches the caller with its
+ * message, `code` and `meta`. Any other error reaches the caller as `internal_error` with its
+ * message hidden (unless the server runs with `exposeErrors`).
+ * @example throw new UserError("not enough credits", { code: "insufficient_credits", meta: { needed: 3 } });
+ */
+export class UserError extends Error {
+  readonly code: string;
+  readonly meta: unknown;
+  constructor(message: string, options: { code?: string; meta?: unknown } = {}) {
+    super(message);
+    this.name = "UserError";
+    this.code = options.code ?? "user_error";
+    this.meta = options.meta;
+  }
+}
 
 /** An error of warren itself (bad options, misuse of an API), with a stable `code`. */
 export class WarrenError extends Error {

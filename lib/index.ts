@@ -30,5 +30,5 @@ export { createRoomHandler } from "./room";
 export type { RoomContext, RoomDefinition, RoomDestroyReason, RoomMember, RoomOptions } from "./room";
 export { createServer, WarrenServer } from "./server";
 export type { ListenOptions, ListeningAddress, ServerOptions, ServerStats } from "./server";
-export { HttpError, WarrenError } from "./errors";
+export { HttpError, UserError, WarrenError } from "./errors";
 export type { ErrorCode } from "./errors";

@@ -52,10 +52,12 @@ export class Persistence {
     }
   }
 
-  /** Writes every dirty state in one batch (call it before an owner leaves the heap, too). */
+  /** Runs `onStateChange` of every dirty owner, then writes every dirty state in one batch
+   * (call it before an owner leaves the heap, too). */
   commit(): void {
     this.#scheduled = false;
     if (this.#dirty.size === 0) return;
+    for (const owner of this.#dirty) if (!owner.destroyed) owner.stateChanged?.();
     const writes = [];
     for (const owner of this.#dirty) {
       if (owner.destroyed || !owner.cell.dirty) continue;

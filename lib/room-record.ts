@@ -16,6 +16,7 @@ export class RoomRecord implements StateOwner {
   readonly context: RoomContext;
   readonly owner: string;
   destroyed = false;
+  stateChanged?: () => void;
 
   constructor(
     readonly id: number,
@@ -66,5 +67,6 @@ export function roomContext(
       return native.setMemberMetadata(name, userId, JSON.stringify({ ...member.metadata, ...patch }));
     },
     emit: (event: string, data?: object) => native.emitToRoom(name, event, encodePayload(data), undefined),
+    broadcast: (event: string, data?: object) => native.emitToRoom(name, event, encodePayload(data), undefined),
   };
 }

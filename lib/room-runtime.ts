@@ -89,6 +89,17 @@ export class RoomRuntime implements RoomPort {
     const cell = this.#persistence.cell(1, definition.name, name, definition.state, definition.persistedKeys, () => room);
     room = new RoomRecord(id, definition, name, this.#native, cell, () => this.#destroy(name, handler));
     this.#byId.set(id, room);
+    const onStateChange = definition.onStateChange;
+    if (onStateChange) {
+      room.stateChanged = () => {
+        cell.readOnly(`cannot change the state of room "${name}" inside onStateChange`);
+        try {
+          attempt(() => onStateChange(room.context, cell.state), (e) => this.#report(room, e));
+        } finally {
+          cell.readOnly(null);
+        }
+      };
+    }
     this.#byName.set(name, room);
     if (definition.onInit) {
       room.gate.run(() => attempt(() => definition.onInit!(room.context), (e) => this.#report(room, e)), true);

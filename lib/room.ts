@@ -33,6 +33,8 @@ export interface RoomContext<State = any> {
    * @returns how many sessions it was queued for.
    */
   emit(event: string, data?: object): number;
+  /** The same as `emit`: every session of every member. */
+  broadcast(event: string, data?: object): number;
   /**
    * Destroys the room: every member leaves (`onLeave`) and drops it from its room list,
    * `onDestroy` runs with `reason === "destroyed"`, and its stored state is wiped.
@@ -55,6 +57,8 @@ export interface RoomOptions<State extends object = {}> {
   onJoin?(ctx: RoomContext<State>, userId: string, metadata: Record<string, unknown>): unknown;
   /** A user stopped being a live member (left, or closed its last session). */
   onLeave?(ctx: RoomContext<State>, userId: string): unknown;
+  /** Persisted room state changed (once per tick); the state is read-only inside. */
+  onStateChange?(ctx: RoomContext<State>, state: State): unknown;
   /** The room instance leaves memory (`reason`: "evicted" when idle, "shutdown", or "destroyed"). */
   onDestroy?(ctx: RoomContext<State> & { readonly reason: RoomDestroyReason }): unknown;
   /** A hook threw. Without it, errors are logged with console.error. */
@@ -88,7 +92,7 @@ export function createRoomHandler<State extends object = {}>(options: RoomOption
       `createRoomHandler(${options.name}): connectionBinding must name a connection definition`,
     );
   }
-  for (const hook of ["onInit", "onJoin", "onLeave", "onDestroy", "onError"] as const) {
+  for (const hook of ["onInit", "onJoin", "onLeave", "onDestroy", "onError", "onStateChange"] as const) {
     if (options[hook] !== undefined && typeof options[hook] !== "function") {
       throw new WarrenError("invalid_option", `createRoomHandler(${options.name}): ${hook} must be a function`);
     }

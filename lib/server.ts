@@ -44,6 +44,19 @@ export interface ServerOptions {
    * @default "strict"
    */
   durability?: "strict" | "relaxed";
+  /** Time a call may take before the caller gets a `timeout` error. @default 60000 */
+  callTimeoutMs?: number;
+  /**
+   * Send the messages of unexpected errors thrown by call handlers to clients (as
+   * `internal_error`); off, clients only see "internal error". `UserError`s always reach them.
+   * @default false
+   */
+  exposeErrors?: boolean;
+  /**
+   * Enables the admin HTTP API with this bearer token: `DELETE /actors/<kind>/<userId>`
+   * destroys an actor (204; 404 when there is none; 401 without the token).
+   */
+  adminToken?: string;
   /**
    * A directory served over plain GET on the same port, for paths that are not socket paths
    * (`/` serves `index.html`). Paths leaving the directory are refused with 404.
@@ -168,7 +181,7 @@ export class WarrenServer {
         endpoints: this.#definitions.map((d) => ({
           name: d.name,
           path: d.websocketPath,
-          authenticates: d.extractMeta !== undefined,
+          authenticates: d.extractMeta !== undefined || d.onBeforeConnect !== undefined,
         })),
         maxPayloadBytes: positiveInteger(options, "maxPayloadBytes"),
         maxBackpressure: positiveInteger(options, "maxBackpressure"),
@@ -181,10 +194,12 @@ export class WarrenServer {
         roomHandlers: rooms.map((r) => r.name),
         storage: options.storage ?? "./.warren",
         durability: options.durability,
+        callTimeoutMs: positiveInteger(options, "callTimeoutMs"),
+        adminToken: options.adminToken,
       },
       () => runtime?.wake(),
     );
-    runtime = new Runtime(this.#native, this.#definitions, rooms);
+    runtime = new Runtime(this.#native, this.#definitions, rooms, { exposeErrors: options.exposeErrors });
     this.#runtime = runtime;
     // Nothing is served before listen(): do not keep the process alive until then.
     this.#native.setRef(false);

@@ -333,6 +333,8 @@ export class StateCell {
   readonly #paths = new WeakMap<object, string>();
   readonly #state: object;
   #dirty = false;
+  /** While set, every write is refused with this reason (e.g. inside `onStateChange`). */
+  #readOnly: string | null = null;
   /**
    * Raw objects reachable from persisted keys: writes to them are checked and mark the cell
    * dirty. A superset (an object detached since stays in until the next snapshot: at worst one
@@ -393,6 +395,7 @@ export class StateCell {
    * @example ctx.state = { ...ctx.state, round: ctx.state.round + 1 };
    */
   replace(value: object): void {
+    this.#writable();
     const owner = typeof value === "object" && value !== null ? owners.get(value) : undefined;
     if (owner?.cell === this && owner.target === this.#root) {
       this.#touch(this.#keys?.size !== 0);
@@ -420,6 +423,18 @@ export class StateCell {
     for (const [key, descriptor] of entries) Reflect.defineProperty(this.#root, key, descriptor);
     this.#reached = null;
     this.#touch(this.#keys?.size !== 0);
+  }
+
+  /**
+   * Refuses every write with a `TypeError` carrying `reason` until called again with null.
+   * `onStateChange` runs under it, so a listener cannot loop by changing what it observes.
+   */
+  readOnly(reason: string | null): void {
+    this.#readOnly = reason;
+  }
+
+  #writable(): void {
+    if (this.#readOnly !== null) throw new TypeError(this.#readOnly);
   }
 
   /** True when a persisted key changed since the last snapshot. */
@@ -551,6 +566,7 @@ export class StateCell {
     set: (target, key, value, receiver) => {
       // The proxy is the prototype of another object: the write lands on that object.
       if (receiver !== this.#proxies.get(target)) return Reflect.set(target, key, value, receiver);
+      this.#writable();
       const tracked = this.#tracks(target, key);
       if (tracked && typeof key === "symbol") throw this.#refusal(target, key, "symbol keys cannot be persisted");
       const raw = this.#admit(value, (this.#paths.get(target) ?? "state") + segment(key), tracked);
@@ -561,6 +577,7 @@ export class StateCell {
       return done;
     },
     deleteProperty: (target, key) => {
+      this.#writable();
       if (!Object.hasOwn(target, key)) return true;
       const tracked = this.#tracks(target, key);
       const done = Reflect.deleteProperty(target, key);
@@ -568,6 +585,7 @@ export class StateCell {
       return done;
     },
     defineProperty: (target, key, descriptor) => {
+      this.#writable();
       const tracked = this.#tracks(target, key);
       if (tracked) {
         const current = Reflect.getOwnPropertyDescriptor(target, key);
@@ -607,6 +625,7 @@ export class StateCell {
     },
     set: (target, key, value, receiver) => {
       if (receiver !== this.#proxies.get(target)) return Reflect.set(target, key, value, receiver);
+      this.#writable();
       const tracked = this.#tracks(target, null);
       if (tracked && !isIndex(target, key)) {
         throw this.#refusal(target, key, `properties added to a ${nameOf(target)} are not persisted`);
@@ -616,6 +635,7 @@ export class StateCell {
       return done;
     },
     defineProperty: (target, key, descriptor) => {
+      this.#writable();
       const tracked = this.#tracks(target, null);
       if (tracked && !isIndex(target, key)) {
         throw this.#refusal(target, key, `properties added to a ${nameOf(target)} are not persisted`);
@@ -628,6 +648,7 @@ export class StateCell {
 
   #call(target: object, key: string | symbol, method: (...args: unknown[]) => unknown, args: unknown[]): unknown {
     const kind = kindOf(target);
+    if (isMutator(kind!, key)) this.#writable();
     const proxy = this.#proxies.get(target);
     if (kind === "map" && key === "set") return this.#mapSet(target as Map<unknown, unknown>, args[0], args[1]);
     if (kind === "set" && key === "add") return this.#setAdd(target as Set<unknown>, args[0]);

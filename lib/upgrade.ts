@@ -1,8 +1,9 @@
 /**
- * `extractMeta` for an upgrade request the native core holds: its decision (meta, or a status
- * and message) goes back before any socket opens.
+ * `onBeforeConnect` and `extractMeta` for an upgrade request the native core holds: the
+ * decision (meta, or a status, message and code) goes back before any socket opens.
  */
 
+import { randomUUID } from "node:crypto";
 import type { NativeServer } from "../native";
 import type { ConnectionDefinition, ConnectionMeta } from "./connection";
 import { messageOf } from "./errors";
@@ -19,12 +20,27 @@ export function authenticate(
   const queryStart = url.indexOf("?");
   const path = queryStart < 0 ? url : url.slice(0, queryStart);
   const query = new URLSearchParams(queryStart < 0 ? "" : url.slice(queryStart + 1));
-  const req = { url, path, query, headers, remoteAddress };
   const refuse = (error: unknown) => {
     const status = (error as { status?: unknown } | null)?.status;
-    const code = typeof status === "number" && status >= 400 && status < 600 ? status : 401;
-    native.rejectUpgrade(request, code, messageOf(error));
+    const code = (error as { code?: unknown } | null)?.code;
+    const httpStatus = typeof status === "number" && status >= 400 && status < 600 ? status : 401;
+    native.rejectUpgrade(request, httpStatus, messageOf(error), typeof code === "string" ? code : undefined);
   };
+  const rawParams = query.get("params");
+  let params: unknown;
+  if (rawParams !== null) {
+    if (rawParams.length > MAX_PARAMS_LENGTH) {
+      native.rejectUpgrade(request, 400, `params must be at most ${MAX_PARAMS_LENGTH} bytes`, "params_too_large");
+      return;
+    }
+    try {
+      params = JSON.parse(rawParams);
+    } catch {
+      native.rejectUpgrade(request, 400, "params must be JSON", "bad_params");
+      return;
+    }
+  }
+  const req = { url, path, query, headers, remoteAddress, params };
   const admit = (meta: unknown) => {
     const userId = (meta as ConnectionMeta | null)?.userId;
     if (meta === null || typeof meta !== "object" || typeof userId !== "string" || userId.length === 0) {
@@ -42,13 +58,37 @@ export function authenticate(
     }
     native.acceptUpgrade(request, userId, json);
   };
-  let meta: unknown;
+  const extract = () => {
+    let meta: unknown;
+    try {
+      meta = definition.extractMeta ? definition.extractMeta(req) : defaultMeta();
+    } catch (error) {
+      refuse(error);
+      return;
+    }
+    if (isThenable(meta)) meta.then(admit, refuse);
+    else admit(meta);
+  };
+  if (!definition.onBeforeConnect) {
+    extract();
+    return;
+  }
+  let checked: unknown;
   try {
-    meta = definition.extractMeta!(req);
+    checked = definition.onBeforeConnect(req);
   } catch (error) {
     refuse(error);
     return;
   }
-  if (isThenable(meta)) meta.then(admit, refuse);
-  else admit(meta);
+  if (isThenable(checked)) checked.then(extract, refuse);
+  else extract();
+}
+
+/** Largest `params` query value accepted (Rivet's limit for connection params). */
+const MAX_PARAMS_LENGTH = 4096;
+
+/** Meta when there is no `extractMeta`: a fresh id as both user and client. */
+function defaultMeta(): ConnectionMeta {
+  const id = randomUUID();
+  return { userId: id, clientId: id, channels: ["default"] };
 }

@@ -18,6 +18,9 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a closing socket gets to finish the close handshake before it is dropped.
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Time a call may take before the client gets a `timeout` error (Rivet's action default).
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Idle time after which an actor with no open session leaves memory.
 pub const DEFAULT_HIBERNATE_AFTER: Duration = Duration::from_secs(30);
 
@@ -87,6 +90,9 @@ pub struct ServerConfig {
   pub room_handlers: Vec<String>,
   pub storage: crate::store::Location,
   pub durability: crate::gate::Durability,
+  pub call_timeout: Duration,
+  /// Bearer token of the admin HTTP API (`DELETE /actors/<kind>/<key>`); none disables it.
+  pub admin_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -108,6 +114,8 @@ impl Default for ServerConfig {
       room_handlers: Vec::new(),
       storage: crate::store::Location::Memory,
       durability: crate::gate::Durability::Strict,
+      call_timeout: DEFAULT_CALL_TIMEOUT,
+      admin_token: None,
     }
   }
 }

@@ -107,10 +107,17 @@ pub enum UpgradeRejection {
   UpgradeRequired,
   /// 431: request head too large or too many headers.
   HeadTooLarge,
+  /// 401: an admin request without the right bearer token.
+  Unauthorized,
   /// 503: the server is at `maxSessions` or shutting down.
   Unavailable(&'static str),
-  /// Any status chosen by `extractMeta` (401 by default) with its message.
-  Refused { status: u16, message: String },
+  /// Any status chosen by `onBeforeConnect` or `extractMeta` (401 by default), with its
+  /// message and an optional error code.
+  Refused {
+    status: u16,
+    message: String,
+    code: Option<String>,
+  },
 }
 
 impl UpgradeRejection {
@@ -121,8 +128,17 @@ impl UpgradeRejection {
       UpgradeRejection::MethodNotAllowed => 405,
       UpgradeRejection::UpgradeRequired => 426,
       UpgradeRejection::HeadTooLarge => 431,
+      UpgradeRejection::Unauthorized => 401,
       UpgradeRejection::Unavailable(_) => 503,
       UpgradeRejection::Refused { status, .. } => *status,
+    }
+  }
+
+  /// The error code put in the JSON body, when there is one.
+  pub fn code(&self) -> Option<&str> {
+    match self {
+      UpgradeRejection::Refused { code, .. } => code.as_deref(),
+      _ => None,
     }
   }
 
@@ -133,6 +149,7 @@ impl UpgradeRejection {
       UpgradeRejection::MethodNotAllowed => "method not allowed",
       UpgradeRejection::UpgradeRequired => "this path only accepts WebSocket upgrades",
       UpgradeRejection::HeadTooLarge => "request head too large",
+      UpgradeRejection::Unauthorized => "unauthorized",
       UpgradeRejection::Unavailable(why) => why,
       UpgradeRejection::Refused { message, .. } => message,
     }

@@ -112,6 +112,12 @@ pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<RequestHe
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
   Health,
+  /// `DELETE /actors/<kind>/<key>` (percent-decoded), when an admin token is configured.
+  DestroyActor {
+    kind: String,
+    key: String,
+    authorized: bool,
+  },
   /// A GET for a path that is not an endpoint, while a static directory is configured.
   Static,
   /// A valid WebSocket upgrade at endpoint `index`, with its `Sec-WebSocket-Accept` value.
@@ -122,14 +128,61 @@ pub enum Route {
   Reject(UpgradeRejection),
 }
 
+/// Compares without stopping at the first difference, so timing does not reveal the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+  a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Decodes `%XX` escapes; `None` for a malformed escape or invalid UTF-8.
+pub fn percent_decode(input: &str) -> Option<String> {
+  let bytes = input.as_bytes();
+  let mut out = Vec::with_capacity(bytes.len());
+  let mut i = 0;
+  while i < bytes.len() {
+    if bytes[i] == b'%' {
+      let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+      out.push(u8::from_str_radix(hex, 16).ok()?);
+      i += 3;
+    } else {
+      out.push(bytes[i]);
+      i += 1;
+    }
+  }
+  String::from_utf8(out).ok()
+}
+
 fn has_token(value: Option<&str>, token: &str) -> bool {
   value.is_some_and(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case(token)))
 }
 
-pub fn route(head: &RequestHead, endpoints: &[Endpoint], serves_static: bool) -> Route {
+pub fn route(
+  head: &RequestHead,
+  endpoints: &[Endpoint],
+  serves_static: bool,
+  admin_token: Option<&str>,
+) -> Route {
   let path = head.path();
   if path == "/healthz" && head.method == "GET" {
     return Route::Health;
+  }
+  if let (Some(token), "DELETE", Some(rest)) =
+    (admin_token, head.method.as_str(), path.strip_prefix("/actors/"))
+  {
+    let authorized = head
+      .header("authorization")
+      .and_then(|value| value.strip_prefix("Bearer "))
+      .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes()));
+    return match rest
+      .split_once('/')
+      .map(|(kind, key)| (percent_decode(kind), percent_decode(key)))
+    {
+      Some((Some(kind), Some(key))) if !kind.is_empty() && !key.is_empty() => Route::DestroyActor {
+        kind,
+        key,
+        authorized,
+      },
+      _ => Route::Reject(UpgradeRejection::NotFound),
+    };
   }
   let Some(endpoint) = endpoints.iter().position(|e| e.path == path) else {
     if serves_static && (head.method == "GET" || head.method == "HEAD") {
@@ -183,9 +236,13 @@ pub fn response(status: u16, content_type: &str, body: &str, extra_headers: &str
   .into_bytes()
 }
 
-/// The JSON error response for a refused request: `{"error": message}`.
+/// The JSON error response for a refused request: `{"error": message}` (and `"code"` if any).
 pub fn rejection_response(rejection: &UpgradeRejection) -> Vec<u8> {
-  let body = serde_json::json!({ "error": rejection.message() }).to_string();
+  let body = match rejection.code() {
+    Some(code) => serde_json::json!({ "error": rejection.message(), "code": code }),
+    None => serde_json::json!({ "error": rejection.message() }),
+  }
+  .to_string();
   let extra = match rejection {
     UpgradeRejection::UpgradeRequired => "Upgrade: websocket\r\n",
     _ => "",
@@ -204,6 +261,10 @@ pub fn file_response(content_type: &str, body: &[u8], head_only: bool) -> Vec<u8
     out.extend_from_slice(body);
   }
   out
+}
+
+pub fn no_content_response() -> Vec<u8> {
+  b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n".to_vec()
 }
 
 pub fn health_response() -> Vec<u8> {
@@ -247,22 +308,48 @@ mod tests {
     );
     assert_eq!(upgrade.path(), "/ws");
     assert_eq!(
-      route(&upgrade, &endpoints(), false),
+      route(&upgrade, &endpoints(), false, None),
       Route::Upgrade {
         endpoint: 0,
         accept_key: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into()
       }
     );
     assert_eq!(
-      route(&head("GET /healthz HTTP/1.1\r\n\r\n"), &endpoints(), false),
+      route(&head("GET /healthz HTTP/1.1\r\n\r\n"), &endpoints(), false, None),
       Route::Health
     );
     assert_eq!(
-      route(&head("GET /ws HTTP/1.1\r\nHost: x\r\n\r\n"), &endpoints(), false),
+      route(
+        &head("GET /ws HTTP/1.1\r\nHost: x\r\n\r\n"),
+        &endpoints(),
+        false,
+        None
+      ),
       Route::Reject(UpgradeRejection::UpgradeRequired)
     );
     assert_eq!(
-      route(&head("GET /nope HTTP/1.1\r\n\r\n"), &endpoints(), false),
+      route(&head("GET /nope HTTP/1.1\r\n\r\n"), &endpoints(), false, None),
+      Route::Reject(UpgradeRejection::NotFound)
+    );
+    let delete = head("DELETE /actors/Counter/a%20b HTTP/1.1\r\nAuthorization: Bearer s3cret\r\n\r\n");
+    assert_eq!(
+      route(&delete, &endpoints(), false, Some("s3cret")),
+      Route::DestroyActor {
+        kind: "Counter".into(),
+        key: "a b".into(),
+        authorized: true
+      }
+    );
+    assert_eq!(
+      route(&delete, &endpoints(), false, Some("other")),
+      Route::DestroyActor {
+        kind: "Counter".into(),
+        key: "a b".into(),
+        authorized: false
+      }
+    );
+    assert_eq!(
+      route(&delete, &endpoints(), false, None),
       Route::Reject(UpgradeRejection::NotFound)
     );
   }

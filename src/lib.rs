@@ -5,6 +5,7 @@
 //! - [`config`]: every limit and timeout, with its default and why.
 //! - [`error`]: close codes and the typed errors of each boundary.
 //! - [`protocol`]: client frames parsed once (borrowed), server frames encoded once.
+//! - [`calls`]: call deadlines; the first answer (reply or timeout) wins.
 //! - [`dispatch`]: inbound events batched for the JS thread; the only queue towards JS.
 //! - [`store`]: the only module that names sled: durable state, room lists, group commit.
 //! - [`durable`]: what is kept on disk and the operations that change it (commit, destroy).
@@ -23,6 +24,7 @@
 #![deny(clippy::all)]
 
 pub mod bindings;
+pub mod calls;
 pub mod config;
 pub mod dispatch;
 pub mod durable;

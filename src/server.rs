@@ -20,13 +20,16 @@ use tokio::time::{timeout_at, Instant};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::calls::PendingCalls;
 use crate::config::{ServerConfig, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};
 use crate::dispatch::{Dispatcher, OpenEvent};
 use crate::error::{CloseCode, UpgradeRejection};
 use crate::gate::OutputGate;
 use crate::http::{self, HeadError, RequestHead, Route};
 use crate::outbox::Outbox;
+use crate::protocol::reply_error_frame;
 use crate::registry::Registry;
+use crate::registry::Target;
 use crate::session::{self, SessionLink};
 use crate::static_files;
 use crate::store::{Store, StoreError};
@@ -36,8 +39,12 @@ use crate::store::{Store, StoreError};
 pub enum Decision {
   /// Open the socket for the user `key` with this meta (its attachment).
   Accept { key: String, meta_json: String },
-  /// Answer with this HTTP status and `{"error": message}`.
-  Reject { status: u16, message: String },
+  /// Answer with this HTTP status and `{"error": message, "code": code}`.
+  Reject {
+    status: u16,
+    message: String,
+    code: Option<String>,
+  },
 }
 
 /// Counters for tests and benchmarks.
@@ -56,6 +63,7 @@ pub struct Server {
   pub registry: Registry,
   pub dispatcher: Arc<Dispatcher>,
   pub gate: OutputGate,
+  pub calls: PendingCalls,
   /// The store until the server is released; taking it out closes the database (and frees the
   /// directory for another owner) once in-flight flushes end.
   store: Mutex<Option<Arc<Store>>>,
@@ -95,6 +103,7 @@ impl Server {
     let store = Store::open(&config.storage)?;
     let server = Arc::new(Self {
       gate: OutputGate::new(config.durability),
+      calls: PendingCalls::new(config.call_timeout),
       store: Mutex::new(Some(Arc::new(store))),
       config,
       registry: Registry::default(),
@@ -141,6 +150,23 @@ impl Server {
     }
   }
 
+  /// Answers every call past its deadline with a `timeout` error (behind the output gate, like
+  /// any reply).
+  fn time_out_calls(&self) {
+    let expired = self.calls.expired(std::time::Instant::now());
+    if expired.is_empty() {
+      return;
+    }
+    let message = format!(
+      "the call did not finish within {} ms",
+      self.calls.timeout().as_millis()
+    );
+    for (session, call) in expired {
+      let frame = reply_error_frame(call, "timeout", &message, None);
+      self.gate.send(&self.registry, Target::Session(session), frame);
+    }
+  }
+
   /// Binds synchronously (so a busy port is an immediate error) and starts accepting.
   pub fn listen(self: &Arc<Self>, runtime: &Handle, host: &str, port: u16) -> std::io::Result<SocketAddr> {
     let std_listener = std::net::TcpListener::bind((host, port))?;
@@ -181,9 +207,12 @@ impl Server {
     }
   }
 
+  /// Hibernates and evicts idle actors and rooms, and times out calls, on one timer.
   async fn eviction_loop(self: Arc<Self>) {
     let idle_for = self.config.hibernate_after;
-    let period = (idle_for / 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let period = (idle_for / 2)
+      .min(self.calls.timeout() / 4)
+      .clamp(Duration::from_millis(10), Duration::from_secs(1));
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -192,6 +221,7 @@ impl Server {
         _ = ticks.tick() => {
           self.registry.sweep_actors(idle_for, &self.dispatcher);
           self.dispatcher.push_room_changes(&self.registry.sweep_rooms(idle_for));
+          self.time_out_calls();
         }
       }
     }
@@ -208,19 +238,30 @@ impl Server {
         Ok(Err(HeadError::Gone)) | Err(_) => return Err(None),
       };
       let serves_static = self.config.static_dir.is_some();
-      let (endpoint, accept_key) = match http::route(&head, &self.config.endpoints, serves_static) {
-        Route::Health => {
-          write_and_close(&mut stream, &http::health_response(), deadline).await;
-          return Err(None);
-        }
-        Route::Static => {
-          let response = self.static_response(&head).await;
-          write_and_close(&mut stream, &response, deadline).await;
-          return Err(None);
-        }
-        Route::Reject(rejection) => return Err(Some(rejection)),
-        Route::Upgrade { endpoint, accept_key } => (endpoint, accept_key),
-      };
+      let admin_token = self.config.admin_token.as_deref();
+      let (endpoint, accept_key) =
+        match http::route(&head, &self.config.endpoints, serves_static, admin_token) {
+          Route::DestroyActor {
+            kind,
+            key,
+            authorized,
+          } => {
+            let response = self.admin_destroy(&kind, &key, authorized);
+            write_and_close(&mut stream, &response, deadline).await;
+            return Err(None);
+          }
+          Route::Health => {
+            write_and_close(&mut stream, &http::health_response(), deadline).await;
+            return Err(None);
+          }
+          Route::Static => {
+            let response = self.static_response(&head).await;
+            write_and_close(&mut stream, &response, deadline).await;
+            return Err(None);
+          }
+          Route::Reject(rejection) => return Err(Some(rejection)),
+          Route::Upgrade { endpoint, accept_key } => (endpoint, accept_key),
+        };
       if self.live.load(Ordering::SeqCst) > self.config.max_sessions {
         return Err(Some(UpgradeRejection::Unavailable(
           "server is at its session limit",
@@ -309,12 +350,31 @@ impl Server {
       outbox,
       registry: &self.registry,
       dispatcher: &self.dispatcher,
+      calls: &self.calls,
       close_timeout: self.config.close_timeout,
     };
     let ended = session::run(socket, &link).await;
+    self.calls.session_closed(id);
     let left = self.registry.detach(id, &self.dispatcher);
     self.dispatcher.push_close(id, ended.code, &ended.reason);
     self.dispatcher.push_room_changes(&left);
+  }
+
+  /// `DELETE /actors/<kind>/<key>`: 204 when the actor existed (in memory or in storage),
+  /// 404 when not, 401 without the admin token.
+  fn admin_destroy(&self, kind: &str, key: &str, authorized: bool) -> Vec<u8> {
+    if !authorized {
+      return http::rejection_response(&UpgradeRejection::Unauthorized);
+    }
+    match self
+      .config
+      .endpoints
+      .iter()
+      .position(|endpoint| endpoint.name == kind)
+    {
+      Some(endpoint) if self.destroy_actor_by_key(endpoint, key) => http::no_content_response(),
+      _ => http::rejection_response(&UpgradeRejection::NotFound),
+    }
   }
 
   async fn static_response(&self, head: &RequestHead) -> Vec<u8> {
@@ -346,7 +406,15 @@ impl Server {
     self.pending_upgrades.lock().remove(&request);
     match decision {
       Ok(Ok(Decision::Accept { key, meta_json })) => Ok((key, meta_json)),
-      Ok(Ok(Decision::Reject { status, message })) => Err(UpgradeRejection::Refused { status, message }),
+      Ok(Ok(Decision::Reject {
+        status,
+        message,
+        code,
+      })) => Err(UpgradeRejection::Refused {
+        status,
+        message,
+        code,
+      }),
       Ok(Err(_)) => Err(UpgradeRejection::Unavailable("server is shutting down")),
       Err(_) => Err(UpgradeRejection::Unavailable("authentication timed out")),
     }

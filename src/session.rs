@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::calls::PendingCalls;
 use crate::dispatch::Dispatcher;
 use crate::error::{CloseCode, FrameError};
 use crate::outbox::{CloseRequest, Outbox};
@@ -38,6 +39,7 @@ pub struct SessionLink<'a> {
   pub outbox: Arc<Outbox>,
   pub registry: &'a Registry,
   pub dispatcher: &'a Dispatcher,
+  pub calls: &'a PendingCalls,
   pub close_timeout: Duration,
 }
 
@@ -147,6 +149,7 @@ async fn on_text(text: &Utf8Bytes, link: &SessionLink<'_>) {
     Ok(ClientFrame::Call { id, event, data }) => {
       link.dispatcher.wait_for_space().await;
       if link.registry.touch(link.id, link.dispatcher) {
+        link.calls.started(link.id, id);
         link.dispatcher.push_call(link.id, id, event, data);
       }
     }

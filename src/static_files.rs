@@ -8,7 +8,7 @@ use crate::config::MAX_STATIC_FILE_BYTES;
 
 /// Maps a request path to a file inside `root`, or `None` when it must not be served.
 pub fn resolve(root: &Path, request_path: &str) -> Option<PathBuf> {
-  let decoded = percent_decode(request_path)?;
+  let decoded = crate::http::percent_decode(request_path)?;
   if decoded.contains('\0') || decoded.contains('\\') {
     return None;
   }
@@ -25,23 +25,6 @@ pub fn resolve(root: &Path, request_path: &str) -> Option<PathBuf> {
   let root = root.canonicalize().ok()?;
   let full = root.join(candidate).canonicalize().ok()?;
   (full.starts_with(&root) && full.is_file()).then_some(full)
-}
-
-fn percent_decode(input: &str) -> Option<String> {
-  let bytes = input.as_bytes();
-  let mut out = Vec::with_capacity(bytes.len());
-  let mut i = 0;
-  while i < bytes.len() {
-    if bytes[i] == b'%' {
-      let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-      out.push(u8::from_str_radix(hex, 16).ok()?);
-      i += 3;
-    } else {
-      out.push(bytes[i]);
-      i += 1;
-    }
-  }
-  String::from_utf8(out).ok()
 }
 
 pub fn content_type(path: &Path) -> &'static str {

@@ -45,6 +45,10 @@ pub struct NativeOptions {
   pub storage: String,
   /// `"strict"` or `"relaxed"`. @default "strict"
   pub durability: Option<String>,
+  /// @default 60000
+  pub call_timeout_ms: Option<u32>,
+  /// Bearer token that enables `DELETE /actors/<kind>/<key>`.
+  pub admin_token: Option<String>,
 }
 
 fn millis(value: Option<u32>, default: Duration) -> Duration {
@@ -79,6 +83,8 @@ pub fn server_config(options: NativeOptions) -> Result<ServerConfig, String> {
     dir => Location::Directory(std::path::PathBuf::from(dir)),
   };
   let config = ServerConfig {
+    call_timeout: millis(options.call_timeout_ms, defaults.call_timeout),
+    admin_token: options.admin_token.filter(|token| !token.is_empty()),
     room_handlers: options.room_handlers,
     storage,
     durability,

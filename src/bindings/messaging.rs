@@ -61,9 +61,13 @@ impl NativeServer {
     Ok(self.server.gate.send(&self.server.registry, target, frame))
   }
 
-  /// Answers a call with its result (JSON text, or null for undefined).
+  /// Answers a call with its result (JSON text, or null for undefined). False when the call
+  /// already timed out or its session is gone: the client got its one answer.
   #[napi]
   pub fn reply(&self, session: i64, call: i64, result_json: Option<String>) -> bool {
+    if !self.server.calls.answered(to_id(session), to_id(call)) {
+      return false;
+    }
     let frame = reply_frame(to_id(call), result_json.as_deref());
     self
       .server
@@ -82,6 +86,9 @@ impl NativeServer {
     message: String,
     meta_json: Option<String>,
   ) -> bool {
+    if !self.server.calls.answered(to_id(session), to_id(call)) {
+      return false;
+    }
     let frame = reply_error_frame(to_id(call), &code, &message, meta_json.as_deref());
     self
       .server

@@ -154,16 +154,19 @@ impl NativeServer {
       .decide_upgrade(to_id(request), Decision::Accept { key, meta_json })
   }
 
-  /// Refuses an upgrade request with an HTTP status and `{"error": message}`.
+  /// Refuses an upgrade request with an HTTP status and `{"error": message, "code": code}`.
   #[napi]
-  pub fn reject_upgrade(&self, request: i64, status: u32, message: String) -> bool {
+  pub fn reject_upgrade(&self, request: i64, status: u32, message: String, code: Option<String>) -> bool {
     let status = u16::try_from(status)
       .ok()
       .filter(|s| (400..600).contains(s))
       .unwrap_or(401);
-    self
-      .server
-      .decide_upgrade(to_id(request), Decision::Reject { status, message })
+    let decision = Decision::Reject {
+      status,
+      message,
+      code,
+    };
+    self.server.decide_upgrade(to_id(request), decision)
   }
 
   #[napi]

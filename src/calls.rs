@@ -1,0 +1,102 @@
+//! Call deadlines. Every call frame passed to JS is registered here with its deadline; the
+//! first answer wins: JS's reply, or the `timeout` error sent by the sweep once the deadline
+//! passes (a reply arriving later is dropped, so a client never gets two). Entries of a
+//! session go when it closes.
+//!
+//! Bound: one entry per call in flight; a client can only have as many as it sends before the
+//! dispatcher's bound pauses its reader.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+pub struct PendingCalls {
+  timeout: Duration,
+  /// session → (call id, deadline), oldest first.
+  by_session: Mutex<HashMap<u64, Vec<(u64, Instant)>>>,
+}
+
+impl PendingCalls {
+  pub fn new(timeout: Duration) -> Self {
+    Self {
+      timeout,
+      by_session: Mutex::new(HashMap::new()),
+    }
+  }
+
+  pub fn timeout(&self) -> Duration {
+    self.timeout
+  }
+
+  /// A call was handed to JS.
+  pub fn started(&self, session: u64, call: u64) {
+    let deadline = Instant::now() + self.timeout;
+    self
+      .by_session
+      .lock()
+      .entry(session)
+      .or_default()
+      .push((call, deadline));
+  }
+
+  /// JS answers a call; false when it already timed out (or its session closed), in which case
+  /// the answer must not be sent.
+  pub fn answered(&self, session: u64, call: u64) -> bool {
+    let mut by_session = self.by_session.lock();
+    let Some(calls) = by_session.get_mut(&session) else {
+      return false;
+    };
+    let Some(index) = calls.iter().position(|(id, _)| *id == call) else {
+      return false;
+    };
+    calls.remove(index);
+    if calls.is_empty() {
+      by_session.remove(&session);
+    }
+    true
+  }
+
+  pub fn session_closed(&self, session: u64) {
+    self.by_session.lock().remove(&session);
+  }
+
+  /// Removes and returns the calls whose deadline passed, as `(session, call)`.
+  pub fn expired(&self, now: Instant) -> Vec<(u64, u64)> {
+    let mut by_session = self.by_session.lock();
+    let mut expired = Vec::new();
+    by_session.retain(|session, calls| {
+      calls.retain(|(id, deadline)| {
+        let late = *deadline <= now;
+        if late {
+          expired.push((*session, *id));
+        }
+        !late
+      });
+      !calls.is_empty()
+    });
+    expired
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn the_first_answer_wins() {
+    let calls = PendingCalls::new(Duration::from_secs(60));
+    calls.started(1, 7);
+    assert!(calls.answered(1, 7));
+    assert!(!calls.answered(1, 7));
+    calls.started(1, 8);
+    assert_eq!(
+      calls.expired(Instant::now() + Duration::from_secs(61)),
+      vec![(1, 8)]
+    );
+    assert!(!calls.answered(1, 8));
+    calls.started(2, 1);
+    calls.session_closed(2);
+    assert!(!calls.answered(2, 1));
+  }
+}
