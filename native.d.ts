@@ -111,6 +111,8 @@ export interface NativeEndpoint {
   path: string
   /** True when the definition has `extractMeta` (the upgrade waits for it). */
   authenticates: boolean
+  /** True when `path` is a prefix followed by the actor's key (`/actors/counter/<key>`). */
+  prefix?: boolean
 }
 
 /** Options of the native server; the JS layer fills them from `createServer` options. */

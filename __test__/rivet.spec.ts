@@ -171,3 +171,27 @@ describe("destroy over HTTP", () => {
     assert.equal(await del(port, "/actors/Counter/alice", "anything"), 404);
   });
 });
+
+describe("actors addressed by path", () => {
+  test("with keyFromPath every connection to /actors/counter/<key> shares the actor named by the key", async () => {
+    const Counter = defineConnection({ name: "counter", websocketPath: "/actors/counter/", keyFromPath: true, state: { count: 0 } });
+    Counter.on("increment", (ctx, data) => {
+      ctx.state.count += data.by;
+      ctx.broadcast("countUpdated", { count: ctx.state.count });
+      return ctx.state.count;
+    });
+    Counter.on("key", (ctx) => ctx.actor.key);
+    const { port } = await serve({ connections: [Counter] });
+    const base = `ws://127.0.0.1:${port}/actors/counter`;
+    const a = await TestClient.open(`${base}/room%201`);
+    const b = await TestClient.open(`${base}/room%201`);
+    const other = await TestClient.open(`${base}/other`);
+    assert.equal((await a.call("key")).data, "room 1");
+    assert.equal((await a.call("increment", { by: 5 })).data, 5);
+    assert.equal((await b.call("increment", { by: 2 })).data, 7);
+    assert.equal((await b.event("countUpdated")).count, 5);
+    assert.equal((await other.call("increment", { by: 1 })).data, 1);
+    assert.equal((await refusedUpgrade(`${base}/`)).status, 404);
+    assert.equal((await refusedUpgrade(`${base}/a/b`)).status, 404);
+  });
+});

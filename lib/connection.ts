@@ -18,6 +18,8 @@ export interface UpgradeRequest {
   remoteAddress: string;
   /** Connection params sent by the client (`params=<JSON>` in the URL, at most 4 KiB), if any. */
   params: unknown;
+  /** The actor key from the path, with `keyFromPath`. */
+  key?: string;
 }
 
 /** A session's meta (its attachment). `userId` keys the actor. */
@@ -54,6 +56,13 @@ export interface ConnectionOptions<Meta extends ConnectionMeta, State extends ob
   name: string;
   /** Path that upgrades to this kind of connection. @default "/ws" */
   websocketPath?: string;
+  /**
+   * When true, `websocketPath` (ending in "/") is a prefix and the path segment after it is the
+   * actor's key: `/actors/counter/abc` connects to actor "abc". Every connection to that path
+   * shares the actor; `meta.userId` is the key whatever `extractMeta` returns.
+   * @default false
+   */
+  keyFromPath?: boolean;
   /**
    * Room names this connection may join, mapped to room handler names. A room name matches
    * its exact key, else the prefix before its first `:` (`conversation:123` → `conversation`).
@@ -140,6 +149,9 @@ export function defineConnection<Meta extends ConnectionMeta = ConnectionMeta, S
   const websocketPath = options.websocketPath ?? "/ws";
   if (typeof websocketPath !== "string" || !websocketPath.startsWith("/")) {
     throw new WarrenError("invalid_option", `defineConnection(${options.name}): websocketPath must start with "/"`);
+  }
+  if (options.keyFromPath === true && !websocketPath.endsWith("/")) {
+    throw new WarrenError("invalid_option", `defineConnection(${options.name}): with keyFromPath, websocketPath must end with "/"`);
   }
   for (const hook of [
     "extractMeta",

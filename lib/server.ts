@@ -181,7 +181,8 @@ export class WarrenServer {
         endpoints: this.#definitions.map((d) => ({
           name: d.name,
           path: d.websocketPath,
-          authenticates: d.extractMeta !== undefined || d.onBeforeConnect !== undefined,
+          authenticates: d.extractMeta !== undefined || d.onBeforeConnect !== undefined || d.keyFromPath === true,
+          prefix: d.keyFromPath === true,
         })),
         maxPayloadBytes: positiveInteger(options, "maxPayloadBytes"),
         maxBackpressure: positiveInteger(options, "maxBackpressure"),

@@ -20,6 +20,11 @@ export function authenticate(
   const queryStart = url.indexOf("?");
   const path = queryStart < 0 ? url : url.slice(0, queryStart);
   const query = new URLSearchParams(queryStart < 0 ? "" : url.slice(queryStart + 1));
+  const pathKey = definition.keyFromPath ? decodeKey(path.slice(definition.websocketPath.length)) : undefined;
+  if (pathKey === null) {
+    native.rejectUpgrade(request, 400, "the actor key in the path is not valid percent-encoding", "bad_key");
+    return;
+  }
   const refuse = (error: unknown) => {
     const status = (error as { status?: unknown } | null)?.status;
     const code = (error as { code?: unknown } | null)?.code;
@@ -40,8 +45,9 @@ export function authenticate(
       return;
     }
   }
-  const req = { url, path, query, headers, remoteAddress, params };
-  const admit = (meta: unknown) => {
+  const req = { url, path, query, headers, remoteAddress, params, key: pathKey };
+  const admit = (value: unknown) => {
+    const meta = pathKey === undefined || value === null || typeof value !== "object" ? value : { ...value, userId: pathKey };
     const userId = (meta as ConnectionMeta | null)?.userId;
     if (meta === null || typeof meta !== "object" || typeof userId !== "string" || userId.length === 0) {
       logError(definition, new TypeError("extractMeta must return an object with a non-empty string userId"));
@@ -61,7 +67,7 @@ export function authenticate(
   const extract = () => {
     let meta: unknown;
     try {
-      meta = definition.extractMeta ? definition.extractMeta(req) : defaultMeta();
+      meta = definition.extractMeta ? definition.extractMeta(req) : defaultMeta(pathKey);
     } catch (error) {
       refuse(error);
       return;
@@ -87,8 +93,16 @@ export function authenticate(
 /** Largest `params` query value accepted (Rivet's limit for connection params). */
 const MAX_PARAMS_LENGTH = 4096;
 
-/** Meta when there is no `extractMeta`: a fresh id as both user and client. */
-function defaultMeta(): ConnectionMeta {
+/** Meta when there is no `extractMeta`: a fresh id as client, and as user unless the path names the actor. */
+function defaultMeta(pathKey: string | undefined): ConnectionMeta {
   const id = randomUUID();
-  return { userId: id, clientId: id, channels: ["default"] };
+  return { userId: pathKey ?? id, clientId: id, channels: ["default"] };
+}
+
+function decodeKey(raw: string): string | null {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return null;
+  }
 }

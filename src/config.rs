@@ -71,6 +71,9 @@ pub struct Endpoint {
   pub path: String,
   /// When true the upgrade waits for the JS `extractMeta`; otherwise meta is made in Rust.
   pub authenticates: bool,
+  /// When true, `path` is a prefix and the rest of the request path (one non-empty segment)
+  /// names the actor: `/actors/counter/` serves `/actors/counter/<key>`.
+  pub prefix: bool,
 }
 
 /// Everything a server needs to run; validated once, in the JS layer and in [`Self::validate`].
@@ -102,6 +105,7 @@ impl Default for ServerConfig {
         name: "Connection".into(),
         path: "/ws".into(),
         authenticates: false,
+        prefix: false,
       }],
       max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
       max_backpressure_bytes: DEFAULT_MAX_BACKPRESSURE_BYTES,
@@ -129,6 +133,12 @@ impl ServerConfig {
     for (i, endpoint) in self.endpoints.iter().enumerate() {
       if !endpoint.path.starts_with('/') {
         return Err(format!("websocketPath must start with '/': {:?}", endpoint.path));
+      }
+      if endpoint.prefix && !endpoint.path.ends_with('/') {
+        return Err(format!(
+          "an actor path prefix must end with '/': {:?}",
+          endpoint.path
+        ));
       }
       if self.endpoints[..i].iter().any(|e| e.path == endpoint.path) {
         return Err(format!(

@@ -151,6 +151,13 @@ pub fn percent_decode(input: &str) -> Option<String> {
   String::from_utf8(out).ok()
 }
 
+/// Whether `path` is `prefix` followed by one non-empty segment.
+fn names_actor(prefix: &str, path: &str) -> bool {
+  path
+    .strip_prefix(prefix)
+    .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+}
+
 fn has_token(value: Option<&str>, token: &str) -> bool {
   value.is_some_and(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case(token)))
 }
@@ -184,7 +191,13 @@ pub fn route(
       _ => Route::Reject(UpgradeRejection::NotFound),
     };
   }
-  let Some(endpoint) = endpoints.iter().position(|e| e.path == path) else {
+  let Some(endpoint) = endpoints.iter().position(|e| {
+    if e.prefix {
+      names_actor(&e.path, path)
+    } else {
+      e.path == path
+    }
+  }) else {
     if serves_static && (head.method == "GET" || head.method == "HEAD") {
       return Route::Static;
     }
@@ -298,6 +311,7 @@ mod tests {
       name: "C".into(),
       path: "/ws".into(),
       authenticates: false,
+      prefix: false,
     }]
   }
 

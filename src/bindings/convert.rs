@@ -17,6 +17,8 @@ pub struct NativeEndpoint {
   pub path: String,
   /// True when the definition has `extractMeta` (the upgrade waits for it).
   pub authenticates: bool,
+  /// True when `path` is a prefix followed by the actor's key (`/actors/counter/<key>`).
+  pub prefix: Option<bool>,
 }
 
 /// Options of the native server; the JS layer fills them from `createServer` options.
@@ -95,6 +97,7 @@ pub fn server_config(options: NativeOptions) -> Result<ServerConfig, String> {
         name: e.name,
         path: e.path,
         authenticates: e.authenticates,
+        prefix: e.prefix.unwrap_or(false),
       })
       .collect(),
     max_payload_bytes: options
