@@ -74,6 +74,15 @@ export declare class NativeServer {
   /** Destroys the actor of `(endpoint, key)`, in memory or only in storage. */
   destroyActorByKey(endpoint: number, key: string): boolean
   /**
+   * Schedules `event` (with `dataJson`) for the actor of `(endpoint, key)` at `atMs` (epoch
+   * milliseconds); returns the schedule's id. Stored: it survives restarts.
+   */
+  scheduleAdd(endpoint: number, key: string, atMs: number, event: string, dataJson: string): string
+  /** Cancels a schedule; false when it already fired or never existed. */
+  scheduleCancel(id: string): boolean
+  /** Pending schedules of an actor as JSON: `[{"id","at","event","data"}]`, soonest first. */
+  scheduleList(endpoint: number, key: string): string
+  /**
    * `onWake` is called (with no arguments) whenever events are waiting in `takeBatch`.
    * Opens the storage: throws when another process owns the directory.
    */

@@ -60,6 +60,30 @@ export interface ActorEmit {
   toRoom(room: string): RoomTarget;
 }
 
+/** A pending scheduled event. */
+export interface ScheduledEvent {
+  id: string;
+  /** Due time, epoch milliseconds. */
+  at: number;
+  event: string;
+  data: unknown;
+}
+
+/**
+ * `ctx.schedule`: events delivered later to this actor's `on(event)` handler (with an
+ * actor-level ctx: no `meta`, no `sessionId`). Stored: they survive restarts, and wake a
+ * hibernated or evicted actor. Each fires at most once.
+ */
+export interface Scheduler {
+  /** @returns the schedule's id. */
+  after(ms: number, event: string, data?: unknown): string;
+  at(when: Date | number, event: string, data?: unknown): string;
+  /** Pending schedules, soonest first. */
+  list(): ScheduledEvent[];
+  /** @returns false when it already fired or does not exist. */
+  cancel(id: string): boolean;
+}
+
 export interface SessionInfo {
   sessionId: number;
   meta: ConnectionMeta;
@@ -99,6 +123,7 @@ export interface ActorContext<State> {
   readonly emit: ActorEmit;
   /** Sends an event to every session of this actor; returns how many. */
   broadcast(event: string, data?: object): number;
+  readonly schedule: Scheduler;
 }
 
 export interface ConnectionContext<Meta extends ConnectionMeta, State> {
@@ -109,6 +134,7 @@ export interface ConnectionContext<Meta extends ConnectionMeta, State> {
   readonly emit: Emit;
   /** Sends an event to every session of this actor (every tab and device of the user). */
   broadcast(event: string, data?: object): number;
+  readonly schedule: Scheduler;
 }
 
 export type DestroyContext<State> = ActorContext<State> & { readonly reason: DestroyReason };
@@ -169,12 +195,13 @@ export class ActorRecord implements StateOwner {
       destroy: () => destroyActor(actor),
       ...roomMembership(actor),
     };
-    this.context = withState({ actor: handle, emit, broadcast: toAll }, actor);
+    const schedule = scheduler(native, endpoint, key);
+    this.context = withState({ actor: handle, emit, broadcast: toAll, schedule }, actor);
   }
 
   destroyContext(reason: DestroyReason): DestroyContext<any> {
-    const { actor, emit, broadcast } = this.context;
-    return withState({ actor, emit, broadcast, reason }, this);
+    const { actor, emit, broadcast, schedule } = this.context;
+    return withState({ actor, emit, broadcast, schedule, reason }, this);
   }
 }
 
@@ -205,8 +232,8 @@ export class SessionRecord {
       destroy: () => destroyActor(actor),
       ...roomMembership(actor),
     };
-    const broadcast = actor.context.broadcast;
-    this.context = withState({ meta, sessionId: id, actor: handle, emit, broadcast }, actor);
+    const { broadcast, schedule } = actor.context;
+    this.context = withState({ meta, sessionId: id, actor: handle, emit, broadcast, schedule }, actor);
   }
 }
 
@@ -217,6 +244,22 @@ export function withState<T extends object>(context: T, owner: { cell: StateCell
     get: () => owner.cell.state,
     set: (value) => owner.cell.replace(value),
   }) as T & { state: any };
+}
+
+function scheduler(native: NativeServer, endpoint: number, key: string): Scheduler {
+  const add = (at: number, event: string, data: unknown) => {
+    if (typeof event !== "string" || event.length === 0) throw new TypeError("schedule: event must be a non-empty string");
+    if (!Number.isFinite(at)) throw new TypeError("schedule: the time must be a finite number or a valid Date");
+    const json = data === undefined ? "null" : JSON.stringify(data);
+    if (json === undefined) throw new TypeError("schedule: data must be JSON-serialisable");
+    return native.scheduleAdd(endpoint, key, Math.max(0, at), event, json);
+  };
+  return {
+    after: (ms, event, data) => add(Date.now() + ms, event, data),
+    at: (when, event, data) => add(when instanceof Date ? when.getTime() : when, event, data),
+    list: () => JSON.parse(native.scheduleList(endpoint, key)),
+    cancel: (id) => native.scheduleCancel(id),
+  };
 }
 
 function destroyActor(actor: ActorRecord): void {

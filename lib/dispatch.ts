@@ -24,6 +24,7 @@ import {
   type Entry,
   type MessageEntry,
   type OpenEntry,
+  type ScheduledEntry,
   type WakeEntry,
 } from "./protocol";
 
@@ -103,6 +104,8 @@ export class Runtime {
         return this.rooms.leaveHeap(entry[1], "hibernated");
       case Tag.RoomDestroyed:
         return this.rooms.leaveHeap(entry[1], "destroyed");
+      case Tag.Scheduled:
+        return this.#scheduled(entry);
       case Tag.Shutdown:
         this.onShutdown?.();
         return;
@@ -256,6 +259,27 @@ export class Runtime {
       }
       return Promise.resolve(result).then(succeed, fail);
     });
+  }
+
+  /** A scheduled event is due: its actor's handler runs with the actor-level context. */
+  #scheduled([, actorId, endpoint, key, , event, data]: ScheduledEntry): void {
+    const actor = this.#actors.get(actorId) ?? this.#enter(actorId, endpoint, key);
+    const definition = actor.definition;
+    const report = (e: unknown) => this.#report(definition, e, actor.context);
+    actor.gate.run(() => {
+      const handler = definition.handlers.get(event);
+      if (handler === undefined) {
+        report(new Error(`no handler for the scheduled event "${event}"`));
+        return undefined;
+      }
+      const result = attempt(() => handler(actor.context as any, data), report);
+      if (isThenable(result)) {
+        actor.inflight++;
+        const done = () => void actor.inflight--;
+        result.then(done, done);
+      }
+      return undefined;
+    }, false);
   }
 
   #close([, sessionId, code, reason]: CloseEntry): void {

@@ -22,6 +22,8 @@ export type {
   DestroyContext,
   Emit,
   RoomTarget,
+  ScheduledEvent,
+  Scheduler,
   SessionInfo,
   ToRoomOptions,
   UserTarget,

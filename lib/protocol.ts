@@ -34,6 +34,8 @@ export enum Tag {
   RoomHibernate = 13,
   /** `[14, roomId]` */
   RoomDestroyed = 14,
+  /** `[15, actorId, endpoint, key, scheduleId, event, data]` */
+  Scheduled = 15,
 }
 
 export type UpgradeEntry = [Tag.Upgrade, number, number, string, string, Record<string, string>];
@@ -51,6 +53,7 @@ export type HibernateEntry = [Tag.Hibernate, number];
 export type DestroyedEntry = [Tag.Destroyed, number];
 export type RoomHibernateEntry = [Tag.RoomHibernate, number];
 export type RoomDestroyedEntry = [Tag.RoomDestroyed, number];
+export type ScheduledEntry = [Tag.Scheduled, number, number, string, string, string, unknown];
 
 export type Entry =
   | UpgradeEntry
@@ -67,7 +70,8 @@ export type Entry =
   | HibernateEntry
   | DestroyedEntry
   | RoomHibernateEntry
-  | RoomDestroyedEntry;
+  | RoomDestroyedEntry
+  | ScheduledEntry;
 
 /**
  * Encodes an event payload for the native core: absent, or a plain object (its members are

@@ -52,6 +52,8 @@ pub mod tag {
   pub const ROOM_HIBERNATE: u8 = 13;
   /// `[14, roomId]`: a room was destroyed (after its members' leaves).
   pub const ROOM_DESTROYED: u8 = 14;
+  /// `[15, actorId, endpoint, key, scheduleId, event, data]`: a scheduled event is due.
+  pub const SCHEDULED: u8 = 15;
 }
 
 /// Wakes the JS thread. Installed by the bindings; a no-op once the server is released.
@@ -318,6 +320,25 @@ impl Dispatcher {
     for change in changes {
       self.push_room_change(change);
     }
+  }
+
+  /// Queues a due schedule for its actor.
+  pub fn push_scheduled(&self, actor: u64, schedule: &crate::schedules::Schedule) {
+    self.push(|out| {
+      out.push_str("[15,");
+      out.push_str(&actor.to_string());
+      out.push(',');
+      out.push_str(&schedule.endpoint.to_string());
+      out.push(',');
+      push_json_string(out, &schedule.user);
+      out.push(',');
+      push_json_string(out, &schedule.id);
+      out.push(',');
+      push_json_string(out, &schedule.event);
+      out.push(',');
+      out.push_str(&schedule.data);
+      out.push(']');
+    });
   }
 
   pub fn push_shutdown(&self) {

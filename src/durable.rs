@@ -8,8 +8,9 @@ use serde_json::{json, Value};
 
 use crate::error::CloseCode;
 use crate::rooms::{Listed, RoomChange};
+use crate::schedules::{Schedule, ScheduleError};
 use crate::server::Server;
-use crate::store::{Key, StoreError, Write};
+use crate::store::{Key, StoreError, Write, SCHEDULE_PREFIX};
 
 /// Which state a JS write or read is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,6 +145,7 @@ impl Server {
       (Key::ActorState { definition, user }.encode(), None),
       (Key::RoomList { definition, user }.encode(), None),
     ]);
+    self.drop_schedules(destroyed.endpoint, user);
     self.dispatcher.push_destroyed(actor);
     for outbox in destroyed.sessions {
       outbox.request_close(CloseCode::Normal.as_u16(), "Actor destroyed");
@@ -186,5 +188,100 @@ impl Server {
   /// Wipes a room's stored state.
   pub fn wipe_room_state(&self, handler: &str, room: &str) {
     self.write_now(vec![(Key::RoomState { handler, room }.encode(), None)]);
+  }
+}
+
+impl Server {
+  /// Loads every stored schedule (start-up). Schedules of definitions that no longer exist
+  /// are left in storage untouched.
+  pub fn load_schedules(&self) -> Result<(), StoreError> {
+    let store = self.store().ok_or_else(closed)?;
+    let endpoint_of = |name: &str| self.config.endpoints.iter().position(|e| e.name == name);
+    for (key, value) in store.scan(SCHEDULE_PREFIX)? {
+      let Ok(id) = std::str::from_utf8(&key[SCHEDULE_PREFIX.len()..]) else {
+        continue;
+      };
+      if let Some(schedule) = Schedule::from_stored(id, &value, endpoint_of) {
+        // Capacity is not enforced for what was already accepted.
+        let _ = self.schedules.add(schedule);
+      }
+    }
+    Ok(())
+  }
+
+  /// Stores and indexes a schedule; returns its id.
+  pub fn add_schedule(
+    &self,
+    endpoint: usize,
+    user: &str,
+    at_ms: u64,
+    event: String,
+    data: String,
+  ) -> Result<Arc<str>, ScheduleError> {
+    let id: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string());
+    let schedule = Schedule {
+      id: id.clone(),
+      endpoint,
+      user: Arc::from(user),
+      at_ms,
+      event,
+      data,
+    };
+    let stored = schedule.to_stored(&self.config.endpoints[endpoint].name);
+    self.schedules.add(schedule)?;
+    self.write_now(vec![(Key::Schedule { id: &id }.encode(), Some(stored))]);
+    Ok(id)
+  }
+
+  pub fn cancel_schedule(&self, id: &str) -> bool {
+    let cancelled = self.schedules.cancel(id).is_some();
+    if cancelled {
+      self.write_now(vec![(Key::Schedule { id }.encode(), None)]);
+    }
+    cancelled
+  }
+
+  /// Fires due schedules until shutdown: each is removed from storage, its actor found (woken,
+  /// or created without sessions) and the event queued for JS.
+  pub async fn schedule_loop(self: Arc<Self>) {
+    let mut shutdown = self.shutdown_receiver();
+    loop {
+      let (due, next) = self.schedules.take_due(crate::rooms::now_ms());
+      for schedule in due {
+        self.write_now(vec![(Key::Schedule { id: &schedule.id }.encode(), None)]);
+        let (actor, created) =
+          self
+            .registry
+            .ensure_actor(schedule.endpoint, &schedule.user, &self.dispatcher);
+        if created {
+          self.restore_room_list(actor, schedule.endpoint, &schedule.user);
+        }
+        self.dispatcher.push_scheduled(actor, &schedule);
+      }
+      let wait = next.map(|at| std::time::Duration::from_millis(at.saturating_sub(crate::rooms::now_ms())));
+      tokio::select! {
+        _ = shutdown.wait_for(|stopping| *stopping) => return,
+        _ = self.schedules.changed() => {}
+        _ = async {
+          match wait {
+            Some(wait) => tokio::time::sleep(wait).await,
+            None => std::future::pending().await,
+          }
+        } => {}
+      }
+    }
+  }
+
+  /// Drops an actor's schedules from the index and from storage (destroy).
+  fn drop_schedules(&self, endpoint: usize, user: &str) {
+    let removed = self.schedules.remove_actor(endpoint, user);
+    if !removed.is_empty() {
+      self.write_now(
+        removed
+          .iter()
+          .map(|s| (Key::Schedule { id: &s.id }.encode(), None))
+          .collect(),
+      );
+    }
   }
 }

@@ -16,6 +16,7 @@
 //! - [`http`]: the HTTP/1.1 request head before the upgrade, and the plain responses.
 //! - [`session`]: one WebSocket: its reader and writer, pings answered here.
 //! - [`static_files`]: a directory served over GET beside the sockets (the demo page).
+//! - [`schedules`]: scheduled events, stored and fired in due order.
 //! - [`server`]: accept loop, upgrade with auth in JS, idle eviction, shutdown.
 //! - [`bindings`]: the napi skin; nothing else in the crate names napi.
 //!
@@ -35,6 +36,7 @@ pub mod outbox;
 pub mod protocol;
 pub mod registry;
 pub mod rooms;
+pub mod schedules;
 pub mod server;
 pub mod session;
 pub mod static_files;

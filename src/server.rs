@@ -30,6 +30,7 @@ use crate::outbox::Outbox;
 use crate::protocol::reply_error_frame;
 use crate::registry::Registry;
 use crate::registry::Target;
+use crate::schedules::Schedules;
 use crate::session::{self, SessionLink};
 use crate::static_files;
 use crate::store::{Store, StoreError};
@@ -64,6 +65,7 @@ pub struct Server {
   pub dispatcher: Arc<Dispatcher>,
   pub gate: OutputGate,
   pub calls: PendingCalls,
+  pub schedules: Schedules,
   /// The store until the server is released; taking it out closes the database (and frees the
   /// directory for another owner) once in-flight flushes end.
   store: Mutex<Option<Arc<Store>>>,
@@ -104,6 +106,7 @@ impl Server {
     let server = Arc::new(Self {
       gate: OutputGate::new(config.durability),
       calls: PendingCalls::new(config.call_timeout),
+      schedules: Schedules::default(),
       store: Mutex::new(Some(Arc::new(store))),
       config,
       registry: Registry::default(),
@@ -117,6 +120,8 @@ impl Server {
     });
     let flusher = server.clone();
     runtime.spawn(async move { flusher.gate.run_flusher(|| flusher.store()).await });
+    server.load_schedules()?;
+    runtime.spawn(server.clone().schedule_loop());
     Ok(server)
   }
 
@@ -179,6 +184,11 @@ impl Server {
     runtime.spawn(self.clone().accept_loop(listener));
     runtime.spawn(self.clone().eviction_loop());
     Ok(address)
+  }
+
+  /// A receiver of the shutdown flag (for loops that select on it).
+  pub fn shutdown_receiver(&self) -> watch::Receiver<bool> {
+    self.shutdown.subscribe()
   }
 
   /// Resolves when shutdown begins.

@@ -55,14 +55,35 @@ impl From<sled::Error> for StoreError {
 /// The key of a stored record.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Key<'a> {
-  ActorState { definition: &'a str, user: &'a str },
-  RoomState { handler: &'a str, room: &'a str },
-  RoomList { definition: &'a str, user: &'a str },
+  ActorState {
+    definition: &'a str,
+    user: &'a str,
+  },
+  RoomState {
+    handler: &'a str,
+    room: &'a str,
+  },
+  RoomList {
+    definition: &'a str,
+    user: &'a str,
+  },
+  /// A scheduled event; its owner and content are in the value.
+  Schedule {
+    id: &'a str,
+  },
 }
+
+/// Prefix of every [`Key::Schedule`].
+pub const SCHEDULE_PREFIX: &[u8] = b"s\0";
 
 impl Key<'_> {
   pub fn encode(&self) -> Vec<u8> {
     let (tag, first, second) = match self {
+      Key::Schedule { id } => {
+        let mut out = SCHEDULE_PREFIX.to_vec();
+        out.extend_from_slice(id.as_bytes());
+        return out;
+      }
       Key::ActorState { definition, user } => (b'a', definition, user),
       Key::RoomState { handler, room } => (b'r', handler, room),
       Key::RoomList { definition, user } => (b'l', definition, user),
@@ -79,6 +100,9 @@ impl Key<'_> {
 
 /// One write of a batch: a value, or a deletion when `None`.
 pub type Write = (Vec<u8>, Option<Vec<u8>>);
+
+/// A stored record: key and value.
+pub type Record = (Vec<u8>, Vec<u8>);
 
 pub struct Store {
   db: sled::Db,
@@ -126,6 +150,19 @@ impl Store {
   pub async fn flush(&self) -> Result<(), StoreError> {
     self.db.flush_async().await?;
     Ok(())
+  }
+
+  /// Every record whose key starts with `prefix` (start-up loading).
+  pub fn scan(&self, prefix: &[u8]) -> Result<Vec<Record>, StoreError> {
+    self
+      .tree
+      .scan_prefix(prefix)
+      .map(|item| {
+        item
+          .map(|(k, v)| (k.to_vec(), v.to_vec()))
+          .map_err(StoreError::from)
+      })
+      .collect()
   }
 
   /// Same as [`Store::flush`], blocking the caller (shutdown, tests).

@@ -8,6 +8,7 @@ use crate::durable::StateOf;
 use crate::protocol::push_json_string;
 use crate::registry::RoomError;
 use crate::rooms::Listed;
+use crate::schedules::MAX_SCHEDULES_PER_ACTOR;
 
 fn room_error(error: RoomError) -> Error {
   match error {
@@ -214,5 +215,70 @@ impl NativeServer {
   #[napi]
   pub fn destroy_actor_by_key(&self, endpoint: u32, key: String) -> bool {
     self.server.destroy_actor_by_key(endpoint as usize, &key)
+  }
+}
+
+#[napi]
+impl NativeServer {
+  /// Schedules `event` (with `dataJson`) for the actor of `(endpoint, key)` at `atMs` (epoch
+  /// milliseconds); returns the schedule's id. Stored: it survives restarts.
+  #[napi]
+  pub fn schedule_add(
+    &self,
+    endpoint: u32,
+    key: String,
+    at_ms: f64,
+    event: String,
+    data_json: String,
+  ) -> Result<String> {
+    if !at_ms.is_finite() || at_ms < 0.0 {
+      return Err(Error::new(
+        Status::InvalidArg,
+        "schedule time must be a finite, non-negative number".to_string(),
+      ));
+    }
+    let id = self
+      .server
+      .add_schedule(endpoint as usize, &key, at_ms as u64, event, data_json)
+      .map_err(|_| {
+        Error::from_reason(format!(
+          "an actor may have at most {MAX_SCHEDULES_PER_ACTOR} pending schedules"
+        ))
+      })?;
+    Ok(id.to_string())
+  }
+
+  /// Cancels a schedule; false when it already fired or never existed.
+  #[napi]
+  pub fn schedule_cancel(&self, id: String) -> bool {
+    self.server.cancel_schedule(&id)
+  }
+
+  /// Pending schedules of an actor as JSON: `[{"id","at","event","data"}]`, soonest first.
+  #[napi]
+  pub fn schedule_list(&self, endpoint: u32, key: String) -> String {
+    let mut out = String::from("[");
+    for (i, schedule) in self
+      .server
+      .schedules
+      .of(endpoint as usize, &key)
+      .iter()
+      .enumerate()
+    {
+      if i > 0 {
+        out.push(',');
+      }
+      out.push_str(r#"{"id":"#);
+      push_json_string(&mut out, &schedule.id);
+      out.push_str(r#","at":"#);
+      out.push_str(&schedule.at_ms.to_string());
+      out.push_str(r#","event":"#);
+      push_json_string(&mut out, &schedule.event);
+      out.push_str(r#","data":"#);
+      out.push_str(&schedule.data);
+      out.push('}');
+    }
+    out.push(']');
+    out
   }
 }

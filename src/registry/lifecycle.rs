@@ -77,6 +77,31 @@ impl Registry {
     }
   }
 
+  /// The actor of `(endpoint, key)`, created without sessions when it is not in memory (a
+  /// scheduled event is due) and woken when it hibernates. Returns it and whether it was created.
+  pub fn ensure_actor(&self, endpoint: usize, key: &str, dispatcher: &Dispatcher) -> (u64, bool) {
+    let mut inner = self.inner.lock();
+    let lookup = (endpoint, Arc::<str>::from(key));
+    if let Some(actor) = inner.by_key.get(&lookup).copied() {
+      inner.wake(actor, dispatcher);
+      return (actor, false);
+    }
+    inner.next_actor += 1;
+    let actor = inner.next_actor;
+    inner.by_key.insert(lookup.clone(), actor);
+    let entry = super::ActorEntry {
+      endpoint,
+      key: lookup.1,
+      sessions: Vec::new(),
+      rooms: Vec::new(),
+      idle_since: Some(Instant::now()),
+      last_event: Instant::now(),
+      hibernated: false,
+    };
+    inner.actors.insert(actor, entry);
+    (actor, true)
+  }
+
   /// JS declined a hibernation (work still in flight): the actor counts as awake and busy.
   pub fn keep_awake(&self, actor: u64) {
     if let Some(entry) = self.inner.lock().actors.get_mut(&actor) {
