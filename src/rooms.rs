@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use crate::outbox::Outbox;
+
 /// A room the actor joined and has not left, kept while it has no session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listed {
@@ -38,7 +40,13 @@ pub struct RoomEntry {
   pub last_activity: Instant,
   /// True once JS was told to drop this room's JS side, until the next activity.
   pub hibernated: bool,
+  /// Every session of every live member, with the registry generation it was built at: a
+  /// fan-out is then one pass over a list. Rebuilt when sessions or memberships changed.
+  pub fanout: Option<(u64, FanoutList)>,
 }
+
+/// Sessions a room's frames go to: `(session id, its outbox)`.
+pub type FanoutList = Vec<(u64, Arc<Outbox>)>;
 
 impl RoomEntry {
   fn touch(&mut self) {
@@ -96,6 +104,10 @@ impl Rooms {
     self.by_name.get(name)
   }
 
+  pub fn get_mut(&mut self, name: &str) -> Option<&mut RoomEntry> {
+    self.by_name.get_mut(name)
+  }
+
   /// The room called `name`, created (empty) when missing. Returns it and whether it was created.
   pub fn open(&mut self, name: &str, handler: usize) -> (&mut RoomEntry, bool) {
     let created = !self.by_name.contains_key(name);
@@ -110,6 +122,7 @@ impl Rooms {
         idle_since: Some(Instant::now()),
         last_activity: Instant::now(),
         hibernated: false,
+        fanout: None,
       };
       self.by_name.insert(name, entry);
     }

@@ -116,6 +116,7 @@ impl Registry {
     let mut inner = self.inner.lock();
     let entry = inner.actors.remove(&actor)?;
     inner.by_key.remove(&(entry.endpoint, entry.key.clone()));
+    inner.generation += 1;
     let live = !entry.sessions.is_empty();
     let left = if live {
       entry

@@ -34,6 +34,8 @@ impl Registry {
       });
     }
     entry.rooms.push(listed.clone());
+    inner.generation += 1;
+    let entry = inner.actors.get_mut(&actor).ok_or(RoomError::NoSuchActor)?;
     let live = !entry.sessions.is_empty();
     let user = entry.key.clone();
     let change = if live {
@@ -55,6 +57,7 @@ impl Registry {
       return Ok((false, None));
     }
     let user = entry.key.clone();
+    inner.generation += 1;
     Ok((true, inner.rooms.remove_member(name, &user)))
   }
 
@@ -72,6 +75,7 @@ impl Registry {
     entry.rooms.extend(fresh.iter().cloned());
     let live = !entry.sessions.is_empty();
     let user = entry.key.clone();
+    inner.generation += 1;
     if !live {
       return Vec::new();
     }

@@ -60,6 +60,9 @@ struct Inner {
   by_key: HashMap<(usize, Arc<str>), u64>,
   next_actor: u64,
   rooms: Rooms,
+  /// Bumped whenever a session or a live membership comes or goes; rooms' cached fan-out
+  /// lists built at an older generation are rebuilt before use.
+  generation: u64,
 }
 
 /// Who a frame goes to.
@@ -174,6 +177,7 @@ impl Registry {
     inner
       .sessions
       .insert(session, SessionEntry { actor, outbox, meta });
+    inner.generation += 1;
     let user: Arc<str> = Arc::from(key);
     let changes = rejoin
       .iter()
@@ -201,6 +205,7 @@ impl Registry {
     let Some(entry) = inner.sessions.remove(&session) else {
       return Vec::new();
     };
+    inner.generation += 1;
     inner.wake(entry.actor, dispatcher);
     let Some(actor) = inner.actors.get_mut(&entry.actor) else {
       return Vec::new();
@@ -221,7 +226,7 @@ impl Registry {
   /// Calls `f` with the outbox of every session `target` designates; returns how many calls
   /// returned true.
   pub fn visit(&self, target: Target<'_>, mut f: impl FnMut(&Arc<Outbox>) -> bool) -> u32 {
-    let inner = self.inner.lock();
+    let mut inner = self.inner.lock();
     match target {
       Target::Session(session) => inner
         .sessions
@@ -235,14 +240,43 @@ impl Registry {
         Some(actor) => inner.visit_actor(*actor, except, &mut f),
         None => 0,
       },
-      Target::Room { name, except } => match inner.rooms.get(name) {
-        Some(room) => room
-          .members
-          .values()
-          .map(|member| inner.visit_actor(member.actor, except, &mut f))
-          .sum(),
-        None => 0,
-      },
+      Target::Room { name, except } => {
+        let Inner {
+          rooms,
+          actors,
+          sessions,
+          generation,
+          ..
+        } = &mut *inner;
+        let Some(room) = rooms.get_mut(name) else {
+          return 0;
+        };
+        if room.fanout.as_ref().is_none_or(|(built, _)| built != generation) {
+          let mut list = Vec::new();
+          for member in room.members.values() {
+            for session in actors
+              .get(&member.actor)
+              .map(|a| a.sessions.as_slice())
+              .unwrap_or(&[])
+            {
+              if let Some(entry) = sessions.get(session) {
+                list.push((*session, entry.outbox.clone()));
+              }
+            }
+          }
+          room.fanout = Some((*generation, list));
+        }
+        let list = room
+          .fanout
+          .as_ref()
+          .map(|(_, list)| list.as_slice())
+          .unwrap_or(&[]);
+        list
+          .iter()
+          .filter(|(session, _)| Some(*session) != except)
+          .map(|(_, outbox)| u32::from(f(outbox)))
+          .sum()
+      }
     }
   }
 
