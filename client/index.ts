@@ -603,3 +603,12 @@ function disconnectedError(event: string): WarrenClientError {
 
 export { WarrenClient as VeraniClient };
 export type { WarrenClientOptions as VeraniClientOptions } from "./options";
+
+export {
+  actorClient,
+  actorUrl,
+  type ActorClient,
+  type ActorClientOptions,
+  type ActorHandleBase,
+  type ActorMethods,
+} from "./actor-client";

@@ -64,8 +64,8 @@ interface Binding {
   readonly connections: Map<string, Connection>;
   /** `_onInitialize` and `_onStart` are done; `_onStateChange` fires from then on. */
   ready: boolean;
-  /** Why the constructor, `_onInitialize` or `_onStart` failed; the actor then refuses work. */
-  failed: unknown;
+  /** The constructor, `_onInitialize` or `_onStart` failed (the error was logged): the actor refuses work. */
+  failed: boolean;
 }
 
 /** The hooks as the adapter calls them (they are protected on the class). */
@@ -186,11 +186,20 @@ export abstract class Actor<State = unknown, ConnParams = unknown, ConnState = u
   }
 
   /**
-   * Destroys the actor for good: its connections close with 1000 "Actor destroyed" and its
-   * stored state is wiped, so the next connection to this key starts with `_onInitialize`.
+   * Destroys the actor for good: its connections close with 1000 "Actor destroyed" (no
+   * `_onDisconnect` runs: the actor is gone) and its stored state is wiped, so the next
+   * connection to this key starts with `_onInitialize`. It happens at the next turn of the
+   * event loop, so that the reply of the call asking for it still goes out; the promise
+   * resolves then.
    */
-  protected _shutdown(): void {
-    bindingOf(this, "_shutdown").ctx.actor.destroy();
+  protected _shutdown(): Promise<void> {
+    const { ctx } = bindingOf(this, "_shutdown");
+    return new Promise((resolve) =>
+      setImmediate(() => {
+        ctx.actor.destroy();
+        resolve();
+      }),
+    );
   }
 }
 
@@ -265,7 +274,7 @@ export function defineActor(kind: string, ActorClass: ActorClass): ConnectionDef
   if (typeof ActorClass !== "function" || !(ActorClass.prototype instanceof Actor)) {
     throw new WarrenError("invalid_option", `actors.${kind} must be a class extending Actor`);
   }
-  const prototype = ActorClass.prototype as Hooks;
+  const prototype = ActorClass.prototype as unknown as Hooks;
   for (const hook of ["_onInitialize", "_onStart", "_onStateChange", "_onBeforeConnect", "_onConnect", "_onDisconnect"]) {
     if (prototype[hook] !== undefined && typeof prototype[hook] !== "function") {
       throw new WarrenError("invalid_option", `actors.${kind}: ${hook} must be a method`);
@@ -279,7 +288,7 @@ export function defineActor(kind: string, ActorClass: ActorClass): ConnectionDef
     if (instance === undefined || binding === undefined) {
       throw new WarrenError("actor_failed", `${kind} "${(ctx as ActorContext<Root>).actor.key}" has no instance (its constructor failed)`);
     }
-    if (binding.failed !== undefined) {
+    if (binding.failed) {
       throw new WarrenError("actor_failed", `${kind} "${binding.ctx.actor.key}" failed to start; see the error logged then`);
     }
     return [instance as unknown as Hooks, binding];
@@ -298,7 +307,7 @@ export function defineActor(kind: string, ActorClass: ActorClass): ConnectionDef
   const found = (ctx: { state: unknown }): [Hooks, Binding] | undefined => {
     const instance = instances.get(ctx.state as object);
     const binding = instance && bindings.get(instance);
-    if (instance === undefined || binding === undefined || binding.failed !== undefined) return undefined;
+    if (instance === undefined || binding === undefined || binding.failed) return undefined;
     return [instance as unknown as Hooks, binding];
   };
 
@@ -318,9 +327,9 @@ export function defineActor(kind: string, ActorClass: ActorClass): ConnectionDef
       return isThenable(connState) ? Promise.resolve(connState).then(meta) : meta(connState);
     },
     onInit(ctx) {
-      const binding: Binding = { kind, ctx, connections: new Map(), ready: false, failed: undefined };
+      const binding: Binding = { kind, ctx, connections: new Map(), ready: false, failed: false };
       const fail = (error: unknown): never => {
-        binding.failed = error;
+        binding.failed = true;
         throw error;
       };
       let result: unknown;

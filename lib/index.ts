@@ -3,6 +3,8 @@
  * The public API; everything else in `lib/` is internal.
  */
 
+export { Actor, defineActor } from "./actor";
+export type { ActorClass, ActorConnection, BeforeConnectOptions } from "./actor";
 export { defineConnection } from "./connection";
 export type {
   ConnectionDefinition,

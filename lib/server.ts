@@ -7,6 +7,7 @@
  */
 
 import { NativeServer } from "../native";
+import { defineActor, type ActorClass } from "./actor";
 import { isConnectionDefinition, type ConnectionDefinition } from "./connection";
 import { Runtime } from "./dispatch";
 import { WarrenError } from "./errors";
@@ -14,7 +15,13 @@ import { isRoomDefinition, type RoomContext, type RoomDefinition } from "./room"
 
 export interface ServerOptions {
   /** Connection definitions, each on its own `websocketPath`. */
-  connections: ReadonlyArray<ConnectionDefinition<any, any>>;
+  connections?: ReadonlyArray<ConnectionDefinition<any, any>>;
+  /**
+   * `Actor` classes by kind, each served at `/actors/<kind>/<key>` (one actor per key); they
+   * join `connections` under the name `kind`.
+   * @example createServer({ actors: { counter: Counter } })
+   */
+  actors?: Readonly<Record<string, ActorClass>>;
   /** Room handlers (`createRoomHandler`) that the connections' `rooms` maps name. */
   rooms?: ReadonlyArray<RoomDefinition>;
   /** Largest inbound message; past it the socket is closed with 1009. @default 1048576 */
@@ -113,9 +120,18 @@ export class WarrenServer {
     if (options === null || typeof options !== "object") {
       throw new WarrenError("invalid_option", "createServer needs an options object");
     }
-    const connections = options.connections;
-    if (!Array.isArray(connections) || connections.length === 0) {
-      throw new WarrenError("invalid_option", "createServer: connections must list at least one defineConnection(...)");
+    if (options.connections !== undefined && !Array.isArray(options.connections)) {
+      throw new WarrenError("invalid_option", "createServer: connections must be an array of defineConnection(...) results");
+    }
+    if (options.actors !== undefined && (options.actors === null || typeof options.actors !== "object")) {
+      throw new WarrenError("invalid_option", "createServer: actors must map actor kinds to Actor classes");
+    }
+    const connections = [
+      ...(options.connections ?? []),
+      ...Object.entries(options.actors ?? {}).map(([kind, actorClass]) => defineActor(kind, actorClass)),
+    ];
+    if (connections.length === 0) {
+      throw new WarrenError("invalid_option", "createServer: connections (or actors) must list at least one defineConnection(...)");
     }
     const names = new Set<string>();
     for (const definition of connections) {
