@@ -181,8 +181,7 @@ export class Runtime {
   }
 
   /** Runs a handler in its actor's order, counting it in flight while its promise is pending. */
-  #run(session: SessionRecord, step: () => unknown): void {
-    const actor = session.actor;
+  #run(actor: ActorRecord, step: () => unknown): void {
     actor.gate.run(() => {
       const result = step();
       if (isThenable(result)) {
@@ -201,7 +200,7 @@ export class Runtime {
     const event = typeof routed === "string" && routed.length > 0 ? routed : type;
     const definition = session.actor.definition;
     const report = (e: unknown) => this.#report(definition, e, session.context);
-    this.#run(session, () => {
+    this.#run(session.actor, () => {
       const handler = definition.handlers.get(event);
       if (handler !== undefined) return attempt(() => handler(session.context, data), report);
       if (definition.onMessage) return attempt(() => definition.onMessage!(session.context, { type: event, data }), report);
@@ -214,7 +213,7 @@ export class Runtime {
     if (session === undefined) return;
     const native = this.#native;
     const definition = session.actor.definition;
-    this.#run(session, () => {
+    this.#run(session.actor, () => {
       const handler = definition.handlers.get(event);
       if (handler === undefined) {
         native.replyError(sessionId, callId, "unknown_event", `no handler for "${event}"`, undefined);
@@ -266,20 +265,12 @@ export class Runtime {
     const actor = this.#actors.get(actorId) ?? this.#enter(actorId, endpoint, key);
     const definition = actor.definition;
     const report = (e: unknown) => this.#report(definition, e, actor.context);
-    actor.gate.run(() => {
+    this.#run(actor, () => {
       const handler = definition.handlers.get(event);
-      if (handler === undefined) {
-        report(new Error(`no handler for the scheduled event "${event}"`));
-        return undefined;
-      }
-      const result = attempt(() => handler(actor.context as any, data), report);
-      if (isThenable(result)) {
-        actor.inflight++;
-        const done = () => void actor.inflight--;
-        result.then(done, done);
-      }
+      if (handler !== undefined) return attempt(() => handler(actor.context as any, data), report);
+      report(new Error(`no handler for the scheduled event "${event}"`));
       return undefined;
-    }, false);
+    });
   }
 
   #close([, sessionId, code, reason]: CloseEntry): void {
