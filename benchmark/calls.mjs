@@ -108,7 +108,7 @@ async function open() {
           setup.retries++;
           setup.last_error = String(error?.message ?? error).split("\n")[0];
           conn.dispose().catch(() => {});
-          if (attempt >= 3) throw error;
+          if (attempt >= 5) throw error;
         }
       }
     };
@@ -212,4 +212,4 @@ async function main() {
   });
 }
 
-main().catch((error) => report({ error: error?.stack ?? String(error) }));
+main().catch((error) => report({ error: String(error?.stack ?? error).split("\n").slice(0, 3).join("\n"), setup }));
