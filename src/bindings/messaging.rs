@@ -8,6 +8,7 @@ use super::{frame_of, invalid, to_id, NativeServer};
 use crate::error::CloseCode;
 use crate::protocol::{reply_error_frame, reply_frame};
 use crate::registry::Target;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 #[napi]
 impl NativeServer {
@@ -65,15 +66,7 @@ impl NativeServer {
   /// already timed out or its session is gone: the client got its one answer.
   #[napi]
   pub fn reply(&self, session: i64, call: i64, result_json: Option<String>) -> bool {
-    if !self.server.calls.answered(to_id(session), to_id(call)) {
-      return false;
-    }
-    let frame = reply_frame(to_id(call), result_json.as_deref());
-    self
-      .server
-      .gate
-      .send(&self.server.registry, Target::Session(to_id(session)), frame)
-      > 0
+    self.answer(session, call, || reply_frame(to_id(call), result_json.as_deref()))
   }
 
   /// Answers a call with an error.
@@ -86,15 +79,9 @@ impl NativeServer {
     message: String,
     meta_json: Option<String>,
   ) -> bool {
-    if !self.server.calls.answered(to_id(session), to_id(call)) {
-      return false;
-    }
-    let frame = reply_error_frame(to_id(call), &code, &message, meta_json.as_deref());
-    self
-      .server
-      .gate
-      .send(&self.server.registry, Target::Session(to_id(session)), frame)
-      > 0
+    self.answer(session, call, || {
+      reply_error_frame(to_id(call), &code, &message, meta_json.as_deref())
+    })
   }
 
   /// Closes a session after the frames already queued for it.
@@ -122,5 +109,20 @@ impl NativeServer {
       return Err(invalid("close reason must be at most 123 bytes"));
     }
     Ok(self.server.registry.close_session(to_id(session), code, &reason))
+  }
+}
+
+impl NativeServer {
+  /// Sends the one answer of a call, unless it already has one (timed out, or its session is
+  /// gone). The frame is only encoded when it will be sent.
+  fn answer(&self, session: i64, call: i64, frame: impl FnOnce() -> Utf8Bytes) -> bool {
+    if !self.server.calls.answered(to_id(session), to_id(call)) {
+      return false;
+    }
+    self
+      .server
+      .gate
+      .send(&self.server.registry, Target::Session(to_id(session)), frame())
+      > 0
   }
 }

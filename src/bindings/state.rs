@@ -37,6 +37,19 @@ pub struct StateWrite {
   pub value: Option<Buffer>,
 }
 
+/// A JSON array of `items`, each written by `write` (the values are raw JSON already).
+fn json_array<T>(items: &[T], mut write: impl FnMut(&mut String, &T)) -> String {
+  let mut out = String::from("[");
+  for (i, item) in items.iter().enumerate() {
+    if i > 0 {
+      out.push(',');
+    }
+    write(&mut out, item);
+  }
+  out.push(']');
+  out
+}
+
 fn state_of<'a>(kind: u32, owner: &'a str, name: &'a str) -> StateOf<'a> {
   if kind == 1 {
     StateOf::Room {
@@ -114,22 +127,15 @@ impl NativeServer {
   /// Live members as JSON: `[{"userId","joinedAt","metadata"}]`, in join order.
   #[napi]
   pub fn room_members(&self, name: String) -> String {
-    let members = self.server.registry.room_members(&name);
-    let mut out = String::from("[");
-    for (i, member) in members.iter().enumerate() {
-      if i > 0 {
-        out.push(',');
-      }
+    json_array(&self.server.registry.room_members(&name), |out, member| {
       out.push_str(r#"{"userId":"#);
-      push_json_string(&mut out, &member.user);
+      push_json_string(out, &member.user);
       out.push_str(r#","joinedAt":"#);
       out.push_str(&member.joined_at_ms.to_string());
       out.push_str(r#","metadata":"#);
       out.push_str(&member.metadata);
       out.push('}');
-    }
-    out.push(']');
-    out
+    })
   }
 
   /// Replaces a live member's metadata; false when the user is not a member.
@@ -257,28 +263,19 @@ impl NativeServer {
   /// Pending schedules of an actor as JSON: `[{"id","at","event","data"}]`, soonest first.
   #[napi]
   pub fn schedule_list(&self, endpoint: u32, key: String) -> String {
-    let mut out = String::from("[");
-    for (i, schedule) in self
-      .server
-      .schedules
-      .of(endpoint as usize, &key)
-      .iter()
-      .enumerate()
-    {
-      if i > 0 {
-        out.push(',');
-      }
-      out.push_str(r#"{"id":"#);
-      push_json_string(&mut out, &schedule.id);
-      out.push_str(r#","at":"#);
-      out.push_str(&schedule.at_ms.to_string());
-      out.push_str(r#","event":"#);
-      push_json_string(&mut out, &schedule.event);
-      out.push_str(r#","data":"#);
-      out.push_str(&schedule.data);
-      out.push('}');
-    }
-    out.push(']');
-    out
+    json_array(
+      &self.server.schedules.of(endpoint as usize, &key),
+      |out, schedule| {
+        out.push_str(r#"{"id":"#);
+        push_json_string(out, &schedule.id);
+        out.push_str(r#","at":"#);
+        out.push_str(&schedule.at_ms.to_string());
+        out.push_str(r#","event":"#);
+        push_json_string(out, &schedule.event);
+        out.push_str(r#","data":"#);
+        out.push_str(&schedule.data);
+        out.push('}');
+      },
+    )
   }
 }
