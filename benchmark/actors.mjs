@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import WebSocket from "ws";
+import { WarrenCaller } from "./warren-caller.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes("--quick");
@@ -40,36 +40,10 @@ async function stopServer(child) {
   await exited;
 }
 
-/** A client that sends calls and resolves them by id. */
-class Caller {
-  #next = 1;
-  #pending = new Map();
-  constructor(url) {
-    this.socket = new WebSocket(url);
-    this.socket.on("message", (data) => {
-      const frame = JSON.parse(String(data));
-      if (frame.type !== "reply") return;
-      this.#pending.get(frame.id)?.(frame);
-      this.#pending.delete(frame.id);
-    });
-    this.opened = new Promise((resolve, reject) => {
-      this.socket.once("open", resolve);
-      this.socket.once("error", reject);
-    });
-  }
-  call(event, data = {}) {
-    const id = this.#next++;
-    return new Promise((resolve) => {
-      this.#pending.set(id, resolve);
-      this.socket.send(JSON.stringify({ type: "call", id, event, data }));
-    });
-  }
-}
-
 async function openMany(port, prefix, count, concurrency = 200) {
   const callers = [];
   for (let i = 0; i < count; i += concurrency) {
-    const batch = Array.from({ length: Math.min(concurrency, count - i) }, (_, j) => new Caller(`ws://127.0.0.1:${port}/ws?token=${prefix}${i + j}`));
+    const batch = Array.from({ length: Math.min(concurrency, count - i) }, (_, j) => new WarrenCaller(`ws://127.0.0.1:${port}/ws?token=${prefix}${i + j}`));
     await Promise.all(batch.map((c) => c.opened));
     callers.push(...batch);
   }
@@ -105,20 +79,20 @@ async function commits(durability) {
 
 async function hibernation() {
   const { child, port } = await startServer();
-  const admin = new Caller(`ws://127.0.0.1:${port}/ws?token=admin`);
+  const admin = new WarrenCaller(`ws://127.0.0.1:${port}/ws?token=admin`);
   await admin.opened;
-  const base = (await admin.call("admin.memory")).data;
+  const base = await admin.call("admin.memory");
   const callers = await openMany(port, "h", ACTORS);
   for (let i = 0; i < callers.length; i += 500) await Promise.all(callers.slice(i, i + 500).map((c) => c.call("increment")));
-  const awake = (await admin.call("admin.memory")).data;
+  const awake = await admin.call("admin.memory");
   const awakeRtt = [];
   for (let i = 0; i < WAKE_SAMPLES; i++) {
     const started = performance.now();
     await callers[i].call("increment");
     awakeRtt.push(performance.now() - started);
   }
-  const { hibernated } = (await admin.call("admin.hibernate-all")).data;
-  let asleep = (await admin.call("admin.memory")).data;
+  const { hibernated } = await admin.call("admin.hibernate-all");
+  let asleep = await admin.call("admin.memory");
   const wakeRtt = [];
   for (let i = 0; i < WAKE_SAMPLES; i++) {
     const started = performance.now();

@@ -23,7 +23,7 @@
 // that complete inside it), and generator {cpu_pct} for this process.
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import WebSocket from "ws";
+import { WarrenCaller } from "./warren-caller.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -52,38 +52,6 @@ function report(body) {
 }
 
 setTimeout(() => report({ error: `hard timeout after ${timeout}s` }), timeout * 1000).unref();
-
-/** A warren connection that sends call frames and resolves replies by id. */
-class WarrenCaller {
-  #next = 1;
-  #pending = new Map();
-  constructor(url) {
-    this.socket = new WebSocket(url);
-    this.socket.on("message", (data) => {
-      const frame = JSON.parse(String(data));
-      if (frame.type !== "reply") return;
-      const pending = this.#pending.get(frame.id);
-      this.#pending.delete(frame.id);
-      if (!pending) return;
-      if (frame.error) pending.reject(new Error(`${frame.error.code}: ${frame.error.message}`));
-      else pending.resolve(frame.data);
-    });
-    this.opened = new Promise((resolve, reject) => {
-      this.socket.once("open", resolve);
-      this.socket.once("error", reject);
-    });
-  }
-  increment() {
-    const id = this.#next++;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      this.socket.send(JSON.stringify({ type: "call", id, event: "increment", data: {} }));
-    });
-  }
-  close() {
-    this.socket.terminate();
-  }
-}
 
 /** Opens the clients; each has `increment(): Promise<number>` and `close()`. */
 async function open() {
