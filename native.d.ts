@@ -139,6 +139,13 @@ export interface NativeOptions {
   closeTimeoutMs?: number
   /** @default 30000 */
   hibernateAfterMs?: number
+  /**
+   * How long a dropped session waits for its client to resume it; 0 disables resume.
+   * @default 120000
+   */
+  resumeWindowMs?: number
+  /** Sent bytes a resumable session keeps until acknowledged. @default 1048576 */
+  resumeBufferBytes?: number
   /** @default 100000 */
   maxSessions?: number
   /** Directory served over plain GET for paths that are not socket paths. */
@@ -168,6 +175,8 @@ export interface NativeStats {
   connections: number
   /** Frames waiting behind the output gate for a flush. */
   heldFrames: number
+  /** Sessions whose socket dropped, waiting for their client to resume them. */
+  detached: number
 }
 
 export interface OpenedRoom {

@@ -211,7 +211,13 @@ describe("the chat demo in a real browser", () => {
 
     // Cut ben's network (DevTools offline emulation, this page only): his socket stalls, the client's
     // pong timeout drops it and it retries. ann chats meanwhile; once the network is back, ben's page
-    // reconnects by itself and shows what he missed.
+    // reconnects by itself and resumes its session: the server replays what he missed. A marker line
+    // added to his log before the cut stays, which shows the log was not rebuilt from the history
+    // (the server runs no onConnect for a resumed session, so it sends none).
+    await ben.evaluate(() => {
+      const marker = Object.assign(document.createElement("li"), { className: "notice resume-marker" });
+      document.getElementById("log")!.append(marker);
+    });
     const benNetwork = await context.newCDPSession(ben);
     const offline = (value: boolean) =>
       benNetwork.send("Network.emulateNetworkConditions", {
@@ -230,6 +236,9 @@ describe("the chat demo in a real browser", () => {
     await connected(ben, "ben (network restored)");
     await shows(ben, "#log li", "while you were away", "the message ben missed, on his page");
     assert.deepEqual(await messages(ben), transcript, "ben's log after the network cut");
+    assert.equal(await ben.locator("#state").getAttribute("data-resumed"), "true", "ben's session was resumed");
+    assert.equal(await ben.locator("#log li.resume-marker").count(), 1, "ben's log was not rebuilt");
+    await ben.evaluate(() => document.querySelector("#log li.resume-marker")?.remove());
     await shows(ann, "#online li", /^ben$/, "ben in ann's online list after his network came back");
     await benNetwork.detach();
 

@@ -32,10 +32,11 @@ describe("calls", () => {
   test("a call gets exactly one reply carrying the handler's return value", async () => {
     const { url } = await serve({ connections: [Conn] });
     const client = await TestClient.open(url);
-    assert.deepEqual(await client.call("add", { a: 2, b: 40 }), { type: "reply", id: 1, data: 42 });
-    assert.deepEqual(await client.call("increment"), { type: "reply", id: 2, data: 1 });
-    assert.deepEqual(await client.call("increment"), { type: "reply", id: 3, data: 2 });
-    assert.deepEqual(await client.call("nothing"), { type: "reply", id: 4, data: null });
+    // Every frame the server sends is numbered (`seq`), for resume; this server sent nothing else.
+    assert.deepEqual(await client.call("add", { a: 2, b: 40 }), { type: "reply", id: 1, data: 42, seq: 1 });
+    assert.deepEqual(await client.call("increment"), { type: "reply", id: 2, data: 1, seq: 2 });
+    assert.deepEqual(await client.call("increment"), { type: "reply", id: 3, data: 2, seq: 3 });
+    assert.deepEqual(await client.call("nothing"), { type: "reply", id: 4, data: null, seq: 4 });
     await client.call("add", { a: 0, b: 0 });
     assert.equal(client.frames.filter((f) => f.type === "reply").length, 0);
   });

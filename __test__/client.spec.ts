@@ -102,6 +102,8 @@ class Fixture extends EventEmitter {
   readonly requestUrls: string[] = [];
   connections = 0;
   answerPings = true;
+  /** Whether a client asking for resume (`?_resume=`) gets warren's `session` frame first. */
+  sendSession = true;
 
   private constructor(wss: WebSocketServer) {
     super();
@@ -160,6 +162,9 @@ class Fixture extends EventEmitter {
       this.emit("socket-close", { code, reason: reason.toString() } satisfies ServerClose);
     });
     socket.on("message", (raw) => this.#handle(socket, JSON.parse(raw.toString())));
+    if (this.sendSession && new URL(url, "ws://x").searchParams.has("_resume")) {
+      socket.send(JSON.stringify({ type: "session", resumed: false, token: `fixture-${this.connections}` }));
+    }
     this.emit("connection", socket);
   }
 

@@ -34,11 +34,12 @@ import { Heartbeat } from "./heartbeat";
 import {
   buildUrl,
   resolveOptions,
+  resumeUrl,
   type ResolvedOptions,
   type WarrenClientOptions,
   type WebSocketLike,
 } from "./options";
-import { PING_TEXT, decodeServerFrame, encodeCall, encodeEvent } from "./protocol";
+import { decodeServerFrame, encodeCall, encodeEvent, encodePing } from "./protocol";
 import { BoundedQueue, type QueuedFrame } from "./queue";
 import type {
   CallOptions,
@@ -112,8 +113,9 @@ interface Waiter {
  * one of those names reaches the same listeners, so servers should not use them.
  *
  * Lifecycle events, in order:
- * - `open` (no argument) then `connected` ({@link ConnectedInfo}) after a socket opens and the
- *   offline queue was written;
+ * - `open` (no argument) after a socket opens and the offline queue was written, then `connected`
+ *   ({@link ConnectedInfo}) once the server said whether it resumed the session (with `resume`
+ *   off: right after `open`); on a resumed session the missed events come right after it;
  * - `error` ({@link WarrenClientError}) when the socket reports an error (`socket_error`), an
  *   attempt times out (`connect_timeout`) or the client gives up (`reconnect_failed`);
  * - `close` ({@link CloseInfo}) whenever a socket of this client ends, including attempts that never
@@ -152,6 +154,12 @@ export class WarrenClient {
   #connectionId = 0;
   #generation = 0;
   #closed = false;
+  /** The server's token for the current session, to resume it after a drop; null: none yet. */
+  #resumeToken: string | null = null;
+  /** Number of the last frame received in the current session (frames at or below it are repeats). */
+  #lastSeq = 0;
+  /** True from `open` until the server's `session` frame (or the first other frame) arrives. */
+  #awaitingSession = false;
 
   /**
    * Creates the client and starts connecting.
@@ -166,7 +174,7 @@ export class WarrenClient {
     this.#heartbeat = new Heartbeat(
       this.#options.pingInterval,
       this.#options.pongTimeout,
-      () => this.#trySend(PING_TEXT),
+      () => this.#trySend(encodePing(this.#options.resume ? this.#lastSeq : 0)),
       () => this.#lost({ code: 4000, reason: "pong timeout", wasClean: false }),
     );
     this.#connect();
@@ -316,7 +324,8 @@ export class WarrenClient {
   }
 
   /**
-   * Drops the current socket (close 1000) and connects again now, with the attempt count reset.
+   * Drops the current socket (close 1000) and connects again now, with the attempt count reset,
+   * as a new session (`connected` says `resumed: false`).
    * Works from any state, including `disconnected` and `error`. Calls already sent on the old
    * socket reject with `disconnected`; queued frames are kept and written on open.
    * @throws WarrenClientError with code `closed` after {@link close}.
@@ -328,6 +337,7 @@ export class WarrenClient {
     this.#attempts = 0;
     const wasOpen = this.#state === "connected";
     const socket = this.#detach(1000, "reconnect");
+    this.#forgetSession();
     this.#calls.rejectSent(disconnectedError);
     if (socket) this.#reportClosed({ code: 1000, reason: "reconnect", wasClean: true }, wasOpen);
     if (generation !== this.#generation) return;
@@ -335,8 +345,8 @@ export class WarrenClient {
   }
 
   /**
-   * Closes the socket with 1000 and stays `disconnected`: no automatic reconnection until
-   * {@link reconnect}. Every pending call rejects with code `disconnected` (queued calls are
+   * Closes the socket with 1000 (the server ends the session: no resume) and stays
+   * `disconnected`: no automatic reconnection until {@link reconnect}. Every pending call rejects with code `disconnected` (queued calls are
    * removed; queued events are kept for a later `reconnect()`). Idempotent.
    */
   disconnect(): void {
@@ -368,8 +378,9 @@ export class WarrenClient {
     this.#generation++;
     this.#connectionId++;
     let socket: WebSocketLike;
+    const url = this.#options.resume ? resumeUrl(this.#url, this.#resumeToken, this.#lastSeq) : this.#url;
     try {
-      socket = new this.#options.WebSocket(this.#url);
+      socket = new this.#options.WebSocket(url);
     } catch (cause) {
       // Constructors throw synchronously for some failures (a port the browser blocks, CSP): that
       // is one failed attempt like any other, not an exception out of a timer.
@@ -427,17 +438,44 @@ export class WarrenClient {
       }
     }
     this.#heartbeat.start();
+    this.#awaitingSession = this.#options.resume;
     const generation = this.#generation;
     this.#setState("connected");
     if (generation !== this.#generation) return;
     this.#events.emit("open");
-    if (generation !== this.#generation) return;
+    if (generation !== this.#generation || this.#options.resume) return;
     this.#events.emit("connected", { resumed: false } satisfies ConnectedInfo);
+  }
+
+  /** The server said whether this socket continues the session: a new one starts numbering afresh. */
+  #sessionStarted(resumed: boolean, token: string | null): void {
+    this.#awaitingSession = false;
+    this.#resumeToken = token;
+    if (!resumed) this.#lastSeq = 0;
+    this.#events.emit("connected", { resumed } satisfies ConnectedInfo);
+  }
+
+  /** The next connection starts a new session. */
+  #forgetSession(): void {
+    this.#resumeToken = null;
+    this.#lastSeq = 0;
   }
 
   #received(raw: unknown): void {
     const inbound = decodeServerFrame(raw);
     if (inbound === null) return;
+    if (inbound.kind === "session") {
+      this.#sessionStarted(inbound.resumed, inbound.token);
+      return;
+    }
+    const socket = this.#socket;
+    // A server that does not speak resume sends no session frame: the first other frame says so.
+    if (this.#awaitingSession) this.#sessionStarted(false, null);
+    if (socket !== this.#socket) return;
+    if (inbound.kind !== "pong" && inbound.seq !== undefined) {
+      if (inbound.seq <= this.#lastSeq) return;
+      this.#lastSeq = inbound.seq;
+    }
     switch (inbound.kind) {
       case "pong":
         this.#heartbeat.pong();
@@ -501,6 +539,7 @@ export class WarrenClient {
     this.#attempts = 0;
     const wasOpen = this.#state === "connected";
     const socket = this.#detach(1000, "client disconnect");
+    this.#forgetSession();
     this.#calls.rejectAll(makeError);
     this.#queue.removeWhere((item) => item.callId !== undefined);
     this.#setState("disconnected");
@@ -515,6 +554,7 @@ export class WarrenClient {
   #detach(code: number, reason: string): WebSocketLike | null {
     const socket = this.#socket;
     this.#socket = null;
+    this.#awaitingSession = false;
     this.#clearConnectTimer();
     this.#heartbeat.stop();
     if (socket !== null && socket.readyState < CLOSING) {

@@ -65,6 +65,16 @@ export interface WarrenClientOptions {
    */
   params?: unknown;
   /**
+   * Resume the session after a dropped connection (a warren server keeps it for
+   * `resumeWindowMs`): the server replays every event the client missed, in order, and sees no
+   * disconnect. `connected` tells whether it worked (`{ resumed }`); when it did not (the window
+   * was over, too much was missed, the server restarted), the app should re-sync.
+   * Turn it off for servers that do not speak it (a Verani server): `connected` then fires on
+   * open with `resumed: false`.
+   * @default true
+   */
+  resume?: boolean;
+  /**
    * The WebSocket class to use.
    * @default globalThis.WebSocket
    */
@@ -78,6 +88,7 @@ export interface ResolvedOptions {
   connectionTimeout: number;
   pingInterval: number;
   pongTimeout: number;
+  resume: boolean;
   WebSocket: WebSocketConstructor;
 }
 
@@ -126,7 +137,9 @@ export function resolveOptions(options: WarrenClientOptions = {}): ResolvedOptio
   if (typeof WebSocket !== "function") {
     fail("options.WebSocket is required where globalThis.WebSocket is missing (Node 20: pass ws's class)");
   }
-  return { reconnection, ...resolved, WebSocket };
+  const resume = options.resume ?? true;
+  if (typeof resume !== "boolean") fail("options.resume must be a boolean");
+  return { reconnection, ...resolved, resume, WebSocket };
 }
 
 /**
@@ -167,6 +180,17 @@ export function buildUrl(url: string, params: unknown): string {
   const sep = parsed.search.length > 1 ? "&" : "?";
   const href = parsed.href.endsWith("?") ? parsed.href.slice(0, -1) : parsed.href;
   return `${href}${sep}params=${encoded}`;
+}
+
+/**
+ * `url` (from {@link buildUrl}) with the resume parameters of one attempt: `_resume` (the session
+ * token, empty to ask for a new resumable session) and `_lastSeq`, the number of the last frame
+ * received.
+ */
+export function resumeUrl(url: string, token: string | null, lastSeq: number): string {
+  const sep = url.includes("?") ? "&" : "?";
+  if (token === null) return `${url}${sep}_resume=`;
+  return `${url}${sep}_resume=${encodeURIComponent(token)}&_lastSeq=${lastSeq}`;
 }
 
 function definedOnly<T extends object>(value: T): Partial<T> {

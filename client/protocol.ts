@@ -13,9 +13,13 @@ export interface EventFrame {
   data?: unknown;
 }
 
-/** The keepalive probe, answered by the server with {@link PongFrame}. */
+/**
+ * The keepalive probe, answered by the server with {@link PongFrame}. `ack`, the number of the last
+ * frame received, lets a server that keeps frames for resume forget them.
+ */
 export interface PingFrame {
   type: "ping";
+  ack?: number;
 }
 
 /** A request that the server answers with exactly one {@link ReplyFrame} carrying the same `id`. */
@@ -44,6 +48,16 @@ export interface ReplyFrame {
   error?: ReplyError;
 }
 
+/**
+ * The first frame of a resumable session: its token (absent when the server keeps no sessions for
+ * resume) and whether this socket continues the previous session.
+ */
+export interface SessionFrame {
+  type: "session";
+  resumed: boolean;
+  token?: string;
+}
+
 /** The server's answer to a ping. */
 export interface PongFrame {
   type: "pong";
@@ -68,8 +82,9 @@ export type ServerFrame = ReplyFrame | PongFrame | ServerEventFrame | { type: st
  */
 export type Inbound =
   | { kind: "pong" }
-  | { kind: "reply"; frame: ReplyFrame }
-  | { kind: "event"; event: string; data: unknown };
+  | { kind: "session"; resumed: boolean; token: string | null }
+  | { kind: "reply"; frame: ReplyFrame; seq?: number }
+  | { kind: "event"; event: string; data: unknown; seq?: number };
 
 /** Frame types the client sends itself; {@link encodeEvent} refuses them as event names. */
 export const RESERVED_CLIENT_TYPES: ReadonlySet<string> = new Set(["ping", "call"]);
@@ -95,23 +110,31 @@ export function decodeServerFrame(raw: unknown): Inbound | null {
   if (!isObject(value) || typeof value.type !== "string") return null;
   if (value.channel !== undefined && typeof value.channel !== "string") return null;
 
+  // Frames a warren server may replay after a resume carry their number.
+  const seq = typeof value.seq === "number" ? value.seq : undefined;
   switch (value.type) {
     case "pong":
       return { kind: "pong" };
+    case "session":
+      return {
+        kind: "session",
+        resumed: value.resumed === true,
+        token: typeof value.token === "string" ? value.token : null,
+      };
     case "reply": {
       if (typeof value.id !== "number") return null;
       const frame: ReplyFrame = { type: "reply", id: value.id, data: value.data };
       if (value.error !== undefined) frame.error = toReplyError(value.error);
-      return { kind: "reply", frame };
+      return { kind: "reply", frame, seq };
     }
     case "event":
       // The event name travels inside the payload, which keeps its `type` field for listeners.
       if (isObject(value.data) && typeof value.data.type === "string") {
-        return { kind: "event", event: value.data.type, data: value.data };
+        return { kind: "event", event: value.data.type, data: value.data, seq };
       }
-      return { kind: "event", event: "event", data: value.data };
+      return { kind: "event", event: "event", data: value.data, seq };
     default:
-      return { kind: "event", event: value.type, data: value.data };
+      return { kind: "event", event: value.type, data: value.data, seq };
   }
 }
 
@@ -144,8 +167,13 @@ export function encodeCall(id: number, event: string, data: unknown): string {
   return encode({ type: "call", id, event, data });
 }
 
-/** The keepalive frame; constant, so it is encoded once. */
+/** The keepalive frame without an acknowledgement; constant, so it is encoded once. */
 export const PING_TEXT: string = JSON.stringify({ type: "ping" } satisfies PingFrame);
+
+/** A keepalive frame acknowledging every frame up to `ack`. */
+export function encodePing(ack: number): string {
+  return ack > 0 ? JSON.stringify({ type: "ping", ack } satisfies PingFrame) : PING_TEXT;
+}
 
 function encode(frame: ClientFrame): string {
   try {

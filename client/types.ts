@@ -27,7 +27,11 @@ export interface CloseInfo {
 
 /** Given to `connected` listeners. */
 export interface ConnectedInfo {
-  /** Whether the server resumed an earlier session. Always `false` for now. */
+  /**
+   * Whether the server resumed the earlier session: every event missed while offline was
+   * replayed before this, in order. `false` on the first connection and whenever resume was not
+   * possible (the app should re-sync then).
+   */
   resumed: boolean;
 }
 

@@ -36,6 +36,16 @@ export interface ServerOptions {
   closeTimeoutMs?: number;
   /** Idle time after which an actor without sessions leaves memory. @default 30000 */
   hibernateAfterMs?: number;
+  /**
+   * How long a session whose socket dropped waits for its client to resume it (the warren client
+   * does, with its token and the number of the last frame it got). Within the window the client
+   * gets every frame it missed, in order, and the server runs neither `onDisconnect` nor
+   * `onConnect` for the blip; after it, `onDisconnect` runs (code 1006). `0` turns resume off.
+   * @default 120000
+   */
+  resumeWindowMs?: number;
+  /** Bytes of sent frames a resumable session keeps until its client acknowledges them. @default 1048576 */
+  resumeBufferBytes?: number;
   /** Concurrent sockets; more upgrades are answered 503. @default 100000 */
   maxSessions?: number;
   /**
@@ -206,6 +216,8 @@ export class WarrenServer {
         handshakeTimeoutMs: positiveInteger(options, "handshakeTimeoutMs"),
         closeTimeoutMs: positiveInteger(options, "closeTimeoutMs"),
         hibernateAfterMs: positiveInteger(options, "hibernateAfterMs"),
+        resumeWindowMs: positiveInteger(options, "resumeWindowMs"),
+        resumeBufferBytes: positiveInteger(options, "resumeBufferBytes"),
         maxSessions: positiveInteger(options, "maxSessions"),
         staticDir: options.static,
         roomHandlers: rooms.map((r) => r.name),

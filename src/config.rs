@@ -21,6 +21,15 @@ pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time a call may take before the client gets a `timeout` error (Rivet's action default).
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Time a session whose socket dropped waits for its client to resume it (socket.io's
+/// connection state recovery waits 2 minutes too). Its rooms and frames are kept meanwhile.
+pub const DEFAULT_RESUME_WINDOW: Duration = Duration::from_secs(120);
+
+/// Bytes of sent frames a resumable session keeps until its client acknowledges them (acks
+/// ride on heartbeat pings). A client that missed more cannot resume and re-syncs instead.
+/// Frames are shared between recipients, so this bounds what one session pins, not copies.
+pub const DEFAULT_RESUME_BUFFER_BYTES: usize = 1 << 20;
+
 /// Idle time after which an actor with no open session leaves memory.
 pub const DEFAULT_HIBERNATE_AFTER: Duration = Duration::from_secs(30);
 
@@ -86,6 +95,9 @@ pub struct ServerConfig {
   pub handshake_timeout: Duration,
   pub close_timeout: Duration,
   pub hibernate_after: Duration,
+  /// Zero turns resume off (frames are then not numbered either).
+  pub resume_window: Duration,
+  pub resume_buffer_bytes: usize,
   pub max_sessions: usize,
   /// Directory served over plain GET for paths that are not endpoints, if any.
   pub static_dir: Option<std::path::PathBuf>,
@@ -113,6 +125,8 @@ impl Default for ServerConfig {
       handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
       close_timeout: DEFAULT_CLOSE_TIMEOUT,
       hibernate_after: DEFAULT_HIBERNATE_AFTER,
+      resume_window: DEFAULT_RESUME_WINDOW,
+      resume_buffer_bytes: DEFAULT_RESUME_BUFFER_BYTES,
       max_sessions: DEFAULT_MAX_SESSIONS,
       static_dir: None,
       room_handlers: Vec::new(),
@@ -155,6 +169,9 @@ impl ServerConfig {
     }
     if self.max_backpressure_bytes < 1024 {
       return Err("maxBackpressure must be at least 1024 bytes".into());
+    }
+    if self.resume_buffer_bytes < 1024 {
+      return Err("resumeBufferBytes must be at least 1024 bytes".into());
     }
     if self.max_sessions == 0 {
       return Err("maxSessions must be at least 1".into());

@@ -11,6 +11,10 @@
 //! across many actors costs one fsync. Under `"relaxed"` nothing is held and flushes run in
 //! the background.
 //!
+//! Frames are numbered here, under the gate lock (see [`crate::protocol::Unsealed`]): a frame
+//! is numbered and queued (or held) in one step, and held frames are released in order, so
+//! every session receives its frames in increasing number order.
+//!
 //! Lock order: gate, then registry, then outbox. Held frames are released under the gate lock,
 //! so a frame sent after the gate opens can never overtake a released one.
 
@@ -22,6 +26,7 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::outbox::Outbox;
+use crate::protocol::Unsealed;
 use crate::registry::{Registry, Target};
 use crate::store::{Store, StoreError, Write};
 
@@ -38,6 +43,7 @@ struct Held {
   /// The change count this frame depends on.
   needs: u64,
   recipients: Vec<Arc<Outbox>>,
+  seq: u64,
   frame: Utf8Bytes,
 }
 
@@ -50,19 +56,24 @@ struct Counts {
   /// Changes flushed to disk.
   durable: u64,
   held: VecDeque<Held>,
+  /// Number of the last frame sent.
+  seq: u64,
 }
 
 pub struct OutputGate {
   durability: Durability,
+  /// Whether frames carry numbers (sessions can be resumed).
+  numbered: bool,
   counts: Mutex<Counts>,
   /// Wakes the flusher: something was applied that is not durable yet.
   flush_wanted: Notify,
 }
 
 impl OutputGate {
-  pub fn new(durability: Durability) -> Self {
+  pub fn new(durability: Durability, numbered: bool) -> Self {
     Self {
       durability,
+      numbered,
       counts: Mutex::new(Counts::default()),
       flush_wanted: Notify::new(),
     }
@@ -91,12 +102,19 @@ impl OutputGate {
     Ok(())
   }
 
-  /// Sends a frame to `target` now, or holds it until the changes before it are durable.
-  /// Returns how many sessions it was (or will be) delivered to.
-  pub fn send(&self, registry: &Registry, target: Target<'_>, frame: Utf8Bytes) -> u32 {
+  /// Numbers a frame and sends it to `target` now, or holds it until the changes before it
+  /// are durable. Returns how many sessions it was (or will be) delivered to.
+  pub fn send(&self, registry: &Registry, target: Target<'_>, frame: Unsealed) -> u32 {
     let mut counts = self.counts.lock();
+    let seq = if self.numbered {
+      counts.seq += 1;
+      counts.seq
+    } else {
+      0
+    };
+    let frame = frame.seal((seq != 0).then_some(seq));
     if counts.durable >= counts.changed {
-      return registry.send(target, &frame);
+      return registry.send(target, seq, &frame);
     }
     let mut recipients = Vec::new();
     let reached = registry.recipients(target, &mut recipients);
@@ -104,6 +122,7 @@ impl OutputGate {
     counts.held.push_back(Held {
       needs,
       recipients,
+      seq,
       frame,
     });
     reached
@@ -125,7 +144,7 @@ impl OutputGate {
     {
       if let Some(held) = counts.held.pop_front() {
         for outbox in &held.recipients {
-          outbox.push(held.frame.clone());
+          outbox.push_numbered(held.seq, held.frame.clone());
         }
       }
     }

@@ -10,6 +10,16 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use crate::config::{Endpoint, MAX_REQUEST_HEADERS, MAX_REQUEST_HEAD_BYTES};
 use crate::error::UpgradeRejection;
 
+/// Longest resume token looked up (they are 36-byte UUIDs).
+const MAX_TOKEN_BYTES: usize = 64;
+
+/// A client's resume parameters (see [`RequestHead::resume_request`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ResumeRequest {
+  pub token: Option<String>,
+  pub last_seq: u64,
+}
+
 /// A parsed request head.
 #[derive(Debug)]
 pub struct RequestHead {
@@ -25,6 +35,31 @@ pub struct RequestHead {
 impl RequestHead {
   pub fn path(&self) -> &str {
     self.target.split(['?', '#']).next().unwrap_or("")
+  }
+
+  /// The first value of query parameter `name`, percent-decoded (`+` is not a space here:
+  /// warren's own parameters never contain one).
+  pub fn query(&self, name: &str) -> Option<String> {
+    let query = self.target.split('#').next()?.split_once('?')?.1;
+    query.split('&').find_map(|pair| {
+      let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+      (key == name).then(|| percent_decode(value)).flatten()
+    })
+  }
+
+  /// What the client asks of resume: `_resume` (empty for a new session that may be resumed
+  /// later, else the token of the session to continue) and `_lastSeq`, the number of the last
+  /// frame it received. `None` when the client does not resume (a stock Verani client).
+  pub fn resume_request(&self) -> Option<ResumeRequest> {
+    let token = self.query("_resume")?;
+    let last_seq = self
+      .query("_lastSeq")
+      .and_then(|seq| seq.parse::<u64>().ok())
+      .unwrap_or(0);
+    Some(ResumeRequest {
+      token: Some(token).filter(|token| !token.is_empty() && token.len() <= MAX_TOKEN_BYTES),
+      last_seq,
+    })
   }
 
   pub fn header(&self, name: &str) -> Option<&str> {
@@ -365,6 +400,29 @@ mod tests {
     assert_eq!(
       route(&delete, &endpoints(), false, None),
       Route::Reject(UpgradeRejection::NotFound)
+    );
+  }
+
+  #[test]
+  fn reads_resume_parameters() {
+    let plain = head("GET /ws?token=a HTTP/1.1\r\n\r\n");
+    assert_eq!(plain.resume_request(), None);
+    assert_eq!(plain.query("token").as_deref(), Some("a"));
+    let fresh = head("GET /ws?_resume=&token=a HTTP/1.1\r\n\r\n");
+    assert_eq!(
+      fresh.resume_request(),
+      Some(ResumeRequest {
+        token: None,
+        last_seq: 0
+      })
+    );
+    let again = head("GET /ws?token=a&_resume=t%2D1&_lastSeq=42 HTTP/1.1\r\n\r\n");
+    assert_eq!(
+      again.resume_request(),
+      Some(ResumeRequest {
+        token: Some("t-1".into()),
+        last_seq: 42
+      })
     );
   }
 

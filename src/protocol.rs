@@ -3,6 +3,12 @@
 //!
 //! Event names and payloads are never re-encoded: the raw JSON tokens of a client frame travel
 //! to JS as they arrived, and a payload encoded by JS is spliced into the server envelope.
+//!
+//! Frames that JS (or a call deadline) sends are numbered: the encoder leaves the object open
+//! ([`Unsealed`]) and the output gate closes it with `,"seq":N}` under its lock, so the numbers a
+//! session receives increase in the order it receives them. Resume replays by these numbers;
+//! clients that know nothing of them just see an extra field. Frames a session makes for itself
+//! (pongs, `system:error`, the `session` frame) carry no number and are never replayed.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -16,8 +22,10 @@ pub const MAX_CALL_ID: u64 = (1 << 53) - 1;
 /// A client frame, borrowed from the text it was parsed from.
 #[derive(Debug, PartialEq)]
 pub enum ClientFrame<'a> {
-  /// `{"type":"ping"}`: answered in Rust with `{"type":"pong"}`; JS never sees it.
-  Ping,
+  /// `{"type":"ping"}`: answered in Rust with `{"type":"pong"}`; JS never sees it. `ack` (when
+  /// the client resumes sessions) is the highest frame number it has received: the server may
+  /// forget frames up to it.
+  Ping { ack: Option<u64> },
   /// `{"type":"x","data":...}`. `kind` is the raw JSON string token of `type` (quotes
   /// included); `data` the raw JSON of `data`, if any. JS routes by `data.type`, else `type`.
   Event { kind: &'a str, data: Option<&'a str> },
@@ -39,6 +47,8 @@ struct WireFrame<'a> {
   id: Option<&'a RawValue>,
   #[serde(borrow, default)]
   event: Option<&'a RawValue>,
+  #[serde(borrow, default)]
+  ack: Option<&'a RawValue>,
 }
 
 fn is_json_string(raw: &RawValue) -> bool {
@@ -53,7 +63,9 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame<'_>, FrameError> {
   }
   let data = wire.data.map(RawValue::get).filter(|raw| *raw != "null");
   match wire.kind.get() {
-    "\"ping\"" => Ok(ClientFrame::Ping),
+    "\"ping\"" => Ok(ClientFrame::Ping {
+      ack: wire.ack.and_then(|raw| raw.get().parse::<u64>().ok()),
+    }),
     "\"call\"" => {
       let id = wire
         .id
@@ -71,6 +83,31 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame<'_>, FrameError> {
       })
     }
     kind => Ok(ClientFrame::Event { kind, data }),
+  }
+}
+
+/// A numbered server frame still missing its closing brace: [`Unsealed::seal`] appends the
+/// frame number (or nothing) and the brace. Room for both is reserved when it is encoded, so
+/// sealing under the gate lock never reallocates.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unsealed(String);
+
+/// Bytes `,"seq":<u64>}` can take.
+const SEAL_BYTES: usize = 28;
+
+impl Unsealed {
+  fn with_capacity(capacity: usize) -> String {
+    String::with_capacity(capacity + SEAL_BYTES)
+  }
+
+  /// Closes the frame, numbered `seq` when given.
+  pub fn seal(mut self, seq: Option<u64>) -> Utf8Bytes {
+    if let Some(seq) = seq {
+      self.0.push_str(r#","seq":"#);
+      self.0.push_str(&seq.to_string());
+    }
+    self.0.push('}');
+    Utf8Bytes::from(self.0)
   }
 }
 
@@ -94,39 +131,38 @@ pub struct NotAnObject;
 ///
 /// `payload_json` must be a JSON object (or absent): its members are spliced after the event
 /// name, as Verani's clients expect. It is encoded once and shared by every recipient.
-pub fn event_frame(event: &str, payload_json: Option<&str>) -> Result<Utf8Bytes, NotAnObject> {
+pub fn event_frame(event: &str, payload_json: Option<&str>) -> Result<Unsealed, NotAnObject> {
   let payload = payload_json.map(str::trim).unwrap_or("{}");
   let members = payload
     .strip_prefix('{')
     .and_then(|rest| rest.strip_suffix('}'))
     .ok_or(NotAnObject)?
     .trim();
-  let mut out = String::with_capacity(48 + event.len() + members.len());
+  let mut out = Unsealed::with_capacity(48 + event.len() + members.len());
   out.push_str(r#"{"type":"event","channel":"default","data":{"type":"#);
   push_json_string(&mut out, event);
   if !members.is_empty() {
     out.push(',');
     out.push_str(members);
   }
-  out.push_str("}}");
-  Ok(Utf8Bytes::from(out))
+  out.push('}');
+  Ok(Unsealed(out))
 }
 
 /// A successful call reply: `{"type":"reply","id":7,"data":<result>}`.
-pub fn reply_frame(id: u64, result_json: Option<&str>) -> Utf8Bytes {
+pub fn reply_frame(id: u64, result_json: Option<&str>) -> Unsealed {
   let result = result_json.unwrap_or("null");
-  let mut out = String::with_capacity(32 + result.len());
+  let mut out = Unsealed::with_capacity(32 + result.len());
   out.push_str(r#"{"type":"reply","id":"#);
   out.push_str(&id.to_string());
   out.push_str(r#","data":"#);
   out.push_str(result);
-  out.push('}');
-  Utf8Bytes::from(out)
+  Unsealed(out)
 }
 
 /// A failed call reply: `{"type":"reply","id":7,"error":{"code":..,"message":..,"meta":..}}`.
-pub fn reply_error_frame(id: u64, code: &str, message: &str, meta_json: Option<&str>) -> Utf8Bytes {
-  let mut out = String::with_capacity(64 + code.len() + message.len());
+pub fn reply_error_frame(id: u64, code: &str, message: &str, meta_json: Option<&str>) -> Unsealed {
+  let mut out = Unsealed::with_capacity(64 + code.len() + message.len());
   out.push_str(r#"{"type":"reply","id":"#);
   out.push_str(&id.to_string());
   out.push_str(r#","error":{"code":"#);
@@ -137,7 +173,23 @@ pub fn reply_error_frame(id: u64, code: &str, message: &str, meta_json: Option<&
     out.push_str(r#","meta":"#);
     out.push_str(meta);
   }
-  out.push_str("}}");
+  out.push('}');
+  Unsealed(out)
+}
+
+/// The first frame of a session opened with `_resume`: `{"type":"session","resumed":..,
+/// "token":..}`. `token` is absent when the server keeps no sessions for resuming
+/// (`resumeWindowMs: 0`); `resumed` says whether this socket continues an earlier session, whose
+/// missed frames follow.
+pub fn session_frame(token: Option<&str>, resumed: bool) -> Utf8Bytes {
+  let mut out = String::with_capacity(80);
+  out.push_str(r#"{"type":"session","resumed":"#);
+  out.push_str(if resumed { "true" } else { "false" });
+  if let Some(token) = token {
+    out.push_str(r#","token":"#);
+    push_json_string(&mut out, token);
+  }
+  out.push('}');
   Utf8Bytes::from(out)
 }
 
@@ -178,7 +230,14 @@ mod tests {
 
   #[test]
   fn recognises_ping_and_calls() {
-    assert_eq!(parse_client_frame(r#"{"type":"ping"}"#), Ok(ClientFrame::Ping));
+    assert_eq!(
+      parse_client_frame(r#"{"type":"ping"}"#),
+      Ok(ClientFrame::Ping { ack: None })
+    );
+    assert_eq!(
+      parse_client_frame(r#"{"type":"ping","ack":41}"#),
+      Ok(ClientFrame::Ping { ack: Some(41) })
+    );
     let frame = parse_client_frame(r#"{"type":"call","id":7,"event":"count.get","data":{}}"#);
     assert_eq!(
       frame,
@@ -216,17 +275,22 @@ mod tests {
 
   #[test]
   fn splices_payload_members_after_the_event_name() {
-    let frame = event_frame("welcome", Some(r#"{"count":1}"#)).map(|b| b.to_string());
+    let frame = event_frame("welcome", Some(r#"{"count":1}"#)).map(|f| f.seal(None).to_string());
     assert_eq!(
       frame.as_deref(),
       Ok(r#"{"type":"event","channel":"default","data":{"type":"welcome","count":1}}"#)
     );
-    let frame = event_frame("a\"b", None).map(|b| b.to_string());
+    let frame = event_frame("welcome", None).map(|f| f.seal(Some(12)).to_string());
+    assert_eq!(
+      frame.as_deref(),
+      Ok(r#"{"type":"event","channel":"default","data":{"type":"welcome"},"seq":12}"#)
+    );
+    let frame = event_frame("a\"b", None).map(|f| f.seal(None).to_string());
     assert_eq!(
       frame.as_deref(),
       Ok(r#"{"type":"event","channel":"default","data":{"type":"a\"b"}}"#)
     );
-    let frame = event_frame("x", Some("{ }")).map(|b| b.to_string());
+    let frame = event_frame("x", Some("{ }")).map(|f| f.seal(None).to_string());
     assert_eq!(
       frame.as_deref(),
       Ok(r#"{"type":"event","channel":"default","data":{"type":"x"}}"#)
@@ -237,16 +301,31 @@ mod tests {
   #[test]
   fn encodes_replies() {
     assert_eq!(
-      reply_frame(7, Some("42")).as_str(),
-      r#"{"type":"reply","id":7,"data":42}"#
+      reply_frame(7, Some("42")).seal(Some(3)).as_str(),
+      r#"{"type":"reply","id":7,"data":42,"seq":3}"#
     );
     assert_eq!(
-      reply_frame(1, None).as_str(),
+      reply_frame(1, None).seal(None).as_str(),
       r#"{"type":"reply","id":1,"data":null}"#
     );
     assert_eq!(
-      reply_error_frame(7, "handler_error", "boom", None).as_str(),
+      reply_error_frame(7, "handler_error", "boom", None)
+        .seal(None)
+        .as_str(),
       r#"{"type":"reply","id":7,"error":{"code":"handler_error","message":"boom"}}"#
+    );
+  }
+
+  #[test]
+  fn sealing_never_reallocates() {
+    let frame = reply_frame(1, Some("1"));
+    let capacity = frame.0.capacity();
+    let mut open = frame.0;
+    open.push_str(&format!(r#","seq":{}}}"#, u64::MAX));
+    assert_eq!(open.capacity(), capacity);
+    assert_eq!(
+      session_frame(Some("t"), true).as_str(),
+      r#"{"type":"session","resumed":true,"token":"t"}"#
     );
   }
 }

@@ -4,6 +4,10 @@
 //! Every task a server spawns watches its shutdown signal, and every connection holds a
 //! [`LiveGuard`], so shutdown can wait until the last socket is released before it tells JS
 //! (the `SHUTDOWN` event): nothing is left running when `close()` resolves.
+//!
+//! A client that resumes sessions (`?_resume=`) gets a token in a `session` frame; when its
+//! socket drops, the session waits (see [`crate::registry`]'s resume module) and a later upgrade
+//! with `?_resume=<token>&_lastSeq=N` continues it after `extractMeta` accepted the same user.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,13 +31,15 @@ use crate::error::{CloseCode, UpgradeRejection};
 use crate::gate::OutputGate;
 use crate::http::{self, HeadError, RequestHead, Route};
 use crate::outbox::Outbox;
-use crate::protocol::reply_error_frame;
-use crate::registry::Registry;
-use crate::registry::Target;
+use crate::protocol::{reply_error_frame, session_frame};
+use crate::registry::{NewSession, Registry, Resumed, Suspended, Target};
 use crate::schedules::Schedules;
-use crate::session::{self, SessionLink};
+use crate::session::{self, Ended, Outcome, SessionLink};
 use crate::static_files;
 use crate::store::{Store, StoreError};
+
+/// Longest wait in [`Server::release_store`] for other holders of the store to drop it.
+const STORE_RELEASE_WAIT: Duration = Duration::from_secs(5);
 
 /// The answer of `extractMeta` to an upgrade request.
 #[derive(Debug)]
@@ -57,6 +63,8 @@ pub struct Stats {
   pub rooms: usize,
   pub connections: usize,
   pub held_frames: usize,
+  /// Sessions whose socket dropped, waiting for a resume.
+  pub detached: usize,
 }
 
 pub struct Server {
@@ -104,7 +112,7 @@ impl Server {
   pub fn new(config: ServerConfig, runtime: &Handle) -> Result<Arc<Self>, StoreError> {
     let store = Store::open(&config.storage)?;
     let server = Arc::new(Self {
-      gate: OutputGate::new(config.durability),
+      gate: OutputGate::new(config.durability, !config.resume_window.is_zero()),
       calls: PendingCalls::new(config.call_timeout),
       schedules: Schedules::default(),
       store: Mutex::new(Some(Arc::new(store))),
@@ -130,14 +138,23 @@ impl Server {
     self.store.lock().clone()
   }
 
-  /// Flushes and closes the store; later storage calls fail with a clear error.
+  /// Flushes and closes the store; later storage calls fail with a clear error. Returns once
+  /// the database is closed (its directory free for another server), waiting a bounded time
+  /// for a flush in progress on another thread to let go of it.
   pub fn release_store(&self) -> Result<(), StoreError> {
     let store = self.store.lock().take();
     self.gate.stop();
-    match store {
-      Some(store) => store.flush_now(),
-      None => Ok(()),
+    let Some(store) = store else {
+      return Ok(());
+    };
+    let flushed = store.flush_now();
+    let closed = Arc::downgrade(&store);
+    drop(store);
+    let deadline = std::time::Instant::now() + STORE_RELEASE_WAIT;
+    while closed.strong_count() > 0 && std::time::Instant::now() < deadline {
+      std::thread::sleep(Duration::from_millis(1));
     }
+    flushed
   }
 
   pub fn is_shutting_down(&self) -> bool {
@@ -152,6 +169,7 @@ impl Server {
       rooms: self.registry.room_count(),
       connections: self.live.load(Ordering::SeqCst),
       held_frames: self.gate.held(),
+      detached: self.registry.detached_count(),
     }
   }
 
@@ -220,9 +238,11 @@ impl Server {
   /// Hibernates and evicts idle actors and rooms, and times out calls, on one timer.
   async fn eviction_loop(self: Arc<Self>) {
     let idle_for = self.config.hibernate_after;
-    let period = (idle_for / 2)
-      .min(self.calls.timeout() / 4)
-      .clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut period = (idle_for / 2).min(self.calls.timeout() / 4);
+    if !self.config.resume_window.is_zero() {
+      period = period.min(self.config.resume_window / 2);
+    }
+    let period = period.clamp(Duration::from_millis(10), Duration::from_secs(1));
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -232,6 +252,7 @@ impl Server {
           self.registry.sweep_actors(idle_for, &self.dispatcher);
           self.dispatcher.push_room_changes(&self.registry.sweep_rooms(idle_for));
           self.time_out_calls();
+          self.end_detached(false);
         }
       }
     }
@@ -277,21 +298,23 @@ impl Server {
           "server is at its session limit",
         )));
       }
-      let (key, meta_json) = if self.config.endpoints[endpoint].authenticates {
-        self
-          .authenticate(&head, endpoint, peer, deadline)
-          .await
-          .map_err(Some)?
+      let authenticated = if self.config.endpoints[endpoint].authenticates {
+        Some(
+          self
+            .authenticate(&head, endpoint, peer, deadline)
+            .await
+            .map_err(Some)?,
+        )
       } else {
-        default_meta()
+        None
       };
-      Ok((head, endpoint, accept_key, key, meta_json))
+      Ok((head, endpoint, accept_key, authenticated))
     };
     let outcome = tokio::select! {
       outcome = handshake => outcome,
       _ = self.shutdown_signal() => Err(Some(UpgradeRejection::Unavailable("server is shutting down"))),
     };
-    let (head, endpoint, accept_key, key, meta_json) = match outcome {
+    let (head, endpoint, accept_key, authenticated) = match outcome {
       Ok(accepted) => accepted,
       Err(Some(rejection)) => {
         write_and_close(&mut stream, &http::rejection_response(&rejection), deadline).await;
@@ -300,32 +323,18 @@ impl Server {
       Err(None) => return,
     };
 
-    let id = self.next_session.fetch_add(1, Ordering::Relaxed) + 1;
-    let outbox = Arc::new(Outbox::new(
-      self.config.max_backpressure_bytes,
-      self.config.overflow_policy,
-    ));
-    let (attached, mut rejoined) = self.registry.attach(
-      endpoint,
-      &key,
-      id,
-      outbox.clone(),
-      Arc::from(meta_json.as_str()),
-      &self.dispatcher,
-    );
-    if attached.created {
-      rejoined.extend(self.restore_room_list(attached.actor, endpoint, &key));
-    }
-    // The user is back in its rooms before JS hears of the session (and runs onConnect).
-    self.dispatcher.push_room_changes(&rejoined);
-    self.dispatcher.push_open(&OpenEvent {
-      session: id,
-      actor: attached.actor,
-      created: attached.created,
-      endpoint,
-      key: &key,
-      meta_json: &meta_json,
-    });
+    let resume = head.resume_request();
+    let resumed = resume
+      .as_ref()
+      .and_then(|request| self.resume(request, endpoint, authenticated.as_ref()));
+    let (id, outbox, transport, fresh) = match resumed {
+      Some(resumed) => (resumed.session, resumed.outbox, resumed.transport, false),
+      None => {
+        let (key, meta_json) = authenticated.unwrap_or_else(default_meta);
+        let (id, outbox) = self.open_session(endpoint, &key, &meta_json, resume.is_some());
+        (id, outbox, 0, true)
+      }
+    };
     if self.is_shutting_down() {
       outbox.request_close(CloseCode::GoingAway.as_u16(), "server shutdown");
     }
@@ -336,9 +345,13 @@ impl Server {
       timeout_at(deadline, stream.write_all(&response)).await,
       Ok(Ok(()))
     ) {
-      let left = self.registry.detach(id, &self.dispatcher);
-      self.dispatcher.push_close(id, CloseCode::Abnormal.as_u16(), "");
-      self.dispatcher.push_room_changes(&left);
+      let ended = Ended {
+        code: CloseCode::Abnormal.as_u16(),
+        reason: String::new(),
+        // A client that never saw its token cannot resume a fresh session.
+        blip: !fresh,
+      };
+      self.finish(id, transport, ended);
       return;
     }
     let config = WebSocketConfig::default()
@@ -358,16 +371,106 @@ impl Server {
     let link = SessionLink {
       id,
       outbox,
+      transport,
       registry: &self.registry,
       dispatcher: &self.dispatcher,
       calls: &self.calls,
       close_timeout: self.config.close_timeout,
     };
-    let ended = session::run(socket, &link).await;
-    self.calls.session_closed(id);
-    let left = self.registry.detach(id, &self.dispatcher);
-    self.dispatcher.push_close(id, ended.code, &ended.reason);
-    self.dispatcher.push_room_changes(&left);
+    if let Outcome::Ended(ended) = session::run(socket, &link).await {
+      self.finish(id, transport, ended);
+    }
+  }
+
+  /// Registers a new session (and its actor, back in its rooms) and tells JS. With `resumable`,
+  /// the client asked for resume: its first frame is the `session` frame with its token.
+  fn open_session(&self, endpoint: usize, key: &str, meta_json: &str, resumable: bool) -> (u64, Arc<Outbox>) {
+    let id = self.next_session.fetch_add(1, Ordering::Relaxed) + 1;
+    let outbox = Arc::new(Outbox::new(
+      self.config.max_backpressure_bytes,
+      self.config.overflow_policy,
+    ));
+    let keeps = resumable && !self.config.resume_window.is_zero();
+    let token: Option<Arc<str>> = keeps.then(|| Arc::from(uuid::Uuid::new_v4().to_string()));
+    if keeps {
+      outbox.keep_for_replay(self.config.resume_buffer_bytes);
+    }
+    if resumable {
+      outbox.push(session_frame(token.as_deref(), false));
+    }
+    let new = NewSession {
+      id,
+      endpoint,
+      key,
+      outbox: outbox.clone(),
+      meta: Arc::from(meta_json),
+      token,
+    };
+    let (attached, mut rejoined) = self.registry.attach(new, &self.dispatcher);
+    if attached.created {
+      rejoined.extend(self.restore_room_list(attached.actor, endpoint, key));
+    }
+    // The user is back in its rooms before JS hears of the session (and runs onConnect).
+    self.dispatcher.push_room_changes(&rejoined);
+    self.dispatcher.push_open(&OpenEvent {
+      session: id,
+      actor: attached.actor,
+      created: attached.created,
+      endpoint,
+      key,
+      meta_json,
+    });
+    (id, outbox)
+  }
+
+  /// Continues the session a client names, when it can be (same endpoint, same user as
+  /// `extractMeta` found, frames since its last number still kept). `None`: start a new one.
+  fn resume(
+    &self,
+    request: &http::ResumeRequest,
+    endpoint: usize,
+    authenticated: Option<&(String, String)>,
+  ) -> Option<Resumed> {
+    let token = request.token.as_deref()?;
+    if self.config.resume_window.is_zero() {
+      return None;
+    }
+    let key = authenticated.map(|(key, _)| key.as_str());
+    let first = session_frame(Some(token), true);
+    self
+      .registry
+      .resume(token, endpoint, key, request.last_seq, first)
+      .ok()
+  }
+
+  /// Socket `transport` of a session stopped: a blip leaves the session waiting for a resume
+  /// (unless the server is stopping); anything else ends it.
+  fn finish(&self, session: u64, transport: u64, ended: Ended) {
+    if ended.blip && !self.is_shutting_down() {
+      match self.registry.suspend(session, transport, ended.clone()) {
+        Suspended::Waiting | Suspended::Superseded => return,
+        Suspended::End => {}
+      }
+    }
+    if let Some(left) = self.registry.end(session, transport, &self.dispatcher) {
+      self.end_session(session, &ended, &left);
+    }
+  }
+
+  /// Tells JS a session ended (after the registry forgot it).
+  fn end_session(&self, session: u64, ended: &Ended, left: &[crate::rooms::RoomChange]) {
+    self.calls.session_closed(session);
+    self.dispatcher.push_close(session, ended.code, &ended.reason);
+    self.dispatcher.push_room_changes(left);
+  }
+
+  /// Ends detached sessions whose window is over or that were closed meanwhile (every detached
+  /// session when `all`: the server is stopping).
+  fn end_detached(&self, all: bool) {
+    let window = self.config.resume_window;
+    for (session, ended, left) in self.registry.end_detached(window, all, &self.dispatcher) {
+      self.end_session(session, &ended, &left);
+    }
   }
 
   /// `DELETE /actors/<kind>/<key>`: 204 when the actor existed (in memory or in storage),
@@ -459,6 +562,8 @@ impl Server {
         }
         drained.await;
       }
+      // No socket is left to suspend a session now: the ones waiting for a resume end here.
+      server.end_detached(true);
       server.dispatcher.push_shutdown();
     });
   }

@@ -8,6 +8,10 @@
 //! Ending: whoever closes first decides the code JS sees. A peer's Close is answered by
 //! tungstenite while the reader keeps polling until the socket ends; a close requested here is
 //! sent after the frames queued before it, then the reader waits (bounded) for the peer's reply.
+//!
+//! A socket that drops (no close handshake, or a close from the client other than 1000/1001)
+//! ends as a blip the client may resume; a socket whose session was resumed on another one
+//! ends as superseded, and nothing about it reaches JS.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,7 +21,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::error::Error as WsError;
+use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
@@ -25,7 +29,7 @@ use tokio_tungstenite::WebSocketStream;
 use crate::calls::PendingCalls;
 use crate::dispatch::Dispatcher;
 use crate::error::{CloseCode, FrameError};
-use crate::outbox::{CloseRequest, Outbox};
+use crate::outbox::{CloseRequest, Outbox, Queued};
 use crate::protocol::{parse_client_frame, pong_frame, system_error_frame, ClientFrame};
 use crate::registry::Registry;
 
@@ -37,6 +41,8 @@ const URGENT_CLOSE_GRACE: Duration = Duration::from_secs(1);
 pub struct SessionLink<'a> {
   pub id: u64,
   pub outbox: Arc<Outbox>,
+  /// This socket's writer number in the outbox (see [`Outbox::resume`]).
+  pub transport: u64,
   pub registry: &'a Registry,
   pub dispatcher: &'a Dispatcher,
   pub calls: &'a PendingCalls,
@@ -48,6 +54,27 @@ pub struct SessionLink<'a> {
 pub struct Ended {
   pub code: u16,
   pub reason: String,
+  /// The connection dropped, or the client closed it meaning to come back: the session may
+  /// wait for a resume instead of ending.
+  pub blip: bool,
+}
+
+/// How a socket stopped serving its session.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+  Ended(Ended),
+  /// Another socket resumed the session; this one just goes away.
+  Superseded,
+}
+
+impl Ended {
+  fn dropped() -> Self {
+    Self {
+      code: CloseCode::Abnormal.as_u16(),
+      reason: String::new(),
+      blip: true,
+    }
+  }
 }
 
 enum ReadEnd {
@@ -64,10 +91,12 @@ enum WriteEnd {
   Closed(CloseRequest),
   /// The socket failed.
   Failed,
+  /// Another socket resumed the session.
+  Superseded,
 }
 
 /// Runs the session until its socket is gone.
-pub async fn run<S>(socket: WebSocketStream<S>, link: &SessionLink<'_>) -> Ended
+pub async fn run<S>(socket: WebSocketStream<S>, link: &SessionLink<'_>) -> Outcome
 where
   S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -75,15 +104,15 @@ where
   let reader = read_loop(&mut stream, link);
   let writer = write_loop(&mut sink, link);
   tokio::pin!(reader, writer);
-  tokio::select! {
+  let ended = tokio::select! {
     end = &mut reader => match end {
       ReadEnd::PeerClosed(ended) => ended,
       ReadEnd::Violation(code, reason) => {
         link.outbox.request_close(code.as_u16(), reason);
         let _ = timeout(link.close_timeout, &mut writer).await;
-        Ended { code: code.as_u16(), reason: reason.into() }
+        Ended { code: code.as_u16(), reason: reason.into(), blip: false }
       }
-      ReadEnd::Gone => Ended { code: CloseCode::Abnormal.as_u16(), reason: String::new() },
+      ReadEnd::Gone => Ended::dropped(),
     },
     end = &mut writer => match end {
       WriteEnd::Closed(request) => {
@@ -91,11 +120,17 @@ where
         if !request.urgent {
           let _ = timeout(link.close_timeout, &mut reader).await;
         }
-        Ended { code: request.code, reason: request.reason }
+        Ended { code: request.code, reason: request.reason, blip: false }
       }
-      WriteEnd::Failed => Ended { code: CloseCode::Abnormal.as_u16(), reason: String::new() },
+      WriteEnd::Failed => Ended::dropped(),
+      WriteEnd::Superseded => return Outcome::Superseded,
     },
+  };
+  // The socket may have died because another one took over (its reader saw the drop first).
+  if link.outbox.transport() != link.transport {
+    return Outcome::Superseded;
   }
+  Outcome::Ended(ended)
 }
 
 async fn read_loop<S>(stream: &mut SplitStream<WebSocketStream<S>>, link: &SessionLink<'_>) -> ReadEnd
@@ -112,19 +147,28 @@ where
       Ok(Message::Close(frame)) => {
         // Keep polling: tungstenite sends the close reply on the next read, then ends.
         peer_close = Some(match frame {
-          Some(frame) => Ended {
-            code: u16::from(frame.code),
-            reason: frame.reason.to_string(),
-          },
+          Some(frame) => {
+            let code = u16::from(frame.code);
+            Ended {
+              code,
+              reason: frame.reason.to_string(),
+              // 1000 and 1001 mean the client is leaving; any other code (a heartbeat timeout,
+              // say) means it will be back.
+              blip: !matches!(code, 1000 | 1001),
+            }
+          }
           None => Ended {
             code: 1005,
             reason: String::new(),
+            blip: false,
           },
         });
       }
       Ok(_) => {}
       Err(WsError::Capacity(_)) => return ReadEnd::Violation(CloseCode::TooBig, "message too big"),
       Err(WsError::Utf8(_)) => return ReadEnd::Violation(CloseCode::InvalidPayload, "invalid UTF-8"),
+      // The peer went away without a close frame: a dropped connection, not a violation.
+      Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => break,
       Err(WsError::Protocol(_)) => return ReadEnd::Violation(CloseCode::Other(1002), "protocol error"),
       Err(_) => break,
     }
@@ -137,7 +181,10 @@ where
 
 async fn on_text(text: &Utf8Bytes, link: &SessionLink<'_>) {
   match parse_client_frame(text.as_str()) {
-    Ok(ClientFrame::Ping) => {
+    Ok(ClientFrame::Ping { ack }) => {
+      if let Some(seq) = ack {
+        link.outbox.acknowledge(seq);
+      }
       link.outbox.push(pong_frame());
     }
     Ok(ClientFrame::Event { kind, data }) => {
@@ -163,13 +210,15 @@ async fn write_loop<S>(sink: &mut SplitSink<WebSocketStream<S>, Message>, link: 
 where
   S: AsyncRead + AsyncWrite + Unpin,
 {
-  let mut frames: VecDeque<Utf8Bytes> = VecDeque::new();
+  let mut frames: VecDeque<Queued> = VecDeque::new();
   loop {
-    let close = link.outbox.take(&mut frames).await;
+    let Ok(close) = link.outbox.take(link.transport, &mut frames).await else {
+      return WriteEnd::Superseded;
+    };
     if !frames.is_empty() {
       let write = async {
-        while let Some(frame) = frames.pop_front() {
-          sink.feed(Message::Text(frame)).await?;
+        while let Some(queued) = frames.pop_front() {
+          sink.feed(Message::Text(queued.frame)).await?;
         }
         sink.flush().await
       };
@@ -179,7 +228,7 @@ where
             return WriteEnd::Failed;
           }
         }
-        _ = link.outbox.urgent_close() => {}
+        _ = link.outbox.interrupted(link.transport) => {}
       }
       frames.clear();
     }

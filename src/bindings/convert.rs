@@ -37,6 +37,11 @@ pub struct NativeOptions {
   pub close_timeout_ms: Option<u32>,
   /// @default 30000
   pub hibernate_after_ms: Option<u32>,
+  /// How long a dropped session waits for its client to resume it; 0 disables resume.
+  /// @default 120000
+  pub resume_window_ms: Option<u32>,
+  /// Sent bytes a resumable session keeps until acknowledged. @default 1048576
+  pub resume_buffer_bytes: Option<u32>,
   /// @default 100000
   pub max_sessions: Option<u32>,
   /// Directory served over plain GET for paths that are not socket paths.
@@ -110,6 +115,10 @@ pub fn server_config(options: NativeOptions) -> Result<ServerConfig, String> {
     handshake_timeout: millis(options.handshake_timeout_ms, defaults.handshake_timeout),
     close_timeout: millis(options.close_timeout_ms, defaults.close_timeout),
     hibernate_after: millis(options.hibernate_after_ms, defaults.hibernate_after),
+    resume_window: millis(options.resume_window_ms, defaults.resume_window),
+    resume_buffer_bytes: options
+      .resume_buffer_bytes
+      .map_or(defaults.resume_buffer_bytes, |v| v as usize),
     max_sessions: options.max_sessions.map_or(defaults.max_sessions, |v| v as usize),
     static_dir: match options.static_dir {
       Some(dir) => {

@@ -6,9 +6,9 @@ use napi_derive::napi;
 
 use super::{frame_of, invalid, to_id, NativeServer};
 use crate::error::CloseCode;
+use crate::protocol::Unsealed;
 use crate::protocol::{reply_error_frame, reply_frame};
 use crate::registry::Target;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 #[napi]
 impl NativeServer {
@@ -115,7 +115,7 @@ impl NativeServer {
 impl NativeServer {
   /// Sends the one answer of a call, unless it already has one (timed out, or its session is
   /// gone). The frame is only encoded when it will be sent.
-  fn answer(&self, session: i64, call: i64, frame: impl FnOnce() -> Utf8Bytes) -> bool {
+  fn answer(&self, session: i64, call: i64, frame: impl FnOnce() -> Unsealed) -> bool {
     if !self.server.calls.answered(to_id(session), to_id(call)) {
       return false;
     }

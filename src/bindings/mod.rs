@@ -20,10 +20,9 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use tokio::runtime::Runtime;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::dispatch::Waker;
-use crate::protocol::event_frame;
+use crate::protocol::{event_frame, Unsealed};
 use crate::server::{Decision, Server};
 use crate::store::StoreError;
 
@@ -63,7 +62,7 @@ fn storage_error(error: StoreError) -> Error {
 }
 
 /// Encodes an event frame once, for any number of recipients.
-fn frame_of(event: &str, payload_json: Option<&str>) -> Result<Utf8Bytes> {
+fn frame_of(event: &str, payload_json: Option<&str>) -> Result<Unsealed> {
   event_frame(event, payload_json).map_err(|_| invalid("event payloads must be plain objects"))
 }
 
@@ -91,6 +90,8 @@ pub struct NativeStats {
   pub connections: u32,
   /// Frames waiting behind the output gate for a flush.
   pub held_frames: u32,
+  /// Sessions whose socket dropped, waiting for their client to resume them.
+  pub detached: u32,
 }
 
 /// One warren server. Created by the JS `createServer`; see `lib/server.ts`.
@@ -180,6 +181,7 @@ impl NativeServer {
       rooms: clamp(stats.rooms),
       connections: clamp(stats.connections),
       held_frames: clamp(stats.held_frames),
+      detached: clamp(stats.detached),
     }
   }
 

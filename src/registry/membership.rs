@@ -204,19 +204,19 @@ mod tests {
       .is_ok_and(|j| j.change.is_some()));
     let frame = Utf8Bytes::from("x");
     let room = |except| Target::Room { name: "chat", except };
-    assert_eq!(registry.send(room(None), &frame), 3);
-    assert_eq!(registry.send(room(Some(3)), &frame), 2);
+    assert_eq!(registry.send(room(None), 0, &frame), 3);
+    assert_eq!(registry.send(room(Some(3)), 0, &frame), 2);
     assert_eq!(registry.room_members("chat").len(), 2);
     assert_eq!(registry.detach(1, &dispatcher), vec![]);
     let left = registry.detach(2, &dispatcher);
     assert!(matches!(left.as_slice(), [RoomChange::Left { .. }]));
-    assert_eq!(registry.send(room(None), &frame), 1);
+    assert_eq!(registry.send(room(None), 0, &frame), 1);
     let (_, rejoined) = attach(&registry, "alice", 4);
     assert!(matches!(
       rejoined.as_slice(),
       [RoomChange::Joined { created: false, .. }]
     ));
-    assert_eq!(registry.send(room(None), &frame), 2);
+    assert_eq!(registry.send(room(None), 0, &frame), 2);
     assert!(registry
       .leave_room(alice.actor, "chat")
       .is_ok_and(|(listed, change)| listed && change.is_some()));

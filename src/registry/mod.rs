@@ -8,7 +8,8 @@
 //!
 //! - this file: the maps, sessions coming and going, fan-out to a [`Target`];
 //! - [`membership`]: joining and leaving rooms, room queries;
-//! - [`lifecycle`]: hibernation, waking, eviction and destruction of actors.
+//! - [`lifecycle`]: hibernation, waking, eviction and destruction of actors;
+//! - [`resume`]: sessions whose socket dropped, kept for their client to resume.
 //!
 //! Locking: one mutex over every map, held for updates and for pushing shared frames into
 //! outboxes (which never wait). Lock order: output gate, registry, dispatcher queue, outbox.
@@ -17,6 +18,7 @@
 
 mod lifecycle;
 mod membership;
+mod resume;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,12 +33,17 @@ use crate::rooms::{Listed, RoomChange, Rooms};
 
 pub use lifecycle::{Destroyed, Swept};
 pub use membership::{Joined, RoomError};
+pub use resume::{Resumed, Suspended};
 
 struct SessionEntry {
   actor: u64,
   outbox: Arc<Outbox>,
   /// The session's meta as JSON: restored into JS when its actor wakes.
   meta: Arc<str>,
+  /// The secret a client presents to resume this session; none when it cannot be resumed.
+  token: Option<Arc<str>>,
+  /// Set while the session has no socket and waits for its client to resume it.
+  detached: Option<resume::Detached>,
 }
 
 struct ActorEntry {
@@ -58,6 +65,8 @@ struct Inner {
   sessions: HashMap<u64, SessionEntry>,
   actors: HashMap<u64, ActorEntry>,
   by_key: HashMap<(usize, Arc<str>), u64>,
+  /// Resume tokens of the sessions that have one.
+  by_token: HashMap<Arc<str>, u64>,
   next_actor: u64,
   rooms: Rooms,
   /// Bumped whenever a session or a live membership comes or goes; rooms' cached fan-out
@@ -129,21 +138,57 @@ impl Inner {
       .collect();
     dispatcher.push_wake(actor, entry.endpoint, &entry.key, &sessions);
   }
+
+  /// Removes a session (see [`Registry::detach`]).
+  fn detach(&mut self, session: u64, dispatcher: &Dispatcher) -> Vec<RoomChange> {
+    let Some(entry) = self.sessions.remove(&session) else {
+      return Vec::new();
+    };
+    if let Some(token) = &entry.token {
+      self.by_token.remove(token);
+    }
+    self.generation += 1;
+    self.wake(entry.actor, dispatcher);
+    let Some(actor) = self.actors.get_mut(&entry.actor) else {
+      return Vec::new();
+    };
+    actor.sessions.retain(|id| *id != session);
+    if !actor.sessions.is_empty() {
+      return Vec::new();
+    }
+    actor.idle_since = Some(Instant::now());
+    let leave: Vec<Arc<str>> = actor.rooms.iter().map(|listed| listed.name.clone()).collect();
+    let user = actor.key.clone();
+    leave
+      .iter()
+      .filter_map(|name| self.rooms.remove_member(name, &user))
+      .collect()
+  }
+}
+
+/// A session to add to the registry.
+pub struct NewSession<'a> {
+  pub id: u64,
+  pub endpoint: usize,
+  pub key: &'a str,
+  pub outbox: Arc<Outbox>,
+  pub meta: Arc<str>,
+  pub token: Option<Arc<str>>,
 }
 
 impl Registry {
   /// Adds a session to the actor of `(endpoint, key)`, creating the actor if needed (and waking
   /// it if it hibernates). When it is the actor's only session, the actor re-joins its listed
   /// rooms: the returned changes, which JS must hear before the session's open event.
-  pub fn attach(
-    &self,
-    endpoint: usize,
-    key: &str,
-    session: u64,
-    outbox: Arc<Outbox>,
-    meta: Arc<str>,
-    dispatcher: &Dispatcher,
-  ) -> (Attached, Vec<RoomChange>) {
+  pub fn attach(&self, new: NewSession<'_>, dispatcher: &Dispatcher) -> (Attached, Vec<RoomChange>) {
+    let NewSession {
+      id: session,
+      endpoint,
+      key,
+      outbox,
+      meta,
+      token,
+    } = new;
     let mut inner = self.inner.lock();
     let lookup = (endpoint, Arc::<str>::from(key));
     let (actor, created) = match inner.by_key.get(&lookup) {
@@ -174,9 +219,17 @@ impl Registry {
         rejoin = entry.rooms.clone();
       }
     }
-    inner
-      .sessions
-      .insert(session, SessionEntry { actor, outbox, meta });
+    if let Some(token) = &token {
+      inner.by_token.insert(token.clone(), session);
+    }
+    let entry = SessionEntry {
+      actor,
+      outbox,
+      meta,
+      token,
+      detached: None,
+    };
+    inner.sessions.insert(session, entry);
     inner.generation += 1;
     let user: Arc<str> = Arc::from(key);
     let changes = rejoin
@@ -201,26 +254,7 @@ impl Registry {
   /// until evicted. When it was the actor's last session, the actor stops being a live member
   /// of its rooms (the returned changes) but keeps its room list.
   pub fn detach(&self, session: u64, dispatcher: &Dispatcher) -> Vec<RoomChange> {
-    let mut inner = self.inner.lock();
-    let Some(entry) = inner.sessions.remove(&session) else {
-      return Vec::new();
-    };
-    inner.generation += 1;
-    inner.wake(entry.actor, dispatcher);
-    let Some(actor) = inner.actors.get_mut(&entry.actor) else {
-      return Vec::new();
-    };
-    actor.sessions.retain(|id| *id != session);
-    if !actor.sessions.is_empty() {
-      return Vec::new();
-    }
-    actor.idle_since = Some(Instant::now());
-    let leave: Vec<Arc<str>> = actor.rooms.iter().map(|listed| listed.name.clone()).collect();
-    let user = actor.key.clone();
-    leave
-      .iter()
-      .filter_map(|name| inner.rooms.remove_member(name, &user))
-      .collect()
+    self.inner.lock().detach(session, dispatcher)
   }
 
   /// Calls `f` with the outbox of every session `target` designates; returns how many calls
@@ -280,10 +314,12 @@ impl Registry {
     }
   }
 
-  /// Queues a frame for every session of `target`; returns how many sessions took it. The frame
-  /// is shared, not copied.
-  pub fn send(&self, target: Target<'_>, frame: &Utf8Bytes) -> u32 {
-    self.visit(target, |outbox| outbox.push(frame.clone()) == Pushed::Queued)
+  /// Queues frame number `seq` for every session of `target`; returns how many sessions took
+  /// it. The frame is shared, not copied.
+  pub fn send(&self, target: Target<'_>, seq: u64, frame: &Utf8Bytes) -> u32 {
+    self.visit(target, |outbox| {
+      outbox.push_numbered(seq, frame.clone()) == Pushed::Queued
+    })
   }
 
   /// The outboxes of `target` that still accept frames (to hold them behind the output gate).
@@ -372,7 +408,15 @@ mod tests {
   }
 
   pub(super) fn attach(registry: &Registry, key: &str, session: u64) -> (Attached, Vec<RoomChange>) {
-    registry.attach(0, key, session, outbox(), Arc::from("{}"), &Dispatcher::new())
+    let new = NewSession {
+      id: session,
+      endpoint: 0,
+      key,
+      outbox: outbox(),
+      meta: Arc::from("{}"),
+      token: None,
+    };
+    registry.attach(new, &Dispatcher::new())
   }
 
   #[test]
@@ -392,6 +436,7 @@ mod tests {
           key: "alice",
           except: None
         },
+        0,
         &frame
       ),
       2
@@ -403,6 +448,7 @@ mod tests {
           key: "alice",
           except: Some(1)
         },
+        0,
         &frame
       ),
       1
@@ -414,11 +460,12 @@ mod tests {
           key: "alice",
           except: None
         },
+        0,
         &frame
       ),
       0
     );
-    assert_eq!(registry.send(Target::Session(3), &frame), 1);
-    assert_eq!(registry.send(Target::Session(9), &frame), 0);
+    assert_eq!(registry.send(Target::Session(3), 0, &frame), 1);
+    assert_eq!(registry.send(Target::Session(9), 0, &frame), 0);
   }
 }
