@@ -1,8 +1,9 @@
 /**
  * A TCP proxy between a client and a server on loopback, to break the network between them the
  * ways real networks break: `cut()` drops every connection without a close handshake and refuses
- * new ones (Wi-Fi off: the server sees the socket die), `blackhole()` silently stops forwarding while both ends keep their
- * sockets (a dead NAT entry: nobody notices until a heartbeat times out), `restore()` heals it.
+ * new ones (Wi-Fi off: the server sees the socket die), `blackhole()` silently stops forwarding
+ * while both ends keep their sockets (a dead NAT entry: nobody notices until a heartbeat times
+ * out), `restore()` heals it.
  */
 import { once } from "node:events";
 import net from "node:net";
