@@ -163,6 +163,11 @@ function perSocket({ before, held, opened }) {
         .map((name) => [name, per(before.v8.spaces[name]?.used_kib ?? 0, held.v8.spaces[name].used_kib, opened)])
         .filter(([, v]) => v !== 0),
     );
+    row.v8_spaces_committed = Object.fromEntries(
+      Object.keys(held.v8.spaces)
+        .map((name) => [name, per(before.v8.spaces[name]?.committed_kib ?? 0, held.v8.spaces[name].committed_kib, opened)])
+        .filter(([, v]) => v !== 0),
+    );
   }
   return row;
 }
