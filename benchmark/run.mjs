@@ -11,6 +11,9 @@
 //   npm run bench -- --no-chart        skip the chart
 //
 //   npm run bench -- --only idle1k     scenarios left out by default can be named
+//   npm run bench -- --only echo1 --servers warren,baseline --baseline /path/to/other/checkout
+//                                      A/B: `baseline` is warren's benchmark app run from another
+//                                      built checkout (its lib/ and addon), interleaved with this one
 //
 // Servers: warren, ws, socket.io, Bun (Bun.serve + uWebSockets pub/sub) and the pure-Rust ceiling
 // in every scenario but `calls`; `calls` (actor calls that change persisted state) runs warren,
@@ -24,7 +27,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { availableParallelism, cpus, tmpdir, totalmem } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -98,6 +101,16 @@ const SERVERS = {
   },
 };
 
+// `--baseline <dir>`: another built warren checkout, run as the server `baseline` (A/B runs).
+const baselineDir = option("baseline", undefined);
+if (baselineDir) {
+  SERVERS.baseline = {
+    cmd: () => [process.execPath, join(resolve(baselineDir), "benchmark/servers/warren.mjs"), "0"],
+    proto: "warren",
+    target: "warren",
+  };
+}
+
 const secs = (full, short) => String(quick || smoke ? short : full);
 const loadgenDriver = (argv) => (port, server) => [loadgen, ...argv, "--port", String(port), "--proto", SERVERS[server].proto, "--timeout", "120"];
 
@@ -170,7 +183,7 @@ const SCENARIOS = {
     ],
     figure: (r) => r.ops_per_s,
     unit: "ops/s",
-    servers: ["warren", "rivetkit-2.3", "rivetkit-2.2"],
+    servers: ["warren", "baseline", "rivetkit-2.3", "rivetkit-2.2"],
   },
 };
 

@@ -1,7 +1,9 @@
 /**
  * The objects user code receives: `ctx`, `ctx.emit` and `ctx.actor`. A context is built once
  * per session (and once per actor for actor-level hooks) and reused for every event, so a
- * message costs no allocation here. Every emit is one native call: the frame is encoded once
+ * message costs no allocation here. A context is one small object whose members (accessors on
+ * its prototype) reach its record; the functions behind `emit`, `actor` and `schedule` are
+ * built on a record's first use of them, so an idle socket pays for none. Every emit is one native call: the frame is encoded once
  * in Rust and the fan-out, sender exclusion and counting happen there.
  */
 
@@ -166,6 +168,10 @@ export class ActorRecord implements StateOwner {
   stateChanged?: () => void;
   /** Handlers whose promise has not settled; a busy actor is not hibernated. */
   inflight = 0;
+  /** The parts of `context` built on first use (most actors of an idle socket never use them). */
+  #emit: ActorEmit | undefined;
+  #handle: ActorHandle | undefined;
+  #schedule: Scheduler | undefined;
 
   constructor(
     readonly id: number,
@@ -178,36 +184,93 @@ export class ActorRecord implements StateOwner {
   ) {
     this.owner = definition.name;
     this.name = key;
+    this.context = new ActorContextObject(this, undefined) as unknown as ActorContext<any>;
+  }
+
+  /** `ctx.emit` and `ctx.broadcast` of actor-level hooks: one function for both. */
+  get emit(): ActorEmit {
+    if (this.#emit !== undefined) return this.#emit;
+    const { native, endpoint, key } = this;
     const actor = this;
-    const toAll = (event: string, data?: object) =>
-      native.emitToUser(endpoint, key, event, encodePayload(data), undefined);
-    const emit = Object.assign(toAll, {
+    const toAll = (event: string, data?: object) => native.emitToUser(endpoint, key, event, encodePayload(data), undefined);
+    return (this.#emit = Object.assign(toAll, {
       emit: toAll,
       toUser: (userId: string) => userTarget(native, endpoint, userId),
       toRoom: (room: string) => roomTarget(actor, room, undefined),
-    });
-    const handle: ActorHandle = {
-      key,
+    }));
+  }
+
+  /** `ctx.actor` of actor-level hooks. */
+  get handle(): ActorHandle {
+    if (this.#handle !== undefined) return this.#handle;
+    const actor = this;
+    return (this.#handle = {
+      key: this.key,
       sessions: () => sessionInfos(actor),
       close(code = 1000, reason = "") {
-        for (const id of actor.sessions.keys()) native.closeSession(id, code, reason, false);
+        for (const id of actor.sessions.keys()) actor.native.closeSession(id, code, reason, false);
       },
       destroy: () => destroyActor(actor),
       ...roomMembership(actor),
-    };
-    const schedule = scheduler(native, endpoint, key);
-    this.context = withState({ actor: handle, emit, broadcast: toAll, schedule }, actor);
+    });
+  }
+
+  /** `ctx.schedule`, shared by the actor's context and its sessions' contexts. */
+  get schedule(): Scheduler {
+    return (this.#schedule ??= scheduler(this.native, this.endpoint, this.key));
   }
 
   destroyContext(reason: DestroyReason): DestroyContext<any> {
-    const { actor, emit, broadcast, schedule } = this.context;
-    return withState({ actor, emit, broadcast, schedule, reason }, this);
+    return new ActorContextObject(this, reason) as unknown as DestroyContext<any>;
+  }
+}
+
+/**
+ * An actor-level `ctx`. Its members live on the prototype and reach the actor record, which
+ * builds the functions behind them on first use: an actor costs this one small object here.
+ */
+class ActorContextObject {
+  readonly #actor: ActorRecord;
+  /** Set on `onDestroy`'s context only. */
+  declare readonly reason?: DestroyReason;
+
+  constructor(actor: ActorRecord, reason: DestroyReason | undefined) {
+    this.#actor = actor;
+    if (reason !== undefined) Object.defineProperty(this, "reason", { value: reason, enumerable: true });
+  }
+
+  get actor(): ActorHandle {
+    return this.#actor.handle;
+  }
+
+  get state(): any {
+    return this.#actor.cell.state;
+  }
+
+  set state(value: any) {
+    this.#actor.cell.replace(value);
+  }
+
+  get emit(): ActorEmit {
+    return this.#actor.emit;
+  }
+
+  get broadcast(): ActorEmit {
+    return this.#actor.emit;
+  }
+
+  get schedule(): Scheduler {
+    return this.#actor.schedule;
   }
 }
 
 /** A session in the JS heap: its meta and its context. */
 export class SessionRecord {
   readonly context: ConnectionContext<any, any>;
+  readonly #native: NativeServer;
+  /** `ctx.emit` and `ctx.actor`, built on first use. */
+  #emit: Emit | undefined;
+  #handle: ActorHandle | undefined;
 
   constructor(
     readonly id: number,
@@ -215,25 +278,80 @@ export class SessionRecord {
     readonly meta: ConnectionMeta,
     native: NativeServer,
   ) {
-    const session = this;
+    this.#native = native;
+    this.context = new SessionContextObject(this) as unknown as ConnectionContext<any, any>;
+  }
+
+  get emit(): Emit {
+    if (this.#emit !== undefined) return this.#emit;
+    const { id, actor } = this;
+    const native = this.#native;
     const toSession = (event: string, data?: object) => native.emit(id, event, encodePayload(data));
-    const emit = Object.assign(toSession, {
+    return (this.#emit = Object.assign(toSession, {
       emit: toSession,
       toUser: (userId: string) => userTarget(native, actor.endpoint, userId),
       toRoom: (room: string, options?: ToRoomOptions) =>
         roomTarget(actor, room, options?.includeSelf === true ? undefined : id),
-    });
-    const handle: ActorHandle = {
+    }));
+  }
+
+  get handle(): ActorHandle {
+    if (this.#handle !== undefined) return this.#handle;
+    const session = this;
+    const actor = this.actor;
+    return (this.#handle = {
       key: actor.key,
       sessions: () => sessionInfos(actor),
       close(code = 1000, reason = "") {
-        native.closeSession(session.id, code, reason, false);
+        actor.native.closeSession(session.id, code, reason, false);
       },
       destroy: () => destroyActor(actor),
       ...roomMembership(actor),
-    };
-    const { broadcast, schedule } = actor.context;
-    this.context = withState({ meta, sessionId: id, actor: handle, emit, broadcast, schedule }, actor);
+    });
+  }
+}
+
+/** A session's `ctx`: `meta` and `sessionId` are its own; the rest is built on first use. */
+class SessionContextObject {
+  readonly meta: ConnectionMeta;
+  readonly sessionId: number;
+  readonly #session: SessionRecord;
+
+  constructor(session: SessionRecord) {
+    this.meta = session.meta;
+    this.sessionId = session.id;
+    this.#session = session;
+  }
+
+  get actor(): ActorHandle {
+    return this.#session.handle;
+  }
+
+  get state(): any {
+    return this.#session.actor.cell.state;
+  }
+
+  set state(value: any) {
+    this.#session.actor.cell.replace(value);
+  }
+
+  get emit(): Emit {
+    return this.#session.emit;
+  }
+
+  get broadcast(): ActorEmit {
+    return this.#session.actor.emit;
+  }
+
+  get schedule(): Scheduler {
+    return this.#session.actor.schedule;
+  }
+}
+
+for (const prototype of [ActorContextObject.prototype, SessionContextObject.prototype]) {
+  // Enumerable, as the members of a plain context object would be (`for…in`, logging).
+  for (const key of ["actor", "state", "emit", "broadcast", "schedule"]) {
+    Object.defineProperty(prototype, key, { ...Object.getOwnPropertyDescriptor(prototype, key), enumerable: true });
   }
 }
 

@@ -1,8 +1,9 @@
 /**
  * The JS end of the bridge. When the native core has events it calls `wake`; we take every
  * queued batch (one `JSON.parse` each) and route each event to the hooks and handlers of its
- * actor or room. User code always runs through `attempt`: a throw reaches `onError` (or the
- * call's error reply, or a 1011 close) and never the process.
+ * actor or room. User code always runs guarded (`attempt`, or its try/catch inline on the hot
+ * path of messages and calls): a throw reaches `onError` (or the call's error reply, or a 1011
+ * close) and never the process.
  *
  * Actors enter the heap when created or woken (state loaded from storage) and leave it when
  * they hibernate, are evicted or destroyed; the native core decides when and tells us here.
@@ -183,81 +184,112 @@ export class Runtime {
   /** Runs a handler in its actor's order, counting it in flight while its promise is pending. */
   #run(actor: ActorRecord, step: () => unknown): void {
     actor.gate.run(() => {
-      const result = step();
-      if (isThenable(result)) {
-        actor.inflight++;
-        const done = () => void actor.inflight--;
-        result.then(done, done);
-      }
+      this.#track(actor, step());
       return undefined;
     }, false);
   }
+
+  /** Counts a handler's promise as in flight until it settles. */
+  #track(actor: ActorRecord, result: unknown): void {
+    if (isThenable(result)) {
+      actor.inflight++;
+      const done = () => void actor.inflight--;
+      result.then(done, done);
+    }
+  }
+
+  // Messages and calls are the hot path: one closure each (the step the gate runs), the rest
+  // are methods, and a handler that returns synchronously allocates nothing more.
 
   #message([, sessionId, type, data]: MessageEntry): void {
     const session = this.#sessions.get(sessionId);
     if (session === undefined) return;
     const routed = (data as { type?: unknown } | null)?.type;
     const event = typeof routed === "string" && routed.length > 0 ? routed : type;
-    const definition = session.actor.definition;
-    const report = (e: unknown) => this.#report(definition, e, session.context);
-    this.#run(session.actor, () => {
-      const handler = definition.handlers.get(event);
-      if (handler !== undefined) return attempt(() => handler(session.context, data), report);
-      if (definition.onMessage) return attempt(() => definition.onMessage!(session.context, { type: event, data }), report);
+    session.actor.gate.run(() => this.#deliver(session, event, data), false);
+  }
+
+  /** Runs the handler of an event frame (or `onMessage`); a throw or rejection goes to `onError`. */
+  #deliver(session: SessionRecord, event: string, data: unknown): undefined {
+    const actor = session.actor;
+    const definition = actor.definition;
+    const handler = definition.handlers.get(event);
+    let result: unknown;
+    try {
+      if (handler !== undefined) result = handler(session.context, data);
+      else if (definition.onMessage) result = definition.onMessage(session.context, { type: event, data });
+      else return undefined;
+    } catch (error) {
+      this.#report(definition, error, session.context);
       return undefined;
-    });
+    }
+    if (isThenable(result)) {
+      this.#track(actor, Promise.resolve(result).then(undefined, (error) => this.#report(definition, error, session.context)));
+    }
+    return undefined;
   }
 
   #call([, sessionId, callId, event, data]: CallEntry): void {
     const session = this.#sessions.get(sessionId);
     if (session === undefined) return;
-    const native = this.#native;
-    const definition = session.actor.definition;
-    this.#run(session.actor, () => {
-      const handler = definition.handlers.get(event);
-      if (handler === undefined) {
-        native.replyError(sessionId, callId, "unknown_event", `no handler for "${event}"`, undefined);
-        return undefined;
-      }
-      const fail = (error: unknown) => {
-        if (error instanceof UserError) {
-          let meta: string | undefined;
-          try {
-            meta = error.meta === undefined ? undefined : JSON.stringify(error.meta);
-          } catch {
-            meta = undefined;
-          }
-          native.replyError(sessionId, callId, error.code, error.message, meta);
-          return;
-        }
-        const message = this.#exposeErrors ? messageOf(error) : "internal error";
-        native.replyError(sessionId, callId, "internal_error", message, undefined);
-        this.#report(definition, error, session.context);
-      };
-      const succeed = (value: unknown) => {
-        let json: string | undefined;
-        try {
-          json = value === undefined ? undefined : JSON.stringify(value);
-        } catch (error) {
-          native.replyError(sessionId, callId, "bad_reply", "the handler's result is not JSON-serialisable", undefined);
-          this.#report(definition, error, session.context);
-          return;
-        }
-        native.reply(sessionId, callId, json);
-      };
-      let result: unknown;
+    session.actor.gate.run(() => this.#answer(session, callId, event, data), false);
+  }
+
+  /** Runs a call's handler and sends its one reply (an error reply when it throws or rejects). */
+  #answer(session: SessionRecord, callId: number, event: string, data: unknown): undefined {
+    const actor = session.actor;
+    const handler = actor.definition.handlers.get(event);
+    if (handler === undefined) {
+      this.#native.replyError(session.id, callId, "unknown_event", `no handler for "${event}"`, undefined);
+      return undefined;
+    }
+    let result: unknown;
+    try {
+      result = handler(session.context, data);
+    } catch (error) {
+      this.#fail(session, callId, error);
+      return undefined;
+    }
+    if (!isThenable(result)) {
+      this.#succeed(session, callId, result);
+      return undefined;
+    }
+    this.#track(
+      actor,
+      Promise.resolve(result).then(
+        (value) => this.#succeed(session, callId, value),
+        (error) => this.#fail(session, callId, error),
+      ),
+    );
+    return undefined;
+  }
+
+  #succeed(session: SessionRecord, callId: number, value: unknown): void {
+    let json: string | undefined;
+    try {
+      json = value === undefined ? undefined : JSON.stringify(value);
+    } catch (error) {
+      this.#native.replyError(session.id, callId, "bad_reply", "the handler's result is not JSON-serialisable", undefined);
+      this.#report(session.actor.definition, error, session.context);
+      return;
+    }
+    this.#native.reply(session.id, callId, json);
+  }
+
+  #fail(session: SessionRecord, callId: number, error: unknown): void {
+    if (error instanceof UserError) {
+      let meta: string | undefined;
       try {
-        result = handler(session.context, data);
-      } catch (error) {
-        fail(error);
-        return undefined;
+        meta = error.meta === undefined ? undefined : JSON.stringify(error.meta);
+      } catch {
+        meta = undefined;
       }
-      if (!isThenable(result)) {
-        succeed(result);
-        return undefined;
-      }
-      return Promise.resolve(result).then(succeed, fail);
-    });
+      this.#native.replyError(session.id, callId, error.code, error.message, meta);
+      return;
+    }
+    const message = this.#exposeErrors ? messageOf(error) : "internal error";
+    this.#native.replyError(session.id, callId, "internal_error", message, undefined);
+    this.#report(session.actor.definition, error, session.context);
   }
 
   /** A scheduled event is due: its actor's handler runs with the actor-level context. */

@@ -328,10 +328,17 @@ export class StateCell {
   /** Persisted root keys; undefined: every own string key of the root. */
   readonly #keys: ReadonlySet<string> | undefined;
   readonly #onDirty: () => void;
-  readonly #proxies = new WeakMap<object, object>();
-  /** Path each proxied object was first reached by, for error messages. */
-  readonly #paths = new WeakMap<object, string>();
+  /** Proxies of the objects under the root (the root's is `#state`); made on first need. */
+  #proxies: WeakMap<object, object> | null = null;
+  /** Path each proxied object under the root was first reached by, for error messages. */
+  #paths: WeakMap<object, string> | null = null;
   readonly #state: object;
+  /** This cell's proxy handlers, by kind of object (made on first need): their traps are
+   * methods on a shared prototype, so a cell costs two small objects, not a closure per trap. */
+  #plainTraps: ProxyHandler<Record<string | symbol, unknown>> | null = null;
+  #builtinTraps: ProxyHandler<object> | null = null;
+  static #PlainTraps: new (cell: StateCell) => ProxyHandler<Record<string | symbol, unknown>>;
+  static #BuiltinTraps: new (cell: StateCell) => ProxyHandler<object>;
   #dirty = false;
   /** While set, every write is refused with this reason (e.g. inside `onStateChange`). */
   #readOnly: string | null = null;
@@ -509,23 +516,38 @@ export class StateCell {
   }
 
   #refusal(target: object, key: string | symbol | null, reason: string): TypeError {
-    const path = (this.#paths.get(target) ?? "state") + (key === null ? "" : segment(key));
+    const path = this.#pathOf(target) + (key === null ? "" : segment(key));
     return new TypeError(`cannot store ${path}: ${reason}`);
   }
 
   #proxy(target: object, kind: Kind, path: string): object {
-    const traps = kind === "object" || kind === "array" ? this.#plainTraps : this.#builtinTraps;
+    const traps =
+      kind === "object" || kind === "array"
+        ? (this.#plainTraps ??= new StateCell.#PlainTraps(this))
+        : (this.#builtinTraps ??= new StateCell.#BuiltinTraps(this));
     const proxy = new Proxy(target, traps as ProxyHandler<object>);
-    this.#proxies.set(target, proxy);
-    this.#paths.set(target, path);
+    if (target !== this.#root) {
+      (this.#proxies ??= new WeakMap()).set(target, proxy);
+      (this.#paths ??= new WeakMap()).set(target, path);
+    }
     owners.set(proxy, { target, cell: this });
     return proxy;
+  }
+
+  /** The proxy of a raw object of this state, if it has one. */
+  #proxyOf(target: object): object | undefined {
+    return target === this.#root ? this.#state : (this.#proxies?.get(target) ?? undefined);
+  }
+
+  /** The path of a raw object of this state, for error messages. */
+  #pathOf(target: object): string {
+    return this.#paths?.get(target) ?? "state";
   }
 
   /** The proxy for a raw value read from `parent` (reached by `how` and `key`, for its path). */
   #wrap(value: unknown, parent: object, how: Step, key: unknown): unknown {
     if (typeof value !== "object" || value === null) return value;
-    const cached = this.#proxies.get(value);
+    const cached = this.#proxyOf(value);
     if (cached !== undefined) return cached;
     const kind = kindOf(value);
     // RegExp and ArrayBuffer have nothing to track; proxies never nest; class instances (only
@@ -533,123 +555,163 @@ export class StateCell {
     if (kind === undefined || kind === "regexp" || kind === "buffer") return value;
     // A proxy must report a frozen object's values as they are: leave it unwrapped.
     if ((kind === "object" || kind === "array") && !Object.isExtensible(value)) return value;
-    return this.#proxy(value, kind, (this.#paths.get(parent) ?? "state") + step(how, key));
+    return this.#proxy(value, kind, this.#pathOf(parent) + step(how, key));
   }
 
-  /** Traps shared by both kinds of proxy: a stored object keeps its prototype and stays open. */
-  #shapeTraps(): Pick<ProxyHandler<object>, "setPrototypeOf" | "preventExtensions"> {
-    return {
-      setPrototypeOf: (target, prototype) => {
-        if (this.#tracks(target, null)) {
-          throw this.#refusal(target, null, "changing the prototype of a persisted object is not supported");
-        }
-        return Reflect.setPrototypeOf(target, prototype);
-      },
-      preventExtensions: (target) => {
-        if (this.#tracks(target, null)) {
-          throw this.#refusal(target, null, "frozen, sealed or non-extensible objects cannot be persisted (they would come back unfrozen)");
-        }
-        return Reflect.preventExtensions(target);
-      },
+  /** Trap of both kinds of proxy: a stored object keeps its prototype. */
+  #setPrototypeOf(target: object, prototype: object | null): boolean {
+    if (this.#tracks(target, null)) {
+      throw this.#refusal(target, null, "changing the prototype of a persisted object is not supported");
+    }
+    return Reflect.setPrototypeOf(target, prototype);
+  }
+
+  /** Trap of both kinds of proxy: a stored object stays open. */
+  #preventExtensions(target: object): boolean {
+    if (this.#tracks(target, null)) {
+      throw this.#refusal(target, null, "frozen, sealed or non-extensible objects cannot be persisted (they would come back unfrozen)");
+    }
+    return Reflect.preventExtensions(target);
+  }
+
+  // Plain objects and arrays: array methods run on the proxy and come back through these traps.
+
+  #plainGet(target: Record<string | symbol, unknown>, key: string | symbol): unknown {
+    const value = Reflect.get(target, key);
+    // `__proto__` is inherited unless stored as a key: never wrap Object.prototype.
+    if (key === "__proto__" && !Object.hasOwn(target, key)) return value;
+    return this.#wrap(value, target, "property", key);
+  }
+
+  #plainSet(target: Record<string | symbol, unknown>, key: string | symbol, value: unknown, receiver: unknown): boolean {
+    // The proxy is the prototype of another object: the write lands on that object.
+    if (receiver !== this.#proxyOf(target)) return Reflect.set(target, key, value, receiver);
+    this.#writable();
+    const tracked = this.#tracks(target, key);
+    if (tracked && typeof key === "symbol") throw this.#refusal(target, key, "symbol keys cannot be persisted");
+    const raw = this.#admit(value, this.#pathOf(target) + segment(key), tracked);
+    if (Object.hasOwn(target, key) && Object.is(target[key], raw)) return true;
+    // Assigning `__proto__` would change the prototype; store a key of that name, as JSON.parse does.
+    const done = key === "__proto__" ? Reflect.defineProperty(target, key, dataProperty(raw)) : Reflect.set(target, key, raw);
+    if (done) this.#touch(tracked);
+    return done;
+  }
+
+  #plainDeleteProperty(target: Record<string | symbol, unknown>, key: string | symbol): boolean {
+    this.#writable();
+    if (!Object.hasOwn(target, key)) return true;
+    const tracked = this.#tracks(target, key);
+    const done = Reflect.deleteProperty(target, key);
+    if (done) this.#touch(tracked);
+    return done;
+  }
+
+  #plainDefineProperty(target: Record<string | symbol, unknown>, key: string | symbol, descriptor: PropertyDescriptor): boolean {
+    this.#writable();
+    const tracked = this.#tracks(target, key);
+    if (tracked) {
+      const current = Reflect.getOwnPropertyDescriptor(target, key);
+      const flag = (name: "writable" | "enumerable" | "configurable") => descriptor[name] ?? current?.[name] ?? false;
+      if (typeof key === "symbol") throw this.#refusal(target, key, "symbol keys cannot be persisted");
+      if ("get" in descriptor || "set" in descriptor || (current !== undefined && !("value" in current))) {
+        throw this.#refusal(target, key, "getters and setters cannot be persisted");
+      }
+      const isLength = Array.isArray(target) && key === "length";
+      if (!isLength && !(flag("writable") && flag("enumerable") && flag("configurable"))) {
+        throw this.#refusal(target, key, "non-enumerable or read-only properties cannot be persisted");
+      }
+    }
+    if ("value" in descriptor) {
+      const path = this.#pathOf(target) + segment(key);
+      descriptor = { ...descriptor, value: this.#admit(descriptor.value, path, tracked) };
+    }
+    const done = Reflect.defineProperty(target, key, descriptor);
+    if (done) this.#touch(tracked);
+    return done;
+  }
+
+  // Map, Set, Date, typed arrays and DataView: their methods need the real object as `this`,
+  // so they are called on the target, and the ones that write mark the cell dirty.
+
+  #builtinGet(target: object, key: string | symbol): unknown {
+    const value = Reflect.get(target, key);
+    if (typeof value !== "function") return value;
+    const cell = this;
+    return function (this: unknown, ...args: unknown[]) {
+      return cell.#call(target, key, value as (...args: unknown[]) => unknown, args);
     };
   }
 
-  /** Plain objects and arrays: array methods run on the proxy and come back through these traps. */
-  readonly #plainTraps: ProxyHandler<Record<string | symbol, unknown>> = {
-    ...this.#shapeTraps(),
-    get: (target, key) => {
-      const value = Reflect.get(target, key);
-      // `__proto__` is inherited unless stored as a key: never wrap Object.prototype.
-      if (key === "__proto__" && !Object.hasOwn(target, key)) return value;
-      return this.#wrap(value, target, "property", key);
-    },
-    set: (target, key, value, receiver) => {
-      // The proxy is the prototype of another object: the write lands on that object.
-      if (receiver !== this.#proxies.get(target)) return Reflect.set(target, key, value, receiver);
-      this.#writable();
-      const tracked = this.#tracks(target, key);
-      if (tracked && typeof key === "symbol") throw this.#refusal(target, key, "symbol keys cannot be persisted");
-      const raw = this.#admit(value, (this.#paths.get(target) ?? "state") + segment(key), tracked);
-      if (Object.hasOwn(target, key) && Object.is(target[key], raw)) return true;
-      // Assigning `__proto__` would change the prototype; store a key of that name, as JSON.parse does.
-      const done = key === "__proto__" ? Reflect.defineProperty(target, key, dataProperty(raw)) : Reflect.set(target, key, raw);
-      if (done) this.#touch(tracked);
-      return done;
-    },
-    deleteProperty: (target, key) => {
-      this.#writable();
-      if (!Object.hasOwn(target, key)) return true;
-      const tracked = this.#tracks(target, key);
-      const done = Reflect.deleteProperty(target, key);
-      if (done) this.#touch(tracked);
-      return done;
-    },
-    defineProperty: (target, key, descriptor) => {
-      this.#writable();
-      const tracked = this.#tracks(target, key);
-      if (tracked) {
-        const current = Reflect.getOwnPropertyDescriptor(target, key);
-        const flag = (name: "writable" | "enumerable" | "configurable") => descriptor[name] ?? current?.[name] ?? false;
-        if (typeof key === "symbol") throw this.#refusal(target, key, "symbol keys cannot be persisted");
-        if ("get" in descriptor || "set" in descriptor || (current !== undefined && !("value" in current))) {
-          throw this.#refusal(target, key, "getters and setters cannot be persisted");
-        }
-        const isLength = Array.isArray(target) && key === "length";
-        if (!isLength && !(flag("writable") && flag("enumerable") && flag("configurable"))) {
-          throw this.#refusal(target, key, "non-enumerable or read-only properties cannot be persisted");
-        }
-      }
-      if ("value" in descriptor) {
-        const path = (this.#paths.get(target) ?? "state") + segment(key);
-        descriptor = { ...descriptor, value: this.#admit(descriptor.value, path, tracked) };
-      }
-      const done = Reflect.defineProperty(target, key, descriptor);
-      if (done) this.#touch(tracked);
-      return done;
-    },
-  };
+  #builtinSet(target: object, key: string | symbol, value: unknown, receiver: unknown): boolean {
+    if (receiver !== this.#proxyOf(target)) return Reflect.set(target, key, value, receiver);
+    this.#writable();
+    const tracked = this.#tracks(target, null);
+    if (tracked && !isIndex(target, key)) {
+      throw this.#refusal(target, key, `properties added to a ${nameOf(target)} are not persisted`);
+    }
+    const done = Reflect.set(target, key, value);
+    if (done) this.#touch(tracked);
+    return done;
+  }
 
-  /**
-   * Map, Set, Date, typed arrays and DataView: their methods need the real object as `this`,
-   * so they are called on the target, and the ones that write mark the cell dirty.
-   */
-  readonly #builtinTraps: ProxyHandler<object> = {
-    ...this.#shapeTraps(),
-    get: (target, key) => {
-      const value = Reflect.get(target, key);
-      if (typeof value !== "function") return value;
-      const cell = this;
-      return function (this: unknown, ...args: unknown[]) {
-        return cell.#call(target, key, value as (...args: unknown[]) => unknown, args);
-      };
-    },
-    set: (target, key, value, receiver) => {
-      if (receiver !== this.#proxies.get(target)) return Reflect.set(target, key, value, receiver);
-      this.#writable();
-      const tracked = this.#tracks(target, null);
-      if (tracked && !isIndex(target, key)) {
-        throw this.#refusal(target, key, `properties added to a ${nameOf(target)} are not persisted`);
+  #builtinDefineProperty(target: object, key: string | symbol, descriptor: PropertyDescriptor): boolean {
+    this.#writable();
+    const tracked = this.#tracks(target, null);
+    if (tracked && !isIndex(target, key)) {
+      throw this.#refusal(target, key, `properties added to a ${nameOf(target)} are not persisted`);
+    }
+    const done = Reflect.defineProperty(target, key, descriptor);
+    if (done) this.#touch(tracked);
+    return done;
+  }
+
+  static {
+    // The handler classes are declared here, inside the class body, to reach the traps above.
+    this.#PlainTraps = class implements ProxyHandler<Record<string | symbol, unknown>> {
+      constructor(readonly cell: StateCell) {}
+      get(target: Record<string | symbol, unknown>, key: string | symbol): unknown {
+        return this.cell.#plainGet(target, key);
       }
-      const done = Reflect.set(target, key, value);
-      if (done) this.#touch(tracked);
-      return done;
-    },
-    defineProperty: (target, key, descriptor) => {
-      this.#writable();
-      const tracked = this.#tracks(target, null);
-      if (tracked && !isIndex(target, key)) {
-        throw this.#refusal(target, key, `properties added to a ${nameOf(target)} are not persisted`);
+      set(target: Record<string | symbol, unknown>, key: string | symbol, value: unknown, receiver: unknown): boolean {
+        return this.cell.#plainSet(target, key, value, receiver);
       }
-      const done = Reflect.defineProperty(target, key, descriptor);
-      if (done) this.#touch(tracked);
-      return done;
-    },
-  };
+      deleteProperty(target: Record<string | symbol, unknown>, key: string | symbol): boolean {
+        return this.cell.#plainDeleteProperty(target, key);
+      }
+      defineProperty(target: Record<string | symbol, unknown>, key: string | symbol, descriptor: PropertyDescriptor): boolean {
+        return this.cell.#plainDefineProperty(target, key, descriptor);
+      }
+      setPrototypeOf(target: object, prototype: object | null): boolean {
+        return this.cell.#setPrototypeOf(target, prototype);
+      }
+      preventExtensions(target: object): boolean {
+        return this.cell.#preventExtensions(target);
+      }
+    };
+    this.#BuiltinTraps = class implements ProxyHandler<object> {
+      constructor(readonly cell: StateCell) {}
+      get(target: object, key: string | symbol): unknown {
+        return this.cell.#builtinGet(target, key);
+      }
+      set(target: object, key: string | symbol, value: unknown, receiver: unknown): boolean {
+        return this.cell.#builtinSet(target, key, value, receiver);
+      }
+      defineProperty(target: object, key: string | symbol, descriptor: PropertyDescriptor): boolean {
+        return this.cell.#builtinDefineProperty(target, key, descriptor);
+      }
+      setPrototypeOf(target: object, prototype: object | null): boolean {
+        return this.cell.#setPrototypeOf(target, prototype);
+      }
+      preventExtensions(target: object): boolean {
+        return this.cell.#preventExtensions(target);
+      }
+    };
+  }
 
   #call(target: object, key: string | symbol, method: (...args: unknown[]) => unknown, args: unknown[]): unknown {
     const kind = kindOf(target);
     if (isMutator(kind!, key)) this.#writable();
-    const proxy = this.#proxies.get(target);
+    const proxy = this.#proxyOf(target);
     if (kind === "map" && key === "set") return this.#mapSet(target as Map<unknown, unknown>, args[0], args[1]);
     if (kind === "set" && key === "add") return this.#setAdd(target as Set<unknown>, args[0]);
     const collection = kind === "map" || kind === "set";
@@ -698,22 +760,22 @@ export class StateCell {
 
   #mapSet(map: Map<unknown, unknown>, key: unknown, value: unknown): unknown {
     const tracked = this.#tracks(map, null);
-    const path = this.#paths.get(map) ?? "state";
+    const path = this.#pathOf(map);
     const k = this.#admit(key, `${path}.keys()`, tracked);
     const v = this.#admit(value, `${path}.get(${describeKey(key)})`, tracked);
     const changed = !map.has(k) || !Object.is(map.get(k), v);
     map.set(k, v);
     this.#touch(changed && tracked);
-    return this.#proxies.get(map);
+    return this.#proxyOf(map);
   }
 
   #setAdd(set: Set<unknown>, member: unknown): unknown {
     const tracked = this.#tracks(set, null);
-    const m = this.#admit(member, `${this.#paths.get(set) ?? "state"}.values()`, tracked);
+    const m = this.#admit(member, `${this.#pathOf(set)}.values()`, tracked);
     const changed = !set.has(m);
     set.add(m);
     this.#touch(changed && tracked);
-    return this.#proxies.get(set);
+    return this.#proxyOf(set);
   }
 }
 

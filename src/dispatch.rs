@@ -20,6 +20,24 @@ use crate::config::MAX_PENDING_DISPATCH_BYTES;
 use crate::protocol::push_json_string;
 use crate::rooms::RoomChange;
 
+/// Appends an integer in decimal without allocating (every entry carries one or more).
+fn push_int(out: &mut String, value: impl Into<u64>) {
+  let mut value: u64 = value.into();
+  let mut digits = [0u8; 20];
+  let mut at = digits.len();
+  loop {
+    at -= 1;
+    digits[at] = b'0' + (value % 10) as u8;
+    value /= 10;
+    if value == 0 {
+      break;
+    }
+  }
+  for &digit in &digits[at..] {
+    out.push(char::from(digit));
+  }
+}
+
 /// Event tags, the first element of each batch entry. The JS dispatcher mirrors them.
 pub mod tag {
   /// `[0, requestId, endpoint, url, remoteAddress, headers]`: run `extractMeta`.
@@ -153,7 +171,7 @@ impl Dispatcher {
   pub fn push_message(&self, session: u64, kind: &str, data: Option<&str>) {
     self.push(|out| {
       out.push_str("[2,");
-      out.push_str(&session.to_string());
+      push_int(out, session);
       out.push(',');
       out.push_str(kind);
       out.push(',');
@@ -166,9 +184,9 @@ impl Dispatcher {
   pub fn push_call(&self, session: u64, id: u64, event: &str, data: Option<&str>) {
     self.push(|out| {
       out.push_str("[3,");
-      out.push_str(&session.to_string());
+      push_int(out, session);
       out.push(',');
-      out.push_str(&id.to_string());
+      push_int(out, id);
       out.push(',');
       out.push_str(event);
       out.push(',');
@@ -181,9 +199,9 @@ impl Dispatcher {
   pub fn push_upgrade(&self, request: u64, endpoint: usize, url: &str, remote: &str, headers_json: &str) {
     self.push(|out| {
       out.push_str("[0,");
-      out.push_str(&request.to_string());
+      push_int(out, request);
       out.push(',');
-      out.push_str(&endpoint.to_string());
+      push_int(out, endpoint as u64);
       out.push(',');
       push_json_string(out, url);
       out.push(',');
@@ -198,11 +216,11 @@ impl Dispatcher {
   pub fn push_open(&self, open: &OpenEvent<'_>) {
     self.push(|out| {
       out.push_str("[1,");
-      out.push_str(&open.session.to_string());
+      push_int(out, open.session);
       out.push(',');
-      out.push_str(&open.actor.to_string());
+      push_int(out, open.actor);
       out.push_str(if open.created { ",1," } else { ",0," });
-      out.push_str(&open.endpoint.to_string());
+      push_int(out, open.endpoint as u64);
       out.push(',');
       push_json_string(out, open.key);
       out.push(',');
@@ -214,9 +232,9 @@ impl Dispatcher {
   pub fn push_close(&self, session: u64, code: u16, reason: &str) {
     self.push(|out| {
       out.push_str("[4,");
-      out.push_str(&session.to_string());
+      push_int(out, session);
       out.push(',');
-      out.push_str(&code.to_string());
+      push_int(out, code);
       out.push(',');
       push_json_string(out, reason);
       out.push(']');
@@ -238,9 +256,9 @@ impl Dispatcher {
         metadata,
       } => {
         out.push_str("[6,");
-        out.push_str(&room.to_string());
+        push_int(out, *room);
         out.push_str(if *created { ",1," } else { ",0," });
-        out.push_str(&handler.to_string());
+        push_int(out, *handler as u64);
         out.push(',');
         push_json_string(out, name);
         out.push(',');
@@ -251,19 +269,19 @@ impl Dispatcher {
       }
       RoomChange::Left { room, user } => {
         out.push_str("[7,");
-        out.push_str(&room.to_string());
+        push_int(out, *room);
         out.push(',');
         push_json_string(out, user);
         out.push(']');
       }
       RoomChange::Evicted { room } => {
         out.push_str("[8,");
-        out.push_str(&room.to_string());
+        push_int(out, *room);
         out.push(']');
       }
       RoomChange::Hibernated { room } => {
         out.push_str("[13,");
-        out.push_str(&room.to_string());
+        push_int(out, *room);
         out.push(']');
       }
     });
@@ -273,9 +291,9 @@ impl Dispatcher {
   pub fn push_wake(&self, actor: u64, endpoint: usize, key: &str, sessions: &[(u64, std::sync::Arc<str>)]) {
     self.push(|out| {
       out.push_str("[10,");
-      out.push_str(&actor.to_string());
+      push_int(out, actor);
       out.push(',');
-      out.push_str(&endpoint.to_string());
+      push_int(out, endpoint as u64);
       out.push(',');
       push_json_string(out, key);
       out.push_str(",[");
@@ -284,7 +302,7 @@ impl Dispatcher {
           out.push(',');
         }
         out.push('[');
-        out.push_str(&session.to_string());
+        push_int(out, *session);
         out.push(',');
         out.push_str(meta);
         out.push(']');
@@ -297,9 +315,9 @@ impl Dispatcher {
   fn push_tagged(&self, tag: u8, id: u64) {
     self.push(|out| {
       out.push('[');
-      out.push_str(&tag.to_string());
+      push_int(out, tag);
       out.push(',');
-      out.push_str(&id.to_string());
+      push_int(out, id);
       out.push(']');
     });
   }
@@ -326,9 +344,9 @@ impl Dispatcher {
   pub fn push_scheduled(&self, actor: u64, schedule: &crate::schedules::Schedule) {
     self.push(|out| {
       out.push_str("[15,");
-      out.push_str(&actor.to_string());
+      push_int(out, actor);
       out.push(',');
-      out.push_str(&schedule.endpoint.to_string());
+      push_int(out, schedule.endpoint as u64);
       out.push(',');
       push_json_string(out, &schedule.user);
       out.push(',');
@@ -378,5 +396,17 @@ mod tests {
     dispatcher.push_shutdown();
     assert_eq!(wakes.load(Ordering::SeqCst), 2);
     assert_eq!(dispatcher.take().as_deref(), Some("[[9]]"));
+  }
+
+  #[test]
+  fn writes_ids_in_decimal() {
+    let dispatcher = Dispatcher::new();
+    dispatcher.push_message(0, r#""echo""#, Some(r#"{"n":1}"#));
+    dispatcher.push_call(u64::MAX, 10, r#""inc""#, None);
+    dispatcher.push_close(1_234_567_890, 1000, "");
+    assert_eq!(
+      dispatcher.take().as_deref(),
+      Some(r#"[[2,0,"echo",{"n":1}],[3,18446744073709551615,10,"inc",null],[4,1234567890,1000,""]]"#)
+    );
   }
 }
