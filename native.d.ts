@@ -21,6 +21,13 @@ export declare class NativeServer {
    */
   emitToRoom(name: string, event: string, payloadJson?: string | undefined | null, exceptSession?: number | undefined | null): number
   /**
+   * Sends the frames of `batch`, in order: one per line, fields separated by tabs.
+   * `e <session> <event as a JSON string> <payload JSON or nothing>` is an event to a session,
+   * `r <session> <call id> <result JSON or nothing>` a call's reply. JSON text holds neither
+   * tabs nor newlines, so the separators are unambiguous. Returns how many frames were sent.
+   */
+  sendFrames(batch: string): number
+  /**
    * Answers a call with its result (JSON text, or null for undefined). False when the call
    * already timed out or its session is gone: the client got its one answer.
    */

@@ -41,7 +41,7 @@ export interface UserTarget {
  * `ctx.emit.toUser(userId)` for every session of another user of the same definition.
  */
 export interface Emit {
-  /** @returns false when the session is gone or closing. */
+  /** @returns false when the session has ended. */
   (event: string, data?: object): boolean;
   emit(event: string, data?: object): boolean;
   toUser(userId: string): UserTarget;
@@ -286,7 +286,11 @@ export class SessionRecord {
     if (this.#emit !== undefined) return this.#emit;
     const { id, actor } = this;
     const native = this.#native;
-    const toSession = (event: string, data?: object) => native.emit(id, event, encodePayload(data));
+    // Frames to one session leave at the end of the tick (lib/outgoing.ts); whether the session
+    // is still there is known here.
+    const toSession = (event: string, data?: object) => {
+      return native.emit(id, event, encodePayload(data)) && actor.sessions.has(id);
+    };
     return (this.#emit = Object.assign(toSession, {
       emit: toSession,
       toUser: (userId: string) => userTarget(native, actor.endpoint, userId),

@@ -7,6 +7,7 @@
  */
 
 import { NativeServer } from "../native";
+import { batchSends } from "./outgoing";
 import { defineActor, type ActorClass } from "./actor";
 import { isConnectionDefinition, type ConnectionDefinition } from "./connection";
 import { Runtime } from "./dispatch";
@@ -202,7 +203,7 @@ export class WarrenServer {
     }
     this.#definitions = [...connections];
     let runtime: Runtime | undefined;
-    this.#native = new NativeServer(
+    this.#native = batchSends(new NativeServer(
       {
         endpoints: this.#definitions.map((d) => ({
           name: d.name,
@@ -227,7 +228,7 @@ export class WarrenServer {
         adminToken: options.adminToken,
       },
       () => runtime?.wake(),
-    );
+    ));
     runtime = new Runtime(this.#native, this.#definitions, rooms, { exposeErrors: options.exposeErrors });
     this.#runtime = runtime;
     // Nothing is served before listen(): do not keep the process alive until then.

@@ -132,15 +132,25 @@ pub struct NotAnObject;
 /// `payload_json` must be a JSON object (or absent): its members are spliced after the event
 /// name, as Verani's clients expect. It is encoded once and shared by every recipient.
 pub fn event_frame(event: &str, payload_json: Option<&str>) -> Result<Unsealed, NotAnObject> {
+  let mut name = String::with_capacity(event.len() + 2);
+  push_json_string(&mut name, event);
+  encoded_event_frame(&name, payload_json)
+}
+
+/// [`event_frame`] with the event name already encoded as a JSON string literal.
+pub fn encoded_event_frame(event_json: &str, payload_json: Option<&str>) -> Result<Unsealed, NotAnObject> {
+  if !(event_json.len() >= 2 && event_json.starts_with('"') && event_json.ends_with('"')) {
+    return Err(NotAnObject);
+  }
   let payload = payload_json.map(str::trim).unwrap_or("{}");
   let members = payload
     .strip_prefix('{')
     .and_then(|rest| rest.strip_suffix('}'))
     .ok_or(NotAnObject)?
     .trim();
-  let mut out = Unsealed::with_capacity(48 + event.len() + members.len());
+  let mut out = Unsealed::with_capacity(48 + event_json.len() + members.len());
   out.push_str(r#"{"type":"event","channel":"default","data":{"type":"#);
-  push_json_string(&mut out, event);
+  out.push_str(event_json);
   if !members.is_empty() {
     out.push(',');
     out.push_str(members);
@@ -296,6 +306,12 @@ mod tests {
       Ok(r#"{"type":"event","channel":"default","data":{"type":"x"}}"#)
     );
     assert_eq!(event_frame("x", Some("[1]")), Err(NotAnObject));
+    let frame = encoded_event_frame(r#""a\tb""#, Some(r#"{"n":1}"#)).map(|f| f.seal(Some(2)).to_string());
+    assert_eq!(
+      frame.as_deref(),
+      Ok(r#"{"type":"event","channel":"default","data":{"type":"a\tb","n":1},"seq":2}"#)
+    );
+    assert_eq!(encoded_event_frame("x", None), Err(NotAnObject));
   }
 
   #[test]

@@ -262,7 +262,9 @@ impl Server {
     let _live = LiveGuard::new(&self);
     let _ = stream.set_nodelay(true);
     let deadline = Instant::now() + self.config.handshake_timeout;
-    let handshake = async {
+    // Boxed, so that its state is freed once the socket opens instead of staying in this task
+    // (a future's slots live as long as the whole function) for the socket's lifetime.
+    let handshake = Box::pin(async {
       let head = match timeout_at(deadline, http::read_head(&mut stream)).await {
         Ok(Ok(head)) => head,
         Ok(Err(HeadError::Reject(rejection))) => return Err(Some(rejection)),
@@ -309,12 +311,12 @@ impl Server {
         None
       };
       Ok((head, endpoint, accept_key, authenticated))
-    };
+    });
     let outcome = tokio::select! {
       outcome = handshake => outcome,
       _ = self.shutdown_signal() => Err(Some(UpgradeRejection::Unavailable("server is shutting down"))),
     };
-    let (head, endpoint, accept_key, authenticated) = match outcome {
+    let (mut head, endpoint, accept_key, authenticated) = match outcome {
       Ok(accepted) => accepted,
       Err(Some(rejection)) => {
         write_and_close(&mut stream, &http::rejection_response(&rejection), deadline).await;
@@ -324,6 +326,9 @@ impl Server {
     };
 
     let resume = head.resume_request();
+    // Only the bytes read past the head are needed from here on.
+    let leftover = std::mem::take(&mut head.leftover);
+    drop(head);
     let resumed = resume
       .as_ref()
       .and_then(|request| self.resume(request, endpoint, authenticated.as_ref()));
@@ -341,10 +346,9 @@ impl Server {
     // The session is registered before the 101 leaves, so once a client sees its socket open,
     // the session is reachable (stats, toUser, rooms).
     let response = http::switching_protocols(&accept_key);
-    if !matches!(
-      timeout_at(deadline, stream.write_all(&response)).await,
-      Ok(Ok(()))
-    ) {
+    let written = timeout_at(deadline, stream.write_all(&response)).await;
+    drop(response);
+    if !matches!(written, Ok(Ok(()))) {
       let ended = Ended {
         code: CloseCode::Abnormal.as_u16(),
         reason: String::new(),
@@ -366,8 +370,7 @@ impl Server {
       )
       .max_message_size(Some(self.config.max_payload_bytes))
       .max_frame_size(Some(self.config.max_payload_bytes));
-    let socket =
-      WebSocketStream::from_partially_read(stream, head.leftover, Role::Server, Some(config)).await;
+    let socket = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(config)).await;
     let link = SessionLink {
       id,
       outbox,
