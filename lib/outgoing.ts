@@ -39,23 +39,17 @@ export function batchSends(native: NativeServer): BatchingNative {
     gather(`r\t${session}\t${callId}\t${resultJson ?? ""}`);
     return true;
   };
-  const wrapped = new Map<PropertyKey, unknown>([
-    ["emit", emit],
-    ["reply", reply],
-    ["flushSends", flush],
-  ]);
-  return new Proxy(native, {
-    get(target, key) {
-      let value = wrapped.get(key);
-      if (value !== undefined) return value;
-      const method = Reflect.get(target, key);
-      if (typeof method !== "function") return method;
-      value = (...args: unknown[]) => {
-        flush();
-        return method.apply(target, args);
-      };
-      wrapped.set(key, value);
-      return value;
-    },
-  }) as BatchingNative;
+  // A plain object with one function per native method (not a Proxy: property reads on the hot
+  // path stay ordinary, inlinable loads).
+  const wrapper: Record<string, unknown> = { emit, reply, flushSends: flush };
+  const methods = Object.getPrototypeOf(native) as Record<string, unknown>;
+  for (const name of Object.getOwnPropertyNames(methods)) {
+    const method = methods[name];
+    if (name === "constructor" || name in wrapper || typeof method !== "function") continue;
+    wrapper[name] = (...args: unknown[]) => {
+      flush();
+      return (method as (...a: unknown[]) => unknown).apply(native, args);
+    };
+  }
+  return wrapper as unknown as BatchingNative;
 }
