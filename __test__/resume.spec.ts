@@ -12,7 +12,7 @@ import { WebSocket } from "ws";
 
 import { WarrenClient, type ConnectedInfo, type WarrenClientOptions } from "../client/index";
 import { createServer, defineConnection, type ServerOptions } from "../index.js";
-import { TestClient, withTimeout } from "./helpers.js";
+import { refusedUpgrade, TestClient, withTimeout } from "./helpers.js";
 import { TcpProxy } from "./proxy.js";
 
 interface Meta {
@@ -210,6 +210,21 @@ describe("resume without loss", () => {
     alice.client.disconnect();
     await until(() => chat.log.disconnects.length === 2, "onDisconnect for the second session");
     assert.equal(chat.server.stats().detached, 0);
+  });
+
+  test("a session waiting for a resume counts against maxSessions", async (t) => {
+    const chat = await chatServer(t, { maxSessions: 1 });
+    const proxy = await proxyTo(t, chat.port);
+    const alice = recordingClient(t, `ws://127.0.0.1:${proxy.port}/ws`, "alice");
+    await until(() => alice.connected.length === 1, "alice's first session");
+    proxy.cut();
+    await until(() => chat.server.stats().detached === 1, "the server to notice the drop");
+    const refused = await refusedUpgrade(`${chat.url}?params=${encodeURIComponent('{"user":"bob"}')}`);
+    assert.equal(refused.status, 503);
+    // alice's own resume is not a new session: it gets its place back.
+    proxy.restore();
+    await until(() => alice.connected.length === 2, "alice's resumed session");
+    assert.deepEqual(alice.connected[1], { resumed: true });
   });
 
   test("clients that do not ask for resume get numbered frames, no session frame, and no waiting session", async (t) => {

@@ -295,7 +295,14 @@ impl Server {
           Route::Reject(rejection) => return Err(Some(rejection)),
           Route::Upgrade { endpoint, accept_key } => (endpoint, accept_key),
         };
-      if self.live.load(Ordering::SeqCst) > self.config.max_sessions {
+      // Sessions waiting for a resume hold memory like open ones: they count too, and the
+      // client of one may always come back to it.
+      let sessions = self.live.load(Ordering::SeqCst) + self.registry.detached_count();
+      let returning = head
+        .resume_request()
+        .and_then(|request| request.token)
+        .is_some_and(|token| self.registry.is_waiting(&token));
+      if sessions > self.config.max_sessions && !returning {
         return Err(Some(UpgradeRejection::Unavailable(
           "server is at its session limit",
         )));

@@ -67,6 +67,8 @@ struct Inner {
   by_key: HashMap<(usize, Arc<str>), u64>,
   /// Resume tokens of the sessions that have one.
   by_token: HashMap<Arc<str>, u64>,
+  /// Sessions waiting for a resume (they count against `maxSessions` like open sockets).
+  detached: usize,
   next_actor: u64,
   rooms: Rooms,
   /// Bumped whenever a session or a live membership comes or goes; rooms' cached fan-out
@@ -146,6 +148,9 @@ impl Inner {
     };
     if let Some(token) = &entry.token {
       self.by_token.remove(token);
+    }
+    if entry.detached.is_some() {
+      self.detached -= 1;
     }
     self.generation += 1;
     self.wake(entry.actor, dispatcher);

@@ -69,10 +69,16 @@ impl Registry {
     if entry.token.is_none() || entry.outbox.is_closing() {
       return Suspended::End;
     }
-    entry.detached = Some(Detached {
-      since: Instant::now(),
-      ended,
-    });
+    let was_detached = entry
+      .detached
+      .replace(Detached {
+        since: Instant::now(),
+        ended,
+      })
+      .is_some();
+    if !was_detached {
+      inner.detached += 1;
+    }
     Suspended::Waiting
   }
 
@@ -97,8 +103,13 @@ impl Registry {
     let outbox = entry.outbox.clone();
     match outbox.resume(last_seq, first) {
       Ok(transport) => {
-        if let Some(entry) = inner.sessions.get_mut(&session) {
-          entry.detached = None;
+        let was_detached = inner
+          .sessions
+          .get_mut(&session)
+          .and_then(|entry| entry.detached.take())
+          .is_some();
+        if was_detached {
+          inner.detached -= 1;
         }
         Ok(Resumed {
           session,
@@ -163,10 +174,19 @@ impl Registry {
       .collect()
   }
 
+  /// Whether the session of `token` waits for a resume.
+  pub fn is_waiting(&self, token: &str) -> bool {
+    let inner = self.inner.lock();
+    inner
+      .by_token
+      .get(token)
+      .and_then(|session| inner.sessions.get(session))
+      .is_some_and(|entry| entry.detached.is_some())
+  }
+
   /// Sessions waiting for a resume.
   pub fn detached_count(&self) -> usize {
-    let inner = self.inner.lock();
-    inner.sessions.values().filter(|s| s.detached.is_some()).count()
+    self.inner.lock().detached
   }
 }
 
@@ -206,6 +226,7 @@ mod tests {
     resumable(&registry, "alice", 1, "t1");
     assert_eq!(registry.suspend(1, 0, dropped()), Suspended::Waiting);
     assert_eq!(registry.detached_count(), 1);
+    assert!(registry.is_waiting("t1") && !registry.is_waiting("t2"));
     let first = || Utf8Bytes::from("session");
     assert_eq!(
       registry.resume("t1", 0, Some("bob"), 0, first()).err(),
@@ -239,9 +260,11 @@ mod tests {
     let ended = registry.end_detached(Duration::from_secs(60), false, &dispatcher);
     let ended: Vec<(u64, u16)> = ended.iter().map(|(id, e, _)| (*id, e.code)).collect();
     assert_eq!(ended, [(2, 4001)]);
+    assert_eq!(registry.detached_count(), 1);
     let ended = registry.end_detached(Duration::ZERO, false, &dispatcher);
     assert_eq!(ended.len(), 1);
     assert_eq!(registry.session_count(), 0);
+    assert_eq!(registry.detached_count(), 0);
     assert!(registry.resume("t1", 0, None, 0, Utf8Bytes::from("s")).is_err());
   }
 }
