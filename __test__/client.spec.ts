@@ -21,6 +21,7 @@ import {
 } from "../client/index";
 import { reconnectDelay } from "../client/backoff";
 import { createServer, defineConnection } from "../index.js";
+import { listenForTest } from "./helpers.js";
 
 const SAFETY_MS = 5000;
 
@@ -748,15 +749,7 @@ async function warrenServer(t: TestContext, port = 0) {
     throw new Error("nope");
   });
   const server = createServer({ connections: [Conn], storage: ":memory:" });
-  const address = await server.listen({ port, host: "127.0.0.1" });
-  let closed = false;
-  const close = async () => {
-    if (closed) return;
-    closed = true;
-    await server.close();
-  };
-  t.after(close);
-  return { port: address.port, url: `ws://127.0.0.1:${address.port}/ws`, close };
+  return listenForTest(t, server, port);
 }
 
 describe("WarrenClient against the warren server", () => {

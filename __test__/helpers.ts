@@ -31,6 +31,26 @@ export async function serve(options: ServerOptions): Promise<{ server: WarrenSer
   return { server, url, port };
 }
 
+/**
+ * Listens on 127.0.0.1 (`port` 0: any) and closes the server after test `t`; the returned `close`
+ * may be awaited earlier (a restart) and runs once.
+ */
+export async function listenForTest(
+  t: { after(fn: () => unknown): void },
+  server: WarrenServer,
+  port = 0,
+): Promise<{ port: number; url: string; close: () => Promise<void> }> {
+  const address = await server.listen({ port, host: "127.0.0.1" });
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await server.close();
+  };
+  t.after(close);
+  return { port: address.port, url: `ws://127.0.0.1:${address.port}/ws`, close };
+}
+
 export interface Frame {
   type: string;
   [key: string]: any;

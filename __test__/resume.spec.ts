@@ -12,7 +12,7 @@ import { WebSocket } from "ws";
 
 import { WarrenClient, type ConnectedInfo, type WarrenClientOptions } from "../client/index";
 import { createServer, defineConnection, type ServerOptions } from "../index.js";
-import { refusedUpgrade, TestClient, withTimeout } from "./helpers.js";
+import { listenForTest, refusedUpgrade, TestClient, withTimeout } from "./helpers.js";
 import { TcpProxy } from "./proxy.js";
 
 interface Meta {
@@ -52,15 +52,7 @@ async function chatServer(t: TestContext, options: Partial<ServerOptions> = {}, 
     return data.count;
   });
   const server = createServer({ connections: [Conn], storage: ":memory:", ...options });
-  const address = await server.listen({ port, host: "127.0.0.1" });
-  let closed = false;
-  const close = async () => {
-    if (closed) return;
-    closed = true;
-    await server.close();
-  };
-  t.after(close);
-  return { server, port: address.port, url: `ws://127.0.0.1:${address.port}/ws`, log, close };
+  return { server, log, ...(await listenForTest(t, server, port)) };
 }
 
 async function proxyTo(t: TestContext, port: number): Promise<TcpProxy> {
