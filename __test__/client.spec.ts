@@ -414,7 +414,15 @@ describe("WarrenClient options", () => {
     );
     assert.throws(() => new WarrenClient(url, fast({ maxQueueSize: -1 })), /options\.maxQueueSize/);
     assert.throws(() => new WarrenClient("ftp://127.0.0.1/ws", fast()), /ws:, wss:/);
-    assert.throws(() => new WarrenClient(url, {}), /options\.WebSocket/);
+    // Without a WebSocket class in options or globally (Node 20; Node 22+ has a global one).
+    const global = globalThis as { WebSocket?: unknown };
+    const builtIn = global.WebSocket;
+    delete global.WebSocket;
+    try {
+      assert.throws(() => new WarrenClient(url, {}), /options\.WebSocket/);
+    } finally {
+      if (builtIn !== undefined) global.WebSocket = builtIn;
+    }
   });
 });
 
@@ -767,6 +775,18 @@ describe("WarrenClient against the warren server", () => {
     const failed = await settled(c.call("fail", {}));
     assert.equal(failed.ok === false && failed.error.code, "internal_error");
   });
+
+  test(
+    "with a built-in WebSocket (Node 22+, browsers) no WebSocket option is needed",
+    { skip: (globalThis as { WebSocket?: unknown }).WebSocket === undefined && "Node 20 has no global WebSocket" },
+    async (t) => {
+      const server = await warrenServer(t);
+      const c = new WarrenClient(server.url, { params: { user: "dora" }, pingInterval: 0 });
+      t.after(() => c.close());
+      assert.deepEqual((await nextEvent(c, "welcome")).user, "dora");
+      assert.equal(await within(c.call<number>("add", { a: 4, b: 5 }), "a call"), 9);
+    },
+  );
 
   test("the server answers pings, so a client with a short keepalive stays connected", async (t) => {
     const server = await warrenServer(t);
