@@ -105,6 +105,8 @@ export interface ServerStats {
   /** Frames waiting for a state flush (strict durability). */
   heldFrames: number;
   connections: number;
+  /** Sessions whose socket dropped, waiting for their client to resume them (`resumeWindowMs`). */
+  detached: number;
 }
 
 /** Servers between `listen` and the end of `close`: kept reachable so they cannot be collected. */
