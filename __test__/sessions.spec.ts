@@ -44,18 +44,23 @@ describe("sessions of one user", () => {
     assert.equal((await carol.event("dm.sent")).reached, 0);
   });
 
-  test("non-object payloads are refused with a clear error", async () => {
+  test("non-object payloads and non-string event names are refused with a clear error", async () => {
     const errors: string[] = [];
     const Bad = defineConnection({ name: "BadPayload", onError: (e) => void errors.push((e as Error).message) });
     Bad.on("go", (ctx) => {
       ctx.emit("list", [1, 2] as any);
     });
+    Bad.on("name", (ctx) => {
+      ctx.emit(7 as any, {});
+    });
     Bad.on("ok", (ctx) => ctx.emit("ok"));
     const { url } = await serve({ connections: [Bad] });
     const client = await TestClient.open(url);
     client.emit("go");
+    client.emit("name");
     client.emit("ok");
     await client.event("ok");
     assert.match(errors[0] ?? "", /payloads must be plain objects/);
+    assert.match(errors[1] ?? "", /event names must be strings/);
   });
 });

@@ -21,7 +21,13 @@ export function batchSends(native: NativeServer): BatchingNative {
     if (lines.length === 0) return;
     const batch = lines.join("\n");
     lines.length = 0;
-    native.sendFrames(batch);
+    try {
+      native.sendFrames(batch);
+    } catch (error) {
+      // Every line was checked when it was gathered; a refusal here is a bug, not the app's
+      // doing, and must not take the process down from a microtask.
+      console.error("[warren] frames could not be sent:", error);
+    }
   };
   const gather = (line: string) => {
     lines.push(line);
@@ -32,6 +38,9 @@ export function batchSends(native: NativeServer): BatchingNative {
   };
   // Event names are user text: JSON-encoded, they hold no tab or newline (the batch separators).
   const emit = (session: number, event: string, payloadJson?: string | null): boolean => {
+    if (typeof event !== "string") {
+      throw new TypeError(`event names must be strings, got ${typeof event}`);
+    }
     gather(`e\t${session}\t${JSON.stringify(event)}\t${payloadJson ?? ""}`);
     return true;
   };
