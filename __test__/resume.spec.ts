@@ -47,6 +47,10 @@ async function chatServer(t: TestContext, options: Partial<ServerOptions> = {}, 
   Conn.on("send", (ctx, data) => {
     ctx.emit.toUser(data.to).emit("msg", { n: data.n });
   });
+  Conn.on("slow", async (_ctx, data) => {
+    await new Promise((resolve) => setTimeout(resolve, data.ms));
+    return { done: data.n };
+  });
   Conn.on("burst", (ctx, data) => {
     for (let n = 1; n <= data.count; n++) ctx.emit.toUser(data.to).emit("msg", { n, pad: "x".repeat(data.size) });
     return data.count;
@@ -119,6 +123,40 @@ describe("resume without loss", () => {
     assert.deepEqual(chat.log.disconnects, []);
     assert.equal(chat.server.stats().detached, 0);
     assert.equal(chat.server.stats().sessions, 2);
+  });
+
+  test("a call in flight across a drop gets its one reply after the resume", async (t) => {
+    const chat = await chatServer(t);
+    const proxy = await proxyTo(t, chat.port);
+    const alice = recordingClient(t, `ws://127.0.0.1:${proxy.port}/ws`, "alice");
+    await until(() => alice.connected.length === 1, "alice's first session");
+    const reply = alice.client.call("slow", { ms: 200, n: 7 }, { timeout: 5000 });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    proxy.cut();
+    await until(() => chat.server.stats().detached === 1, "the server to notice the drop");
+    // The handler finishes while the client is away; its reply waits in the session.
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    proxy.restore();
+    assert.deepEqual(await withTimeout(reply, "the replayed reply"), { done: 7 });
+    assert.deepEqual(alice.connected[1], { resumed: true });
+  });
+
+  test("a call in flight when the resume fails rejects with disconnected", async (t) => {
+    const storage = mkdtempSync(join(tmpdir(), "warren-resume-"));
+    t.after(() => rmSync(storage, { recursive: true, force: true }));
+    const first = await chatServer(t, { storage });
+    const alice = recordingClient(t, first.url, "alice");
+    await until(() => alice.connected.length === 1, "alice's first session");
+    const reply = alice.client.call("slow", { ms: 5000, n: 1 }, { timeout: 8000 });
+    const settled = reply.then(
+      () => "resolved",
+      (error) => error.code,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await first.close();
+    await chatServer(t, { storage }, first.port);
+    assert.equal(await withTimeout(settled, "the call to settle"), "disconnected");
+    assert.deepEqual(alice.connected[1], { resumed: false });
   });
 
   test("a half-open connection: the pong timeout reconnects and the new socket takes the session over", async (t) => {

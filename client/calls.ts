@@ -7,8 +7,10 @@
  * - Every call settles exactly once: by its reply, its timeout, or a rejection from the client
  *   (socket closed, `disconnect()`, dropped from the queue). Whichever comes first removes the
  *   entry and clears the timer; later ones find nothing and do nothing.
- * - `sent` tells a call written to a socket (lost with that socket) from one still in the offline
- *   queue (which survives reconnects and only times out).
+ * - `socket` tells a call written to a socket (the client's connection number) from one still in
+ *   the offline queue (0: it survives reconnects and only times out). A call written to a socket
+ *   that dropped waits while the client resumes its session (the reply is replayed), and is
+ *   rejected when that fails.
  */
 
 import { WarrenClientError } from "./errors";
@@ -18,7 +20,8 @@ type Timer = ReturnType<typeof setTimeout>;
 
 interface PendingCall {
   event: string;
-  sent: boolean;
+  /** Connection number of the socket the call was written to; 0 while queued. */
+  socket: number;
   resolve: (value: unknown) => void;
   reject: (error: WarrenClientError) => void;
   timer: Timer | null;
@@ -45,7 +48,7 @@ export class PendingCalls {
    */
   add(id: number, event: string, timeoutMs: number, onTimeout: (id: number) => void): Promise<unknown> {
     return new Promise<unknown>((resolve, reject) => {
-      const call: PendingCall = { event, sent: false, resolve, reject, timer: null };
+      const call: PendingCall = { event, socket: 0, resolve, reject, timer: null };
       if (timeoutMs > 0) {
         call.timer = setTimeout(() => {
           this.#settle(id)?.reject(
@@ -58,10 +61,10 @@ export class PendingCalls {
     });
   }
 
-  /** Marks a call as written to the socket. */
-  markSent(id: number): void {
+  /** Marks a call as written to the socket with connection number `socket` (≥ 1). */
+  markSent(id: number, socket: number): void {
     const call = this.#pending.get(id);
-    if (call) call.sent = true;
+    if (call) call.socket = socket;
   }
 
   /** Settles the call a reply frame answers; replies to unknown ids are ignored. */
@@ -80,10 +83,13 @@ export class PendingCalls {
     this.#settle(id)?.reject(error);
   }
 
-  /** Rejects every call already written to a socket (the socket is gone, so no reply can come). */
-  rejectSent(makeError: (event: string) => WarrenClientError): void {
+  /**
+   * Rejects every call already written to a socket older than connection `before` (every written
+   * call when omitted): those sockets are gone and no reply can come.
+   */
+  rejectSent(makeError: (event: string) => WarrenClientError, before = Infinity): void {
     for (const [id, call] of [...this.#pending]) {
-      if (call.sent) this.#settle(id)?.reject(makeError(call.event));
+      if (call.socket !== 0 && call.socket < before) this.#settle(id)?.reject(makeError(call.event));
     }
   }
 

@@ -271,8 +271,10 @@ export class WarrenClient {
    * while offline; the timeout runs from this call, queued time included.
    *
    * Rejects with a {@link WarrenClientError} whose `code` (and `meta`) is the server's for an error
-   * reply (e.g. `internal_error`), or `timeout`, `disconnected` (the socket closed before the reply,
-   * or `disconnect()`), `queue_full` (dropped from the offline queue) or `closed`.
+   * reply (e.g. `internal_error`), or `timeout`, `disconnected` (the socket closed before the reply
+   * and the session was not resumed, or `disconnect()`), `queue_full` (dropped from the offline
+   * queue) or `closed`. When the session resumes, a call sent before the drop gets its reply: the
+   * server replays it, so the call is never answered twice nor silently lost.
    *
    * @example
    * const sum = await client.call<number>("add", { a: 1, b: 2 }, { timeout: 2000 });
@@ -294,7 +296,7 @@ export class WarrenClient {
     const reply = this.#calls.add(id, event, timeout, (timedOut) => {
       this.#queue.removeWhere((item) => item.callId === timedOut);
     });
-    if (this.#trySend(text)) this.#calls.markSent(id);
+    if (this.#trySend(text)) this.#calls.markSent(id, this.#connectionId);
     else this.#enqueue({ text, callId: id });
     return reply as Promise<T>;
   }
@@ -430,7 +432,7 @@ export class WarrenClient {
     for (const item of this.#queue.drain()) {
       try {
         socket.send(item.text);
-        if (item.callId !== undefined) this.#calls.markSent(item.callId);
+        if (item.callId !== undefined) this.#calls.markSent(item.callId, this.#connectionId);
       } catch (cause) {
         if (item.callId !== undefined) {
           this.#calls.reject(item.callId, new WarrenClientError("socket_error", "send failed", { cause }));
@@ -451,7 +453,11 @@ export class WarrenClient {
   #sessionStarted(resumed: boolean, token: string | null): void {
     this.#awaitingSession = false;
     this.#resumeToken = token;
-    if (!resumed) this.#lastSeq = 0;
+    if (!resumed) {
+      this.#lastSeq = 0;
+      // Calls written to earlier sockets waited for a resume that did not happen.
+      this.#calls.rejectSent(disconnectedError, this.#connectionId);
+    }
     this.#events.emit("connected", { resumed } satisfies ConnectedInfo);
   }
 
@@ -497,7 +503,8 @@ export class WarrenClient {
     const wasOpen = this.#state === "connected";
     // Closes with info's code only if the socket is still connecting or open (the timeouts).
     this.#detach(info.code, info.reason);
-    this.#calls.rejectSent(disconnectedError);
+    // With a session to resume, calls already sent wait: the server replays their replies.
+    if (!this.#options.resume || this.#resumeToken === null) this.#calls.rejectSent(disconnectedError);
     const generation = this.#generation;
     if (error) this.#events.emit("error", error);
     if (generation !== this.#generation) return;
@@ -509,10 +516,12 @@ export class WarrenClient {
   #scheduleReconnect(info: CloseInfo): void {
     const policy = this.#options.reconnection;
     if (!policy.enabled || (info.code === 1000 && info.reason === ACTOR_DESTROYED)) {
+      this.#calls.rejectSent(disconnectedError);
       this.#setState("disconnected");
       return;
     }
     if (policy.maxAttempts > 0 && this.#attempts >= policy.maxAttempts) {
+      this.#calls.rejectSent(disconnectedError);
       const generation = this.#generation;
       this.#setState("error");
       if (generation !== this.#generation) return;
