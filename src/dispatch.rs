@@ -139,6 +139,10 @@ impl Dispatcher {
 
   /// Waits while the pending batch is over its bound (socket readers, before queueing).
   pub async fn wait_for_space(&self) {
+    // The common case, without registering as a waiter.
+    if !self.is_full() {
+      return;
+    }
     loop {
       let notified = self.space.notified();
       tokio::pin!(notified);
