@@ -148,13 +148,18 @@ describe("the chat demo in a real browser", () => {
       "Chromium to start",
       WAIT_MS,
     );
-    t.after(() => context.close());
+    // Bounded: a browser that does not close must not keep the test run alive.
+    t.after(() => withTimeout(context.close(), "Chromium to close", WAIT_MS).catch(() => undefined));
     context.setDefaultTimeout(WAIT_MS);
 
     const pageErrors: string[] = [];
     const open = async (name: string): Promise<Page> => {
       const page = await context.newPage();
-      page.on("pageerror", (error) => pageErrors.push(`${name}: ${error.message}`));
+      page.on("pageerror", (error) => {
+        pageErrors.push(`${name}: ${error.message}`);
+        // At once too, so that the log shows it even if the run never gets to its assertion.
+        console.error(`[page ${name}] uncaught: ${error.stack ?? error.message}`);
+      });
       const response = await page.goto(`${demo.base}?name=${name}`);
       assert.equal(response?.status(), 200, `the demo page for ${name}`);
       await connected(page, name);
