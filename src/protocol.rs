@@ -10,6 +10,8 @@
 //! clients that know nothing of them just see an extra field. Frames a session makes for itself
 //! (pongs, `system:error`, the `session` frame) carry no number and are never replayed.
 
+use std::fmt::Write;
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -103,8 +105,8 @@ impl Unsealed {
   /// Closes the frame, numbered `seq` when given.
   pub fn seal(mut self, seq: Option<u64>) -> Utf8Bytes {
     if let Some(seq) = seq {
-      self.0.push_str(r#","seq":"#);
-      self.0.push_str(&seq.to_string());
+      // Writing into a String cannot fail.
+      let _ = write!(self.0, r#","seq":{seq}"#);
     }
     self.0.push('}');
     Utf8Bytes::from(self.0)
@@ -116,11 +118,15 @@ pub fn pong_frame() -> Utf8Bytes {
   Utf8Bytes::from_static(r#"{"type":"pong"}"#)
 }
 
+/// `value` as a JSON string literal.
+fn json_string(value: &str) -> String {
+  // A &str always serialises.
+  serde_json::to_string(value).unwrap_or_else(|_| String::from("\"\""))
+}
+
 /// Appends `value` as a JSON string literal.
 pub fn push_json_string(out: &mut String, value: &str) {
-  // Writing into a String cannot fail and a &str always serialises.
-  let encoded = serde_json::to_string(value).unwrap_or_else(|_| String::from("\"\""));
-  out.push_str(&encoded);
+  out.push_str(&json_string(value));
 }
 
 /// Why a payload given by JS cannot be put in an event frame.
@@ -132,9 +138,7 @@ pub struct NotAnObject;
 /// `payload_json` must be a JSON object (or absent): its members are spliced after the event
 /// name, as Verani's clients expect. It is encoded once and shared by every recipient.
 pub fn event_frame(event: &str, payload_json: Option<&str>) -> Result<Unsealed, NotAnObject> {
-  let mut name = String::with_capacity(event.len() + 2);
-  push_json_string(&mut name, event);
-  encoded_event_frame(&name, payload_json)
+  encoded_event_frame(&json_string(event), payload_json)
 }
 
 /// [`event_frame`] with the event name already encoded as a JSON string literal.
@@ -163,8 +167,7 @@ pub fn encoded_event_frame(event_json: &str, payload_json: Option<&str>) -> Resu
 pub fn reply_frame(id: u64, result_json: Option<&str>) -> Unsealed {
   let result = result_json.unwrap_or("null");
   let mut out = Unsealed::with_capacity(32 + result.len());
-  out.push_str(r#"{"type":"reply","id":"#);
-  out.push_str(&id.to_string());
+  let _ = write!(out, r#"{{"type":"reply","id":{id}"#);
   out.push_str(r#","data":"#);
   out.push_str(result);
   Unsealed(out)
@@ -173,8 +176,7 @@ pub fn reply_frame(id: u64, result_json: Option<&str>) -> Unsealed {
 /// A failed call reply: `{"type":"reply","id":7,"error":{"code":..,"message":..,"meta":..}}`.
 pub fn reply_error_frame(id: u64, code: &str, message: &str, meta_json: Option<&str>) -> Unsealed {
   let mut out = Unsealed::with_capacity(64 + code.len() + message.len());
-  out.push_str(r#"{"type":"reply","id":"#);
-  out.push_str(&id.to_string());
+  let _ = write!(out, r#"{{"type":"reply","id":{id}"#);
   out.push_str(r#","error":{"code":"#);
   push_json_string(&mut out, code);
   out.push_str(r#","message":"#);

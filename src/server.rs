@@ -298,10 +298,11 @@ impl Server {
       // Sessions waiting for a resume hold memory like open ones: they count too, and the
       // client of one may always come back to it.
       let sessions = self.live.load(Ordering::SeqCst) + self.registry.detached_count();
-      let returning = head
-        .resume_request()
-        .and_then(|request| request.token)
-        .is_some_and(|token| self.registry.is_waiting(&token));
+      let resume = head.resume_request();
+      let returning = resume
+        .as_ref()
+        .and_then(|request| request.token.as_deref())
+        .is_some_and(|token| self.registry.is_waiting(token));
       if sessions > self.config.max_sessions && !returning {
         return Err(Some(UpgradeRejection::Unavailable(
           "server is at its session limit",
@@ -317,13 +318,14 @@ impl Server {
       } else {
         None
       };
-      Ok((head, endpoint, accept_key, authenticated))
+      // Only the bytes read past the head are needed from here on.
+      Ok((head.leftover, endpoint, accept_key, authenticated, resume))
     });
     let outcome = tokio::select! {
       outcome = handshake => outcome,
       _ = self.shutdown_signal() => Err(Some(UpgradeRejection::Unavailable("server is shutting down"))),
     };
-    let (mut head, endpoint, accept_key, authenticated) = match outcome {
+    let (leftover, endpoint, accept_key, authenticated, resume) = match outcome {
       Ok(accepted) => accepted,
       Err(Some(rejection)) => {
         write_and_close(&mut stream, &http::rejection_response(&rejection), deadline).await;
@@ -332,10 +334,6 @@ impl Server {
       Err(None) => return,
     };
 
-    let resume = head.resume_request();
-    // Only the bytes read past the head are needed from here on.
-    let leftover = std::mem::take(&mut head.leftover);
-    drop(head);
     let resumed = resume
       .as_ref()
       .and_then(|request| self.resume(request, endpoint, authenticated.as_ref()));
@@ -357,10 +355,9 @@ impl Server {
     drop(response);
     if !matches!(written, Ok(Ok(()))) {
       let ended = Ended {
-        code: CloseCode::Abnormal.as_u16(),
-        reason: String::new(),
         // A client that never saw its token cannot resume a fresh session.
         blip: !fresh,
+        ..Ended::dropped()
       };
       self.finish(id, transport, ended);
       return;

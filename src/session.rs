@@ -68,7 +68,8 @@ pub enum Outcome {
 }
 
 impl Ended {
-  fn dropped() -> Self {
+  /// The connection dropped without a close handshake (1006): a blip.
+  pub fn dropped() -> Self {
     Self {
       code: CloseCode::Abnormal.as_u16(),
       reason: String::new(),

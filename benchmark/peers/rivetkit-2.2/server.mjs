@@ -1,5 +1,4 @@
-// RivetKit 2.2.1 peer for the `calls` scenario: a `counter` actor whose `increment` changes persisted
-// state (RivetKit's own state persistence, default settings) and returns the new count.
+// RivetKit 2.2.1 peer for the `calls` scenario (the counter actor: ../counter-peer.mjs).
 //
 //   RIVETKIT_STORAGE_PATH=<dir> node server.mjs <port>
 //
@@ -8,33 +7,7 @@
 // counter actor answers.
 import { actor, setup } from "rivetkit";
 import { createClient } from "rivetkit/client";
+import { serveCounter } from "../counter-peer.mjs";
 
 const port = Number(process.argv[2] ?? 6420);
-
-const counter = actor({
-  state: { count: 0 },
-  actions: {
-    increment: (c, by = 1) => {
-      c.state.count += by;
-      return c.state.count;
-    },
-    get: (c) => c.state.count,
-  },
-});
-
-const registry = setup({ use: { counter }, managerPort: port, managerHost: "127.0.0.1" });
-registry.start();
-
-const endpoint = `http://127.0.0.1:${port}`;
-const deadline = Date.now() + 60_000;
-for (;;) {
-  try {
-    const client = createClient(endpoint);
-    await client.counter.getOrCreate(["ready-probe"]).get();
-    break;
-  } catch (error) {
-    if (Date.now() > deadline) throw error;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
-process.stdout.write(`READY ${port}\n`);
+await serveCounter({ actor, setup, createClient }, { managerPort: port, managerHost: "127.0.0.1" }, port);
