@@ -1,12 +1,13 @@
-//! JS options to core configuration, validated once when a server is created.
+//! JS values to core values: options to configuration (validated once, by the core, when a
+//! server is created), and numbers from JS to typed ids.
 
 use std::time::Duration;
 
 use napi_derive::napi;
 
-use crate::config::{Endpoint, OverflowPolicy, ServerConfig};
-use crate::gate::Durability;
-use crate::store::Location;
+use crate::config::{Definition, Durability, Location, OverflowPolicy, ServerConfig};
+use crate::error::CoreError;
+use crate::ids::{ActorId, DefinitionId, HandlerId, SessionId};
 
 /// A connection definition's endpoint.
 #[napi(object)]
@@ -64,28 +65,32 @@ fn millis(value: Option<u32>, default: Duration) -> Duration {
     .unwrap_or(default)
 }
 
-pub fn server_config(options: NativeOptions) -> Result<ServerConfig, String> {
+pub fn server_config(options: NativeOptions) -> Result<ServerConfig, CoreError> {
   let defaults = ServerConfig::default();
   let overflow_policy = match options.backpressure.as_deref() {
     None | Some("close") => OverflowPolicy::Close,
     Some("drop") => OverflowPolicy::Drop,
     Some(other) => {
-      return Err(format!(
+      return Err(CoreError::InvalidArgument(format!(
         "backpressure must be \"close\" or \"drop\", got {other:?}"
-      ))
+      )))
     }
   };
   let durability = match options.durability.as_deref() {
     None | Some("strict") => Durability::Strict,
     Some("relaxed") => Durability::Relaxed,
     Some(other) => {
-      return Err(format!(
+      return Err(CoreError::InvalidArgument(format!(
         "durability must be \"strict\" or \"relaxed\", got {other:?}"
-      ))
+      )))
     }
   };
   let storage = match options.storage.as_str() {
-    "" => return Err("storage must be a directory or \":memory:\"".into()),
+    "" => {
+      return Err(CoreError::InvalidArgument(
+        "storage must be a directory or \":memory:\"".into(),
+      ))
+    }
     ":memory:" => Location::Memory,
     dir => Location::Directory(std::path::PathBuf::from(dir)),
   };
@@ -95,10 +100,10 @@ pub fn server_config(options: NativeOptions) -> Result<ServerConfig, String> {
     room_handlers: options.room_handlers,
     storage,
     durability,
-    endpoints: options
+    definitions: options
       .endpoints
       .into_iter()
-      .map(|e| Endpoint {
+      .map(|e| Definition {
         name: e.name,
         path: e.path,
         authenticates: e.authenticates,
@@ -124,13 +129,35 @@ pub fn server_config(options: NativeOptions) -> Result<ServerConfig, String> {
       Some(dir) => {
         let path = std::path::PathBuf::from(&dir);
         if !path.is_dir() {
-          return Err(format!("static must be an existing directory, got {dir:?}"));
+          return Err(CoreError::InvalidArgument(format!(
+            "static must be an existing directory, got {dir:?}"
+          )));
         }
         Some(path)
       }
       None => None,
     },
   };
-  config.validate()?;
   Ok(config)
+}
+
+/// A number from JS as an id; a negative one names nothing.
+fn id(value: i64) -> u64 {
+  u64::try_from(value).unwrap_or(0)
+}
+
+pub fn session(value: i64) -> SessionId {
+  SessionId(id(value))
+}
+
+pub fn actor(value: i64) -> ActorId {
+  ActorId(id(value))
+}
+
+pub fn definition(value: u32) -> DefinitionId {
+  DefinitionId(value as usize)
+}
+
+pub fn handler(value: u32) -> HandlerId {
+  HandlerId(value as usize)
 }

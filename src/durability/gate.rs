@@ -25,19 +25,12 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::outbox::Outbox;
+use super::store::{Store, Write};
+use crate::config::Durability;
+use crate::error::StoreError;
 use crate::protocol::Unsealed;
 use crate::registry::{Registry, Target};
-use crate::store::{Store, StoreError, Write};
-
-/// When frames that follow a state change may leave.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Durability {
-  /// Only once the change is flushed to disk.
-  Strict,
-  /// At once; the change is flushed in the background.
-  Relaxed,
-}
+use crate::transport::outbox::Outbox;
 
 struct Held {
   /// The change count this frame depends on.
@@ -77,10 +70,6 @@ impl OutputGate {
       counts: Mutex::new(Counts::default()),
       flush_wanted: Notify::new(),
     }
-  }
-
-  pub fn durability(&self) -> Durability {
-    self.durability
   }
 
   /// JS changed persisted state: until that change is durable, frames are held (strict).
@@ -153,7 +142,7 @@ impl OutputGate {
   /// Flushes the store whenever a commit asks for it, until `store` yields `None` (released).
   /// A failed flush is reported and the held frames are released anyway: holding them forever
   /// would stall every client, and the next flush retries the writes.
-  pub async fn run_flusher(&self, store: impl Fn() -> Option<Arc<Store>>) {
+  pub async fn run_flusher(&self, store: impl Fn() -> Option<Arc<Store>>, report: impl Fn(&StoreError)) {
     loop {
       self.flush_wanted.notified().await;
       let Some(current) = store() else {
@@ -162,7 +151,7 @@ impl OutputGate {
       };
       let upto = self.counts.lock().applied;
       if let Err(error) = current.flush().await {
-        eprintln!("[warren] storage flush failed: {error}");
+        report(&error);
       }
       self.made_durable(upto);
     }

@@ -13,7 +13,7 @@
 //! limit, dropping the oldest). Frames are kept from the moment a writer takes them, not once
 //! written, so a frame in flight on a socket that dies is still here. When a new socket resumes
 //! the session, the frames after the client's last number go out again, then the queue, and the
-//! old socket's writer finds itself superseded (its `transport` is no longer current) and stops.
+//! old socket's writer finds itself superseded (its socket generation is no longer current) and stops.
 
 use std::collections::VecDeque;
 
@@ -104,7 +104,7 @@ struct State {
   close: Option<CloseRequest>,
   dropped: u64,
   /// The writer allowed to take frames; bumped when a resumed socket takes the session over.
-  transport: u64,
+  generation: u64,
   replay: Option<Replay>,
 }
 
@@ -126,7 +126,7 @@ impl Outbox {
         bytes: 0,
         close: None,
         dropped: 0,
-        transport: 0,
+        generation: 0,
         replay: None,
       }),
       ready: Notify::new(),
@@ -222,22 +222,22 @@ impl Outbox {
   }
 
   /// The writer currently allowed to take frames.
-  pub fn transport(&self) -> u64 {
-    self.state.lock().transport
+  pub fn generation(&self) -> u64 {
+    self.state.lock().generation
   }
 
   /// Moves every queued frame into `into` (which the writer reuses) and returns the close
   /// request, if any. Waits until there is something to do. Numbered frames are kept for
-  /// replay from here on. Fails once `transport` is no longer the session's writer.
+  /// replay from here on. Fails once `generation` is no longer the session's writer.
   pub async fn take(
     &self,
-    transport: u64,
+    generation: u64,
     into: &mut VecDeque<Queued>,
   ) -> Result<Option<CloseRequest>, Superseded> {
     loop {
       {
         let mut state = self.state.lock();
-        if state.transport != transport {
+        if state.generation != generation {
           return Err(Superseded);
         }
         if !state.frames.is_empty() || state.close.is_some() {
@@ -264,7 +264,7 @@ impl Outbox {
 
   /// A new socket takes the session over from the client's last frame number `last_seq`:
   /// `first` (the `session` frame), then every kept frame after `last_seq`, then the queue, go
-  /// to the new writer, whose transport number is returned. The old writer is superseded.
+  /// to the new writer, whose generation is returned. The old writer is superseded.
   pub fn resume(&self, last_seq: u64, first: Utf8Bytes) -> Result<u64, ResumeRefused> {
     let mut state = self.state.lock();
     if state.close.is_some() {
@@ -286,25 +286,25 @@ impl Outbox {
     frames.append(&mut state.frames);
     state.bytes = frames.iter().map(|queued| queued.frame.len()).sum();
     state.frames = frames;
-    state.transport += 1;
-    let transport = state.transport;
+    state.generation += 1;
+    let generation = state.generation;
     drop(state);
     // Wake the old writer, waiting for frames or blocked on its socket, so it stops.
     self.ready.notify_waiters();
     self.urgent.notify_waiters();
-    Ok(transport)
+    Ok(generation)
   }
 
-  /// Resolves when the writer of `transport` should abandon a blocked write: an urgent close was
+  /// Resolves when the writer of `generation` should abandon a blocked write: an urgent close was
   /// requested, or a resumed socket took the session over.
-  pub async fn interrupted(&self, transport: u64) {
+  pub async fn interrupted(&self, generation: u64) {
     loop {
       let notified = self.urgent.notified();
       tokio::pin!(notified);
       notified.as_mut().enable();
       {
         let state = self.state.lock();
-        if state.transport != transport || state.close.as_ref().is_some_and(|close| close.urgent) {
+        if state.generation != generation || state.close.as_ref().is_some_and(|close| close.urgent) {
           return;
         }
       }
@@ -359,8 +359,8 @@ mod tests {
     outbox.acknowledge(1);
     outbox.push_numbered(4, Utf8Bytes::from("f4"));
     // The client saw frame 2 before its socket died; 3 was lost on the way, 4 never sent.
-    let transport = outbox.resume(2, Utf8Bytes::from("session"));
-    assert_eq!(transport, Ok(1));
+    let generation = outbox.resume(2, Utf8Bytes::from("session"));
+    assert_eq!(generation, Ok(1));
     assert_eq!(outbox.take(0, &mut frames).await, Err(Superseded));
     assert_eq!(outbox.take(1, &mut frames).await, Ok(None));
     assert_eq!(texts(&frames), ["session", "f3", "f4"]);

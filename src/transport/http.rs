@@ -7,8 +7,9 @@
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use crate::config::{Endpoint, MAX_REQUEST_HEADERS, MAX_REQUEST_HEAD_BYTES};
+use crate::config::{Definition, MAX_REQUEST_HEADERS, MAX_REQUEST_HEAD_BYTES};
 use crate::error::UpgradeRejection;
+use crate::ids::DefinitionId;
 
 /// Longest resume token looked up (they are 36-byte UUIDs).
 const MAX_TOKEN_BYTES: usize = 64;
@@ -70,8 +71,8 @@ impl RequestHead {
       .map(|(_, value)| value.as_str())
   }
 
-  /// Headers as one JSON object (repeated names joined with ", "), for `req.headers`.
-  pub fn headers_json(&self) -> String {
+  /// Headers with repeated names joined with ", " (as `req.headers` shows them), in order.
+  pub fn merged_headers(&self) -> Vec<(&str, String)> {
     let mut merged: Vec<(&str, String)> = Vec::with_capacity(self.headers.len());
     for (name, value) in &self.headers {
       match merged.iter_mut().find(|(key, _)| key == name) {
@@ -82,11 +83,7 @@ impl RequestHead {
         None => merged.push((name, value.clone())),
       }
     }
-    let map: serde_json::Map<String, serde_json::Value> = merged
-      .into_iter()
-      .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
-      .collect();
-    serde_json::Value::Object(map).to_string()
+    merged
   }
 }
 
@@ -155,9 +152,9 @@ pub enum Route {
   },
   /// A GET for a path that is not an endpoint, while a static directory is configured.
   Static,
-  /// A valid WebSocket upgrade at endpoint `index`, with its `Sec-WebSocket-Accept` value.
+  /// A valid WebSocket upgrade for a connection definition, with its `Sec-WebSocket-Accept`.
   Upgrade {
-    endpoint: usize,
+    definition: DefinitionId,
     accept_key: String,
   },
   Reject(UpgradeRejection),
@@ -171,19 +168,19 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Decodes `%XX` escapes; `None` for a malformed escape or invalid UTF-8.
 pub fn percent_decode(input: &str) -> Option<String> {
   let bytes = input.as_bytes();
-  let mut out = Vec::with_capacity(bytes.len());
-  let mut i = 0;
-  while i < bytes.len() {
-    if bytes[i] == b'%' {
-      let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-      out.push(u8::from_str_radix(hex, 16).ok()?);
-      i += 3;
-    } else {
-      out.push(bytes[i]);
-      i += 1;
-    }
+  let well_formed = bytes.iter().enumerate().all(|(i, byte)| {
+    *byte != b'%'
+      || bytes
+        .get(i + 1..i + 3)
+        .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+  });
+  if !well_formed {
+    return None;
   }
-  String::from_utf8(out).ok()
+  percent_encoding::percent_decode_str(input)
+    .decode_utf8()
+    .ok()
+    .map(|decoded| decoded.into_owned())
 }
 
 /// Whether `path` is `prefix` followed by one non-empty segment.
@@ -199,7 +196,7 @@ fn has_token(value: Option<&str>, token: &str) -> bool {
 
 pub fn route(
   head: &RequestHead,
-  endpoints: &[Endpoint],
+  definitions: &[Definition],
   serves_static: bool,
   admin_token: Option<&str>,
 ) -> Route {
@@ -226,7 +223,7 @@ pub fn route(
       _ => Route::Reject(UpgradeRejection::NotFound),
     };
   }
-  let Some(endpoint) = endpoints.iter().position(|e| {
+  let Some(index) = definitions.iter().position(|e| {
     if e.prefix {
       names_actor(&e.path, path)
     } else {
@@ -249,7 +246,7 @@ pub fn route(
   }
   match head.header("sec-websocket-key").map(str::trim) {
     Some(key) if !key.is_empty() => Route::Upgrade {
-      endpoint,
+      definition: DefinitionId(index),
       accept_key: derive_accept_key(key.as_bytes()),
     },
     _ => Route::Reject(UpgradeRejection::BadRequest("missing Sec-WebSocket-Key")),
@@ -257,21 +254,10 @@ pub fn route(
 }
 
 fn reason_phrase(status: u16) -> &'static str {
-  match status {
-    200 => "OK",
-    400 => "Bad Request",
-    401 => "Unauthorized",
-    403 => "Forbidden",
-    404 => "Not Found",
-    405 => "Method Not Allowed",
-    408 => "Request Timeout",
-    426 => "Upgrade Required",
-    429 => "Too Many Requests",
-    431 => "Request Header Fields Too Large",
-    500 => "Internal Server Error",
-    503 => "Service Unavailable",
-    _ => "Error",
-  }
+  ::http::StatusCode::from_u16(status)
+    .ok()
+    .and_then(|status| status.canonical_reason())
+    .unwrap_or("Error")
 }
 
 /// A complete response that closes the connection.
@@ -341,8 +327,8 @@ mod tests {
     }
   }
 
-  fn endpoints() -> Vec<Endpoint> {
-    vec![Endpoint {
+  fn endpoints() -> Vec<Definition> {
+    vec![Definition {
       name: "C".into(),
       path: "/ws".into(),
       authenticates: false,
@@ -359,7 +345,7 @@ mod tests {
     assert_eq!(
       route(&upgrade, &endpoints(), false, None),
       Route::Upgrade {
-        endpoint: 0,
+        definition: DefinitionId(0),
         accept_key: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into()
       }
     );
@@ -429,6 +415,9 @@ mod tests {
   #[test]
   fn merges_repeated_headers() {
     let head = head("GET / HTTP/1.1\r\nX-A: 1\r\nx-a: 2\r\nHost: h\r\n\r\n");
-    assert_eq!(head.headers_json(), r#"{"host":"h","x-a":"1, 2"}"#);
+    assert_eq!(
+      head.merged_headers(),
+      [("x-a", "1, 2".to_string()), ("host", "h".to_string())]
+    );
   }
 }

@@ -1,7 +1,7 @@
 //! One open WebSocket: a reader that parses frames once and answers pings, and a writer that
 //! drains the session's outbox, both in one task.
 //!
-//! The reader hands events and calls to the dispatcher (waiting while its batch is full, which
+//! The reader hands events and calls to its host (waiting while the queue to JS is full, which
 //! pushes back on the client through TCP). The writer takes every queued frame at once and
 //! feeds them to tungstenite before one flush, so a burst becomes one write.
 //!
@@ -26,61 +26,37 @@ use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::calls::PendingCalls;
-use crate::dispatch::Dispatcher;
-use crate::error::{CloseCode, FrameError};
-use crate::outbox::{CloseRequest, Outbox, Queued};
+use super::outbox::{CloseRequest, Outbox, Queued};
+use super::Host;
+use crate::error::{CloseCode, FrameError, SessionEnd};
+use crate::ids::SessionId;
 use crate::protocol::{parse_client_frame, pong_frame, system_error_frame, ClientFrame};
-use crate::registry::Registry;
 
 /// Time a slow consumer's socket gets to take its close frame (it has stopped reading, so the
 /// full close timeout would mostly be spent waiting on a socket that will not drain).
 const URGENT_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// What a session needs besides its socket.
-pub struct SessionLink<'a> {
-  pub id: u64,
+pub struct SessionLink<'a, H> {
+  pub id: SessionId,
   pub outbox: Arc<Outbox>,
-  /// This socket's writer number in the outbox (see [`Outbox::resume`]).
-  pub transport: u64,
-  pub registry: &'a Registry,
-  pub dispatcher: &'a Dispatcher,
-  pub calls: &'a PendingCalls,
+  /// This socket's generation in the outbox (see [`Outbox::resume`]).
+  pub generation: u64,
+  pub host: &'a H,
   pub close_timeout: Duration,
-}
-
-/// How a session ended: the close code and reason JS receives in `onDisconnect`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ended {
-  pub code: u16,
-  pub reason: String,
-  /// The connection dropped, or the client closed it meaning to come back: the session may
-  /// wait for a resume instead of ending.
-  pub blip: bool,
 }
 
 /// How a socket stopped serving its session.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
-  Ended(Ended),
+  Ended(SessionEnd),
   /// Another socket resumed the session; this one just goes away.
   Superseded,
 }
 
-impl Ended {
-  /// The connection dropped without a close handshake (1006): a blip.
-  pub fn dropped() -> Self {
-    Self {
-      code: CloseCode::Abnormal.as_u16(),
-      reason: String::new(),
-      blip: true,
-    }
-  }
-}
-
 enum ReadEnd {
   /// The peer sent Close (code 1005 when it gave none) and the socket then ended.
-  PeerClosed(Ended),
+  PeerClosed(SessionEnd),
   /// The peer broke a rule; close with this code.
   Violation(CloseCode, &'static str),
   /// The connection dropped without a close handshake.
@@ -97,9 +73,10 @@ enum WriteEnd {
 }
 
 /// Runs the session until its socket is gone.
-pub async fn run<S>(socket: WebSocketStream<S>, link: &SessionLink<'_>) -> Outcome
+pub async fn run<S, H>(socket: WebSocketStream<S>, link: &SessionLink<'_, H>) -> Outcome
 where
   S: AsyncRead + AsyncWrite + Unpin,
+  H: Host,
 {
   let (mut sink, mut stream) = socket.split();
   let reader = read_loop(&mut stream, link);
@@ -111,9 +88,9 @@ where
       ReadEnd::Violation(code, reason) => {
         link.outbox.request_close(code.as_u16(), reason);
         let _ = timeout(link.close_timeout, &mut writer).await;
-        Ended { code: code.as_u16(), reason: reason.into(), blip: false }
+        SessionEnd { code: code.as_u16(), reason: reason.into(), blip: false }
       }
-      ReadEnd::Gone => Ended::dropped(),
+      ReadEnd::Gone => SessionEnd::dropped(),
     },
     end = &mut writer => match end {
       WriteEnd::Closed(request) => {
@@ -121,24 +98,25 @@ where
         if !request.urgent {
           let _ = timeout(link.close_timeout, &mut reader).await;
         }
-        Ended { code: request.code, reason: request.reason, blip: false }
+        SessionEnd { code: request.code, reason: request.reason, blip: false }
       }
-      WriteEnd::Failed => Ended::dropped(),
+      WriteEnd::Failed => SessionEnd::dropped(),
       WriteEnd::Superseded => return Outcome::Superseded,
     },
   };
   // The socket may have died because another one took over (its reader saw the drop first).
-  if link.outbox.transport() != link.transport {
+  if link.outbox.generation() != link.generation {
     return Outcome::Superseded;
   }
   Outcome::Ended(ended)
 }
 
-async fn read_loop<S>(stream: &mut SplitStream<WebSocketStream<S>>, link: &SessionLink<'_>) -> ReadEnd
+async fn read_loop<S, H>(stream: &mut SplitStream<WebSocketStream<S>>, link: &SessionLink<'_, H>) -> ReadEnd
 where
   S: AsyncRead + AsyncWrite + Unpin,
+  H: Host,
 {
-  let mut peer_close: Option<Ended> = None;
+  let mut peer_close: Option<SessionEnd> = None;
   while let Some(item) = stream.next().await {
     match item {
       Ok(Message::Text(text)) => on_text(&text, link).await,
@@ -150,7 +128,7 @@ where
         peer_close = Some(match frame {
           Some(frame) => {
             let code = u16::from(frame.code);
-            Ended {
+            SessionEnd {
               code,
               reason: frame.reason.to_string(),
               // 1000 and 1001 mean the client is leaving; any other code (a heartbeat timeout,
@@ -158,7 +136,7 @@ where
               blip: !matches!(code, 1000 | 1001),
             }
           }
-          None => Ended {
+          None => SessionEnd {
             code: 1005,
             reason: String::new(),
             blip: false,
@@ -180,7 +158,7 @@ where
   }
 }
 
-async fn on_text(text: &Utf8Bytes, link: &SessionLink<'_>) {
+async fn on_text<H: Host>(text: &Utf8Bytes, link: &SessionLink<'_, H>) {
   match parse_client_frame(text.as_str()) {
     Ok(ClientFrame::Ping { ack }) => {
       if let Some(seq) = ack {
@@ -188,18 +166,9 @@ async fn on_text(text: &Utf8Bytes, link: &SessionLink<'_>) {
       }
       link.outbox.push(pong_frame());
     }
-    Ok(ClientFrame::Event { kind, data }) => {
-      link.dispatcher.wait_for_space().await;
-      if link.registry.touch(link.id, link.dispatcher) {
-        link.dispatcher.push_message(link.id, kind, data);
-      }
-    }
-    Ok(ClientFrame::Call { id, event, data }) => {
-      link.dispatcher.wait_for_space().await;
-      if link.registry.touch(link.id, link.dispatcher) {
-        link.calls.started(link.id, id);
-        link.dispatcher.push_call(link.id, id, event, data);
-      }
+    Ok(frame) => {
+      link.host.wait_for_space().await;
+      link.host.receive(link.id, frame);
     }
     Err(error) => {
       link.outbox.push(system_error_frame(error));
@@ -207,13 +176,17 @@ async fn on_text(text: &Utf8Bytes, link: &SessionLink<'_>) {
   }
 }
 
-async fn write_loop<S>(sink: &mut SplitSink<WebSocketStream<S>, Message>, link: &SessionLink<'_>) -> WriteEnd
+async fn write_loop<S, H>(
+  sink: &mut SplitSink<WebSocketStream<S>, Message>,
+  link: &SessionLink<'_, H>,
+) -> WriteEnd
 where
   S: AsyncRead + AsyncWrite + Unpin,
+  H: Host,
 {
   let mut frames: VecDeque<Queued> = VecDeque::new();
   loop {
-    let Ok(close) = link.outbox.take(link.transport, &mut frames).await else {
+    let Ok(close) = link.outbox.take(link.generation, &mut frames).await else {
       return WriteEnd::Superseded;
     };
     if !frames.is_empty() {
@@ -229,7 +202,7 @@ where
             return WriteEnd::Failed;
           }
         }
-        _ = link.outbox.interrupted(link.transport) => {}
+        _ = link.outbox.interrupted(link.generation) => {}
       }
       frames.clear();
     }

@@ -8,7 +8,7 @@ use crate::config::MAX_STATIC_FILE_BYTES;
 
 /// Maps a request path to a file inside `root`, or `None` when it must not be served.
 pub fn resolve(root: &Path, request_path: &str) -> Option<PathBuf> {
-  let decoded = crate::http::percent_decode(request_path)?;
+  let decoded = super::http::percent_decode(request_path)?;
   if decoded.contains('\0') || decoded.contains('\\') {
     return None;
   }

@@ -8,43 +8,8 @@
 //!
 //! Swapping the engine means reimplementing [`Store`] and nothing else.
 
-use std::path::{Path, PathBuf};
-
-use crate::config::STORE_CACHE_BYTES;
-
-/// Where a server keeps its data.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Location {
-  /// A directory, owned by one process at a time.
-  Directory(PathBuf),
-  /// A temporary store removed when the server closes (tests).
-  Memory,
-}
-
-/// Why storage failed. Each variant says what a user can do about it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StoreError {
-  /// Another process (or another server in this one) has the directory open.
-  Locked(PathBuf),
-  /// The directory cannot be created or opened, or its files are damaged.
-  Open(String),
-  /// A read, write or flush failed.
-  Io(String),
-}
-
-impl std::fmt::Display for StoreError {
-  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-    match self {
-      StoreError::Locked(path) => write!(
-        f,
-        "storage directory {} is in use by another warren server (one process owns a directory)",
-        path.display()
-      ),
-      StoreError::Open(why) => write!(f, "cannot open storage: {why}"),
-      StoreError::Io(why) => write!(f, "storage failed: {why}"),
-    }
-  }
-}
+use crate::config::{Location, STORE_CACHE_BYTES};
+use crate::error::StoreError;
 
 impl From<sled::Error> for StoreError {
   fn from(error: sled::Error) -> Self {
@@ -176,17 +141,10 @@ fn is_lock_error(error: &std::io::Error) -> bool {
   error.kind() == std::io::ErrorKind::WouldBlock || error.to_string().contains("lock")
 }
 
-/// The directory of a location, if any (for messages).
-pub fn describe(location: &Location) -> String {
-  match location {
-    Location::Memory => ":memory:".into(),
-    Location::Directory(path) => Path::new(path).display().to_string(),
-  }
-}
-
 #[cfg(test)]
 mod tests {
   use super::*;
+  use std::path::PathBuf;
 
   fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("warren-store-{name}-{}", std::process::id()));

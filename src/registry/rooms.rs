@@ -8,13 +8,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::outbox::Outbox;
+use crate::events::Event;
+use crate::ids::{ActorId, HandlerId, RoomId, SessionId};
+use crate::transport::outbox::Outbox;
 
 /// A room the actor joined and has not left, kept while it has no session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listed {
   pub name: Arc<str>,
-  pub handler: usize,
+  pub handler: HandlerId,
   /// The metadata given at join (JSON), reused when the user re-joins.
   pub metadata: Arc<str>,
 }
@@ -22,14 +24,14 @@ pub struct Listed {
 /// A live member of a room.
 #[derive(Clone, Debug)]
 pub struct Member {
-  pub actor: u64,
+  pub actor: ActorId,
   pub joined_at_ms: u64,
   pub metadata: Arc<str>,
 }
 
 pub struct RoomEntry {
-  pub id: u64,
-  pub handler: usize,
+  pub id: RoomId,
+  pub handler: HandlerId,
   pub name: Arc<str>,
   /// userId → member.
   pub members: HashMap<Arc<str>, Member>,
@@ -46,7 +48,7 @@ pub struct RoomEntry {
 }
 
 /// Sessions a room's frames go to: `(session id, its outbox)`.
-pub type FanoutList = Vec<(u64, Arc<Outbox>)>;
+pub type FanoutList = Vec<(SessionId, Arc<Outbox>)>;
 
 impl RoomEntry {
   fn touch(&mut self) {
@@ -59,24 +61,50 @@ impl RoomEntry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RoomChange {
   Joined {
-    room: u64,
+    room: RoomId,
     created: bool,
-    handler: usize,
+    handler: HandlerId,
     name: Arc<str>,
     user: Arc<str>,
     metadata: Arc<str>,
   },
   Left {
-    room: u64,
+    room: RoomId,
     user: Arc<str>,
   },
   Evicted {
-    room: u64,
+    room: RoomId,
   },
   /// The room has members but no activity: its JS side (hooks' state) leaves the heap.
   Hibernated {
-    room: u64,
+    room: RoomId,
   },
+}
+
+impl RoomChange {
+  /// The event JS hears for this change.
+  pub fn event(&self) -> Event<'_> {
+    match self {
+      RoomChange::Joined {
+        room,
+        created,
+        handler,
+        name,
+        user,
+        metadata,
+      } => Event::RoomJoin {
+        room: *room,
+        created: *created,
+        handler: *handler,
+        name,
+        user,
+        metadata_json: metadata,
+      },
+      RoomChange::Left { room, user } => Event::RoomLeave { room: *room, user },
+      RoomChange::Evicted { room } => Event::RoomEvict { room: *room },
+      RoomChange::Hibernated { room } => Event::RoomHibernate { room: *room },
+    }
+  }
 }
 
 /// A live member as `members()` reports it.
@@ -109,13 +137,13 @@ impl Rooms {
   }
 
   /// The room called `name`, created (empty) when missing. Returns it and whether it was created.
-  pub fn open(&mut self, name: &str, handler: usize) -> (&mut RoomEntry, bool) {
+  pub fn open(&mut self, name: &str, handler: HandlerId) -> (&mut RoomEntry, bool) {
     let created = !self.by_name.contains_key(name);
     if created {
       self.next_id += 1;
       let name: Arc<str> = Arc::from(name);
       let entry = RoomEntry {
-        id: self.next_id,
+        id: RoomId(self.next_id),
         handler,
         name: name.clone(),
         members: HashMap::new(),
@@ -136,7 +164,7 @@ impl Rooms {
   }
 
   /// Makes `user` (of `actor`) a live member. `None` when it already was one.
-  pub fn add_member(&mut self, listed: &Listed, user: &Arc<str>, actor: u64) -> Option<RoomChange> {
+  pub fn add_member(&mut self, listed: &Listed, user: &Arc<str>, actor: ActorId) -> Option<RoomChange> {
     let (room, created) = self.open(&listed.name, listed.handler);
     if room.members.contains_key(user) {
       return None;

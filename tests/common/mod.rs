@@ -1,0 +1,173 @@
+//! What the end-to-end tests share: a real core listening on 127.0.0.1:0, a stand-in for the
+//! JS thread that takes the event batches it is woken for, and real WebSocket clients.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::{client_async, WebSocketStream};
+use warren::config::{Definition, Durability, Location, ServerConfig};
+use warren::core::Core;
+
+/// Longest wait for anything a test expects; a test that hits it has failed.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub type Client = WebSocketStream<TcpStream>;
+
+/// A core serving one definition at `/ws`.
+pub struct Server {
+  pub core: Arc<Core>,
+  pub port: u16,
+  woken: Arc<Notify>,
+  /// Events taken but not yet looked at, oldest first.
+  backlog: std::collections::VecDeque<Value>,
+  pub dir: Option<std::path::PathBuf>,
+}
+
+pub fn config(authenticates: bool) -> ServerConfig {
+  ServerConfig {
+    definitions: vec![Definition {
+      name: "UserConnection".into(),
+      path: "/ws".into(),
+      authenticates,
+      prefix: false,
+    }],
+    room_handlers: vec!["ChatRoom".into()],
+    ..ServerConfig::default()
+  }
+}
+
+/// A fresh directory for a real sled store.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+  let dir = std::env::temp_dir().join(format!("warren-e2e-{name}-{}", std::process::id()));
+  let _ = std::fs::remove_dir_all(&dir);
+  dir
+}
+
+impl Server {
+  pub fn start(config: ServerConfig) -> Self {
+    let dir = match &config.storage {
+      Location::Directory(dir) => Some(dir.clone()),
+      Location::Memory => None,
+    };
+    let runtime = tokio::runtime::Handle::current();
+    let core = Core::new(config, &runtime).unwrap_or_else(|error| panic!("core: {error}"));
+    let woken = Arc::new(Notify::new());
+    let waker = woken.clone();
+    core.set_waker(Some(Arc::new(move || waker.notify_one())));
+    let address = core
+      .listen(&runtime, "127.0.0.1", 0)
+      .unwrap_or_else(|error| panic!("listen: {error}"));
+    Self {
+      core,
+      port: address.port(),
+      woken,
+      backlog: Default::default(),
+      dir,
+    }
+  }
+
+  pub fn strict_on_disk(name: &str) -> Self {
+    let config = ServerConfig {
+      storage: Location::Directory(temp_dir(name)),
+      durability: Durability::Strict,
+      ..config(false)
+    };
+    Self::start(config)
+  }
+
+  /// The next event JS would hear, waiting for a wake-up when none is queued.
+  pub async fn next_event(&mut self) -> Value {
+    loop {
+      if let Some(event) = self.backlog.pop_front() {
+        return event;
+      }
+      if let Some(batch) = self.core.take_events() {
+        let parsed: Value =
+          serde_json::from_str(&batch).unwrap_or_else(|error| panic!("batch {batch}: {error}"));
+        self
+          .backlog
+          .extend(parsed.as_array().cloned().unwrap_or_default());
+        continue;
+      }
+      tokio::time::timeout(PATIENCE, self.woken.notified())
+        .await
+        .unwrap_or_else(|_| panic!("no event came"));
+    }
+  }
+
+  /// Skips events until one with `tag`, and returns it.
+  pub async fn event_tagged(&mut self, tag: u64) -> Value {
+    loop {
+      let event = self.next_event().await;
+      if event[0] == tag {
+        return event;
+      }
+    }
+  }
+
+  /// Connects a client to `path` (with its query) and completes the upgrade.
+  pub async fn connect(&self, path: &str) -> Client {
+    let stream = TcpStream::connect(("127.0.0.1", self.port))
+      .await
+      .unwrap_or_else(|error| panic!("connect: {error}"));
+    let url = format!("ws://127.0.0.1:{}{path}", self.port);
+    let (client, _) = client_async(url, stream)
+      .await
+      .unwrap_or_else(|error| panic!("upgrade: {error}"));
+    client
+  }
+
+  /// Connects and waits for the session's `Open` event: returns the client, its session id and
+  /// its actor id.
+  pub async fn open(&mut self, path: &str) -> (Client, u64, u64) {
+    let client = self.connect(path).await;
+    let open = self.event_tagged(1).await;
+    (client, as_u64(&open[1]), as_u64(&open[2]))
+  }
+}
+
+impl Drop for Server {
+  fn drop(&mut self) {
+    let runtime = tokio::runtime::Handle::current();
+    self.core.begin_shutdown(&runtime);
+    let _ = self.core.release();
+    if let Some(dir) = &self.dir {
+      let _ = std::fs::remove_dir_all(dir);
+    }
+  }
+}
+
+pub fn as_u64(value: &Value) -> u64 {
+  value.as_u64().unwrap_or_else(|| panic!("not a number: {value}"))
+}
+
+/// Sends a text frame.
+pub async fn send(client: &mut Client, text: &str) {
+  client
+    .send(Message::Text(Utf8Bytes::from(text)))
+    .await
+    .unwrap_or_else(|error| panic!("send: {error}"));
+}
+
+/// The next text frame the client receives, parsed.
+pub async fn receive(client: &mut Client) -> Value {
+  loop {
+    let message = tokio::time::timeout(PATIENCE, client.next())
+      .await
+      .unwrap_or_else(|_| panic!("nothing received"));
+    match message {
+      Some(Ok(Message::Text(text))) => {
+        return serde_json::from_str(text.as_str()).unwrap_or_else(|error| panic!("frame {text}: {error}"))
+      }
+      Some(Ok(_)) => continue,
+      other => panic!("socket ended: {other:?}"),
+    }
+  }
+}
