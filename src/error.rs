@@ -207,10 +207,12 @@ impl fmt::Display for StoreError {
 }
 
 /// What the core's operations fail with. [`CoreError::code`] is stable: the JS layer exposes
-/// it as `error.code`.
+/// it as `error.code` (the README lists them); the message is for people.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CoreError {
-  /// An option or argument is invalid; the message names it and the rule.
+  /// A server option is invalid; the message names it and the rule.
+  InvalidOption(String),
+  /// An argument of a call from JS is invalid; the message names it and the rule.
   InvalidArgument(String),
   /// The port is taken (`EADDRINUSE`, as Node's `net` reports it).
   AddressInUse(String),
@@ -230,16 +232,17 @@ impl CoreError {
   /// The stable code of this error.
   pub fn code(&self) -> &'static str {
     match self {
-      CoreError::InvalidArgument(_) => "ERR_WARREN_INVALID_ARGUMENT",
+      CoreError::InvalidOption(_) => "invalid_option",
+      CoreError::InvalidArgument(_) => "invalid_argument",
       CoreError::AddressInUse(_) => "EADDRINUSE",
-      CoreError::Listen(_) => "ERR_WARREN_LISTEN",
-      CoreError::Store(StoreError::Locked(_)) => "ERR_WARREN_STORAGE_LOCKED",
-      CoreError::Store(StoreError::Open(_)) => "ERR_WARREN_STORAGE_OPEN",
-      CoreError::Store(StoreError::Io(_)) => "ERR_WARREN_STORAGE_IO",
-      CoreError::Store(StoreError::Closed) => "ERR_WARREN_CLOSED",
-      CoreError::NoSuchActor => "ERR_WARREN_NO_SUCH_ACTOR",
-      CoreError::TooManySchedules(_) => "ERR_WARREN_TOO_MANY_SCHEDULES",
-      CoreError::Runtime(_) => "ERR_WARREN_RUNTIME",
+      CoreError::Listen(_) => "listen_failed",
+      CoreError::Store(StoreError::Locked(_)) => "storage_locked",
+      CoreError::Store(StoreError::Open(_)) => "storage_open_failed",
+      CoreError::Store(StoreError::Io(_)) => "storage_failed",
+      CoreError::Store(StoreError::Closed) => "server_closed",
+      CoreError::NoSuchActor => "actor_gone",
+      CoreError::TooManySchedules(_) => "too_many_schedules",
+      CoreError::Runtime(_) => "runtime_failed",
     }
   }
 }
@@ -247,9 +250,10 @@ impl CoreError {
 impl fmt::Display for CoreError {
   fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     match self {
-      CoreError::InvalidArgument(why) | CoreError::Listen(why) | CoreError::AddressInUse(why) => {
-        f.write_str(why)
-      }
+      CoreError::InvalidOption(why)
+      | CoreError::InvalidArgument(why)
+      | CoreError::Listen(why)
+      | CoreError::AddressInUse(why) => f.write_str(why),
       CoreError::Store(error) => error.fmt(f),
       CoreError::NoSuchActor => f.write_str("the actor is no longer in memory"),
       CoreError::TooManySchedules(limit) => write!(f, "an actor may have at most {limit} pending schedules"),

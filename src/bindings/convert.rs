@@ -71,7 +71,7 @@ pub fn server_config(options: NativeOptions) -> Result<ServerConfig, CoreError> 
     None | Some("close") => OverflowPolicy::Close,
     Some("drop") => OverflowPolicy::Drop,
     Some(other) => {
-      return Err(CoreError::InvalidArgument(format!(
+      return Err(CoreError::InvalidOption(format!(
         "backpressure must be \"close\" or \"drop\", got {other:?}"
       )))
     }
@@ -80,14 +80,14 @@ pub fn server_config(options: NativeOptions) -> Result<ServerConfig, CoreError> 
     None | Some("strict") => Durability::Strict,
     Some("relaxed") => Durability::Relaxed,
     Some(other) => {
-      return Err(CoreError::InvalidArgument(format!(
+      return Err(CoreError::InvalidOption(format!(
         "durability must be \"strict\" or \"relaxed\", got {other:?}"
       )))
     }
   };
   let storage = match options.storage.as_str() {
     "" => {
-      return Err(CoreError::InvalidArgument(
+      return Err(CoreError::InvalidOption(
         "storage must be a directory or \":memory:\"".into(),
       ))
     }
@@ -129,7 +129,7 @@ pub fn server_config(options: NativeOptions) -> Result<ServerConfig, CoreError> 
       Some(dir) => {
         let path = std::path::PathBuf::from(&dir);
         if !path.is_dir() {
-          return Err(CoreError::InvalidArgument(format!(
+          return Err(CoreError::InvalidOption(format!(
             "static must be an existing directory, got {dir:?}"
           )));
         }

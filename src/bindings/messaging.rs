@@ -22,14 +22,7 @@ impl NativeServer {
   /// Sends an event to one session; false when it is gone or closing.
   #[napi]
   pub fn emit(&self, session_id: i64, event: String, payload_json: Option<String>) -> Result<bool, String> {
-    let frame = Frame {
-      event: &event,
-      payload_json: payload_json.as_deref(),
-    };
-    let reached = self
-      .core
-      .emit(Target::Session(session(session_id)), frame)
-      .map_err(js_error)?;
+    let reached = self.emit_to(Target::Session(session(session_id)), &event, payload_json)?;
     Ok(reached > 0)
   }
 
@@ -48,11 +41,7 @@ impl NativeServer {
       key: &key,
       except: except_session.map(session),
     };
-    let frame = Frame {
-      event: &event,
-      payload_json: payload_json.as_deref(),
-    };
-    self.core.emit(target, frame).map_err(js_error)
+    self.emit_to(target, &event, payload_json)
   }
 
   /// Sends an event to every session of every live member (but `exceptSession`); returns how
@@ -69,11 +58,7 @@ impl NativeServer {
       name: &name,
       except: except_session.map(session),
     };
-    let frame = Frame {
-      event: &event,
-      payload_json: payload_json.as_deref(),
-    };
-    self.core.emit(target, frame).map_err(js_error)
+    self.emit_to(target, &event, payload_json)
   }
 
   /// Sends a tick's frames to single sessions, in order (the format is documented at
@@ -125,5 +110,15 @@ impl NativeServer {
       .core
       .close_session(session(session_id), code, &reason, internal.unwrap_or(false))
       .map_err(js_error)
+  }
+}
+
+impl NativeServer {
+  fn emit_to(&self, target: Target<'_>, event: &str, payload_json: Option<String>) -> Result<u32, String> {
+    let frame = Frame {
+      event,
+      payload_json: payload_json.as_deref(),
+    };
+    self.core.emit(target, frame).map_err(js_error)
   }
 }

@@ -82,7 +82,7 @@ impl Core {
   /// Validates the configuration, opens the store, loads the schedules and starts the timers on
   /// `runtime`.
   pub fn new(config: ServerConfig, runtime: &Handle) -> Result<Arc<Self>, CoreError> {
-    config.validate().map_err(CoreError::InvalidArgument)?;
+    config.validate().map_err(CoreError::InvalidOption)?;
     let storage = Storage::open(&config)?;
     let events = Arc::new(EventSink::new());
     let core = Arc::new(Self {
