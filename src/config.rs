@@ -89,6 +89,30 @@ pub enum Location {
   Memory,
 }
 
+/// Cluster mode: several warren processes share rooms and users through one Redis.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterConfig {
+  /// `redis://host:port[/db]`.
+  pub redis_url: String,
+  /// This process's name among the nodes: letters, digits, `.`, `_` and `-` (at most 64).
+  pub node_id: String,
+}
+
+/// How long a node's lease in Redis lasts without renewal; another node may take over its
+/// actors after it (see the cluster module).
+pub const NODE_LEASE: Duration = Duration::from_secs(10);
+
+/// How often a node renews its lease: well inside [`NODE_LEASE`], so two missed renewals in a
+/// row still leave time.
+pub const NODE_LEASE_RENEWAL: Duration = Duration::from_secs(3);
+
+/// Messages waiting to be published to other nodes; past it a publish is dropped and reported
+/// (the JS thread never waits on Redis).
+pub const MAX_PENDING_PUBLISHES: usize = 65_536;
+
+/// Publishes sent to Redis in one pipeline (one round trip).
+pub const PUBLISH_BATCH: usize = 256;
+
 /// A connection definition as the core sees it: where its sockets upgrade and whether the
 /// upgrade waits for `extractMeta` in JS.
 #[derive(Clone, Debug)]
@@ -128,6 +152,8 @@ pub struct ServerConfig {
   pub call_timeout: Duration,
   /// Bearer token of the admin HTTP API (`DELETE /actors/<kind>/<key>`); none disables it.
   pub admin_token: Option<String>,
+  /// Cluster mode; none runs this process alone.
+  pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for ServerConfig {
@@ -154,6 +180,7 @@ impl Default for ServerConfig {
       durability: Durability::Strict,
       call_timeout: DEFAULT_CALL_TIMEOUT,
       admin_token: None,
+      cluster: None,
     }
   }
 }
@@ -198,6 +225,21 @@ impl ServerConfig {
     }
     if self.max_sessions == 0 {
       return Err("maxSessions must be at least 1".into());
+    }
+    if let Some(cluster) = &self.cluster {
+      let id = &cluster.node_id;
+      let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+      if id.is_empty() || id.len() > 64 || !id.chars().all(allowed) {
+        return Err(format!(
+          "cluster.nodeId must be 1-64 letters, digits, '.', '_' or '-', got {id:?}"
+        ));
+      }
+      if !cluster.redis_url.starts_with("redis://") {
+        return Err(format!(
+          "cluster.redis must be a redis:// URL, got {:?}",
+          cluster.redis_url
+        ));
+      }
     }
     Ok(())
   }

@@ -226,6 +226,8 @@ pub enum CoreError {
   TooManySchedules(usize),
   /// The background runtime could not start.
   Runtime(String),
+  /// Cluster mode cannot work: Redis unreachable or unfit, or the node id taken.
+  Cluster(String),
 }
 
 impl CoreError {
@@ -243,6 +245,7 @@ impl CoreError {
       CoreError::NoSuchActor => "actor_gone",
       CoreError::TooManySchedules(_) => "too_many_schedules",
       CoreError::Runtime(_) => "runtime_failed",
+      CoreError::Cluster(_) => "cluster_unavailable",
     }
   }
 }
@@ -253,7 +256,8 @@ impl fmt::Display for CoreError {
       CoreError::InvalidOption(why)
       | CoreError::InvalidArgument(why)
       | CoreError::Listen(why)
-      | CoreError::AddressInUse(why) => f.write_str(why),
+      | CoreError::AddressInUse(why)
+      | CoreError::Cluster(why) => f.write_str(why),
       CoreError::Store(error) => error.fmt(f),
       CoreError::NoSuchActor => f.write_str("the actor is no longer in memory"),
       CoreError::TooManySchedules(limit) => write!(f, "an actor may have at most {limit} pending schedules"),

@@ -23,6 +23,7 @@
 
 pub mod bindings;
 pub mod calls;
+pub mod cluster;
 pub mod config;
 pub mod core;
 pub mod durability;

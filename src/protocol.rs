@@ -102,6 +102,18 @@ impl Unsealed {
     String::with_capacity(capacity + SEAL_BYTES)
   }
 
+  /// The frame so far, as other nodes receive it (they number it for their own sessions).
+  pub fn text(&self) -> &str {
+    &self.0
+  }
+
+  /// A frame another node encoded (its [`Unsealed::text`]).
+  pub fn from_peer(text: &str) -> Self {
+    let mut out = Self::with_capacity(text.len());
+    out.push_str(text);
+    Unsealed(out)
+  }
+
   /// Closes the frame, numbered `seq` when given.
   pub fn seal(mut self, seq: Option<u64>) -> Utf8Bytes {
     if let Some(seq) = seq {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use napi_derive::napi;
 
-use crate::config::{Definition, Durability, Location, OverflowPolicy, ServerConfig};
+use crate::config::{ClusterConfig, Definition, Durability, Location, OverflowPolicy, ServerConfig};
 use crate::error::CoreError;
 use crate::ids::{ActorId, DefinitionId, HandlerId, SessionId};
 
@@ -20,6 +20,15 @@ pub struct NativeEndpoint {
   pub authenticates: bool,
   /// True when `path` is a prefix followed by the actor's key (`/actors/counter/<key>`).
   pub prefix: Option<bool>,
+}
+
+/// Cluster mode: several processes share rooms and users through Redis.
+#[napi(object)]
+pub struct NativeCluster {
+  /// `redis://host:port`.
+  pub redis: String,
+  /// This process's name among the nodes. @default a random id
+  pub node_id: Option<String>,
 }
 
 /// Options of the native server; the JS layer fills them from `createServer` options.
@@ -57,6 +66,7 @@ pub struct NativeOptions {
   pub call_timeout_ms: Option<u32>,
   /// Bearer token that enables `DELETE /actors/<kind>/<key>`.
   pub admin_token: Option<String>,
+  pub cluster: Option<NativeCluster>,
 }
 
 fn millis(value: Option<u32>, default: Duration) -> Duration {
@@ -97,6 +107,12 @@ pub fn server_config(options: NativeOptions) -> Result<ServerConfig, CoreError> 
   let config = ServerConfig {
     call_timeout: millis(options.call_timeout_ms, defaults.call_timeout),
     admin_token: options.admin_token.filter(|token| !token.is_empty()),
+    cluster: options.cluster.map(|cluster| ClusterConfig {
+      redis_url: cluster.redis,
+      node_id: cluster
+        .node_id
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
+    }),
     room_handlers: options.room_handlers,
     storage,
     durability,

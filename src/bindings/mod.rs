@@ -28,7 +28,7 @@ use crate::events::Waker;
 use crate::ids::RequestId;
 use crate::transport::Identity;
 
-pub use convert::{NativeEndpoint, NativeOptions};
+pub use convert::{NativeCluster, NativeEndpoint, NativeOptions};
 
 /// A core error as a JS error: its `code` is the [`CoreError::code`].
 fn js_error(error: CoreError) -> Error<String> {
@@ -104,7 +104,11 @@ impl NativeServer {
   #[napi(constructor)]
   pub fn new(options: NativeOptions, on_wake: Function<(), ()>) -> Result<Self, String> {
     let config = convert::server_config(options).map_err(js_error)?;
-    let core = Core::new(config, runtime()?.handle()).map_err(js_error)?;
+    let runtime = runtime()?;
+    // Joining a cluster waits for Redis (a bounded connect); otherwise nothing here waits.
+    let core = runtime
+      .block_on(Core::start(config, runtime.handle()))
+      .map_err(js_error)?;
     let wake: Arc<WakeFunction> = Arc::new(
       on_wake
         .build_threadsafe_function::<()>()

@@ -25,9 +25,30 @@ fn not_an_object() -> CoreError {
 impl Core {
   /// Sends an event to `target`; returns how many sessions it was (or will be) delivered to.
   /// Encoded once, whatever the number of recipients.
+  ///
+  /// In cluster mode a message to a room or a user is also published for the other nodes
+  /// (once it may leave: after the state before it is durable); the count is this node's
+  /// sessions only, since the others receive it later.
   pub fn emit(&self, target: Target<'_>, frame: Frame<'_>) -> Result<u32, CoreError> {
     let frame = event_frame(frame.event, frame.payload_json).map_err(|_| not_an_object())?;
-    Ok(self.send(target, frame))
+    let publish = match (&self.cluster, target) {
+      (Some(cluster), Target::Room { name, .. }) => Some(cluster.room_publish(name, &frame)),
+      (Some(cluster), Target::User { definition, key, .. }) => {
+        let name = self
+          .config
+          .definitions
+          .get(definition.get())
+          .map_or("", |d| d.name.as_str());
+        Some(cluster.user_publish(name, key, &frame))
+      }
+      _ => None,
+    };
+    Ok(
+      self
+        .storage
+        .gate()
+        .send_then(&self.registry, target, frame, publish),
+    )
   }
 
   fn send(&self, target: Target<'_>, frame: Unsealed) -> u32 {

@@ -8,9 +8,11 @@
 //! - [`sessions`]: the transport's side: upgrades, sessions opening, resuming and ending;
 //! - [`messaging`]: frames from JS to sessions, users and rooms; replies; closes;
 //! - [`actors`]: rooms, state, hibernation, destruction and schedules as JS drives them;
-//! - [`upkeep`]: the timers (idle sweeps, call deadlines, resume windows, schedules, flushes).
+//! - [`upkeep`]: the timers (idle sweeps, call deadlines, resume windows, schedules, flushes);
+//! - [`cluster`]: the core as a node of a cluster (what other nodes publish reaches it here).
 
 mod actors;
+mod cluster;
 mod messaging;
 mod sessions;
 mod upkeep;
@@ -25,6 +27,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch};
 
 use crate::calls::PendingCalls;
+use crate::cluster::Cluster;
 use crate::config::ServerConfig;
 use crate::durability::Storage;
 use crate::error::{CloseCode, CoreError};
@@ -76,12 +79,41 @@ pub struct Core {
   next_request: AtomicU64,
   /// Flips to true once, when shutdown begins.
   shutdown: watch::Sender<bool>,
+  /// This node's cluster membership, in cluster mode.
+  cluster: Option<Arc<Cluster>>,
 }
 
 impl Core {
   /// Validates the configuration, opens the store, loads the schedules and starts the timers on
-  /// `runtime`.
+  /// `runtime`. A configuration with `cluster` needs [`Core::start`].
   pub fn new(config: ServerConfig, runtime: &Handle) -> Result<Arc<Self>, CoreError> {
+    if config.cluster.is_some() {
+      return Err(CoreError::InvalidOption(
+        "a cluster node is started with Core::start".into(),
+      ));
+    }
+    Self::build(config, runtime, None)
+  }
+
+  /// [`Core::new`], joining the cluster first when the configuration has one.
+  pub async fn start(config: ServerConfig, runtime: &Handle) -> Result<Arc<Self>, CoreError> {
+    config.validate().map_err(CoreError::InvalidOption)?;
+    let cluster = match &config.cluster {
+      Some(cluster) => Some(Arc::new(Cluster::connect(cluster, config.durability).await?)),
+      None => None,
+    };
+    let core = Self::build(config, runtime, cluster.clone())?;
+    if let Some(cluster) = &cluster {
+      cluster.start(&core, runtime);
+    }
+    Ok(core)
+  }
+
+  fn build(
+    config: ServerConfig,
+    runtime: &Handle,
+    cluster: Option<Arc<Cluster>>,
+  ) -> Result<Arc<Self>, CoreError> {
     config.validate().map_err(CoreError::InvalidOption)?;
     let storage = Storage::open(&config)?;
     let events = Arc::new(EventSink::new());
@@ -96,6 +128,7 @@ impl Core {
       next_session: AtomicU64::new(0),
       next_request: AtomicU64::new(0),
       shutdown: watch::channel(false).0,
+      cluster,
       config,
     });
     core.load_schedules()?;

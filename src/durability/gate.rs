@@ -32,12 +32,17 @@ use crate::protocol::Unsealed;
 use crate::registry::{Registry, Target};
 use crate::transport::outbox::Outbox;
 
+/// What else must happen when a frame leaves (cluster mode: publishing it to the other nodes,
+/// which is leaving the process too).
+pub type Then = Box<dyn FnOnce() + Send>;
+
 struct Held {
   /// The change count this frame depends on.
   needs: u64,
   recipients: Vec<Arc<Outbox>>,
   seq: u64,
   frame: Utf8Bytes,
+  then: Option<Then>,
 }
 
 #[derive(Default)]
@@ -94,6 +99,17 @@ impl OutputGate {
   /// Numbers a frame and sends it to `target` now, or holds it until the changes before it
   /// are durable. Returns how many sessions it was (or will be) delivered to.
   pub fn send(&self, registry: &Registry, target: Target<'_>, frame: Unsealed) -> u32 {
+    self.send_then(registry, target, frame, None)
+  }
+
+  /// [`OutputGate::send`], and `then` when the frame leaves (at once, or when released).
+  pub fn send_then(
+    &self,
+    registry: &Registry,
+    target: Target<'_>,
+    frame: Unsealed,
+    then: Option<Then>,
+  ) -> u32 {
     let mut counts = self.counts.lock();
     let seq = if self.numbered {
       counts.seq += 1;
@@ -103,7 +119,11 @@ impl OutputGate {
     };
     let frame = frame.seal((seq != 0).then_some(seq));
     if counts.durable >= counts.changed {
-      return registry.send(target, seq, &frame);
+      let reached = registry.send(target, seq, &frame);
+      if let Some(then) = then {
+        then();
+      }
+      return reached;
     }
     let mut recipients = Vec::new();
     let reached = registry.recipients(target, &mut recipients);
@@ -113,6 +133,7 @@ impl OutputGate {
       recipients,
       seq,
       frame,
+      then,
     });
     reached
   }
@@ -134,6 +155,9 @@ impl OutputGate {
       if let Some(held) = counts.held.pop_front() {
         for outbox in &held.recipients {
           outbox.push_numbered(held.seq, held.frame.clone());
+        }
+        if let Some(then) = held.then {
+          then();
         }
       }
     }

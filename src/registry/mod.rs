@@ -109,6 +109,8 @@ pub struct NewSession<'a> {
 pub struct Registry {
   inner: Mutex<Inner>,
   events: Arc<EventSink>,
+  /// Signalled when a room enters or leaves memory (shared with the room index).
+  rooms_changed: Arc<tokio::sync::Notify>,
 }
 
 impl Inner {
@@ -177,10 +179,23 @@ fn announce(events: &EventSink, changes: &[RoomChange]) {
 
 impl Registry {
   pub fn new(events: Arc<EventSink>) -> Self {
+    let inner = Inner::default();
+    let rooms_changed = inner.rooms.changed().clone();
     Self {
-      inner: Mutex::new(Inner::default()),
+      inner: Mutex::new(inner),
       events,
+      rooms_changed,
     }
+  }
+
+  /// Signalled when a room enters or leaves memory.
+  pub fn rooms_changed(&self) -> &tokio::sync::Notify {
+    &self.rooms_changed
+  }
+
+  /// Names of the rooms in memory.
+  pub fn room_names(&self) -> Vec<Arc<str>> {
+    self.inner.lock().rooms.names()
   }
 
   /// Adds a session to the actor of `(definition, key)`, creating the actor if needed (and

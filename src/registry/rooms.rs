@@ -125,9 +125,21 @@ pub fn now_ms() -> u64 {
 pub struct Rooms {
   by_name: HashMap<Arc<str>, RoomEntry>,
   next_id: u64,
+  /// Signalled when a room enters or leaves memory (cluster mode follows room channels).
+  changed: Arc<tokio::sync::Notify>,
 }
 
 impl Rooms {
+  /// The signal of rooms entering or leaving memory.
+  pub fn changed(&self) -> &Arc<tokio::sync::Notify> {
+    &self.changed
+  }
+
+  /// Names of the rooms in memory.
+  pub fn names(&self) -> Vec<Arc<str>> {
+    self.by_name.keys().cloned().collect()
+  }
+
   pub fn get(&self, name: &str) -> Option<&RoomEntry> {
     self.by_name.get(name)
   }
@@ -153,6 +165,7 @@ impl Rooms {
         fanout: None,
       };
       self.by_name.insert(name, entry);
+      self.changed.notify_one();
     }
     match self.by_name.get_mut(name) {
       Some(entry) => {
@@ -220,6 +233,7 @@ impl Rooms {
     for name in evicted {
       if let Some(room) = self.by_name.remove(&name) {
         changes.push(RoomChange::Evicted { room: room.id });
+        self.changed.notify_one();
       }
     }
     changes
@@ -227,7 +241,11 @@ impl Rooms {
 
   /// Removes a room outright (destroy).
   pub fn remove(&mut self, name: &str) -> Option<RoomEntry> {
-    self.by_name.remove(name)
+    let removed = self.by_name.remove(name);
+    if removed.is_some() {
+      self.changed.notify_one();
+    }
+    removed
   }
 
   pub fn set_member_metadata(&mut self, name: &str, user: &str, metadata: Arc<str>) -> bool {

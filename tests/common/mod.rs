@@ -52,12 +52,18 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
 
 impl Server {
   pub fn start(config: ServerConfig) -> Self {
-    let dir = match &config.storage {
+    let runtime = tokio::runtime::Handle::current();
+    let core = Core::new(config, &runtime).unwrap_or_else(|error| panic!("core: {error}"));
+    Self::with_core(core)
+  }
+
+  /// Serves `core` on 127.0.0.1:0, with this test standing in for its JS thread.
+  pub fn with_core(core: Arc<Core>) -> Self {
+    let runtime = tokio::runtime::Handle::current();
+    let dir = match &core.config().storage {
       Location::Directory(dir) => Some(dir.clone()),
       Location::Memory => None,
     };
-    let runtime = tokio::runtime::Handle::current();
-    let core = Core::new(config, &runtime).unwrap_or_else(|error| panic!("core: {error}"));
     let woken = Arc::new(Notify::new());
     let waker = woken.clone();
     core.set_waker(Some(Arc::new(move || waker.notify_one())));
@@ -127,9 +133,16 @@ impl Server {
   /// Connects and waits for the session's `Open` event: returns the client, its session id and
   /// its actor id.
   pub async fn open(&mut self, path: &str) -> (Client, u64, u64) {
+    let (client, session, actor, _) = self.open_keyed(path).await;
+    (client, session, actor)
+  }
+
+  /// [`Server::open`], with the session's user.
+  pub async fn open_keyed(&mut self, path: &str) -> (Client, u64, u64, String) {
     let client = self.connect(path).await;
     let open = self.event_tagged(1).await;
-    (client, as_u64(&open[1]), as_u64(&open[2]))
+    let key = open[5].as_str().unwrap_or_default().to_string();
+    (client, as_u64(&open[1]), as_u64(&open[2]), key)
   }
 }
 
