@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
 started=$SECONDS
+size() { wc -c <"$1" | tr -d ' '; }
 
 platform="$(node -e '
   const { platform: p, arch: a } = process;
@@ -32,19 +33,22 @@ bad="$(grep -E '\.node$|\.ts$' "$work/main-files" | grep -v '\.d\.ts$' || true)"
 for file in LICENSE README.md package.json index.js loader.js native.js lib/index.js lib/server.js client/index.js client/index.mjs; do
   grep -qx "$file" "$work/main-files" || { echo "package-check: the main package lacks $file" >&2; exit 1; }
 done
-echo "package-check: warren-$version.tgz: $(wc -l <"$work/main-files") files, $(stat -c %s "$main_tgz") bytes"
+echo "package-check: warren-$version.tgz: $(wc -l <"$work/main-files") files, $(size "$main_tgz") bytes"
 
 # The platform package, with this build's binary; its prepack checks the binary's OS and CPU.
 cp "warren.$platform.node" "npm/$platform/"
 (cd "npm/$platform" && npm pack --silent --pack-destination "$work/tarballs" >/dev/null)
 platform_tgz="$work/tarballs/warren-$platform-$version.tgz"
 tar -tzf "$platform_tgz" | sed 's#^package/##' | sort | tr '\n' ' ' >"$work/platform-files"
-echo "package-check: warren-$platform-$version.tgz: $(cat "$work/platform-files")($(stat -c %s "$platform_tgz") bytes)"
+echo "package-check: warren-$platform-$version.tgz: $(cat "$work/platform-files")($(size "$platform_tgz") bytes)"
 grep -q "warren.$platform.node" "$work/platform-files" || { echo "package-check: no binary in the platform package" >&2; exit 1; }
 
-# A PATH without Rust: every directory holding cargo or rustc is left out.
+# A PATH without Rust: every directory holding cargo or rustc (.exe on Windows) is left out.
 no_rust_path="$(tr ':' '\n' <<<"$PATH" | while read -r dir; do
-  [ -n "$dir" ] && ! [ -e "$dir/cargo" ] && ! [ -e "$dir/rustc" ] && echo "$dir"; done | paste -sd: -)"
+  [ -n "$dir" ] || continue
+  for tool in cargo rustc cargo.exe rustc.exe; do [ -e "$dir/$tool" ] && continue 2; done
+  echo "$dir"
+done | paste -sd: -)"
 run() { env -u CARGO_HOME -u RUSTUP_HOME PATH="$no_rust_path" "$@"; }
 if run sh -c 'command -v cargo || command -v rustc' >/dev/null; then
   echo "package-check: cargo or rustc is still on the PATH" >&2; exit 1
