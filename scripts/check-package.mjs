@@ -20,6 +20,6 @@ for (const dir of ["lib", "client"]) {
   }
 }
 if (missing.length > 0) {
-  console.error(`Not packing warren: the compiled JavaScript is missing (${missing.join(", ")}). Run \`npm run build:js\`.`);
+  console.error(`Not packing warren: the compiled JavaScript is missing (${missing.join(", ")}). Run \`npm install\` (its prepare step builds it) or \`npm run build:js\`.`);
   process.exit(1);
 }
