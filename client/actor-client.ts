@@ -7,7 +7,7 @@
  * (`import type { Counter } from "./server"`).
  */
 
-import { WarrenClient } from "./index";
+import { WarrenClient } from "./client";
 import type { WarrenClientOptions } from "./options";
 import type { EventData } from "./types";
 

@@ -19,10 +19,17 @@
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
-import { defineConnection, type ConnectionDefinition, type ConnectionMeta, type UpgradeRequest } from "./connection";
-import type { ActorContext, ConnectionContext, Scheduler } from "./context";
-import { UserError, WarrenError } from "./errors";
-import { isThenable } from "./hooks";
+import { UserError, WarrenError } from "../errors";
+import { isThenable } from "../runtime/guard";
+import type {
+  ActorContext,
+  ConnectionContext,
+  ConnectionDefinition,
+  ConnectionMeta,
+  Scheduler,
+  UpgradeRequest,
+} from "../types";
+import { defineConnection } from "./connection";
 
 /** A connection to an actor, as `_onConnect`, `_onDisconnect` and `this._connections` see it. */
 export interface ActorConnection<ConnState = unknown> {
