@@ -4,7 +4,14 @@
  */
 
 export { Actor, defineActor } from "./definitions/actor";
-export type { ActorClass, ActorConnection, BeforeConnectOptions } from "./definitions/actor";
+export type {
+  ActorClass,
+  ActorConnection,
+  BeforeConnectOptions,
+  Connection,
+  OnBeforeConnectOptions,
+  Rpc,
+} from "./definitions/actor";
 export { defineConnection } from "./definitions/connection";
 export { createRoomHandler } from "./definitions/room";
 export { createServer, WarrenServer } from "./server";

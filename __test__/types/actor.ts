@@ -1,7 +1,16 @@
 // Type tests of the Rivet-style class API and its typed client handle: `actorClient<Counter>`
 // types each public method of the class, returning a promise of its result. Checked by
 // `npm run test:types`; never run.
-import { Actor, createServer, UserError, type ActorConnection, type BeforeConnectOptions } from "warren";
+import {
+  Actor,
+  createServer,
+  UserError,
+  type ActorConnection,
+  type BeforeConnectOptions,
+  type Connection,
+  type OnBeforeConnectOptions,
+  type Rpc,
+} from "warren";
 import { actorClient, actorUrl, type ActorClient, type WarrenClient } from "warren/client";
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
@@ -26,12 +35,14 @@ export class Counter extends Actor<State, { name?: string }, { name: string }> {
   protected override _onConnect(conn: ActorConnection<{ name: string }>): void {
     conn.send("hello", { name: conn.state.name });
   }
-  increment(by: number): number {
+  increment(rpc: Rpc<Counter>, by: number): number {
+    const caller: string = rpc.connection.state.name;
+    void caller;
     this._state.count += by;
     return this._state.count;
   }
-  async slowIncrement(by: number): Promise<number> {
-    return this.increment(by);
+  async slowIncrement(rpc: Rpc<Counter>, by: number): Promise<number> {
+    return this.increment(rpc, by);
   }
   getCount(): number {
     return this._state.count;
@@ -80,3 +91,39 @@ new Counter()._state;
 
 // @ts-expect-error actors map kinds to Actor classes
 createServer({ actors: { counter: class NotAnActor {} } });
+
+// ---- Rivet's names, parameterised by the actor class ----
+
+interface ConnParams {
+  authToken: string;
+}
+interface ConnState {
+  userId: string;
+}
+
+class Typed extends Actor<State, ConnParams, ConnState> {
+  async _onInitialize(): Promise<State> {
+    return { count: 0 };
+  }
+  async _onBeforeConnect(opts: OnBeforeConnectOptions<Typed>): Promise<ConnState> {
+    const token: string = opts.parameters.authToken;
+    // @ts-expect-error parameters are the class's ConnParams
+    void opts.parameters.password;
+    return { userId: token };
+  }
+  async _onConnect(connection: Connection<Typed>): Promise<void> {
+    const userId: string = connection.state.userId;
+    void userId;
+  }
+  whoami(rpc: Rpc<Typed>): string {
+    // @ts-expect-error conn.state is the class's ConnState
+    void rpc.connection.state.name;
+    return rpc.connection.state.userId;
+  }
+}
+
+assertTrue<Equal<Connection<Typed>, ActorConnection<ConnState>>>();
+assertTrue<Equal<OnBeforeConnectOptions<Typed>, BeforeConnectOptions<ConnParams>>>();
+const typed = actorClient<Typed>("ws://127.0.0.1:8787/actors/typed/k");
+assertTrue<Equal<ReturnType<typeof typed.whoami>, Promise<string>>>();
+assertTrue<Equal<Parameters<typeof typed.whoami>, []>>();
