@@ -1,10 +1,13 @@
 /**
- * Calling user code safely: every hook and handler runs through `attempt`, so a throw or a
- * rejection reaches a handler of ours (`onError`, an error reply, a 1011 close) and never the
- * process.
+ * Calling user code safely: every hook and handler runs through `attempt` (or its try/catch
+ * inline on the hot path of messages and calls), so a throw or a rejection reaches a handler of
+ * ours (`onError`, an error reply, a 1011 close) and never the process.
  */
 
-import type { Gate } from "./gate";
+import { logger } from "../log";
+import type { Ordering } from "./ordering";
+
+const log = logger("hooks");
 
 export function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | null)?.then === "function";
@@ -23,10 +26,10 @@ export function attempt(run: () => unknown, onFailure: (error: unknown) => void)
   return result;
 }
 
-/** Runs `step` in `gate` order; resolves once it (and any promise it returns) has settled. */
-export function settled(gate: Gate, step: () => unknown): Promise<void> {
+/** Runs `step` in `ordering`; resolves once it (and any promise it returns) has settled. */
+export function settled(ordering: Ordering, step: () => unknown): Promise<void> {
   return new Promise<void>((resolve) => {
-    gate.run(() => {
+    ordering.run(() => {
       const result = step();
       if (isThenable(result)) result.then(() => resolve(), () => resolve());
       else resolve();
@@ -35,8 +38,9 @@ export function settled(gate: Gate, step: () => unknown): Promise<void> {
   });
 }
 
+/** Prints an error of a definition's user code (always, to stderr). */
 export function logError(definition: { name: string }, error: unknown): void {
-  console.error(`[warren] ${definition.name}:`, error);
+  log.error(`${definition.name}:`, error);
 }
 
 /** Hands an error to the definition's `onError`, or logs it; `onError` failing is logged too. */

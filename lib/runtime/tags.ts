@@ -1,6 +1,10 @@
 /**
  * The batch format of events from the native core (mirrors `src/dispatch.rs`). A batch is one
  * JSON array; each entry is an array whose first element is its tag.
+ *
+ * The tag numbers are the Rust side's: they never change here alone. This file is the one place
+ * they are written in TypeScript, each with its entry's shape, so a test can compare them with
+ * the Rust enum. `events.ts` routes the entries.
  */
 
 export enum Tag {
@@ -72,17 +76,3 @@ export type Entry =
   | RoomHibernateEntry
   | RoomDestroyedEntry
   | ScheduledEntry;
-
-/**
- * Encodes an event payload for the native core: absent, or a plain object (its members are
- * spread into the event envelope, as Verani clients expect).
- */
-export function encodePayload(data: unknown): string | undefined {
-  if (data === undefined || data === null) return undefined;
-  if (typeof data !== "object" || Array.isArray(data)) {
-    throw new TypeError(
-      `event payloads must be plain objects (their fields are spread into the event); got ${Array.isArray(data) ? "an array" : typeof data}`,
-    );
-  }
-  return JSON.stringify(data);
-}

@@ -6,8 +6,13 @@
  *
  * Order is kept: the wrapper flushes what it gathered before any other native call, so a frame
  * queued here can never be overtaken by a later broadcast, close or destroy.
+ *
+ * `encodePayload` is the one check and encoding of what an emit carries, for every target.
  */
-import type { NativeServer } from "../native";
+import type { NativeServer } from "./bridge";
+import { logger } from "../log";
+
+const log = logger("outgoing");
 
 /** The native server with gathered sends; `flushSends()` hands them over now. */
 export type BatchingNative = NativeServer & { flushSends(): void };
@@ -26,7 +31,7 @@ export function batchSends(native: NativeServer): BatchingNative {
     } catch (error) {
       // Every line was checked when it was gathered; a refusal here is a bug, not the app's
       // doing, and must not take the process down from a microtask.
-      console.error("[warren] frames could not be sent:", error);
+      log.error("frames could not be sent:", error);
     }
   };
   const gather = (line: string) => {
@@ -61,4 +66,18 @@ export function batchSends(native: NativeServer): BatchingNative {
     };
   }
   return wrapper as unknown as BatchingNative;
+}
+
+/**
+ * Encodes an event payload for the native core: absent, or a plain object (its members are
+ * spread into the event envelope, as Verani clients expect).
+ */
+export function encodePayload(data: unknown): string | undefined {
+  if (data === undefined || data === null) return undefined;
+  if (typeof data !== "object" || Array.isArray(data)) {
+    throw new TypeError(
+      `event payloads must be plain objects (their fields are spread into the event); got ${Array.isArray(data) ? "an array" : typeof data}`,
+    );
+  }
+  return JSON.stringify(data);
 }

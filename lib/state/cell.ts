@@ -1,18 +1,10 @@
 /**
- * Persisted state: the proxy user code sees as `ctx.state`, the change tracking behind it, and
- * the codec for what is stored (V8 structured serialization, `node:v8`).
+ * The persisted-state proxy: the stable object user code reads and writes as `ctx.state`, and
+ * the change tracking behind it (what changed since the last save). What may be stored is
+ * `storable.ts`'s policy; the bytes are `codec.ts`'s; when they are saved is `persistence.ts`'s.
  *
- * Invariants:
- * - The raw state (what the proxies wrap) never holds one of our proxies, at any depth: values
- *   are unwrapped on the way in, and a proxy is never wrapped again. Without this, proxies
- *   stored in the state nest exponentially (Rivet had to unwrap them before persisting, #5582).
- * - A value lands under a persisted key only if it comes back from storage as it went in;
- *   anything else is a TypeError at the assignment, with the state untouched, rather than a
- *   silent loss at the next save (Verani drops functions and cycles, and Dates come back as
- *   strings).
- * - An object read from another cell's state is copied when assigned under a persisted key
- *   here: a change made through one cell never changes what another stores without marking it
- *   dirty, and memory matches what a restart restores.
+ * Invariant: the raw state (what the proxies wrap) never holds one of our proxies, at any depth
+ * (`storable.ts` unwraps values on the way in, and a proxy is never wrapped again).
  *
  * Limit: only writes through the proxy are seen. Mutating a raw reference (the literal you
  * assigned, a `subarray()` view, an ArrayBuffer through your own view) changes memory without
@@ -20,288 +12,27 @@
  */
 
 import { types } from "node:util";
-import { DefaultDeserializer, serialize } from "node:v8";
-import { WarrenError, messageOf } from "./errors";
-
-/** The kinds of object that can be stored, by prototype. */
-type Kind = "object" | "array" | "map" | "set" | "date" | "regexp" | "buffer" | "typed" | "dataview";
-
-const KINDS = new Map<object | null, Kind>([
-  [Object.prototype, "object"],
-  [null, "object"],
-  [Array.prototype, "array"],
-  [Map.prototype, "map"],
-  [Set.prototype, "set"],
-  [Date.prototype, "date"],
-  [RegExp.prototype, "regexp"],
-  [ArrayBuffer.prototype, "buffer"],
-  [DataView.prototype, "dataview"],
-  [Buffer.prototype, "typed"],
-  ...[
-    Int8Array,
-    Uint8Array,
-    Uint8ClampedArray,
-    Int16Array,
-    Uint16Array,
-    Int32Array,
-    Uint32Array,
-    Float32Array,
-    Float64Array,
-    BigInt64Array,
-    BigUint64Array,
-  ].map((constructor): [object, Kind] => [constructor.prototype, "typed"]),
-]);
+import { decodeState, encodeState } from "./codec";
+import {
+  INDEX,
+  admit,
+  dataProperty,
+  describeKey,
+  kindOf,
+  nameOf,
+  owners,
+  segment,
+  step,
+  type Kind,
+  type Step,
+  type Walk,
+} from "./storable";
 
 /** Typed-array methods that write in place; index writes go through the `set` trap. */
 const TYPED_MUTATORS = new Set<string | symbol>(["set", "fill", "copyWithin", "reverse", "sort"]);
 
 /** Map and Set methods whose results hold stored values, which must come back wrapped. */
 const ITERATORS = new Set<string | symbol>(["entries", "keys", "values", Symbol.iterator]);
-
-const INDEX = /^(?:0|[1-9]\d*)$/;
-const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
-
-/** The kind of a storable object; undefined for anything else (class instances included). */
-function kindOf(value: object): Kind | undefined {
-  if (types.isProxy(value)) return undefined;
-  const kind = KINDS.get(Object.getPrototypeOf(value));
-  // A prototype alone can be borrowed (`Object.create(Map.prototype)`): check the brand too.
-  switch (kind) {
-    case "array":
-      return Array.isArray(value) ? kind : undefined;
-    case "map":
-      return types.isMap(value) ? kind : undefined;
-    case "set":
-      return types.isSet(value) ? kind : undefined;
-    case "date":
-      return types.isDate(value) ? kind : undefined;
-    case "regexp":
-      return types.isRegExp(value) ? kind : undefined;
-    case "buffer":
-      return types.isArrayBuffer(value) ? kind : undefined;
-    case "dataview":
-      return types.isDataView(value) ? kind : undefined;
-    case "typed":
-      return types.isTypedArray(value) ? kind : undefined;
-    default:
-      return kind;
-  }
-}
-
-function nameOf(value: object): string {
-  const prototype = Object.getPrototypeOf(value) as { constructor?: { name?: unknown } } | null;
-  const name = prototype?.constructor?.name;
-  return typeof name === "string" && name !== "" ? name : "an anonymous class";
-}
-
-/** Why an object of no storable kind cannot be stored. */
-function whyNot(value: object): string {
-  if (types.isProxy(value)) return "proxies cannot be persisted";
-  if (types.isPromise(value)) return "promises cannot be persisted";
-  if (types.isWeakMap(value) || types.isWeakSet(value) || value instanceof WeakRef) {
-    return "WeakMap, WeakSet and WeakRef cannot be persisted";
-  }
-  if (types.isSharedArrayBuffer(value)) return "SharedArrayBuffer cannot be persisted";
-  const name = nameOf(value);
-  return `instances of ${name} cannot be persisted (they would not come back as ${name})`;
-}
-
-/** A property key as a path step: `.name`, `[3]` or `["odd key"]`. */
-function segment(key: string | symbol): string {
-  if (typeof key === "symbol") return `[${key.toString()}]`;
-  if (IDENTIFIER.test(key)) return `.${key}`;
-  return INDEX.test(key) ? `[${key}]` : `[${JSON.stringify(key)}]`;
-}
-
-/** How a value was reached from its container, for its path: a property, a Map entry, an iterator. */
-type Step = "property" | "get" | "keys" | "values";
-
-function step(how: Step, key: unknown): string {
-  if (how === "property") return segment(key as string | symbol);
-  return how === "get" ? `.get(${describeKey(key)})` : `.${how}()`;
-}
-
-/** A Map key as it appears in a path: `.get("a")`, `.get(3)`, `.get({…})`. */
-function describeKey(key: unknown): string {
-  if (typeof key === "string") return JSON.stringify(key);
-  if (typeof key === "bigint") return `${key}n`;
-  if ((typeof key === "object" && key !== null) || typeof key === "function") return "{…}";
-  return String(key);
-}
-
-function dataProperty(value: unknown): PropertyDescriptor {
-  return { value, writable: true, enumerable: true, configurable: true };
-}
-
-/** Where each of our proxies comes from: its raw target and the cell that made it. */
-const owners = new WeakMap<object, { readonly target: object; readonly cell: StateCell }>();
-
-/** One walk over a value entering the state (or looked at by `assertStorable`). */
-interface Walk {
-  /** Refuse what cannot be stored: the value lands under a persisted key. */
-  readonly check: boolean;
-  /** The cell the value enters: its own proxies are replaced by their targets in place,
-   * other cells' are copied. Null: only look, change nothing. */
-  readonly cell: StateCell | null;
-  /** The value is stored as a structuredClone of it (the defaults): frozen objects and
-   * read-only properties are fine, the copy has neither. */
-  readonly cloned: boolean;
-  /** Raw objects already checked and free of proxies (the cell's persisted graph): skipped. */
-  readonly known: WeakSet<object> | null;
-  /** Objects visited by this walk; guards against cycles. */
-  readonly seen: Set<object>;
-  /** Path of the current value, as steps; joined only for an error message. */
-  readonly path: string[];
-}
-
-function refuse(walk: Walk, reason: string): void {
-  if (walk.check) throw new TypeError(`cannot store ${walk.path.join("")}: ${reason}`);
-}
-
-/** Checks (when `walk.check`) and unwraps `value`; returns what the raw state should hold. */
-function admit(value: unknown, walk: Walk): unknown {
-  if (typeof value === "function") refuse(walk, "functions cannot be persisted");
-  if (typeof value === "symbol") refuse(walk, "symbols cannot be persisted");
-  if (typeof value !== "object" || value === null) return value;
-  let raw: object = value;
-  const owner = owners.get(value);
-  if (owner !== undefined) {
-    raw = owner.target;
-    if (walk.check && walk.cell !== null && owner.cell !== walk.cell) {
-      // Checked before the copy: structuredClone would flatten what v8 cannot store.
-      admit(raw, { ...walk, cell: null, cloned: true, known: null, seen: new Set() });
-      raw = structuredClone(raw);
-    }
-  }
-  if (walk.seen.has(raw) || walk.known?.has(raw)) return raw;
-  walk.seen.add(raw);
-  const kind = kindOf(raw);
-  if (kind === undefined) {
-    refuse(walk, whyNot(raw));
-    return raw;
-  }
-  if (kind === "object" || kind === "array") {
-    admitProperties(raw, kind, walk);
-  } else if (kind !== "typed" && Object.keys(raw).length > 0) {
-    refuse(walk, `properties added to a ${nameOf(raw)} are not persisted`);
-  }
-  if (kind === "map") admitMap(raw as Map<unknown, unknown>, walk);
-  if (kind === "set") admitSet(raw as Set<unknown>, walk);
-  return raw;
-}
-
-function admitProperties(raw: object, kind: Kind, walk: Walk): void {
-  if (!walk.cloned && !Object.isExtensible(raw)) {
-    refuse(walk, "frozen, sealed or non-extensible objects cannot be persisted (they would come back unfrozen)");
-  }
-  for (const key of Reflect.ownKeys(raw)) {
-    if (kind === "array" && key === "length") continue;
-    const descriptor = Reflect.getOwnPropertyDescriptor(raw, key)!;
-    walk.path.push(segment(key));
-    if (typeof key === "symbol") refuse(walk, "symbol keys cannot be persisted");
-    if (!("value" in descriptor)) refuse(walk, "getters and setters cannot be persisted");
-    if (!descriptor.enumerable || (!walk.cloned && (!descriptor.writable || !descriptor.configurable))) {
-      refuse(walk, "non-enumerable or read-only properties cannot be persisted");
-    }
-    if ("value" in descriptor) {
-      const value = admit(descriptor.value, walk);
-      if (value !== descriptor.value && walk.cell !== null) Reflect.defineProperty(raw, key, { ...descriptor, value });
-    }
-    walk.path.pop();
-  }
-}
-
-function admitMap(map: Map<unknown, unknown>, walk: Walk): void {
-  const entries: Array<[unknown, unknown]> = [];
-  let changed = false;
-  for (const [key, value] of map) {
-    walk.path.push(".keys()");
-    const k = admit(key, walk);
-    walk.path.pop();
-    walk.path.push(`.get(${describeKey(key)})`);
-    const v = admit(value, walk);
-    walk.path.pop();
-    entries.push([k, v]);
-    changed ||= k !== key || v !== value;
-  }
-  if (!changed || walk.cell === null) return;
-  map.clear();
-  for (const [k, v] of entries) map.set(k, v);
-}
-
-function admitSet(set: Set<unknown>, walk: Walk): void {
-  const members: unknown[] = [];
-  let changed = false;
-  walk.path.push(".values()");
-  for (const member of set) {
-    const m = admit(member, walk);
-    members.push(m);
-    changed ||= m !== member;
-  }
-  walk.path.pop();
-  if (!changed || walk.cell === null) return;
-  set.clear();
-  for (const m of members) set.add(m);
-}
-
-/**
- * Throws a TypeError naming the path (e.g. `cannot store state.profile.onClick: functions
- * cannot be persisted`) when `value` would not come back from storage as it is: functions,
- * symbols, promises, weak collections, class instances (they come back as plain objects),
- * getters, symbol keys, non-enumerable or read-only properties, frozen objects. Accepts JSON
- * values and Date, Map, Set, BigInt, RegExp, ArrayBuffer, typed arrays, Buffer and DataView, in
- * any nesting, cycles included. State proxies are looked through.
- */
-export function assertStorable(value: unknown, path: string): void {
-  admit(value, { check: true, cell: null, cloned: false, known: null, seen: new Set(), path: [path] });
-}
-
-/**
- * Encodes a persisted-state object to bytes with v8 serialization. Does not check the value
- * (`assertStorable` does): class instances would be flattened, functions throw.
- */
-export function encodeState(value: object): Uint8Array {
-  return serialize(owners.get(value)?.target ?? value);
-}
-
-const readHostObject = (
-  DefaultDeserializer.prototype as unknown as { _readHostObject(): NodeJS.ArrayBufferView }
-)._readHostObject;
-
-/**
- * Node restores a typed array as a view into the whole input (or into a shared pool chunk when
- * unaligned): its `.buffer` would expose the rest of the stored state and keep it alive. Each
- * view gets its own ArrayBuffer instead.
- */
-class Deserializer extends DefaultDeserializer {
-  _readHostObject(): NodeJS.ArrayBufferView {
-    const view = readHostObject.call(this);
-    const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength).slice();
-    if (Buffer.isBuffer(view)) return Buffer.from(bytes.buffer);
-    if (types.isDataView(view)) return new DataView(bytes.buffer);
-    return new (view.constructor as new (buffer: ArrayBuffer) => NodeJS.ArrayBufferView)(bytes.buffer);
-  }
-}
-
-/**
- * Decodes bytes written by `encodeState`. Bytes that do not decode to a plain object throw a
- * `WarrenError` with code `"corrupt_state"`; nothing falls back to defaults silently.
- * The format is V8's: bytes written by a newer Node may not be readable by an older one.
- */
-export function decodeState(bytes: Uint8Array): Record<string, unknown> {
-  let value: unknown;
-  try {
-    const deserializer = new Deserializer(bytes);
-    deserializer.readHeader();
-    value = deserializer.readValue();
-  } catch (error) {
-    throw new WarrenError("corrupt_state", `stored state cannot be decoded: ${messageOf(error)}`);
-  }
-  if (typeof value !== "object" || value === null || kindOf(value) !== "object") {
-    throw new WarrenError("corrupt_state", "stored state cannot be decoded: it is not an object");
-  }
-  return value as Record<string, unknown>;
-}
 
 /**
  * The state of one actor or room: the stable proxy user code reads and writes as `ctx.state`,
@@ -433,11 +164,17 @@ export class StateCell {
   }
 
   /**
-   * Refuses every write with a `TypeError` carrying `reason` until called again with null.
+   * Runs `observe` with every write refused by a `TypeError` carrying `reason`.
    * `onStateChange` runs under it, so a listener cannot loop by changing what it observes.
    */
-  readOnly(reason: string | null): void {
+  readOnly<T>(reason: string, observe: () => T): T {
+    const previous = this.#readOnly;
     this.#readOnly = reason;
+    try {
+      return observe();
+    } finally {
+      this.#readOnly = previous;
+    }
   }
 
   #writable(): void {

@@ -4,14 +4,17 @@
  * destroyed), their hooks, and name resolution through the connections' `rooms` maps.
  */
 
-import type { NativeServer } from "../native";
-import type { ConnectionDefinition } from "./connection";
-import type { RoomPort } from "./context";
-import { WarrenError } from "./errors";
-import { attempt, reportTo, settled } from "./hooks";
-import type { Persistence } from "./persistence";
-import { bindingFor, type RoomContext, type RoomDefinition, type RoomDestroyReason } from "./room";
-import { RoomRecord, roomContext } from "./room-record";
+import { bindingFor } from "../definitions/room";
+import { WarrenError } from "../errors";
+import { logger } from "../log";
+import type { Persistence } from "../state";
+import type { ConnectionDefinition, RoomContext, RoomDefinition, RoomDestroyReason } from "../types";
+import { StateKind, type NativeServer } from "./bridge";
+import { roomContext } from "./context";
+import { attempt, reportTo, settled } from "./guard";
+import { RoomRecord, type RoomPort } from "./records";
+
+const log = logger("rooms");
 
 export class RoomRuntime implements RoomPort {
   readonly #native: NativeServer;
@@ -37,8 +40,7 @@ export class RoomRuntime implements RoomPort {
     if (typeof roomName !== "string" || roomName.length === 0) {
       throw new WarrenError("unknown_room", "room names are non-empty strings");
     }
-    const binding = bindingFor(definition.rooms, roomName);
-    const index = binding === undefined ? -1 : this.#definitions.findIndex((r) => r.name === binding);
+    const index = this.#handlerIndex(definition, roomName);
     if (index < 0) {
       const configured = Object.keys(definition.rooms ?? {});
       throw new WarrenError(
@@ -51,12 +53,17 @@ export class RoomRuntime implements RoomPort {
     return index;
   }
 
+  /** The index of the room handler that `definition`'s `rooms` map names for `roomName`; -1: none. */
+  #handlerIndex(definition: ConnectionDefinition<any, any>, roomName: string): number {
+    const binding = bindingFor(definition.rooms, roomName);
+    return binding === undefined ? -1 : this.#definitions.findIndex((r) => r.name === binding);
+  }
+
   /** The room context for `server.room(name)`, resolved through every connection's rooms. */
   room(name: string): RoomContext {
     let handler = -1;
     for (const definition of this.#connections) {
-      const binding = bindingFor(definition.rooms, name);
-      handler = binding === undefined ? -1 : this.#definitions.findIndex((r) => r.name === binding);
+      handler = this.#handlerIndex(definition, name);
       if (handler >= 0) break;
     }
     if (handler < 0) {
@@ -85,24 +92,20 @@ export class RoomRuntime implements RoomPort {
     const known = this.#byId.get(id);
     if (known !== undefined) return known;
     const definition = this.#definitions[handler]!;
+    if (log.enabled) log.debug(`room "${name}" (${definition.name}) enters the heap`);
     let room!: RoomRecord;
-    const cell = this.#persistence.cell(1, definition.name, name, definition.state, definition.persistedKeys, () => room);
+    const cell = this.#persistence.cell(StateKind.Room, definition.name, name, definition.state, definition.persistedKeys, () => room);
     room = new RoomRecord(id, definition, name, this.#native, cell, () => this.#destroy(name, handler));
     this.#byId.set(id, room);
     const onStateChange = definition.onStateChange;
     if (onStateChange) {
-      room.stateChanged = () => {
-        cell.readOnly(`cannot change the state of room "${name}" inside onStateChange`);
-        try {
-          attempt(() => onStateChange(room.context, cell.state), (e) => this.#report(room, e));
-        } finally {
-          cell.readOnly(null);
-        }
-      };
+      const reason = `cannot change the state of room "${name}" inside onStateChange`;
+      room.stateChanged = () =>
+        void cell.readOnly(reason, () => attempt(() => onStateChange(room.context, cell.state), (e) => this.#report(room, e)));
     }
     this.#byName.set(name, room);
     if (definition.onInit) {
-      room.gate.run(() => attempt(() => definition.onInit!(room.context), (e) => this.#report(room, e)), true);
+      room.ordering.run(() => attempt(() => definition.onInit!(room.context), (e) => this.#report(room, e)), true);
     }
     return room;
   }
@@ -115,14 +118,14 @@ export class RoomRuntime implements RoomPort {
     const room = this.ensure(id, handler, name);
     const onJoin = room.definition.onJoin;
     if (!onJoin) return;
-    room.gate.run(() => attempt(() => onJoin(room.context, userId, metadata), (e) => this.#report(room, e)), false);
+    room.ordering.run(() => attempt(() => onJoin(room.context, userId, metadata), (e) => this.#report(room, e)), false);
   }
 
   left(id: number, userId: string): void {
     const room = this.#byId.get(id);
     const onLeave = room?.definition.onLeave;
     if (room === undefined || !onLeave) return;
-    room.gate.run(() => attempt(() => onLeave(room.context, userId), (e) => this.#report(room, e)), false);
+    room.ordering.run(() => attempt(() => onLeave(room.context, userId), (e) => this.#report(room, e)), false);
   }
 
   /** The room leaves the heap after `onDestroy` (evicted, destroyed) or silently (hibernated). */
@@ -130,9 +133,10 @@ export class RoomRuntime implements RoomPort {
     const room = this.#byId.get(id);
     if (room === undefined) return;
     this.#byId.delete(id);
+    if (log.enabled) log.debug(`room "${room.name}" leaves the heap (${reason})`);
     if (this.#byName.get(room.name) === room) this.#byName.delete(room.name);
     if (reason === "destroyed") room.destroyed = true;
-    room.gate.run(() => {
+    room.ordering.run(() => {
       const done = reason === "hibernated" ? undefined : this.#runDestroy(room, reason);
       this.#persistence.commit();
       return done;
@@ -148,7 +152,7 @@ export class RoomRuntime implements RoomPort {
 
   /** `onDestroy` for every room in the heap (server shutdown). */
   destroyAll(reason: RoomDestroyReason): Promise<void>[] {
-    const pending = [...this.#byId.values()].map((room) => settled(room.gate, () => this.#runDestroy(room, reason)));
+    const pending = [...this.#byId.values()].map((room) => settled(room.ordering, () => this.#runDestroy(room, reason)));
     this.#byId.clear();
     this.#byName.clear();
     return pending;

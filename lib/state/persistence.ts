@@ -8,9 +8,25 @@
  * disk: the gate does.
  */
 
-import type { NativeServer } from "../native";
-import type { StateOwner } from "./context";
-import { StateCell } from "./state";
+import { logger } from "../log";
+import type { NativeServer, StateKind } from "../runtime/bridge";
+import { StateCell } from "./cell";
+
+const log = logger("state");
+
+/** Whatever owns persisted state (an actor or a room): where its state is stored. */
+export interface StateOwner {
+  readonly kind: StateKind;
+  /** Definition name (actors) or room handler name (rooms). */
+  readonly owner: string;
+  /** userId (actors) or full room name (rooms). */
+  readonly name: string;
+  readonly cell: StateCell;
+  /** Set once destroyed: its state is gone and must never be written again. */
+  destroyed: boolean;
+  /** Runs the definition's `onStateChange`, once per tick in which the state changed. */
+  stateChanged?: () => void;
+}
 
 export class Persistence {
   readonly #native: NativeServer;
@@ -23,7 +39,7 @@ export class Persistence {
 
   /** A state cell for an owner, loaded from storage (defaults for whatever is not stored). */
   cell(
-    kind: 0 | 1,
+    kind: StateKind,
     owner: string,
     name: string,
     defaults: object | undefined,
@@ -37,7 +53,7 @@ export class Persistence {
     } catch (error) {
       // Unreadable stored state (damaged, or written by a newer Node): serve the defaults rather
       // than refuse the actor forever, and say so loudly. The bytes stay until the state changes.
-      console.error(`[warren] the stored state of ${owner} "${name}" cannot be read; starting from the defaults:`, error);
+      log.error(`the stored state of ${owner} "${name}" cannot be read; starting from the defaults:`, error);
       return new StateCell(defaults, persistedKeys, null, onDirty);
     }
   }
@@ -66,12 +82,13 @@ export class Persistence {
         bytes = owner.cell.snapshot();
       } catch (error) {
         // Only a write that bypassed the state proxy can make a snapshot fail; the others commit.
-        console.error(`[warren] cannot store the state of ${owner.owner} "${owner.name}":`, error);
+        log.error(`cannot store the state of ${owner.owner} "${owner.name}":`, error);
         continue;
       }
       writes.push({ kind: owner.kind, owner: owner.owner, name: owner.name, value: Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes) });
     }
     this.#dirty.clear();
+    if (log.enabled) log.debug(`commit: ${writes.length} state(s)`);
     this.#native.commitState(writes);
   }
 }

@@ -14,15 +14,23 @@
  *   travels in the session's meta (`connState`, with a `connId`), which is the session's
  *   attachment: it survives hibernation, so `this._connections` is rebuilt on wake.
  * - a public method is the handler of the event with its name; the call's data is the argument
- *   array; the return value is the reply.
+ *   array, after which the method gets an `Rpc` (`rpc.connection`) first; the return value is
+ *   the reply.
  */
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
-import { defineConnection, type ConnectionDefinition, type ConnectionMeta, type UpgradeRequest } from "./connection";
-import type { ActorContext, ConnectionContext, Scheduler } from "./context";
-import { UserError, WarrenError } from "./errors";
-import { isThenable } from "./hooks";
+import { UserError, WarrenError } from "../errors";
+import { isThenable } from "../runtime/guard";
+import type {
+  ActorContext,
+  ConnectionContext,
+  ConnectionDefinition,
+  ConnectionMeta,
+  Scheduler,
+  UpgradeRequest,
+} from "../types";
+import { defineConnection } from "./connection";
 
 /** A connection to an actor, as `_onConnect`, `_onDisconnect` and `this._connections` see it. */
 export interface ActorConnection<ConnState = unknown> {
@@ -51,6 +59,50 @@ export interface BeforeConnectOptions<ConnParams> {
   parameters: ConnParams;
 }
 
+/**
+ * The type arguments of an actor class (`Actor<State, ConnParams, ConnState>`), carried by a
+ * phantom member under a symbol that exists only for the type checker: `Rpc<Counter>` reads
+ * them from there without walking the class's methods, which name `Rpc<Counter>` themselves.
+ */
+declare const actorTypes: unique symbol;
+
+/** The type arguments an actor class was declared with. */
+interface ActorTypes<State, ConnParams, ConnState> {
+  state: State;
+  connParams: ConnParams;
+  connState: ConnState;
+}
+
+/** Any actor class's instance type. */
+export type AnyActor = Actor<any, any, any>;
+
+type ConnParamsOf<A> = A extends { readonly [actorTypes]?: ActorTypes<any, infer P, any> } ? P : never;
+type ConnStateOf<A> = A extends { readonly [actorTypes]?: ActorTypes<any, any, infer S> } ? S : never;
+
+/**
+ * A connection to the actor class `A` (Rivet's `Connection<Counter>`): `conn.state` is what
+ * `_onBeforeConnect` returned. The same as `ActorConnection<ConnState>`.
+ */
+export type Connection<A extends AnyActor = AnyActor> = ActorConnection<ConnStateOf<A>>;
+
+/**
+ * What `_onBeforeConnect` of the actor class `A` receives (Rivet's `OnBeforeConnectOptions<Counter>`):
+ * `parameters` typed as its `ConnParams`. The same as `BeforeConnectOptions<ConnParams>`.
+ */
+export type OnBeforeConnectOptions<A extends AnyActor = AnyActor> = BeforeConnectOptions<ConnParamsOf<A>>;
+
+/**
+ * The first argument of every RPC method of the actor class `A` (Rivet's `Rpc<Counter>`):
+ * `increment(rpc: Rpc<Counter>, by: number)` is called by the client as `increment(by)`.
+ */
+export interface Rpc<A extends AnyActor = AnyActor> {
+  /**
+   * The connection that made the call. A call made by `this._schedule` has none: there it is
+   * `undefined`, whatever the type says (`this._connection` is the same, typed as optional).
+   */
+  readonly connection: Connection<A>;
+}
+
 /** Root of an actor's persisted state. */
 interface Root {
   initialized: boolean;
@@ -61,7 +113,7 @@ interface Root {
 interface Binding {
   readonly kind: string;
   readonly ctx: ActorContext<Root>;
-  readonly connections: Map<string, Connection>;
+  readonly connections: Map<string, LiveConnection>;
   /** `_onInitialize` and `_onStart` are done; `_onStateChange` fires from then on. */
   ready: boolean;
   /** The constructor, `_onInitialize` or `_onStart` failed (the error was logged): the actor refuses work. */
@@ -107,14 +159,15 @@ function bindingOf(actor: Actor<any, any, any>, member: string): Binding {
  * state (a throw refuses the upgrade with 401 and the error's message and `code`);
  * `_onConnect(conn)`; `_onDisconnect(conn)`.
  *
- * Every public method is an RPC: the client's `call("increment", [5])` runs
- * `this.increment(5)` and the (awaited) return value is the reply. Members whose name starts
+ * Every public method is an RPC, called as Rivet calls it: the client's `counter.increment(5)`
+ * (`call("increment", [5])`) runs `this.increment(rpc, 5)`, where `rpc.connection` is the
+ * calling connection, and the (awaited) return value is the reply. Members whose name starts
  * with `_` are not callable (`not_found`). Throw `UserError` to send the client a code.
  *
  * @example
  * class Counter extends Actor<{ count: number }> {
  *   protected override _onInitialize() { return { count: 0 }; }
- *   increment(by: number) {
+ *   increment(rpc: Rpc<Counter>, by: number) {
  *     this._state.count += by;
  *     this._broadcast("countUpdated", { count: this._state.count });
  *     return this._state.count;
@@ -123,6 +176,9 @@ function bindingOf(actor: Actor<any, any, any>, member: string): Binding {
  * createServer({ actors: { counter: Counter } }); // ws://host/actors/counter/<key>
  */
 export abstract class Actor<State = unknown, ConnParams = unknown, ConnState = unknown> {
+  /** Types only (never set): the class's type arguments, for `Rpc<A>`, `Connection<A>` and `OnBeforeConnectOptions<A>`. */
+  declare readonly [actorTypes]?: ActorTypes<State, ConnParams, ConnState>;
+
   /** Runs once per key (the first start ever, or the first after `_shutdown()`); returns the initial state. Without it, state is disabled. */
   protected _onInitialize?(): State | Promise<State>;
   /** Runs on every start, after the state is loaded and before any connection or call. */
@@ -210,7 +266,7 @@ function stateNotEnabled(kind: string): WarrenError {
 /** A concrete subclass of `Actor`. */
 export type ActorClass = new () => Actor<any, any, any>;
 
-class Connection implements ActorConnection<unknown> {
+class LiveConnection implements ActorConnection<unknown> {
   /** The session's context: from `onConnect`, or from its first event after a wake. */
   session: ConnectionContext<ConnectionMeta, Root> | null;
 
@@ -228,6 +284,16 @@ class Connection implements ActorConnection<unknown> {
 
   disconnect(reason = ""): void {
     this.session?.actor.close(1000, reason);
+  }
+}
+
+/** The `rpc` argument of a method call. */
+class RpcContext implements Rpc<AnyActor> {
+  readonly connection: ActorConnection<any>;
+
+  /** @param connection the caller; undefined for a call made by `this._schedule`. */
+  constructor(connection: ActorConnection<any> | undefined) {
+    this.connection = connection as ActorConnection<any>;
   }
 }
 
@@ -295,7 +361,7 @@ export function defineActor(kind: string, ActorClass: ActorClass): ConnectionDef
   };
 
   /** The connection of a session (bound to its context), or undefined for an actor-level ctx (schedules). */
-  const connectionOf = (binding: Binding, ctx: Partial<ConnectionContext<ConnectionMeta, Root>>): Connection | undefined => {
+  const connectionOf = (binding: Binding, ctx: Partial<ConnectionContext<ConnectionMeta, Root>>): LiveConnection | undefined => {
     const id = ctx.meta?.connId;
     if (typeof id !== "string") return undefined;
     const conn = binding.connections.get(id);
@@ -376,14 +442,14 @@ export function defineActor(kind: string, ActorClass: ActorClass): ConnectionDef
       for (const { meta } of ctx.actor.sessions()) {
         const id = meta.connId;
         if (typeof id === "string" && !connections.has(id)) {
-          connections.set(id, new Connection(id, deepFreeze(meta.connState), null));
+          connections.set(id, new LiveConnection(id, deepFreeze(meta.connState), null));
         }
       }
     },
     onConnect(ctx) {
       const [instance, binding] = lookup(ctx);
       const id = typeof ctx.meta.connId === "string" ? ctx.meta.connId : String(ctx.sessionId);
-      const conn = new Connection(id, deepFreeze(ctx.meta.connState), ctx);
+      const conn = new LiveConnection(id, deepFreeze(ctx.meta.connState), ctx);
       binding.connections.set(id, conn);
       if (typeof instance._onConnect !== "function") return undefined;
       // A connection whose `_onConnect` failed is closed (1011) and never reaches `_onDisconnect`.
@@ -428,7 +494,8 @@ export function defineActor(kind: string, ActorClass: ActorClass): ConnectionDef
         throw new UserError(`${kind} has no method "${name}"`, { code: "not_found" });
       }
       const args = data === undefined ? [] : Array.isArray(data) ? data : [data];
-      return currentConnection.run(connectionOf(binding, ctx), () => method.apply(instance, args));
+      const conn = connectionOf(binding, ctx);
+      return currentConnection.run(conn, () => method.call(instance, new RpcContext(conn), ...args));
     };
     try {
       definition.on(name, handler);
