@@ -41,6 +41,7 @@ export type {
   ScheduledEvent,
   Scheduler,
   ServerOptions,
+  ClusterOptions,
   ServerStats,
   SessionInfo,
   ToRoomOptions,

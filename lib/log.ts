@@ -3,8 +3,9 @@
  * its `debug` lines are printed only when the `DEBUG` environment variable enables that name
  * (the `debug` package's patterns: `DEBUG=warren:*`, `DEBUG=warren:upgrade,warren:state`,
  * `-warren:rooms` to exclude), so a server that logs nothing pays one boolean test per call.
- * `error` is always printed to stderr, prefixed `[warren]`: it reports what an application must
- * see (a hook that threw with no `onError`, state that could not be read or stored).
+ * `warn` and `error` are always printed to stderr, prefixed `[warren]`: they report what an
+ * application must see (a hook that threw with no `onError`, state that could not be read or
+ * stored, a cluster link that dropped).
  *
  * `console.error` is looked up at each call, so tests that silence it for a moment still can.
  */
@@ -16,6 +17,8 @@ export interface Logger {
   readonly enabled: boolean;
   /** Prints to stderr when enabled, with the namespace in front. */
   debug(message: string, ...details: unknown[]): void;
+  /** Always prints to stderr, as `[warren] warning: <message>`. */
+  warn(message: string, ...details: unknown[]): void;
   /** Always prints to stderr, as `[warren] <message>`. */
   error(message: string, ...details: unknown[]): void;
 }
@@ -50,6 +53,9 @@ export function logger(module: string): Logger {
     enabled,
     debug(message, ...details) {
       if (enabled) console.error(`${namespace} ${message}`, ...details);
+    },
+    warn(message, ...details) {
+      console.error(`[warren] warning: ${message}`, ...details);
     },
     error(message, ...details) {
       console.error(`[warren] ${message}`, ...details);

@@ -122,6 +122,18 @@ function positiveInteger(options: ServerOptions, name: keyof ServerOptions, max 
   return value;
 }
 
+function clusterOf(options: ServerOptions): { redis: string; nodeId?: string } | undefined {
+  const cluster = options.cluster;
+  if (cluster === undefined) return undefined;
+  if (cluster === null || typeof cluster !== "object" || typeof cluster.redis !== "string") {
+    throw new WarrenError("invalid_option", 'createServer: cluster must be { redis: "redis://host:port", nodeId?: string }');
+  }
+  if (cluster.nodeId !== undefined && typeof cluster.nodeId !== "string") {
+    throw new WarrenError("invalid_option", "createServer: cluster.nodeId must be a string");
+  }
+  return { redis: cluster.redis, nodeId: cluster.nodeId };
+}
+
 export class WarrenServer {
   readonly #native: NativeServer;
   readonly #runtime: Runtime;
@@ -162,6 +174,7 @@ export class WarrenServer {
         durability: options.durability,
         callTimeoutMs: positiveInteger(options, "callTimeoutMs"),
         adminToken: options.adminToken,
+        cluster: clusterOf(options),
       },
       () => runtime?.wake(),
     ));

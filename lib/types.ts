@@ -377,6 +377,19 @@ export interface ServerOptions {
    * (`/` serves `index.html`). Paths leaving the directory are refused with 404.
    */
   static?: string;
+  /**
+   * Run as one node of several processes sharing one Redis 7: room messages and messages to a
+   * user reach the sessions on every node. See the README's "Running several processes".
+   */
+  cluster?: ClusterOptions;
+}
+
+/** `createServer({ cluster })`. */
+export interface ClusterOptions {
+  /** `redis://host:port`. Under `durability: "strict"` Redis must run with `appendonly yes` and `appendfsync always`. */
+  redis: string;
+  /** This process's name among the nodes (letters, digits, `.`, `_`, `-`). @default a random id */
+  nodeId?: string;
 }
 
 export interface ListenOptions {

@@ -5,6 +5,7 @@
  * past the switch is a method of the runtime that owns the entry's subject.
  */
 
+import { logger } from "../log";
 import { Persistence } from "../state";
 import type { ConnectionDefinition, DestroyReason, RoomContext, RoomDefinition } from "../types";
 import { ActorRuntime } from "./actors";
@@ -13,6 +14,9 @@ import type { ActorRecord } from "./records";
 import { RoomRuntime } from "./rooms";
 import { Tag, type Entry } from "./tags";
 import { authenticate } from "./upgrade";
+
+/** What the native core reports (storage and cluster trouble), under `warren:native`. */
+const log = logger("native");
 
 /** Batches taken per wake-up before yielding to the event loop (pending promises, I/O). */
 const MAX_BATCHES_PER_WAKE = 64;
@@ -91,6 +95,10 @@ export class Runtime {
         return this.actors.scheduled(entry);
       case Tag.Shutdown:
         this.onShutdown?.();
+        return;
+      case Tag.Log:
+        if (entry[1] === "warn") log.warn(entry[2]);
+        else log.error(entry[2]);
         return;
     }
   }

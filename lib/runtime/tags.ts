@@ -40,6 +40,8 @@ export enum Tag {
   RoomDestroyed = 14,
   /** `[15, actorId, endpoint, key, scheduleId, event, data]` */
   Scheduled = 15,
+  /** `[16, level, message]`: the native core reports something to the application's log. */
+  Log = 16,
 }
 
 export type UpgradeEntry = [Tag.Upgrade, number, number, string, string, Record<string, string>];
@@ -58,6 +60,7 @@ export type DestroyedEntry = [Tag.Destroyed, number];
 export type RoomHibernateEntry = [Tag.RoomHibernate, number];
 export type RoomDestroyedEntry = [Tag.RoomDestroyed, number];
 export type ScheduledEntry = [Tag.Scheduled, number, number, string, string, string, unknown];
+export type LogEntry = [Tag.Log, "warn" | "error", string];
 
 export type Entry =
   | UpgradeEntry
@@ -75,4 +78,5 @@ export type Entry =
   | DestroyedEntry
   | RoomHibernateEntry
   | RoomDestroyedEntry
-  | ScheduledEntry;
+  | ScheduledEntry
+  | LogEntry;
