@@ -109,6 +109,14 @@ export interface ListenAddress {
   port: number
 }
 
+/** Cluster mode: several processes share rooms and users through Redis. */
+export interface NativeCluster {
+  /** `redis://host:port`. */
+  redis: string
+  /** This process's name among the nodes. @default a random id */
+  nodeId?: string
+}
+
 /** A connection definition's endpoint. */
 export interface NativeEndpoint {
   /** The connection definition's name (storage keys start with it). */
@@ -157,6 +165,7 @@ export interface NativeOptions {
   callTimeoutMs?: number
   /** Bearer token that enables `DELETE /actors/<kind>/<key>`. */
   adminToken?: string
+  cluster?: NativeCluster
 }
 
 export interface NativeStats {

@@ -95,18 +95,16 @@ function requireUnique(definitions: ReadonlyArray<{ readonly name: string }>, wh
 }
 
 /** Checks the options that are single values (the integers are checked as they are read). */
+/**
+ * Option types the native binding cannot convert. Their values (the allowed words, the empty
+ * storage path, the limits' minimums) are checked once, by the native core, which throws
+ * `invalid_option` naming the option.
+ */
 function checkScalars(options: ServerOptions): void {
-  if (options.backpressure !== undefined && options.backpressure !== "close" && options.backpressure !== "drop") {
-    throw new WarrenError("invalid_option", 'createServer: backpressure must be "close" or "drop"');
-  }
-  if (options.storage !== undefined && (typeof options.storage !== "string" || options.storage.length === 0)) {
-    throw new WarrenError("invalid_option", 'createServer: storage must be a directory path or ":memory:"');
-  }
-  if (options.durability !== undefined && options.durability !== "strict" && options.durability !== "relaxed") {
-    throw new WarrenError("invalid_option", 'createServer: durability must be "strict" or "relaxed"');
-  }
-  if (options.static !== undefined && typeof options.static !== "string") {
-    throw new WarrenError("invalid_option", "createServer: static must be a directory path");
+  for (const name of ["backpressure", "storage", "durability", "static"] as const) {
+    if (options[name] !== undefined && typeof options[name] !== "string") {
+      throw new WarrenError("invalid_option", `createServer: ${name} must be a string`);
+    }
   }
 }
 

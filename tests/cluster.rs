@@ -225,6 +225,36 @@ async fn a_node_id_is_held_by_one_process_and_strict_needs_a_redis_that_keeps_wr
     .is_ok());
 }
 
+/// Two nodes with a session each in the room `lobby`, both subscribed to it.
+struct Lobby {
+  sender: Server,
+  receiver: Server,
+  /// The receiving node's session.
+  member: Client,
+  /// Keeps the sending node's member live.
+  _sender_client: Client,
+}
+
+async fn lobby_on_two_nodes(redis: &Redis) -> Lobby {
+  let mut sender = node(redis, "s").await;
+  let mut receiver = node(redis, "r").await;
+  let (_sender_client, _, sender_actor) = sender.open("/ws").await;
+  let (member, _, member_actor) = receiver.open("/ws").await;
+  for (server, actor) in [(&sender, sender_actor), (&receiver, member_actor)] {
+    server
+      .core
+      .join_room(ActorId(actor), "lobby", HandlerId(0), "{}")
+      .expect("join");
+  }
+  subscribed(redis, "lobby", 2).await;
+  Lobby {
+    sender,
+    receiver,
+    member,
+    _sender_client,
+  }
+}
+
 /// Reads frames until the socket closes; returns its close code.
 async fn close_code(client: &mut Client) -> u16 {
   use futures_util::StreamExt;
@@ -247,17 +277,12 @@ async fn redis_command(redis: &Redis, command: &mut redis::Cmd) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gap_in_a_rooms_offsets_makes_its_sessions_resync_instead_of_missing_messages() {
   let redis = Redis::start("gap");
-  let mut sender = node(&redis, "s").await;
-  let mut receiver = node(&redis, "r").await;
-  let (_sender_client, _, sender_actor) = sender.open("/ws").await;
-  let (mut member, _, member_actor) = receiver.open("/ws").await;
-  for (server, actor) in [(&sender, sender_actor), (&receiver, member_actor)] {
-    server
-      .core
-      .join_room(ActorId(actor), "lobby", HandlerId(0), "{}")
-      .expect("join");
-  }
-  subscribed(&redis, "lobby", 2).await;
+  let Lobby {
+    sender,
+    receiver: _receiver,
+    mut member,
+    _sender_client,
+  } = lobby_on_two_nodes(&redis).await;
   let emit = |n: u32| {
     let payload = format!(r#"{{"n":{n}}}"#);
     let frame = Frame {
@@ -293,17 +318,12 @@ async fn a_gap_in_a_rooms_offsets_makes_its_sessions_resync_instead_of_missing_m
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_pub_sub_link_reconnects_and_room_sessions_resync() {
   let redis = Redis::start("relink");
-  let mut sender = node(&redis, "s").await;
-  let mut receiver = node(&redis, "r").await;
-  let (_sender_client, _, sender_actor) = sender.open("/ws").await;
-  let (mut member, _, member_actor) = receiver.open("/ws").await;
-  for (server, actor) in [(&sender, sender_actor), (&receiver, member_actor)] {
-    server
-      .core
-      .join_room(ActorId(actor), "lobby", HandlerId(0), "{}")
-      .expect("join");
-  }
-  subscribed(&redis, "lobby", 2).await;
+  let Lobby {
+    sender,
+    mut receiver,
+    mut member,
+    _sender_client,
+  } = lobby_on_two_nodes(&redis).await;
   redis_command(&redis, redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub")).await;
   assert_eq!(close_code(&mut member).await, 1012);
   // The link is back: new members hear the room again.

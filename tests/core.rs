@@ -8,17 +8,14 @@ use common::{as_u64, config, receive, send, Server};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use warren::config::ServerConfig;
 use warren::core::{Decision, Frame};
 use warren::durability::records::StateOf;
 use warren::ids::{ActorId, DefinitionId, HandlerId, RequestId, SessionId};
 use warren::registry::Target;
-use warren::transport::Identity;
 
 /// Tags of the event batch (see `src/events.rs`).
 mod tag {
   pub const UPGRADE: u64 = 0;
-  pub const OPEN: u64 = 1;
   pub const MESSAGE: u64 = 2;
   pub const CALL: u64 = 3;
   pub const HIBERNATE: u64 = 11;
@@ -62,27 +59,8 @@ async fn an_upgrade_waits_for_extract_meta_and_a_refusal_is_plain_http() {
   );
   assert_eq!(server.core.stats().sessions, 0);
 
-  let accepted = tokio::spawn({
-    let port = server.port;
-    async move {
-      let stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
-      tokio_tungstenite::client_async(format!("ws://127.0.0.1:{port}/ws?token=ann"), stream)
-        .await
-        .map(|(client, _)| client)
-    }
-  });
-  let upgrade = server.event_tagged(tag::UPGRADE).await;
-  let identity = Identity {
-    key: "ann".into(),
-    meta_json: r#"{"userId":"ann"}"#.into(),
-  };
-  assert!(server
-    .core
-    .decide_upgrade(RequestId(as_u64(&upgrade[1])), Decision::Accept(identity)));
-  assert!(accepted.await.expect("client").is_ok());
-  let open = server.event_tagged(tag::OPEN).await;
-  assert_eq!(open[5], "ann");
-  assert_eq!(open[6], json!({ "userId": "ann" }));
+  let (_client, _, _) = server.open_as("/ws?token=ann", "ann").await;
+  assert_eq!(server.core.stats().sessions, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,34 +216,8 @@ async fn pings_are_answered_while_the_js_thread_takes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hibernated_actor_keeps_its_socket_and_wakes_before_its_next_event() {
-  let config = ServerConfig {
-    definitions: vec![warren::config::Definition {
-      name: "UserConnection".into(),
-      path: "/ws".into(),
-      authenticates: true,
-      prefix: false,
-    }],
-    ..config(true)
-  };
-  let mut server = Server::start(config);
-  let port = server.port;
-  let connecting = tokio::spawn(async move {
-    let stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
-    tokio_tungstenite::client_async(format!("ws://127.0.0.1:{port}/ws"), stream)
-      .await
-      .map(|(client, _)| client)
-  });
-  let upgrade = server.event_tagged(tag::UPGRADE).await;
-  let identity = Identity {
-    key: "ann".into(),
-    meta_json: r#"{"userId":"ann"}"#.into(),
-  };
-  server
-    .core
-    .decide_upgrade(RequestId(as_u64(&upgrade[1])), Decision::Accept(identity));
-  let mut client = connecting.await.expect("task").expect("upgrade");
-  let open = server.event_tagged(tag::OPEN).await;
-  let (session, actor) = (as_u64(&open[1]), as_u64(&open[2]));
+  let mut server = Server::start(config(true));
+  let (mut client, session, actor) = server.open_as("/ws", "ann").await;
   server
     .core
     .join_room(ActorId(actor), "lobby", HandlerId(0), "{}")

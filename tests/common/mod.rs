@@ -13,7 +13,9 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{client_async, WebSocketStream};
 use warren::config::{Definition, Durability, Location, ServerConfig};
-use warren::core::Core;
+use warren::core::{Core, Decision};
+use warren::ids::RequestId;
+use warren::transport::Identity;
 
 /// Longest wait for anything a test expects; a test that hits it has failed.
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -135,6 +137,37 @@ impl Server {
   pub async fn open(&mut self, path: &str) -> (Client, u64, u64) {
     let (client, session, actor, _) = self.open_keyed(path).await;
     (client, session, actor)
+  }
+
+  /// Connects to an authenticating definition, accepts the upgrade as `key` (meta
+  /// `{"userId": key}`) the way `extractMeta` would, and waits for the session's `Open`: returns
+  /// the client, its session id and its actor id.
+  pub async fn open_as(&mut self, path: &str, key: &str) -> (Client, u64, u64) {
+    let port = self.port;
+    let url = format!("ws://127.0.0.1:{port}{path}");
+    let connecting = tokio::spawn(async move {
+      let stream = TcpStream::connect(("127.0.0.1", port)).await?;
+      client_async(url, stream)
+        .await
+        .map(|(client, _)| client)
+        .map_err(std::io::Error::other)
+    });
+    let upgrade = self.event_tagged(0).await;
+    let identity = Identity {
+      key: key.into(),
+      meta_json: serde_json::json!({ "userId": key }).to_string(),
+    };
+    assert!(self
+      .core
+      .decide_upgrade(RequestId(as_u64(&upgrade[1])), Decision::Accept(identity)));
+    let client = connecting
+      .await
+      .unwrap_or_else(|error| panic!("client task: {error}"))
+      .unwrap_or_else(|error| panic!("upgrade: {error}"));
+    let open = self.event_tagged(1).await;
+    assert_eq!(open[5], key, "the session's user");
+    assert_eq!(open[6]["userId"], key, "the session's meta");
+    (client, as_u64(&open[1]), as_u64(&open[2]))
   }
 
   /// [`Server::open`], with the session's user.
