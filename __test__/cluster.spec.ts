@@ -117,6 +117,21 @@ describe("cluster mode: three node processes on one redis-server", () => {
     await Promise.all(clients.map((client) => client.close()));
   });
 
+  test("one user through two nodes is one actor: one onInit, one state, on the node that placed it", async () => {
+    const first = await TestClient.open(`${nodes[0]!.url}?user=cat`);
+    const second = await TestClient.open(`${nodes[1]!.url}?user=cat`);
+    // Each call waits for its session's onConnect: both have run once the second is answered.
+    const b = await second.call("whoami");
+    const a = await first.call("whoami");
+    assert.deepEqual(a.data, { node: "n1", visits: 2, inits: 1 }, "one actor, one onInit, one state");
+    assert.deepEqual(b.data, a.data, "the second tab reaches the same actor through its node");
+    // Room messages reach the forwarded session too, numbered by the owner.
+    first.emit("say", { n: 99 });
+    const heard = await second.next((f) => f.data?.type === "said" && f.data.n === 99, "the room message");
+    assert.equal(typeof heard.seq, "number");
+    await Promise.all([first.close(), second.close()]);
+  });
+
   test("toUser reaches the user's sessions on other nodes", async () => {
     const ann = await TestClient.open(`${nodes[0]!.url}?user=ann`);
     const bob = await TestClient.open(`${nodes[2]!.url}?user=bob`);

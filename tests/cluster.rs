@@ -349,3 +349,96 @@ async fn a_dropped_pub_sub_link_reconnects_and_room_sessions_resync() {
     .expect("emit");
   assert_eq!(receive(&mut again).await["data"]["n"], 9);
 }
+
+fn authenticating(redis: &Redis, node: &str) -> ServerConfig {
+  ServerConfig {
+    definitions: common::config(true).definitions,
+    ..node_config(redis, node)
+  }
+}
+
+async fn authenticating_node(redis: &Redis, id: &str) -> Server {
+  let core = Core::start(authenticating(redis, id), &tokio::runtime::Handle::current())
+    .await
+    .unwrap_or_else(|error| panic!("node {id}: {error}"));
+  Server::with_core(core)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_through_two_nodes_is_one_actor_on_the_node_that_placed_it() {
+  let redis = Redis::start("placement");
+  let mut owner = authenticating_node(&redis, "owner").await;
+  let mut gateway = authenticating_node(&redis, "gateway").await;
+  let (mut first, first_session, actor) = owner.open_as("/ws", "ann").await;
+
+  // The second tab lands on the other node: its upgrade is authenticated there, but its
+  // session opens on the owner, in the same actor.
+  let port = gateway.port;
+  let connecting = tokio::spawn(async move {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+      .await
+      .expect("connect");
+    tokio_tungstenite::client_async(format!("ws://127.0.0.1:{port}/ws"), stream)
+      .await
+      .map(|(client, _)| client)
+  });
+  let upgrade = gateway.event_tagged(0).await;
+  let identity = warren::transport::Identity {
+    key: "ann".into(),
+    meta_json: r#"{"userId":"ann","tab":2}"#.into(),
+  };
+  let request = warren::ids::RequestId(upgrade[1].as_u64().expect("request id"));
+  assert!(gateway
+    .core
+    .decide_upgrade(request, warren::core::Decision::Accept(identity)));
+  let mut second = tokio::time::timeout(PATIENCE, connecting)
+    .await
+    .expect("the gateway answers the upgrade")
+    .expect("task")
+    .expect("upgrade");
+  let open = owner.event_tagged(1).await;
+  assert_eq!(open[2].as_u64(), Some(actor), "the same actor");
+  assert_eq!(open[3], 0, "not created again: one onInit");
+  assert_eq!(open[6]["tab"], 2, "with the second tab's meta");
+  let second_session = open[1].as_u64().expect("session");
+  assert_eq!(gateway.core.stats().actors, 0, "no actor on the gateway");
+
+  // Its frames reach the owner's JS; the owner's replies and events reach it.
+  common::send(
+    &mut second,
+    r#"{"type":"call","id":1,"event":"count.get","data":{}}"#,
+  )
+  .await;
+  let call = owner.event_tagged(3).await;
+  assert_eq!(call[1].as_u64(), Some(second_session));
+  assert!(owner
+    .core
+    .reply(warren::ids::SessionId(second_session), 1, Some("7")));
+  let reply = receive(&mut second).await;
+  assert_eq!((reply["id"].as_u64(), reply["data"].as_u64()), (Some(1), Some(7)));
+  assert!(reply["seq"].as_u64().is_some(), "numbered by the owner");
+
+  let to_ann = Target::User {
+    definition: DefinitionId(0),
+    key: "ann",
+    except: None,
+  };
+  let frame = Frame {
+    event: "hello",
+    payload_json: None,
+  };
+  assert_eq!(
+    owner.core.emit(to_ann, frame).expect("emit"),
+    2,
+    "both tabs are the owner's sessions"
+  );
+  assert_eq!(receive(&mut first).await["data"]["type"], "hello");
+  assert_eq!(receive(&mut second).await["data"]["type"], "hello");
+
+  // The second tab closes: the owner hears it once, the first tab stays.
+  drop(second);
+  let close = owner.event_tagged(4).await;
+  assert_eq!(close[1].as_u64(), Some(second_session));
+  assert_eq!(owner.core.stats().sessions, 1);
+  assert_eq!(first_session, 1);
+}

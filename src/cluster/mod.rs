@@ -22,6 +22,7 @@
 //! the same moment may interleave differently on different nodes.
 
 mod lease;
+pub mod nodes;
 mod publisher;
 pub mod scripts;
 mod subscriber;
@@ -71,12 +72,36 @@ pub trait Peer: Send + Sync + 'static {
   fn report(&self, level: Level, message: &str);
   /// Resolves when the node shuts down.
   fn stopped(&self) -> impl Future<Output = ()> + Send + '_;
+  /// A message another node addressed to this one (a forwarded session's traffic).
+  fn on_node_message(&self, message: nodes::NodeMessage<'_>);
 }
 
-/// Something to publish.
+/// Where an actor lives, as the directory says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+  /// The owner node.
+  pub owner: Arc<str>,
+  /// The fencing token of the owner's claim: it grows with every change of owner.
+  pub token: u64,
+  /// True when the owner is this node.
+  pub here: bool,
+}
+
+/// Something to send to Redis without waiting for it.
 enum Publish {
-  Room { room: String, frame: String },
-  User { message: String },
+  Room {
+    room: String,
+    frame: String,
+  },
+  /// A message on a channel (the users channel, a node's channel).
+  Message {
+    channel: String,
+    message: String,
+  },
+  /// Give an actor's claim up.
+  Release {
+    actor: String,
+  },
 }
 
 /// This node's membership in the cluster.
@@ -140,7 +165,14 @@ impl Cluster {
       .load_async(&mut commands)
       .await
       .map_err(|e| redis_error("cannot load the publish script", e))?;
-    let first_subscription = subscriber::connect(&client)
+    for script in [scripts::CLAIM_ACTOR, scripts::RELEASE_ACTOR] {
+      redis::Script::new(script)
+        .prepare_invoke()
+        .load_async(&mut commands)
+        .await
+        .map_err(|e| redis_error("cannot load the directory scripts", e))?;
+    }
+    let first_subscription = subscriber::connect(&client, &config.node_id)
       .await
       .map_err(|e| redis_error("cannot subscribe in Redis", e))?;
     let (publishes, queued) = mpsc::channel(MAX_PENDING_PUBLISHES);
@@ -183,7 +215,52 @@ impl Cluster {
   /// What publishes a message to a user's sessions on the other nodes once it leaves.
   pub fn user_publish(self: &Arc<Self>, definition: &str, user: &str, frame: &Unsealed) -> Then {
     let message = wire::user_message(&self.node, definition, user, frame.text());
-    self.queue(Publish::User { message })
+    let channel = wire::USERS_CHANNEL.to_string();
+    self.queue(Publish::Message { channel, message })
+  }
+
+  /// Sends a message to another node (in order with everything else this node publishes).
+  pub fn send_to(self: &Arc<Self>, node: &str, message: String) {
+    let channel = nodes::node_channel(node);
+    (self.queue(Publish::Message { channel, message }))();
+  }
+
+  /// Where the actor of `(definition, key)` lives: claimed for this node unless a live node
+  /// holds it.
+  pub async fn claim(&self, definition: &str, key: &str) -> Result<Placement, CoreError> {
+    let mut commands = self.commands.clone();
+    let (owner, token): (String, u64) = redis::Script::new(scripts::CLAIM_ACTOR)
+      .key(wire::actor_key(definition, key))
+      .arg(&*self.node)
+      .arg(wire::NODE_KEY_PREFIX)
+      .invoke_async(&mut commands)
+      .await
+      .map_err(|e| redis_error("cannot place the actor", e))?;
+    let here = owner == *self.node;
+    Ok(Placement {
+      owner: if here { self.node.clone() } else { Arc::from(owner) },
+      token,
+      here,
+    })
+  }
+
+  /// Whether each of `nodes` holds its lease (is alive).
+  pub async fn alive(&self, nodes: &[Arc<str>]) -> Result<Vec<bool>, CoreError> {
+    let mut pipe = redis::pipe();
+    for node in nodes {
+      pipe.cmd("EXISTS").arg(wire::node_key(node));
+    }
+    let mut commands = self.commands.clone();
+    pipe
+      .query_async(&mut commands)
+      .await
+      .map_err(|e| redis_error("cannot read node leases", e))
+  }
+
+  /// Gives up this node's claim on an actor that left memory (queued).
+  pub fn release(self: &Arc<Self>, definition: &str, key: &str) {
+    let actor = wire::actor_key(definition, key);
+    (self.queue(Publish::Release { actor }))();
   }
 
   /// Queues without waiting; a full queue drops the message and counts it (reported by the

@@ -12,6 +12,7 @@ use crate::events::Level;
 
 pub(super) async fn run<P: Peer>(cluster: Arc<Cluster>, peer: Arc<P>, mut queued: mpsc::Receiver<Publish>) {
   let publish_room = Script::new(scripts::PUBLISH_ROOM);
+  let release_actor = Script::new(scripts::RELEASE_ACTOR);
   let mut commands = cluster.commands.clone();
   let mut batch = Vec::with_capacity(PUBLISH_BATCH);
   loop {
@@ -39,8 +40,17 @@ pub(super) async fn run<P: Peer>(cluster: Arc<Cluster>, peer: Arc<P>, mut queued
             .arg(epoch)
             .ignore();
         }
-        Publish::User { message } => {
-          pipe.cmd("PUBLISH").arg(wire::USERS_CHANNEL).arg(message).ignore();
+        Publish::Message { channel, message } => {
+          pipe.cmd("PUBLISH").arg(channel).arg(message).ignore();
+        }
+        Publish::Release { actor } => {
+          pipe
+            .cmd("EVALSHA")
+            .arg(release_actor.get_hash())
+            .arg(1)
+            .arg(actor)
+            .arg(&*cluster.node)
+            .ignore();
         }
       }
     }
@@ -49,8 +59,12 @@ pub(super) async fn run<P: Peer>(cluster: Arc<Cluster>, peer: Arc<P>, mut queued
       .as_ref()
       .is_err_and(|error| error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript))
     {
-      // Redis restarted and forgot the script: load it and send the batch again.
-      sent = match publish_room.prepare_invoke().load_async(&mut commands).await {
+      // Redis restarted and forgot the scripts: load them and send the batch again.
+      let loaded = async {
+        publish_room.prepare_invoke().load_async(&mut commands).await?;
+        release_actor.prepare_invoke().load_async(&mut commands).await
+      };
+      sent = match loaded.await {
         Ok(_) => pipe.query_async(&mut commands).await,
         Err(error) => Err(error),
       };

@@ -38,3 +38,29 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 "#;
+
+/// Claims an actor for this node unless a live node holds it: the directory entry names the
+/// owner and carries a fencing token that grows with every change of owner.
+///
+/// `KEYS[1]`: the actor's directory key; `ARGV[1]`: this node; `ARGV[2]`: the prefix of node
+/// lease keys. Returns `{owner, token}`: this node (claimed now, or already its own) or the live
+/// node that holds it.
+pub const CLAIM_ACTOR: &str = r#"
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and (owner == ARGV[1] or redis.call('EXISTS', ARGV[2] .. owner) == 1) then
+  return {owner, tonumber(redis.call('HGET', KEYS[1], 'token'))}
+end
+local token = redis.call('HINCRBY', KEYS[1], 'token', 1)
+redis.call('HSET', KEYS[1], 'owner', ARGV[1])
+return {ARGV[1], token}
+"#;
+
+/// Gives an actor up (it left memory), keeping its token so the next owner's is higher.
+///
+/// `KEYS[1]`: the actor's directory key; `ARGV[1]`: this node.
+pub const RELEASE_ACTOR: &str = r#"
+if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
+  return redis.call('HDEL', KEYS[1], 'owner')
+end
+return 0
+"#;

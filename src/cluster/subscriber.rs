@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
 
-use super::{wire, Cluster, Peer};
+use super::{nodes, wire, Cluster, Peer};
 use crate::events::Level;
 use crate::protocol::Unsealed;
 use crate::registry::Target;
@@ -37,9 +37,11 @@ struct Subscription<P> {
   sink: PubSubSink,
   rooms: HashSet<Arc<str>>,
   positions: HashMap<String, Position>,
+  /// This node's channel (messages other nodes address to it).
+  own_channel: String,
 }
 
-/// A pub/sub connection, subscribed to the users channel.
+/// A pub/sub connection, subscribed to the users channel and this node's channel.
 pub(super) type Connection = (PubSubSink, PubSubStream);
 
 pub(super) async fn run<P: Peer>(cluster: Arc<Cluster>, peer: Arc<P>, mut ready: Option<Connection>) {
@@ -50,7 +52,7 @@ pub(super) async fn run<P: Peer>(cluster: Arc<Cluster>, peer: Arc<P>, mut ready:
       Some(connection) => Ok(connection),
       None => tokio::select! {
         _ = peer.stopped() => return,
-        connected = connect(&cluster.client) => connected,
+        connected = connect(&cluster.client, &cluster.node) => connected,
       },
     };
     match connected {
@@ -71,6 +73,7 @@ pub(super) async fn run<P: Peer>(cluster: Arc<Cluster>, peer: Arc<P>, mut ready:
           sink,
           rooms: HashSet::new(),
           positions: HashMap::new(),
+          own_channel: nodes::node_channel(&cluster.node),
         };
         if subscription.serve(stream).await {
           return;
@@ -93,9 +96,12 @@ pub(super) async fn run<P: Peer>(cluster: Arc<Cluster>, peer: Arc<P>, mut ready:
   }
 }
 
-pub(super) async fn connect(client: &redis::Client) -> redis::RedisResult<Connection> {
+/// A pub/sub connection subscribed to the users channel and to this node's own channel.
+pub(super) async fn connect(client: &redis::Client, node: &str) -> redis::RedisResult<Connection> {
   let (mut sink, stream) = client.get_async_pubsub().await?.split();
-  sink.subscribe(wire::USERS_CHANNEL).await?;
+  sink
+    .subscribe(&[wire::USERS_CHANNEL.to_string(), nodes::node_channel(node)])
+    .await?;
   Ok((sink, stream))
 }
 
@@ -120,7 +126,7 @@ impl<P: Peer> Subscription<P> {
           None => return false,
         },
         _ = probe.tick() => {
-          let answered = tokio::time::timeout(PROBE_EVERY, self.sink.ping::<String>()).await;
+          let answered = tokio::time::timeout(PROBE_EVERY, self.sink.ping::<redis::Value>()).await;
           if !matches!(answered, Ok(Ok(_))) {
             return false;
           }
@@ -152,6 +158,12 @@ impl<P: Peer> Subscription<P> {
   }
 
   fn receive(&mut self, channel: &str, payload: &[u8]) {
+    if channel == self.own_channel {
+      if let Some(message) = nodes::parse(payload) {
+        self.peer.on_node_message(message);
+      }
+      return;
+    }
     if channel == wire::USERS_CHANNEL {
       let Some(message) = wire::parse_user(payload) else {
         return;

@@ -32,9 +32,18 @@ pub fn room_log_key(room: &str) -> String {
   format!("warren:roomlog:{room}")
 }
 
+/// The prefix of node lease keys (scripts check another node's lease by it).
+pub const NODE_KEY_PREFIX: &str = "warren:node:";
+
+/// The directory key of an actor: who owns it, and its fencing token. The definition's length
+/// comes first, so no pair of names can spell the same key.
+pub fn actor_key(definition: &str, key: &str) -> String {
+  format!("warren:actor:{}:{definition}:{key}", definition.len())
+}
+
 /// The key of a node's lease.
 pub fn node_key(node: &str) -> String {
-  format!("warren:node:{node}")
+  format!("{NODE_KEY_PREFIX}{node}")
 }
 
 /// A room message as it arrived.

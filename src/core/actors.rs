@@ -15,7 +15,7 @@ use crate::registry::rooms::Listed;
 use crate::schedules::{list_json, Schedule, ScheduleError, MAX_SCHEDULES_PER_ACTOR};
 
 impl Core {
-  fn definition_name(&self, definition: DefinitionId) -> &str {
+  pub(super) fn definition_name(&self, definition: DefinitionId) -> &str {
     self
       .config
       .definitions
@@ -180,6 +180,7 @@ impl Core {
     let Some(destroyed) = self.registry.destroy_actor(actor) else {
       return false;
     };
+    self.release_claim(destroyed.definition, &destroyed.key);
     self.wipe_actor(destroyed.definition, &destroyed.key);
     for outbox in destroyed.sessions {
       outbox.request_close(CloseCode::Normal.as_u16(), "Actor destroyed");
@@ -200,6 +201,13 @@ impl Core {
     let existed = matches!(self.storage.get(&state), Ok(Some(_)));
     self.wipe_actor(definition, user);
     existed
+  }
+
+  /// Cluster mode: an actor that left memory here is no longer this node's.
+  pub(super) fn release_claim(&self, definition: DefinitionId, key: &str) {
+    if let Some(cluster) = &self.cluster {
+      cluster.release(self.definition_name(definition), key);
+    }
   }
 
   fn wipe_actor(&self, definition: DefinitionId, user: &str) {

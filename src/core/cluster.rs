@@ -28,7 +28,11 @@ impl Peer for Core {
   fn missed(&self, room: Option<&str>) {
     let rooms = match room {
       Some(room) => vec![Arc::from(room)],
-      None => self.registry.room_names(),
+      None => {
+        // The link itself dropped: forwarded sessions may have lost frames both ways too.
+        self.end_forwarding(MISSED.as_u16(), "missed messages from other nodes: reconnect");
+        self.registry.room_names()
+      }
     };
     let mut ended = 0;
     for room in rooms {
@@ -65,6 +69,12 @@ impl Peer for Core {
 
   fn report(&self, level: Level, message: &str) {
     Core::report(self, level, message);
+  }
+
+  fn on_node_message(&self, message: crate::cluster::nodes::NodeMessage<'_>) {
+    if let Some(cluster) = &self.cluster {
+      Core::on_node_message(self, cluster, message);
+    }
   }
 
   fn stopped(&self) -> impl Future<Output = ()> + Send + '_ {

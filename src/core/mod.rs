@@ -9,10 +9,13 @@
 //! - [`messaging`]: frames from JS to sessions, users and rooms; replies; closes;
 //! - [`actors`]: rooms, state, hibernation, destruction and schedules as JS drives them;
 //! - [`upkeep`]: the timers (idle sweeps, call deadlines, resume windows, schedules, flushes);
-//! - [`cluster`]: the core as a node of a cluster (what other nodes publish reaches it here).
+//! - [`cluster`]: the core as a node of a cluster (what other nodes publish reaches it here);
+//! - [`forwarding`]: sessions whose actor lives on another node, and the other nodes' sessions
+//!   of this node's actors.
 
 mod actors;
 mod cluster;
+mod forwarding;
 mod messaging;
 mod sessions;
 mod upkeep;
@@ -81,6 +84,8 @@ pub struct Core {
   shutdown: watch::Sender<bool>,
   /// This node's cluster membership, in cluster mode.
   cluster: Option<Arc<Cluster>>,
+  /// Sessions forwarded between this node and others (cluster mode).
+  forwarding: Mutex<forwarding::Forwarding>,
 }
 
 impl Core {
@@ -105,6 +110,7 @@ impl Core {
     let core = Self::build(config, runtime, cluster.clone())?;
     if let Some(cluster) = &cluster {
       cluster.start(&core, runtime);
+      runtime.spawn(core.clone().watch_peers(cluster.clone()));
     }
     Ok(core)
   }
@@ -129,6 +135,7 @@ impl Core {
       next_request: AtomicU64::new(0),
       shutdown: watch::channel(false).0,
       cluster,
+      forwarding: Mutex::default(),
       config,
     });
     core.load_schedules()?;
@@ -197,6 +204,7 @@ impl Core {
     self
       .registry
       .close_all(CloseCode::GoingAway.as_u16(), "server shutdown");
+    self.end_forwarding(CloseCode::GoingAway.as_u16(), "server shutdown");
     let core = self.clone();
     runtime.spawn(async move {
       core.connections.drained().await;

@@ -16,7 +16,7 @@ use tokio::time::{timeout_at, Instant};
 use super::{Core, Decision};
 use crate::config::ServerConfig;
 use crate::error::{SessionEnd, UpgradeRejection};
-use crate::events::Event;
+use crate::events::{Event, Level};
 use crate::ids::{DefinitionId, RequestId, SessionId};
 use crate::protocol::{session_frame, ClientFrame};
 use crate::registry::{NewSession, Suspended};
@@ -100,29 +100,52 @@ impl Host for Core {
       .is_some_and(|index| self.destroy_actor_by_key(DefinitionId(index), key))
   }
 
-  fn attach(
+  async fn attach(
     &self,
     definition: DefinitionId,
     identity: Option<Identity>,
     resume: Option<ResumeRequest>,
-  ) -> Attached {
+  ) -> Result<Attached, UpgradeRejection> {
     if let Some(resumed) = resume
       .as_ref()
       .and_then(|request| self.resume(request, definition, identity.as_ref()))
     {
-      return resumed;
+      return Ok(resumed);
     }
     let identity = identity.unwrap_or_else(default_identity);
+    if let Some(cluster) = &self.cluster {
+      // An actor in memory here is this node's; otherwise the directory says where it lives.
+      if self.registry.actor_of(definition, &identity.key).is_none() {
+        let name = self.definition_name(definition);
+        match cluster.claim(name, &identity.key).await {
+          Ok(placement) if !placement.here => {
+            return Ok(self.forward(cluster, definition, &identity, placement.owner, resume.is_some()));
+          }
+          Ok(_) => {}
+          Err(error) => {
+            self.report(Level::Error, &error.to_string());
+            return Err(UpgradeRejection::Unavailable(
+              "the cluster cannot place this session now",
+            ));
+          }
+        }
+      }
+    }
     let (session, outbox) = self.open_session(definition, &identity, resume.is_some());
-    Attached {
+    Ok(Attached {
       session,
       outbox,
       generation: 0,
       resumed: false,
-    }
+    })
   }
 
   fn detach(&self, session: SessionId, generation: u64, end: SessionEnd) {
+    if let Some(cluster) = &self.cluster {
+      if self.forward_end(cluster, session, &end) {
+        return;
+      }
+    }
     if end.blip && !self.is_shutting_down() {
       match self.registry.suspend(session, generation, end.clone()) {
         Suspended::Waiting | Suspended::Superseded => return,
@@ -139,6 +162,18 @@ impl Host for Core {
   }
 
   fn receive(&self, session: SessionId, frame: ClientFrame<'_>) {
+    if let Some(cluster) = &self.cluster {
+      if self.forward_frame(cluster, session, &frame) {
+        return;
+      }
+    }
+    self.receive_here(session, frame);
+  }
+}
+
+impl Core {
+  /// A frame of a session this node holds: JS hears it (its actor woken first if needed).
+  pub(super) fn receive_here(&self, session: SessionId, frame: ClientFrame<'_>) {
     match frame {
       ClientFrame::Event { kind, data } => {
         self.registry.deliver(
@@ -166,9 +201,7 @@ impl Host for Core {
       ClientFrame::Ping { .. } => {}
     }
   }
-}
 
-impl Core {
   /// Registers a new session (and its actor, back in its rooms) and tells JS. With `resumable`,
   /// the client asked for resume: its first frame is the `session` frame with its token.
   fn open_session(

@@ -50,7 +50,9 @@ async fn sweep_loop(core: Arc<Core>) {
     tokio::select! {
       _ = shutdown.wait_for(|stopping| *stopping) => return,
       _ = ticks.tick() => {
-        core.registry.sweep(core.config.hibernate_after);
+        for (definition, key) in core.registry.sweep(core.config.hibernate_after) {
+          core.release_claim(definition, &key);
+        }
         core.time_out_calls();
         core.end_waiting(false);
       }

@@ -24,8 +24,9 @@ pub struct Destroyed {
 
 impl Registry {
   /// Hibernates actors whose last event is older than `idle_for`, evicts actors that have had
-  /// no session for as long, and does the same for rooms. JS hears of each.
-  pub fn sweep(&self, idle_for: Duration) {
+  /// no session for as long, and does the same for rooms. JS hears of each. Returns the actors
+  /// evicted.
+  pub fn sweep(&self, idle_for: Duration) -> Vec<(DefinitionId, Arc<str>)> {
     let mut inner = self.inner.lock();
     let now = Instant::now();
     let mut evicted = Vec::new();
@@ -43,14 +44,17 @@ impl Registry {
         self.events.push(Event::Hibernate { actor: *id });
       }
     }
+    let mut gone = Vec::with_capacity(evicted.len());
     for id in evicted {
       if let Some(actor) = inner.actors.remove(&id) {
-        inner.by_key.remove(&(actor.definition, actor.key));
+        inner.by_key.remove(&(actor.definition, actor.key.clone()));
         self.events.push(Event::Evict { actor: id });
+        gone.push((actor.definition, actor.key));
       }
     }
     let changes = inner.rooms.sweep(idle_for);
     super::announce(&self.events, &changes);
+    gone
   }
 
   /// Hibernates one actor now (it must have a session and be awake). False otherwise.

@@ -176,7 +176,13 @@ async fn serve_connection<H: Host>(host: Arc<H>, mut stream: TcpStream, peer: So
     identity,
     resume,
   } = upgrade;
-  let attached = host.attach(definition, identity, resume);
+  let attached = match host.attach(definition, identity, resume).await {
+    Ok(attached) => attached,
+    Err(rejection) => {
+      write_and_close(&mut stream, &http::rejection_response(&rejection), deadline).await;
+      return;
+    }
+  };
   if host.is_shutting_down() {
     attached
       .outbox

@@ -78,13 +78,14 @@ pub trait Host: Send + Sync + 'static {
   fn destroy_actor_named(&self, kind: &str, key: &str) -> bool;
 
   /// Registers the session this socket serves (resuming the one the client names when it can),
-  /// before the 101 leaves.
+  /// before the 101 leaves. Refused when the session cannot be placed (cluster mode, Redis
+  /// unreachable).
   fn attach(
     &self,
     definition: DefinitionId,
     identity: Option<Identity>,
     resume: Option<ResumeRequest>,
-  ) -> Attached;
+  ) -> impl Future<Output = Result<Attached, UpgradeRejection>> + Send;
 
   /// Socket `generation` of `session` stopped serving it.
   fn detach(&self, session: SessionId, generation: u64, end: SessionEnd);

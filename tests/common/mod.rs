@@ -110,14 +110,19 @@ impl Server {
     }
   }
 
-  /// Skips events until one with `tag`, and returns it.
+  /// Skips events until one with `tag`, and returns it (within [`PATIENCE`] in all).
   pub async fn event_tagged(&mut self, tag: u64) -> Value {
-    loop {
-      let event = self.next_event().await;
-      if event[0] == tag {
-        return event;
+    let search = async {
+      loop {
+        let event = self.next_event().await;
+        if event[0] == tag {
+          return event;
+        }
       }
-    }
+    };
+    tokio::time::timeout(PATIENCE, search)
+      .await
+      .unwrap_or_else(|_| panic!("no event tagged {tag} came"))
   }
 
   /// Connects a client to `path` (with its query) and completes the upgrade.

@@ -1,0 +1,274 @@
+//! Messages from one node to another, on the receiver's channel (`warren:to:<node>`): what
+//! forwards a session between the node that holds its socket (the gateway) and the node that
+//! owns its actor (the owner).
+//!
+//! - gateway → owner: `open` (a socket of a user whose actor the owner holds), `event` and
+//!   `call` (the client's frames, as the gateway parsed them), `ended` (the socket is gone);
+//! - owner → gateway: `frames` (what the session is sent, numbered by the owner), `close` (the
+//!   owner closes the session).
+//!
+//! Each message is one JSON object; raw JSON from clients and frames from the owner are carried
+//! as they are (JSON values and strings), never re-encoded.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::json::{push_array, push_int, push_string};
+
+/// The channel a node listens on for messages addressed to it.
+pub fn node_channel(node: &str) -> String {
+  format!("warren:to:{node}")
+}
+
+/// A message between nodes, as received (borrowing from the payload).
+#[derive(Debug)]
+pub enum NodeMessage<'a> {
+  /// A socket for a user of `definition` opened at the gateway `from` as its session `session`.
+  Open {
+    from: Cow<'a, str>,
+    session: u64,
+    definition: Cow<'a, str>,
+    key: Cow<'a, str>,
+    meta: &'a RawValue,
+  },
+  /// An event frame of the gateway's session: `kind` is the raw JSON string of its type.
+  Event {
+    from: Cow<'a, str>,
+    session: u64,
+    kind: &'a RawValue,
+    data: Option<&'a RawValue>,
+  },
+  /// A call frame of the gateway's session.
+  Call {
+    from: Cow<'a, str>,
+    session: u64,
+    id: u64,
+    event: &'a RawValue,
+    data: Option<&'a RawValue>,
+  },
+  /// The gateway's socket for the session is gone.
+  Ended {
+    from: Cow<'a, str>,
+    session: u64,
+    code: u16,
+    reason: Cow<'a, str>,
+  },
+  /// Frames for the gateway's session `session`, in order, as the owner numbered them.
+  Frames { session: u64, frames: Vec<Cow<'a, str>> },
+  /// The owner closes the gateway's session.
+  Close {
+    session: u64,
+    code: u16,
+    reason: Cow<'a, str>,
+  },
+}
+
+/// Every field any message has; which ones a message needs depends on its kind `k`. (Raw JSON
+/// values cannot be read through serde's tagged enums, hence this flat form.)
+#[derive(Deserialize)]
+struct Wire<'a> {
+  #[serde(borrow)]
+  k: Cow<'a, str>,
+  session: u64,
+  #[serde(borrow, default)]
+  from: Option<Cow<'a, str>>,
+  #[serde(borrow, default)]
+  definition: Option<Cow<'a, str>>,
+  #[serde(borrow, default)]
+  key: Option<Cow<'a, str>>,
+  #[serde(borrow, default)]
+  meta: Option<&'a RawValue>,
+  #[serde(borrow, default)]
+  kind: Option<&'a RawValue>,
+  #[serde(borrow, default)]
+  data: Option<&'a RawValue>,
+  #[serde(default)]
+  id: Option<u64>,
+  #[serde(borrow, default)]
+  event: Option<&'a RawValue>,
+  #[serde(default)]
+  code: Option<u16>,
+  #[serde(borrow, default)]
+  reason: Option<Cow<'a, str>>,
+  #[serde(borrow, default)]
+  frames: Option<Vec<Cow<'a, str>>>,
+}
+
+/// Reads a message; `None` for one this node does not understand.
+pub fn parse(payload: &[u8]) -> Option<NodeMessage<'_>> {
+  let wire: Wire<'_> = serde_json::from_slice(payload).ok()?;
+  let session = wire.session;
+  Some(match &*wire.k {
+    "open" => NodeMessage::Open {
+      from: wire.from?,
+      session,
+      definition: wire.definition?,
+      key: wire.key?,
+      meta: wire.meta?,
+    },
+    "event" => NodeMessage::Event {
+      from: wire.from?,
+      session,
+      kind: wire.kind?,
+      data: wire.data,
+    },
+    "call" => NodeMessage::Call {
+      from: wire.from?,
+      session,
+      id: wire.id?,
+      event: wire.event?,
+      data: wire.data,
+    },
+    "ended" => NodeMessage::Ended {
+      from: wire.from?,
+      session,
+      code: wire.code?,
+      reason: wire.reason?,
+    },
+    "frames" => NodeMessage::Frames {
+      session,
+      frames: wire.frames?,
+    },
+    "close" => NodeMessage::Close {
+      session,
+      code: wire.code?,
+      reason: wire.reason?,
+    },
+    _ => return None,
+  })
+}
+
+fn head(kind: &str, from: Option<&str>, session: u64) -> String {
+  let mut out = String::with_capacity(96);
+  out.push_str(r#"{"k":""#);
+  out.push_str(kind);
+  out.push('"');
+  if let Some(from) = from {
+    out.push_str(r#","from":"#);
+    push_string(&mut out, from);
+  }
+  out.push_str(r#","session":"#);
+  push_int(&mut out, session);
+  out
+}
+
+/// `open`: `meta_json` is the session's meta (JSON).
+pub fn open(from: &str, session: u64, definition: &str, key: &str, meta_json: &str) -> String {
+  let mut out = head("open", Some(from), session);
+  out.push_str(r#","definition":"#);
+  push_string(&mut out, definition);
+  out.push_str(r#","key":"#);
+  push_string(&mut out, key);
+  out.push_str(r#","meta":"#);
+  out.push_str(meta_json);
+  out.push('}');
+  out
+}
+
+/// `event`: the raw JSON of the frame's type and data.
+pub fn event(from: &str, session: u64, kind_json: &str, data_json: Option<&str>) -> String {
+  let mut out = head("event", Some(from), session);
+  out.push_str(r#","kind":"#);
+  out.push_str(kind_json);
+  if let Some(data) = data_json {
+    out.push_str(r#","data":"#);
+    out.push_str(data);
+  }
+  out.push('}');
+  out
+}
+
+/// `call`: the call's id and the raw JSON of its event name and data.
+pub fn call(from: &str, session: u64, id: u64, event_json: &str, data_json: Option<&str>) -> String {
+  let mut out = head("call", Some(from), session);
+  out.push_str(r#","id":"#);
+  push_int(&mut out, id);
+  out.push_str(r#","event":"#);
+  out.push_str(event_json);
+  if let Some(data) = data_json {
+    out.push_str(r#","data":"#);
+    out.push_str(data);
+  }
+  out.push('}');
+  out
+}
+
+/// `ended`.
+pub fn ended(from: &str, session: u64, code: u16, reason: &str) -> String {
+  let mut out = head("ended", Some(from), session);
+  out.push_str(r#","code":"#);
+  push_int(&mut out, code);
+  out.push_str(r#","reason":"#);
+  push_string(&mut out, reason);
+  out.push('}');
+  out
+}
+
+/// `frames`.
+pub fn frames<'f>(session: u64, frames: impl IntoIterator<Item = &'f str>) -> String {
+  let mut out = head("frames", None, session);
+  out.push_str(r#","frames":"#);
+  push_array(&mut out, frames, push_string);
+  out.push('}');
+  out
+}
+
+/// `close`.
+pub fn close(session: u64, code: u16, reason: &str) -> String {
+  let mut out = head("close", None, session);
+  out.push_str(r#","code":"#);
+  push_int(&mut out, code);
+  out.push_str(r#","reason":"#);
+  push_string(&mut out, reason);
+  out.push('}');
+  out
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn every_message_reads_back_as_written() {
+    let text = open("g1", 7, "Chat", "ann\"", r#"{"userId":"ann\""}"#);
+    assert!(matches!(
+      parse(text.as_bytes()),
+      Some(NodeMessage::Open { from, session: 7, definition, key, meta })
+        if from == "g1" && definition == "Chat" && key == "ann\"" && meta.get() == r#"{"userId":"ann\""}"#
+    ));
+    let text = event("g1", 7, r#""say""#, Some(r#"{"n":1}"#));
+    assert!(matches!(
+      parse(text.as_bytes()),
+      Some(NodeMessage::Event { session: 7, kind, data: Some(data), .. })
+        if kind.get() == r#""say""# && data.get() == r#"{"n":1}"#
+    ));
+    let text = call("g1", 7, 3, r#""get""#, None);
+    assert!(matches!(
+      parse(text.as_bytes()),
+      Some(NodeMessage::Call { id: 3, event, data: None, .. }) if event.get() == r#""get""#
+    ));
+    let frame = r#"{"type":"event","data":{"t":"a\nb"},"seq":4}"#;
+    let text = frames(7, [frame, "{}"]);
+    assert!(matches!(
+      parse(text.as_bytes()),
+      Some(NodeMessage::Frames { session: 7, frames }) if frames == vec![frame, "{}"]
+    ));
+    let text = ended("g1", 7, 1006, "");
+    assert!(matches!(
+      parse(text.as_bytes()),
+      Some(NodeMessage::Ended { code: 1006, .. })
+    ));
+    let text = close(7, 1000, "Actor destroyed");
+    assert!(matches!(
+      parse(text.as_bytes()),
+      Some(NodeMessage::Close { code: 1000, reason, .. }) if reason == "Actor destroyed"
+    ));
+    assert!(parse(b"{\"k\":\"nope\",\"session\":1}").is_none());
+    assert!(
+      parse(b"{\"k\":\"open\",\"session\":1}").is_none(),
+      "fields missing"
+    );
+  }
+}
