@@ -7,9 +7,24 @@ use std::time::Duration;
 /// 1 MiB matches socket.io's `maxHttpBufferSize` and is ample for JSON events.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
 
-/// Bytes of frames a session may have waiting for its socket before it counts as a slow
-/// consumer (closed 1008, or its frames dropped under [`OverflowPolicy::Drop`]).
+/// Bytes of frames a session may have that its socket has not accepted (queued, or refused by
+/// the kernel) before it counts as a slow consumer (closed 1008, or its frames dropped under
+/// [`OverflowPolicy::Drop`]), once the socket also stalls (see [`SLOW_CONSUMER_STALL`]).
 pub const DEFAULT_MAX_BACKPRESSURE_BYTES: usize = 1 << 20;
+
+/// How long a socket over `maxBackpressure` may take no byte at all before its session is a
+/// slow consumer. A client that reads, however slowly, keeps its session; one that stopped
+/// reading is cut within one to two stalls. One second covers a reading client's GC pause or
+/// busy event loop; Go servers' usual write deadline (10 s) would let a stalled session pin
+/// ten times as much.
+pub const SLOW_CONSUMER_STALL: Duration = Duration::from_secs(1);
+
+/// How far over `maxBackpressure` a session's unaccepted bytes may go while its socket keeps
+/// draining (a burst: one tick emitting more than the limit to a client that reads). Past
+/// `maxBackpressure` × this the session is a slow consumer at once, so a session never pins
+/// more than this many times its limit. 4 lets a 2 MiB burst through under the default 1 MiB
+/// limit with room to spare (issue 12: a 1.3 MiB tick closed reading clients).
+pub const MAX_BURST_FACTOR: usize = 4;
 
 /// Time from TCP accept to the 101 answer, `extractMeta` included. Slow or silent clients are
 /// dropped when it runs out, so they cannot hold sockets open.
@@ -17,6 +32,12 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Time a closing socket gets to finish the close handshake before it is dropped.
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Bytes read and discarded from a peer after the server closed (a close frame sent, or an
+/// HTTP error answered) while waiting for the peer to close its side, within `closeTimeoutMs`.
+/// A client still streaming a too-big message or a request body gets this far before the
+/// socket is dropped anyway (4× the default `maxPayloadBytes`).
+pub const MAX_LINGER_BYTES: usize = 4 << 20;
 
 /// Time a call may take before the client gets a `timeout` error (Rivet's action default).
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);

@@ -69,6 +69,7 @@ impl Registry {
     if entry.token.is_none() || entry.outbox.is_closing() {
       return Suspended::End;
     }
+    entry.outbox.lost_socket();
     let was_waiting = entry
       .waiting
       .replace(Waiting {

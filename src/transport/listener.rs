@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::time::{timeout_at, Instant};
@@ -17,9 +17,9 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
 use super::http::{self, HeadError, RequestHead, Route};
-use super::session::{self, Outcome, SessionLink};
+use super::session::{self, Metered, Outcome, Release, SessionLink};
 use super::{static_files, Host};
-use crate::config::{READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};
+use crate::config::{MAX_LINGER_BYTES, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};
 use crate::error::{CloseCode, SessionEnd, UpgradeRejection};
 
 /// Binds synchronously (so a busy port is an immediate error) and starts accepting on `runtime`.
@@ -102,16 +102,16 @@ async fn handshake<H: Host>(
       } else {
         http::rejection_response(&UpgradeRejection::NotFound)
       };
-      write_and_close(stream, &response, deadline).await;
+      write_and_close(stream, &response, deadline, config.close_timeout).await;
       return Err(None);
     }
     Route::Health => {
-      write_and_close(stream, &http::health_response(), deadline).await;
+      write_and_close(stream, &http::health_response(), deadline, config.close_timeout).await;
       return Err(None);
     }
     Route::Static => {
       let response = static_response(host, &head).await;
-      write_and_close(stream, &response, deadline).await;
+      write_and_close(stream, &response, deadline, config.close_timeout).await;
       return Err(None);
     }
     Route::Reject(rejection) => return Err(Some(rejection)),
@@ -164,7 +164,8 @@ async fn serve_connection<H: Host>(host: Arc<H>, mut stream: TcpStream, peer: So
   let upgrade = match outcome {
     Ok(upgrade) => upgrade,
     Err(Some(rejection)) => {
-      write_and_close(&mut stream, &http::rejection_response(&rejection), deadline).await;
+      let response = http::rejection_response(&rejection);
+      write_and_close(&mut stream, &response, deadline, host.config().close_timeout).await;
       return;
     }
     Err(None) => return,
@@ -202,7 +203,8 @@ async fn serve_connection<H: Host>(host: Arc<H>, mut stream: TcpStream, peer: So
     .max_write_buffer_size(WRITE_BUFFER_BYTES + config.max_payload_bytes.max(config.max_backpressure_bytes))
     .max_message_size(Some(config.max_payload_bytes))
     .max_frame_size(Some(config.max_payload_bytes));
-  let socket = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(ws_config)).await;
+  let metered = Metered::new(stream, attached.outbox.clone(), attached.generation);
+  let socket = WebSocketStream::from_partially_read(metered, leftover, Role::Server, Some(ws_config)).await;
   let link = SessionLink {
     id: attached.session,
     outbox: attached.outbox,
@@ -210,8 +212,12 @@ async fn serve_connection<H: Host>(host: Arc<H>, mut stream: TcpStream, peer: So
     host: &*host,
     close_timeout: config.close_timeout,
   };
-  if let Outcome::Ended(end) = session::run(socket, &link).await {
+  let (outcome, socket, release) = session::run(socket, &link).await;
+  if let Outcome::Ended(end) = outcome {
     host.detach(link.id, link.generation, end);
+  }
+  if let (Some(mut socket), Release::Linger(time)) = (socket, release) {
+    linger(socket.get_mut().get_mut(), time).await;
   }
 }
 
@@ -225,10 +231,35 @@ async fn static_response<H: Host>(host: &H, head: &RequestHead) -> Vec<u8> {
   }
 }
 
-async fn write_and_close(stream: &mut TcpStream, response: &[u8], deadline: Instant) {
-  let write = async {
-    stream.write_all(response).await?;
-    stream.shutdown().await
+/// Answers a plain HTTP request and closes the connection without losing the answer.
+async fn write_and_close(
+  stream: &mut TcpStream,
+  response: &[u8],
+  deadline: Instant,
+  close_timeout: Duration,
+) {
+  if let Ok(Ok(())) = timeout_at(deadline, stream.write_all(response)).await {
+    linger(stream, close_timeout).await;
+  }
+}
+
+/// Closes a connection the way RFC 6455 §7.1.1 and RFC 9112 §9.6 ask: half-close (FIN after
+/// what was written), then read and discard what the peer still sends until it closes too,
+/// for at most `time` and [`MAX_LINGER_BYTES`]. Closing with unread input would send a reset
+/// instead, and a reset makes the peer's kernel drop what it had not read yet: the close frame
+/// (the client then reports 1006 instead of 1009) or the HTTP answer (issue 12).
+async fn linger(stream: &mut TcpStream, time: Duration) {
+  let drain = async {
+    stream.shutdown().await?;
+    let mut discard = [0u8; 4096];
+    let mut read = 0;
+    while read < MAX_LINGER_BYTES {
+      match stream.read(&mut discard).await? {
+        0 => break,
+        n => read += n,
+      }
+    }
+    std::io::Result::Ok(())
   };
-  let _ = timeout_at(deadline, write).await;
+  let _ = tokio::time::timeout(time, drain).await;
 }
