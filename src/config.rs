@@ -54,8 +54,18 @@ pub const DEFAULT_RESUME_BUFFER_BYTES: usize = 1 << 20;
 /// Idle time after which an actor with no open session leaves memory.
 pub const DEFAULT_HIBERNATE_AFTER: Duration = Duration::from_secs(30);
 
-/// Concurrent sockets (open or upgrading); further upgrades are answered 503.
+/// Sessions (open, or waiting for a resume); further upgrades are answered 503. A connection
+/// counts only once its session opens: handshakes in progress have their own bound.
 pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
+
+/// Connections accepted whose handshake (head, `extractMeta`, 101) has not finished. Past it the
+/// server stops accepting until one finishes, so new connections wait in the kernel's listen
+/// backlog; a flood of sockets that never send their head (slowloris) holds at most this many
+/// until `handshakeTimeoutMs`, and cannot take the place of open sessions. Global rather than
+/// per address: clients behind one proxy or NAT share an address. 1024 handshakes cost at most
+/// about 18 MiB (a 16 KiB head buffer each), and an accept rate of 6,000/s with `extractMeta`
+/// keeps far fewer than that in flight.
+pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 1024;
 
 /// Largest HTTP request head accepted before the upgrade; larger heads get 431.
 pub const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
@@ -140,6 +150,7 @@ pub struct ServerConfig {
   pub resume_window: Duration,
   pub resume_buffer_bytes: usize,
   pub max_sessions: usize,
+  pub max_pending_handshakes: usize,
   /// Directory served over plain GET for paths that are not endpoints, if any.
   pub static_dir: Option<std::path::PathBuf>,
   /// Names of the room handlers, by index: stored room lists name handlers, not indexes.
@@ -169,6 +180,7 @@ impl Default for ServerConfig {
       resume_window: DEFAULT_RESUME_WINDOW,
       resume_buffer_bytes: DEFAULT_RESUME_BUFFER_BYTES,
       max_sessions: DEFAULT_MAX_SESSIONS,
+      max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
       static_dir: None,
       room_handlers: Vec::new(),
       storage: Location::Memory,
@@ -219,6 +231,9 @@ impl ServerConfig {
     }
     if self.max_sessions == 0 {
       return Err("maxSessions must be at least 1".into());
+    }
+    if self.max_pending_handshakes == 0 {
+      return Err("maxPendingHandshakes must be at least 1".into());
     }
     Ok(())
   }

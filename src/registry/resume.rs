@@ -197,7 +197,7 @@ mod tests {
       meta: Arc::from("{}"),
       token: Some(Arc::from(token)),
     };
-    registry.add_session(new);
+    registry.add_session(new, usize::MAX);
     outbox
   }
 

@@ -3,7 +3,11 @@
 //! session until its socket is gone.
 //!
 //! Every connection holds a [`super::LiveGuard`] for as long as it exists, so shutdown can wait
-//! until the last socket is released: nothing is left running when `close()` resolves.
+//! until the last socket is released: nothing is left running when `close()` resolves. Until
+//! its 101 is written (or its refusal answered), a connection also holds one of the
+//! `maxPendingHandshakes` permits; the accept loop waits for a free one before accepting, so
+//! sockets that never finish their head cannot grow past it, and sessions are counted only
+//! once open (`maxSessions`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +16,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout_at, Instant};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
@@ -42,13 +47,22 @@ pub fn listen<H: Host>(
 
 async fn accept_loop<H: Host>(host: Arc<H>, listener: TcpListener) {
   let mut backoff = Duration::from_millis(5);
+  let handshakes = Arc::new(Semaphore::new(host.config().max_pending_handshakes));
   loop {
+    // At the bound, accepting pauses: new connections wait in the kernel's backlog.
+    let permit = tokio::select! {
+      _ = host.shutdown_signal() => return,
+      permit = handshakes.clone().acquire_owned() => match permit {
+        Ok(permit) => permit,
+        Err(_) => return,
+      },
+    };
     tokio::select! {
       _ = host.shutdown_signal() => return,
       accepted = listener.accept() => match accepted {
         Ok((stream, peer)) => {
           backoff = Duration::from_millis(5);
-          tokio::spawn(serve_connection(host.clone(), stream, peer));
+          tokio::spawn(serve_connection(host.clone(), stream, peer, permit));
         }
         Err(_) => {
           // Out of file descriptors or a transient error: wait, then retry.
@@ -150,7 +164,12 @@ async fn handshake<H: Host>(
   })
 }
 
-async fn serve_connection<H: Host>(host: Arc<H>, mut stream: TcpStream, peer: SocketAddr) {
+async fn serve_connection<H: Host>(
+  host: Arc<H>,
+  mut stream: TcpStream,
+  peer: SocketAddr,
+  handshaking: OwnedSemaphorePermit,
+) {
   let _live = host.connections().enter();
   let _ = stream.set_nodelay(true);
   let deadline = Instant::now() + host.config().handshake_timeout;
@@ -177,7 +196,14 @@ async fn serve_connection<H: Host>(host: Arc<H>, mut stream: TcpStream, peer: So
     identity,
     resume,
   } = upgrade;
-  let attached = host.attach(definition, identity, resume);
+  let attached = match host.attach(definition, identity, resume) {
+    Ok(attached) => attached,
+    Err(rejection) => {
+      let response = http::rejection_response(&rejection);
+      write_and_close(&mut stream, &response, deadline, host.config().close_timeout).await;
+      return;
+    }
+  };
   if host.is_shutting_down() {
     attached
       .outbox
@@ -188,6 +214,7 @@ async fn serve_connection<H: Host>(host: Arc<H>, mut stream: TcpStream, peer: So
   let response = http::switching_protocols(&accept_key);
   let written = timeout_at(deadline, stream.write_all(&response)).await;
   drop(response);
+  drop(handshaking);
   if !matches!(written, Ok(Ok(()))) {
     let end = SessionEnd {
       blip: attached.resumed,
