@@ -151,8 +151,10 @@ export interface NativeOptions {
   resumeWindowMs?: number
   /** Sent bytes a resumable session keeps until acknowledged. @default 1048576 */
   resumeBufferBytes?: number
-  /** @default 100000 */
+  /** Sessions, open or waiting for a resume. @default 100000 */
   maxSessions?: number
+  /** Connections whose handshake has not finished; past it accepting pauses. @default 1024 */
+  maxPendingHandshakes?: number
   /** Directory served over plain GET for paths that are not socket paths. */
   staticDir?: string
   /** Room handler names, by index. */
