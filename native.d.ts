@@ -96,7 +96,7 @@ export declare class NativeServer {
   listen(host: string, port: number): ListenAddress
   /** Everything queued for JS as one JSON array text, or null. */
   takeBatch(): string | null
-  /** Opens the socket of an upgrade request for user `key` with `metaJson` as its meta. */
+  /** Opens the socket of an upgrade request for user `key` with `metaJson` (JSON) as its meta. */
   acceptUpgrade(request: number, key: string, metaJson: string): boolean
   /** Refuses an upgrade request with an HTTP status and `{"error": message, "code": code}`. */
   rejectUpgrade(request: number, status: number, message: string, code?: string | undefined | null): boolean
