@@ -180,8 +180,13 @@ export interface NativeStats {
   rooms: number
   /** TCP connections in any phase. */
   connections: number
-  /** Frames waiting behind the output gate for a flush. */
+  /**
+   * Frames waiting behind the output gate for a flush (they count against their recipients'
+   * `maxBackpressure`).
+   */
   heldFrames: number
+  /** Bytes of those frames. */
+  heldBytes: number
   /** Sessions whose socket dropped, waiting for their client to resume them. */
   detached: number
 }

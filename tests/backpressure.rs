@@ -137,3 +137,33 @@ async fn ten_thousand_calls_that_time_out_together_each_get_one_timeout_reply() 
   assert_eq!(answered, CALLS, "calls with exactly one reply");
   assert_eq!(timeouts, CALLS);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_held_behind_the_output_gate_count_against_the_sessions_budget() {
+  let mut server = Server::strict_on_disk("held-budget");
+  let (_client, session, _) = server.open("/ws").await;
+  // A change that is never committed: every frame from now on waits for a flush.
+  server.core.state_changed();
+  let payload = format!(r#"{{"pad":"{}"}}"#, "x".repeat(4000));
+  let frames = (10 << 20) / payload.len();
+  let mut taken = 0;
+  for _ in 0..frames {
+    let frame = Frame {
+      event: "tick",
+      payload_json: Some(&payload),
+    };
+    taken += server
+      .core
+      .emit(Target::Session(SessionId(session)), frame)
+      .expect("emit");
+  }
+  let held = server.core.stats().held_frames;
+  // 4 × maxBackpressure (1 MiB) is about 1,040 frames of 4 KiB.
+  assert!(
+    held <= 1100,
+    "frames held for one session: {held} of {frames} ({taken} taken)"
+  );
+  let close = server.event_tagged(CLOSE).await;
+  assert_eq!(close[2], 1008);
+  assert_eq!(close[3], "slow consumer");
+}

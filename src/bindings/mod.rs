@@ -88,8 +88,11 @@ pub struct NativeStats {
   pub rooms: u32,
   /// TCP connections in any phase.
   pub connections: u32,
-  /// Frames waiting behind the output gate for a flush.
+  /// Frames waiting behind the output gate for a flush (they count against their recipients'
+  /// `maxBackpressure`).
   pub held_frames: u32,
+  /// Bytes of those frames.
+  pub held_bytes: u32,
   /// Sessions whose socket dropped, waiting for their client to resume them.
   pub detached: u32,
 }
@@ -187,6 +190,7 @@ impl NativeServer {
       rooms: clamp(stats.rooms),
       connections: clamp(stats.connections),
       held_frames: clamp(stats.held_frames),
+      held_bytes: clamp(stats.held_bytes),
       detached: clamp(stats.detached),
     }
   }

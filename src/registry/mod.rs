@@ -312,14 +312,15 @@ impl Registry {
     })
   }
 
-  /// The outboxes of `target` that still accept frames (to hold them behind the output gate).
-  pub fn recipients(&self, target: Target<'_>, into: &mut Vec<Arc<Outbox>>) -> u32 {
+  /// The outboxes of `target` that take a frame of `len` bytes to hold behind the output gate
+  /// (it counts against each one's budget from now on, see [`Outbox::hold`]).
+  pub fn hold_for(&self, target: Target<'_>, len: usize, into: &mut Vec<Arc<Outbox>>) -> u32 {
     self.visit(target, |outbox| {
-      let open = !outbox.is_closing();
-      if open {
+      let held = outbox.hold(len) == Pushed::Queued;
+      if held {
         into.push(outbox.clone());
       }
-      open
+      held
     })
   }
 

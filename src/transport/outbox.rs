@@ -12,7 +12,10 @@
 //! never cut, and past that cap the session is a slow consumer at once. A slow consumer under
 //! [`OverflowPolicy::Close`] has its queued frames discarded and is closed with 1008 "slow
 //! consumer"; under [`OverflowPolicy::Drop`] frames that do not fit are dropped and counted.
-//! Either way the sender never waits and other sessions are unaffected.
+//! Either way the sender never waits and other sessions are unaffected. Frames the output gate
+//! holds for this session until a flush count too, from the moment they are held
+//! ([`Outbox::hold`]): a disk that falls behind cannot make the gate pin more for one session
+//! than its socket could.
 //!
 //! Resume: a session whose client can resume keeps a replay buffer here: every numbered frame
 //! handed to a writer stays until the client acknowledges it (or the buffer passes its byte
@@ -123,6 +126,8 @@ struct State {
   unsent: usize,
   /// Bytes the socket accepted since the session began (the writer's watchdog compares them).
   accepted: u64,
+  /// Wire bytes of frames the output gate holds for this session (see [`Outbox::hold`]).
+  held: usize,
   /// Set by the writer's watchdog when the socket took nothing for [`SLOW_CONSUMER_STALL`]
   /// while over the limit; cleared by the next byte it accepts.
   stalled: bool,
@@ -153,6 +158,7 @@ impl Outbox {
         frames: VecDeque::new(),
         unsent: 0,
         accepted: 0,
+        held: 0,
         stalled: false,
         close: None,
         dropped: 0,
@@ -190,27 +196,70 @@ impl Outbox {
       return Pushed::Closed;
     }
     let wire = wire_len(frame.len());
-    let backlog = state.unsent + wire;
-    if backlog > self.limit && (backlog > self.burst_limit || state.stalled) {
-      return match self.policy {
-        OverflowPolicy::Drop => {
-          state.dropped += 1;
-          Pushed::Dropped
-        }
-        OverflowPolicy::Close => {
-          self.overflow(state);
-          Pushed::Overflowed
-        }
-      };
+    if let Err(refused) = self.admit(&mut state, wire) {
+      if refused == Pushed::Overflowed {
+        self.overflow(state);
+      }
+      return refused;
     }
+    self.enqueue(state, seq, frame, wire);
+    Pushed::Queued
+  }
+
+  /// Whether `wire` more bytes fit the session's budget (see the module doc); counts a dropped
+  /// frame. `Err(Overflowed)` asks the caller to close the session.
+  fn admit(&self, state: &mut State, wire: usize) -> Result<(), Pushed> {
+    let backlog = state.unsent + state.held + wire;
+    if backlog <= self.limit || (backlog <= self.burst_limit && !state.stalled) {
+      return Ok(());
+    }
+    match self.policy {
+      OverflowPolicy::Drop => {
+        state.dropped += 1;
+        Err(Pushed::Dropped)
+      }
+      OverflowPolicy::Close => Err(Pushed::Overflowed),
+    }
+  }
+
+  fn enqueue(&self, mut state: parking_lot::MutexGuard<'_, State>, seq: u64, frame: Utf8Bytes, wire: usize) {
     let was_empty = state.frames.is_empty();
     state.frames.push_back(Queued { seq, frame });
-    state.unsent = backlog;
+    state.unsent += wire;
     drop(state);
     if was_empty {
       self.ready.notify_one();
     }
+  }
+
+  /// Reserves room for a frame of `len` bytes that the output gate holds until a flush, as if
+  /// it were queued: `Queued` when it fits (then [`Outbox::release_held`] must follow), else
+  /// what [`Outbox::push`] would have answered.
+  pub fn hold(&self, len: usize) -> Pushed {
+    let mut state = self.state.lock();
+    if state.close.is_some() {
+      return Pushed::Closed;
+    }
+    let wire = wire_len(len);
+    if let Err(refused) = self.admit(&mut state, wire) {
+      if refused == Pushed::Overflowed {
+        self.overflow(state);
+      }
+      return refused;
+    }
+    state.held += wire;
     Pushed::Queued
+  }
+
+  /// Queues a frame held since [`Outbox::hold`] (its room is already reserved).
+  pub fn release_held(&self, seq: u64, frame: Utf8Bytes) {
+    let mut state = self.state.lock();
+    let wire = wire_len(frame.len());
+    state.held = state.held.saturating_sub(wire);
+    if state.close.is_some() {
+      return;
+    }
+    self.enqueue(state, seq, frame, wire);
   }
 
   /// Makes the session a slow consumer: its queue is discarded and the writer is told to close
@@ -248,7 +297,7 @@ impl Outbox {
   /// the session is a slow consumer now (closed, or its frames dropped until the socket moves).
   pub fn stalled(&self, generation: u64) {
     let mut state = self.state.lock();
-    if state.generation != generation || state.unsent <= self.limit || state.close.is_some() {
+    if state.generation != generation || state.unsent + state.held <= self.limit || state.close.is_some() {
       return;
     }
     match self.policy {
@@ -262,7 +311,8 @@ impl Outbox {
   pub fn lost_socket(&self) {
     let mut state = self.state.lock();
     state.stalled = true;
-    if state.unsent > self.limit && state.close.is_none() && self.policy == OverflowPolicy::Close {
+    let over = state.unsent + state.held > self.limit;
+    if over && state.close.is_none() && self.policy == OverflowPolicy::Close {
       self.overflow(state);
     }
   }
@@ -459,6 +509,23 @@ mod tests {
     // The socket moves again: frames are queued again.
     outbox.accepted(0, 12);
     assert_eq!(outbox.push(Utf8Bytes::from("1")), Pushed::Queued);
+  }
+
+  #[tokio::test]
+  async fn frames_held_for_a_flush_count_against_the_budget_until_released() {
+    let outbox = Outbox::new(20, OverflowPolicy::Close);
+    for _ in 0..11 {
+      assert_eq!(outbox.hold(5), Pushed::Queued);
+    }
+    // 77 bytes reserved: one more passes 4 × 20.
+    assert_eq!(outbox.push(Utf8Bytes::from("12345")), Pushed::Overflowed);
+    let fresh = Outbox::new(20, OverflowPolicy::Close);
+    assert_eq!(fresh.hold(5), Pushed::Queued);
+    fresh.release_held(7, Utf8Bytes::from("12345"));
+    assert_eq!(fresh.unsent(), 7);
+    let mut frames = VecDeque::new();
+    assert_eq!(fresh.take(0, &mut frames).await, Ok(None));
+    assert_eq!(frames.front().map(|queued| queued.seq), Some(7));
   }
 
   fn texts(frames: &VecDeque<Queued>) -> Vec<String> {
