@@ -253,7 +253,7 @@ async fn static_response<H: Host>(host: &H, head: &RequestHead) -> Vec<u8> {
     return http::rejection_response(&UpgradeRejection::NotFound);
   };
   match static_files::load(root, head.path().to_string()).await {
-    Some((content_type, body)) => http::file_response(content_type, &body, head.method == "HEAD"),
+    Some((content_type, body)) => http::file_response(&content_type, &body, head.method == "HEAD"),
     None => http::rejection_response(&UpgradeRejection::NotFound),
   }
 }
