@@ -88,7 +88,7 @@ export declare class NativeServer {
   listen(host: string, port: number): ListenAddress
   /** Everything queued for JS as one JSON array text, or null. */
   takeBatch(): string | null
-  /** Opens the socket of an upgrade request for user `key` with `metaJson` as its meta. */
+  /** Opens the socket of an upgrade request for user `key` with `metaJson` (JSON) as its meta. */
   acceptUpgrade(request: number, key: string, metaJson: string): boolean
   /** Refuses an upgrade request with an HTTP status and `{"error": message, "code": code}`. */
   rejectUpgrade(request: number, status: number, message: string, code?: string | undefined | null): boolean
@@ -151,8 +151,10 @@ export interface NativeOptions {
   resumeWindowMs?: number
   /** Sent bytes a resumable session keeps until acknowledged. @default 1048576 */
   resumeBufferBytes?: number
-  /** @default 100000 */
+  /** Sessions, open or waiting for a resume. @default 100000 */
   maxSessions?: number
+  /** Connections whose handshake has not finished; past it accepting pauses. @default 1024 */
+  maxPendingHandshakes?: number
   /** Directory served over plain GET for paths that are not socket paths. */
   staticDir?: string
   /** Room handler names, by index. */
@@ -179,8 +181,13 @@ export interface NativeStats {
   rooms: number
   /** TCP connections in any phase. */
   connections: number
-  /** Frames waiting behind the output gate for a flush. */
+  /**
+   * Frames waiting behind the output gate for a flush (they count against their recipients'
+   * `maxBackpressure`).
+   */
   heldFrames: number
+  /** Bytes of those frames. */
+  heldBytes: number
   /** Sessions whose socket dropped, waiting for their client to resume them. */
   detached: number
 }

@@ -70,6 +70,44 @@ describe("wire protocol", () => {
     assert.equal((await withTimeout(client.closed, "close")).code, 1009);
   });
 
+  test("a fragmented message over maxPayloadBytes closes with 1009 and the client receives it, 10 times out of 10", async () => {
+    const { url } = await serve({ connections: [Conn], maxPayloadBytes: 1024 });
+    const codes: number[] = [];
+    for (let round = 0; round < 10; round++) {
+      const client = await TestClient.open(url);
+      // 2 MiB in 64 KiB fragments: the client is still sending when the server closes.
+      const fragment = "x".repeat(64 * 1024);
+      for (let i = 0; i < 32; i++) client.socket.send(fragment, { fin: false });
+      client.socket.send(fragment, { fin: true });
+      codes.push((await withTimeout(client.closed, "close")).code);
+    }
+    assert.deepEqual(codes, Array(10).fill(1009), `close codes seen: ${codes.join(",")}`);
+  });
+
+  test("an HTTP error answer is read completely by a client that sent a body", async () => {
+    const { port } = await serve({ connections: [Conn] });
+    const { createConnection } = await import("node:net");
+    const answers: string[] = [];
+    for (let round = 0; round < 10; round++) {
+      const socket = createConnection({ host: "127.0.0.1", port });
+      await once(socket, "connect");
+      let answer = "";
+      socket.on("data", (chunk) => (answer += chunk));
+      socket.on("error", () => {});
+      // Like most HTTP clients, it reads the answer once the body is sent; the body is more
+      // than the socket buffers hold, so the server answers (and closes) while it is sent.
+      socket.pause();
+      const body = Buffer.alloc(2 << 20, 0x61);
+      socket.write(`POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`);
+      const closed = new Promise((resolve) => socket.on("close", resolve));
+      socket.write(body, () => socket.resume());
+      await withTimeout(closed, "the connection to close");
+      answers.push(answer);
+    }
+    const complete = answers.filter((a) => a.startsWith("HTTP/1.1 404") && a.endsWith('{"error":"not found"}')).length;
+    assert.equal(complete, 10, `complete answers: ${complete}/10`);
+  });
+
   test("plain HTTP: /healthz is 200, a socket path without upgrade is 426, other paths 404", async () => {
     const { port } = await serve({ connections: [Conn] });
     assert.deepEqual(await httpGet(port, "/healthz"), { status: 200, body: '{"status":"ok"}' });

@@ -166,6 +166,7 @@ export class WarrenServer {
         resumeWindowMs: positiveInteger(options, "resumeWindowMs"),
         resumeBufferBytes: positiveInteger(options, "resumeBufferBytes"),
         maxSessions: positiveInteger(options, "maxSessions"),
+        maxPendingHandshakes: positiveInteger(options, "maxPendingHandshakes"),
         staticDir: options.static,
         roomHandlers: rooms.map((r) => r.name),
         storage: options.storage ?? "./.warren",

@@ -344,8 +344,14 @@ export interface ServerOptions {
   resumeWindowMs?: number;
   /** Bytes of sent frames a resumable session keeps until its client acknowledges them. @default 1048576 */
   resumeBufferBytes?: number;
-  /** Concurrent sockets; more upgrades are answered 503. @default 100000 */
+  /** Sessions, open or waiting for a resume; more upgrades are answered 503. @default 100000 */
   maxSessions?: number;
+  /**
+   * Connections whose handshake (request head, `extractMeta`, 101) is in progress; past it the
+   * server stops accepting until one finishes (new connections wait in the kernel's backlog).
+   * @default 1024
+   */
+  maxPendingHandshakes?: number;
   /**
    * Where state is kept: a directory (created if missing; one process owns it at a time), or
    * `":memory:"` for a temporary store that is gone after `close()` (tests).

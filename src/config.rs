@@ -7,9 +7,24 @@ use std::time::Duration;
 /// 1 MiB matches socket.io's `maxHttpBufferSize` and is ample for JSON events.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
 
-/// Bytes of frames a session may have waiting for its socket before it counts as a slow
-/// consumer (closed 1008, or its frames dropped under [`OverflowPolicy::Drop`]).
+/// Bytes of frames a session may have that its socket has not accepted (queued, or refused by
+/// the kernel) before it counts as a slow consumer (closed 1008, or its frames dropped under
+/// [`OverflowPolicy::Drop`]), once the socket also stalls (see [`SLOW_CONSUMER_STALL`]).
 pub const DEFAULT_MAX_BACKPRESSURE_BYTES: usize = 1 << 20;
+
+/// How long a socket over `maxBackpressure` may take no byte at all before its session is a
+/// slow consumer. A client that reads, however slowly, keeps its session; one that stopped
+/// reading is cut within one to two stalls. One second covers a reading client's GC pause or
+/// busy event loop; Go servers' usual write deadline (10 s) would let a stalled session pin
+/// ten times as much.
+pub const SLOW_CONSUMER_STALL: Duration = Duration::from_secs(1);
+
+/// How far over `maxBackpressure` a session's unaccepted bytes may go while its socket keeps
+/// draining (a burst: one tick emitting more than the limit to a client that reads). Past
+/// `maxBackpressure` × this the session is a slow consumer at once, so a session never pins
+/// more than this many times its limit. 4 lets a 2 MiB burst through under the default 1 MiB
+/// limit with room to spare.
+pub const MAX_BURST_FACTOR: usize = 4;
 
 /// Time from TCP accept to the 101 answer, `extractMeta` included. Slow or silent clients are
 /// dropped when it runs out, so they cannot hold sockets open.
@@ -17,6 +32,12 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Time a closing socket gets to finish the close handshake before it is dropped.
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Bytes read and discarded from a peer after the server closed (a close frame sent, or an
+/// HTTP error answered) while waiting for the peer to close its side, within `closeTimeoutMs`.
+/// A client still streaming a too-big message or a request body gets this far before the
+/// socket is dropped anyway (4× the default `maxPayloadBytes`).
+pub const MAX_LINGER_BYTES: usize = 4 << 20;
 
 /// Time a call may take before the client gets a `timeout` error (Rivet's action default).
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -33,8 +54,18 @@ pub const DEFAULT_RESUME_BUFFER_BYTES: usize = 1 << 20;
 /// Idle time after which an actor with no open session leaves memory.
 pub const DEFAULT_HIBERNATE_AFTER: Duration = Duration::from_secs(30);
 
-/// Concurrent sockets (open or upgrading); further upgrades are answered 503.
+/// Sessions (open, or waiting for a resume); further upgrades are answered 503. A connection
+/// counts only once its session opens: handshakes in progress have their own bound.
 pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
+
+/// Connections accepted whose handshake (head, `extractMeta`, 101) has not finished. Past it the
+/// server stops accepting until one finishes, so new connections wait in the kernel's listen
+/// backlog; a flood of sockets that never send their head (slowloris) holds at most this many
+/// until `handshakeTimeoutMs`, and cannot take the place of open sessions. Global rather than
+/// per address: clients behind one proxy or NAT share an address. 1024 handshakes cost at most
+/// about 18 MiB (a 16 KiB head buffer each), and an accept rate of 6,000/s with `extractMeta`
+/// keeps far fewer than that in flight.
+pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 1024;
 
 /// Largest HTTP request head accepted before the upgrade; larger heads get 431.
 pub const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
@@ -143,6 +174,7 @@ pub struct ServerConfig {
   pub resume_window: Duration,
   pub resume_buffer_bytes: usize,
   pub max_sessions: usize,
+  pub max_pending_handshakes: usize,
   /// Directory served over plain GET for paths that are not endpoints, if any.
   pub static_dir: Option<std::path::PathBuf>,
   /// Names of the room handlers, by index: stored room lists name handlers, not indexes.
@@ -174,6 +206,7 @@ impl Default for ServerConfig {
       resume_window: DEFAULT_RESUME_WINDOW,
       resume_buffer_bytes: DEFAULT_RESUME_BUFFER_BYTES,
       max_sessions: DEFAULT_MAX_SESSIONS,
+      max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
       static_dir: None,
       room_handlers: Vec::new(),
       storage: Location::Memory,
@@ -225,6 +258,9 @@ impl ServerConfig {
     }
     if self.max_sessions == 0 {
       return Err("maxSessions must be at least 1".into());
+    }
+    if self.max_pending_handshakes == 0 {
+      return Err("maxPendingHandshakes must be at least 1".into());
     }
     if let Some(cluster) = &self.cluster {
       let id = &cluster.node_id;

@@ -185,6 +185,9 @@ pub enum StoreError {
   Locked(std::path::PathBuf),
   /// The directory cannot be created or opened, or its files are damaged.
   Open(String),
+  /// The directory held a store, but sled opened it without warren's marker record: its
+  /// snapshot (`snap.*`) was lost or damaged, and starting would silently start empty.
+  Corrupt(std::path::PathBuf),
   /// A read, write or flush failed.
   Io(String),
   /// The server was closed; its storage is released.
@@ -200,6 +203,11 @@ impl fmt::Display for StoreError {
         path.display()
       ),
       StoreError::Open(why) => write!(f, "cannot open storage: {why}"),
+      StoreError::Corrupt(path) => write!(
+        f,
+        "storage directory {} has lost its data (sled's snap.* file is missing or damaged, so the store would open empty); restore it from a backup, or move it away to start with an empty store",
+        path.display()
+      ),
       StoreError::Io(why) => write!(f, "storage failed: {why}"),
       StoreError::Closed => f.write_str("storage failed: the server is closed"),
     }
@@ -240,6 +248,7 @@ impl CoreError {
       CoreError::Listen(_) => "listen_failed",
       CoreError::Store(StoreError::Locked(_)) => "storage_locked",
       CoreError::Store(StoreError::Open(_)) => "storage_open_failed",
+      CoreError::Store(StoreError::Corrupt(_)) => "storage_corrupt",
       CoreError::Store(StoreError::Io(_)) => "storage_failed",
       CoreError::Store(StoreError::Closed) => "server_closed",
       CoreError::NoSuchActor => "actor_gone",

@@ -52,8 +52,10 @@ pub struct NativeOptions {
   pub resume_window_ms: Option<u32>,
   /// Sent bytes a resumable session keeps until acknowledged. @default 1048576
   pub resume_buffer_bytes: Option<u32>,
-  /// @default 100000
+  /// Sessions, open or waiting for a resume. @default 100000
   pub max_sessions: Option<u32>,
+  /// Connections whose handshake has not finished; past it accepting pauses. @default 1024
+  pub max_pending_handshakes: Option<u32>,
   /// Directory served over plain GET for paths that are not socket paths.
   pub static_dir: Option<String>,
   /// Room handler names, by index.
@@ -141,6 +143,9 @@ pub fn server_config(options: NativeOptions) -> Result<ServerConfig, CoreError> 
       .resume_buffer_bytes
       .map_or(defaults.resume_buffer_bytes, |v| v as usize),
     max_sessions: options.max_sessions.map_or(defaults.max_sessions, |v| v as usize),
+    max_pending_handshakes: options
+      .max_pending_handshakes
+      .map_or(defaults.max_pending_handshakes, |v| v as usize),
     static_dir: match options.static_dir {
       Some(dir) => {
         let path = std::path::PathBuf::from(&dir);

@@ -20,14 +20,14 @@ fn call_id(value: i64) -> u64 {
 #[napi]
 impl NativeServer {
   /// Sends an event to one session; false when it is gone or closing.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn emit(&self, session_id: i64, event: String, payload_json: Option<String>) -> Result<bool, String> {
     let reached = self.emit_to(Target::Session(session(session_id)), &event, payload_json)?;
     Ok(reached > 0)
   }
 
   /// Sends an event to every session of a user (but `exceptSession`); returns how many.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn emit_to_user(
     &self,
     endpoint: u32,
@@ -46,7 +46,7 @@ impl NativeServer {
 
   /// Sends an event to every session of every live member (but `exceptSession`); returns how
   /// many sessions it was queued for. Encoded once; the bytes are shared by all recipients.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn emit_to_room(
     &self,
     name: String,
@@ -63,14 +63,14 @@ impl NativeServer {
 
   /// Sends a tick's frames to single sessions, in order (the format is documented at
   /// `protocol::Outgoing`). Returns how many were delivered.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn send_frames(&self, batch: String) -> Result<u32, String> {
     self.core.send_batch(&batch).map_err(js_error)
   }
 
   /// Answers a call with its result (JSON text, or null for undefined). False when the call
   /// already timed out or its session is gone: the client got its one answer.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn reply(&self, session_id: i64, call: i64, result_json: Option<String>) -> bool {
     self
       .core
@@ -78,7 +78,7 @@ impl NativeServer {
   }
 
   /// Answers a call with an error.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn reply_error(
     &self,
     session_id: i64,
@@ -98,7 +98,7 @@ impl NativeServer {
 
   /// Closes a session after the frames already queued for it.
   /// `code` must be 1000 or 3000–4999 unless `internal` (1008, 1011 from the runtime itself).
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn close_session(
     &self,
     session_id: i64,

@@ -3,6 +3,11 @@
 //! into JS errors whose `code` is the error's stable code, and owns the threadsafe function that
 //! wakes the JS thread. No I/O and no state machine lives here.
 //!
+//! Every method is `#[napi(catch_unwind)]`: should a panic happen anyway, it reaches JS as an
+//! error instead of unwinding into Node (which aborts the process). Arguments are checked
+//! before they reach the core: ids that name nothing answer false or `invalid_argument`, and
+//! JSON that the core copies raw into event batches is validated here.
+//!
 //! Every method is synchronous and only enqueues (frames into outboxes or behind the output
 //! gate, decisions into channels, writes into the store's batch): JS never waits on Rust per
 //! message.
@@ -83,8 +88,11 @@ pub struct NativeStats {
   pub rooms: u32,
   /// TCP connections in any phase.
   pub connections: u32,
-  /// Frames waiting behind the output gate for a flush.
+  /// Frames waiting behind the output gate for a flush (they count against their recipients'
+  /// `maxBackpressure`).
   pub held_frames: u32,
+  /// Bytes of those frames.
+  pub held_bytes: u32,
   /// Sessions whose socket dropped, waiting for their client to resume them.
   pub detached: u32,
 }
@@ -101,7 +109,7 @@ pub struct NativeServer {
 impl NativeServer {
   /// `onWake` is called (with no arguments) whenever events are waiting in `takeBatch`.
   /// Opens the storage: throws when another process owns the directory.
-  #[napi(constructor)]
+  #[napi(constructor, catch_unwind)]
   pub fn new(options: NativeOptions, on_wake: Function<(), ()>) -> Result<Self, String> {
     let config = convert::server_config(options).map_err(js_error)?;
     let runtime = runtime()?;
@@ -128,7 +136,7 @@ impl NativeServer {
   }
 
   /// Binds and starts accepting. Throws on a busy port or a bad host.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn listen(&self, host: String, port: u32) -> Result<ListenAddress, String> {
     let port = u16::try_from(port).map_err(|_| invalid(format!("port out of range: {port}")))?;
     let address = self
@@ -142,22 +150,24 @@ impl NativeServer {
   }
 
   /// Everything queued for JS as one JSON array text, or null.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn take_batch(&self) -> Option<String> {
     self.core.take_events()
   }
 
-  /// Opens the socket of an upgrade request for user `key` with `metaJson` as its meta.
-  #[napi]
-  pub fn accept_upgrade(&self, request: i64, key: String, meta_json: String) -> bool {
-    self.core.decide_upgrade(
+  /// Opens the socket of an upgrade request for user `key` with `metaJson` (JSON) as its meta.
+  #[napi(catch_unwind)]
+  pub fn accept_upgrade(&self, request: i64, key: String, meta_json: String) -> Result<bool, String> {
+    // The meta is copied raw into event batches: a bad one would break every later batch.
+    state::checked_json(&meta_json, "meta")?;
+    Ok(self.core.decide_upgrade(
       RequestId(request.try_into().unwrap_or(0)),
       Decision::Accept(Identity { key, meta_json }),
-    )
+    ))
   }
 
   /// Refuses an upgrade request with an HTTP status and `{"error": message, "code": code}`.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn reject_upgrade(&self, request: i64, status: u32, message: String, code: Option<String>) -> bool {
     let status = u16::try_from(status)
       .ok()
@@ -173,7 +183,7 @@ impl NativeServer {
       .decide_upgrade(RequestId(request.try_into().unwrap_or(0)), decision)
   }
 
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn stats(&self) -> NativeStats {
     let stats = self.core.stats();
     let clamp = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
@@ -184,12 +194,13 @@ impl NativeServer {
       rooms: clamp(stats.rooms),
       connections: clamp(stats.connections),
       held_frames: clamp(stats.held_frames),
+      held_bytes: clamp(stats.held_bytes),
       detached: clamp(stats.detached),
     }
   }
 
   /// Starts shutdown; the batch ends with the shutdown event once every socket is released.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn shutdown(&self) -> Result<(), String> {
     self.core.begin_shutdown(runtime()?.handle());
     Ok(())
@@ -197,14 +208,14 @@ impl NativeServer {
 
   /// Flushes and closes the storage, and drops the wake-up function so the Node process may
   /// exit. Called once, after shutdown and the last state commit.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn release(&mut self) -> Result<(), String> {
     self.wake = None;
     self.core.release().map_err(js_error)
   }
 
   /// Whether a listening server keeps the Node process alive (like `net.Server#ref`).
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn set_ref(&self, env: Env, referenced: bool) -> Result<()> {
     if let Some(wake) = &self.wake {
       let status = unsafe {

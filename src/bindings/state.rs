@@ -48,7 +48,7 @@ fn state_of<'a>(kind: u32, owner: &'a str, name: &'a str) -> Result<StateOf<'a>,
 
 /// JSON from JS that the core copies as it is (into event batches and storage): checked once
 /// here, so a bad value is refused at the call instead of breaking a later batch.
-fn checked_json(json: &str, what: &str) -> Result<(), String> {
+pub(super) fn checked_json(json: &str, what: &str) -> Result<(), String> {
   serde_json::from_str::<&RawValue>(json)
     .map(|_| ())
     .map_err(|_| invalid(format!("{what} must be JSON")))
@@ -59,7 +59,7 @@ impl NativeServer {
   /// Adds a room to an actor's list (live membership while it has a session) and stores the
   /// list. Returns false when the room was already listed. The membership change reaches JS as
   /// a batch event.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn join_room(
     &self,
     actor_id: i64,
@@ -75,35 +75,38 @@ impl NativeServer {
   }
 
   /// Removes a room from an actor's list; false when it was not listed.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn leave_room(&self, actor_id: i64, name: String) -> Result<bool, String> {
     self.core.leave_room(actor(actor_id), &name).map_err(js_error)
   }
 
   /// Names of the rooms on an actor's list.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn rooms_of(&self, actor_id: i64) -> Result<Vec<String>, String> {
     self.core.rooms_of(actor(actor_id)).map_err(js_error)
   }
 
   /// The room instance called `name` (created, empty, when missing).
-  #[napi]
-  pub fn open_room(&self, name: String, handler_id: u32) -> OpenedRoom {
-    let (id, created) = self.core.open_room(&name, handler(handler_id));
-    OpenedRoom {
+  #[napi(catch_unwind)]
+  pub fn open_room(&self, name: String, handler_id: u32) -> Result<OpenedRoom, String> {
+    let (id, created) = self
+      .core
+      .open_room(&name, handler(handler_id))
+      .map_err(js_error)?;
+    Ok(OpenedRoom {
       id: i64::try_from(id.get()).unwrap_or(i64::MAX),
       created,
-    }
+    })
   }
 
   /// Live members as JSON: `[{"userId","joinedAt","metadata"}]`, in join order.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn room_members(&self, name: String) -> String {
     self.core.room_members_json(&name)
   }
 
   /// Replaces a live member's metadata; false when the user is not a member.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn set_member_metadata(
     &self,
     name: String,
@@ -116,13 +119,13 @@ impl NativeServer {
 
   /// Destroys a room: members leave, its stored state is wiped. False when not in memory
   /// (its stored state is wiped anyway).
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn destroy_room(&self, handler_name: String, name: String) -> bool {
     self.core.destroy_room(&handler_name, &name)
   }
 
   /// The stored state of an actor (kind 0) or a room (kind 1), if any.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn load_state(&self, kind: u32, owner: String, name: String) -> Result<Option<Buffer>, String> {
     let bytes = self
       .core
@@ -133,13 +136,13 @@ impl NativeServer {
 
   /// A persisted state changed: under strict durability, frames sent from now on wait until
   /// the commit that follows is flushed.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn state_changed(&self) {
     self.core.state_changed();
   }
 
   /// Applies this tick's state writes in one batch and asks for a flush (group commit).
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn commit_state(&self, writes: Vec<StateWrite>) -> Result<(), String> {
     let writes = writes
       .iter()
@@ -155,32 +158,32 @@ impl NativeServer {
 
   /// Hibernates the actor of `(endpoint, key)` now (tests and tools). False when it is not in
   /// memory, has no session, or already hibernates.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn hibernate(&self, endpoint: u32, key: String) -> bool {
     self.core.hibernate(definition(endpoint), &key)
   }
 
   /// JS declined a hibernation (work still in flight).
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn keep_awake(&self, actor_id: i64) {
     self.core.keep_awake(actor(actor_id));
   }
 
   /// Destroys an actor by id (from its own context).
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn destroy_actor(&self, actor_id: i64) -> bool {
     self.core.destroy_actor(actor(actor_id))
   }
 
   /// Destroys the actor of `(endpoint, key)`, in memory or only in storage.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn destroy_actor_by_key(&self, endpoint: u32, key: String) -> bool {
     self.core.destroy_actor_by_key(definition(endpoint), &key)
   }
 
   /// Schedules `event` (with `dataJson`) for the actor of `(endpoint, key)` at `atMs` (epoch
   /// milliseconds); returns the schedule's id. Stored: it survives restarts.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn schedule_add(
     &self,
     endpoint: u32,
@@ -197,13 +200,13 @@ impl NativeServer {
   }
 
   /// Cancels a schedule; false when it already fired or never existed.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn schedule_cancel(&self, id: String) -> bool {
     self.core.cancel_schedule(&id)
   }
 
   /// Pending schedules of an actor as JSON: `[{"id","at","event","data"}]`, soonest first.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn schedule_list(&self, endpoint: u32, key: String) -> String {
     self.core.schedules_json(definition(endpoint), &key)
   }

@@ -40,9 +40,7 @@ impl Core {
     handler: HandlerId,
     metadata_json: &str,
   ) -> Result<bool, CoreError> {
-    if handler.get() >= self.config.room_handlers.len() {
-      return Err(CoreError::InvalidArgument(format!("no room handler {handler}")));
-    }
+    self.check_handler(handler)?;
     let listed = Listed {
       name: Arc::from(name),
       handler,
@@ -71,8 +69,25 @@ impl Core {
   }
 
   /// The room instance called `name` (created, empty, when missing), and whether it was created.
-  pub fn open_room(&self, name: &str, handler: HandlerId) -> (RoomId, bool) {
-    self.registry.open_room(name, handler)
+  pub fn open_room(&self, name: &str, handler: HandlerId) -> Result<(RoomId, bool), CoreError> {
+    self.check_handler(handler)?;
+    Ok(self.registry.open_room(name, handler))
+  }
+
+  fn check_handler(&self, handler: HandlerId) -> Result<(), CoreError> {
+    if handler.get() >= self.config.room_handlers.len() {
+      return Err(CoreError::InvalidArgument(format!("no room handler {handler}")));
+    }
+    Ok(())
+  }
+
+  fn check_definition(&self, definition: DefinitionId) -> Result<(), CoreError> {
+    if definition.get() >= self.config.definitions.len() {
+      return Err(CoreError::InvalidArgument(format!(
+        "no connection definition {definition}"
+      )));
+    }
+    Ok(())
   }
 
   /// Live members as JSON: `[{"userId","joinedAt","metadata"}]`, in join order.
@@ -191,6 +206,9 @@ impl Core {
   /// Destroys an actor that may not be in memory: its stored state and room list are wiped
   /// either way. Returns whether anything existed.
   pub fn destroy_actor_by_key(&self, definition: DefinitionId, user: &str) -> bool {
+    if self.check_definition(definition).is_err() {
+      return false;
+    }
     if let Some(actor) = self.registry.actor_of(definition, user) {
       return self.destroy_actor(actor);
     }
@@ -269,6 +287,7 @@ impl Core {
     event: String,
     data_json: String,
   ) -> Result<String, CoreError> {
+    self.check_definition(definition)?;
     if !at_ms.is_finite() || at_ms < 0.0 {
       return Err(CoreError::InvalidArgument(
         "schedule time must be a finite, non-negative number".into(),

@@ -25,7 +25,7 @@ use crate::events::Event;
 use crate::ids::{DefinitionId, SessionId};
 use crate::protocol::{session_frame, ClientFrame};
 use crate::registry::NewSession;
-use crate::transport::outbox::Outbox;
+use crate::transport::outbox::{wire_len, Outbox};
 use crate::transport::{Attached, Identity};
 
 /// Close code for a forwarded session whose owner is gone: reconnect (and be placed again).
@@ -249,20 +249,30 @@ impl Core {
     let definition = DefinitionId(index);
     let session = self.new_session_id();
     let outbox = self.new_outbox();
+    let added = self.registry.add_session(
+      NewSession {
+        id: session,
+        definition,
+        key,
+        outbox: outbox.clone(),
+        meta: Arc::from(meta_json),
+        token: None,
+      },
+      self.config.max_sessions,
+    );
+    let Some(added) = added else {
+      cluster.send_to(
+        gateway,
+        nodes::close(gateway_session, 1013, "server is at its session limit"),
+      );
+      return;
+    };
     let gateway: Arc<str> = Arc::from(gateway);
     self
       .forwarding
       .lock()
       .remotes
       .insert((gateway.clone(), gateway_session), (session, outbox.clone()));
-    let added = self.registry.add_session(NewSession {
-      id: session,
-      definition,
-      key,
-      outbox: outbox.clone(),
-      meta: Arc::from(meta_json),
-      token: None,
-    });
     if added.created {
       self.restore_room_list(added.actor, definition, key);
     }
@@ -391,7 +401,10 @@ async fn write_to_gateway(cluster: Arc<Cluster>, outbox: Arc<Outbox>, gateway: A
     };
     if !queued.is_empty() {
       let message = nodes::frames(session, queued.iter().map(|q| q.frame.as_str()));
+      let bytes = queued.iter().map(|q| wire_len(q.frame.len())).sum();
       cluster.send_to(&gateway, message);
+      // Handed on: the gateway's own outbox bounds what its socket has not taken.
+      outbox.accepted(0, bytes);
       queued.clear();
     }
     if let Some(close) = close {

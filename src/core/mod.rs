@@ -64,6 +64,8 @@ pub struct Stats {
   pub rooms: usize,
   pub connections: usize,
   pub held_frames: usize,
+  /// Bytes of those frames (each counted once).
+  pub held_bytes: usize,
   /// Sessions whose socket dropped, waiting for a resume.
   pub detached: usize,
 }
@@ -177,6 +179,7 @@ impl Core {
       rooms: counts.rooms,
       connections: self.connections.count(),
       held_frames: self.storage.gate().held(),
+      held_bytes: self.storage.gate().held_bytes(),
       detached: counts.waiting,
     }
   }

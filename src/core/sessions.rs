@@ -47,11 +47,10 @@ impl Host for Core {
   fn admits(&self, resume: Option<&ResumeRequest>) -> bool {
     // Sessions waiting for a resume hold memory like open ones: they count too, and the
     // client of one may always come back to it.
-    let sessions = self.connections.count() + self.registry.counts().waiting;
     let returning = resume
       .and_then(|request| request.token.as_deref())
       .is_some_and(|token| self.registry.is_waiting(token));
-    sessions <= self.config.max_sessions || returning
+    self.registry.session_count() < self.config.max_sessions || returning
   }
 
   async fn authenticate(
@@ -112,6 +111,8 @@ impl Host for Core {
     {
       return Ok(resumed);
     }
+    // The resume failed (or was not asked for): this is a new session, within the limit like
+    // any other, even when the token it named let it past `admits`.
     let identity = identity.unwrap_or_else(default_identity);
     if let Some(cluster) = &self.cluster {
       // An actor in memory here is this node's; otherwise the directory says where it lives.
@@ -131,7 +132,9 @@ impl Host for Core {
         }
       }
     }
-    let (session, outbox) = self.open_session(definition, &identity, resume.is_some());
+    let (session, outbox) = self
+      .open_session(definition, &identity, resume.is_some())
+      .ok_or(UpgradeRejection::Unavailable("server is at its session limit"))?;
     Ok(Attached {
       session,
       outbox,
@@ -204,12 +207,13 @@ impl Core {
 
   /// Registers a new session (and its actor, back in its rooms) and tells JS. With `resumable`,
   /// the client asked for resume: its first frame is the `session` frame with its token.
+  /// `None` when the server is at `maxSessions`.
   fn open_session(
     &self,
     definition: DefinitionId,
     identity: &Identity,
     resumable: bool,
-  ) -> (SessionId, Arc<Outbox>) {
+  ) -> Option<(SessionId, Arc<Outbox>)> {
     let id = SessionId(self.next_session.fetch_add(1, Ordering::Relaxed) + 1);
     let outbox = Arc::new(Outbox::new(
       self.config.max_backpressure_bytes,
@@ -231,7 +235,7 @@ impl Core {
       meta: Arc::from(identity.meta_json.as_str()),
       token,
     };
-    let added = self.registry.add_session(new);
+    let added = self.registry.add_session(new, self.config.max_sessions)?;
     if added.created {
       self.restore_room_list(added.actor, definition, &identity.key);
     }
@@ -244,7 +248,7 @@ impl Core {
       key: &identity.key,
       meta_json: &identity.meta_json,
     });
-    (id, outbox)
+    Some((id, outbox))
   }
 
   /// Continues the session a client names, when it can be (same definition, same user as

@@ -15,6 +15,11 @@
 //! is numbered and queued (or held) in one step, and held frames are released in order, so
 //! every session receives its frames in increasing number order.
 //!
+//! Bound: a held frame counts against each recipient's budget (`maxBackpressure`, see
+//! [`Outbox::hold`]) from the moment it is held, so a disk that falls behind turns into slow
+//! consumers (1008), not into memory: the gate holds at most what its sessions' budgets allow.
+//! [`OutputGate::held`] and [`OutputGate::held_bytes`] report what waits.
+//!
 //! Lock order: gate, then registry, then outbox. Held frames are released under the gate lock,
 //! so a frame sent after the gate opens can never overtake a released one.
 
@@ -54,6 +59,8 @@ struct Counts {
   /// Changes flushed to disk.
   durable: u64,
   held: VecDeque<Held>,
+  /// Bytes of the frames in `held` (each counted once, whatever its recipients).
+  held_bytes: usize,
   /// Number of the last frame sent.
   seq: u64,
 }
@@ -126,8 +133,12 @@ impl OutputGate {
       return reached;
     }
     let mut recipients = Vec::new();
-    let reached = registry.recipients(target, &mut recipients);
+    let reached = registry.hold_for(target, frame.len(), &mut recipients);
+    if recipients.is_empty() {
+      return reached;
+    }
     let needs = counts.changed;
+    counts.held_bytes += frame.len();
     counts.held.push_back(Held {
       needs,
       recipients,
@@ -143,6 +154,11 @@ impl OutputGate {
     self.counts.lock().held.len()
   }
 
+  /// Bytes of the frames waiting for a flush.
+  pub fn held_bytes(&self) -> usize {
+    self.counts.lock().held_bytes
+  }
+
   /// Marks everything applied before `upto` was read as durable and releases what waited.
   fn made_durable(&self, upto: u64) {
     let mut counts = self.counts.lock();
@@ -153,8 +169,9 @@ impl OutputGate {
       .is_some_and(|held| held.needs <= counts.durable)
     {
       if let Some(held) = counts.held.pop_front() {
+        counts.held_bytes -= held.frame.len();
         for outbox in &held.recipients {
-          outbox.push_numbered(held.seq, held.frame.clone());
+          outbox.release_held(held.seq, held.frame.clone());
         }
         if let Some(then) = held.then {
           then();

@@ -97,7 +97,7 @@ impl Storage {
     let Some(store) = store else {
       return Ok(());
     };
-    let flushed = store.flush_now();
+    let flushed = store.seal();
     let closed = Arc::downgrade(&store);
     drop(store);
     let deadline = std::time::Instant::now() + STORE_RELEASE_WAIT;

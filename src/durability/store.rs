@@ -7,6 +7,15 @@
 //! opaque bytes (the JS codec's output, or the room list as JSON).
 //!
 //! Swapping the engine means reimplementing [`Store`] and nothing else.
+//!
+//! Integrity: sled opens a directory whose snapshot file (`snap.*`) was lost without
+//! an error, but with only a prefix of its log: with a few MiB of data, next to nothing. So
+//! every batch of writes also bumps a commit counter, a record ([`COMMITS_KEY`]) written in
+//! the same atomic batch as the data, and the counter is copied into a file beside sled's
+//! ([`MARKER_FILE`]) when the store opens and when it is released. A store whose counter is
+//! behind its file's has lost data, and opening it fails with [`StoreError::Corrupt`] instead
+//! of starting (nearly) empty. A directory without the file is new (or predates the counter).
+//! Writes made after the last open that are lost with the snapshot are not detected.
 
 use crate::config::{Location, STORE_CACHE_BYTES};
 use crate::error::StoreError;
@@ -41,6 +50,12 @@ pub enum Key<'a> {
 /// Prefix of every [`Key::Schedule`].
 pub const SCHEDULE_PREFIX: &[u8] = b"s\0";
 
+/// The commit counter's record (tag `w`, which no other key uses): a big-endian u64.
+pub const COMMITS_KEY: &[u8] = b"w\0commits";
+
+/// The file beside sled's holding the commit counter the store had at its last open or release.
+pub const MARKER_FILE: &str = "warren.store";
+
 impl Key<'_> {
   pub fn encode(&self) -> Vec<u8> {
     let (tag, first, second) = match self {
@@ -72,6 +87,11 @@ pub type Record = (Vec<u8>, Vec<u8>);
 pub struct Store {
   db: sled::Db,
   tree: sled::Tree,
+  /// Batches applied since the directory was created (see the module doc); locked while a
+  /// batch is applied, so the stored counter only grows.
+  commits: parking_lot::Mutex<u64>,
+  /// Where the counter is copied, for a store in a directory.
+  marker: Option<std::path::PathBuf>,
 }
 
 impl Store {
@@ -91,7 +111,42 @@ impl Store {
       _ => StoreError::Open(error.to_string()),
     })?;
     let tree = db.open_tree("warren")?;
-    Ok(Self { db, tree })
+    let commits = tree
+      .get(COMMITS_KEY)?
+      .and_then(|value| <[u8; 8]>::try_from(value.as_ref()).ok())
+      .map_or(0, u64::from_be_bytes);
+    let marker = match location {
+      Location::Directory(path) => {
+        let marker = path.join(MARKER_FILE);
+        if read_marker(&marker)? > commits {
+          return Err(StoreError::Corrupt(path.clone()));
+        }
+        Some(marker)
+      }
+      Location::Memory => None,
+    };
+    let store = Self {
+      db,
+      tree,
+      commits: parking_lot::Mutex::new(commits),
+      marker,
+    };
+    store.write_marker()?;
+    Ok(store)
+  }
+
+  /// Copies the commit counter into the marker file; everything it counts must be durable.
+  fn write_marker(&self) -> Result<(), StoreError> {
+    let Some(path) = &self.marker else {
+      return Ok(());
+    };
+    let commits = *self.commits.lock();
+    let text = format!("warren store; its data is in sled's files beside this one\ncommits {commits}\n");
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, text)
+      .and_then(|()| std::fs::File::open(&temporary)?.sync_all())
+      .and_then(|()| std::fs::rename(&temporary, path))
+      .map_err(|error| StoreError::Open(format!("{}: {error}", path.display())))
   }
 
   pub fn get(&self, key: &Key<'_>) -> Result<Option<Vec<u8>>, StoreError> {
@@ -102,13 +157,17 @@ impl Store {
   /// [`Store::flush`].
   pub fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
     let mut batch = sled::Batch::default();
+    let mut commits = self.commits.lock();
+    batch.insert(COMMITS_KEY, &(*commits + 1).to_be_bytes()[..]);
     for (key, value) in writes {
       match value {
         Some(value) => batch.insert(key, value),
         None => batch.remove(key),
       }
     }
-    Ok(self.tree.apply_batch(batch)?)
+    self.tree.apply_batch(batch)?;
+    *commits += 1;
+    Ok(())
   }
 
   /// Makes every applied write durable (fsync).
@@ -134,6 +193,27 @@ impl Store {
   pub fn flush_now(&self) -> Result<(), StoreError> {
     self.db.flush()?;
     Ok(())
+  }
+
+  /// Flushes, then records the commit counter beside the data (before the store is released).
+  /// A marker that cannot be written is not an error here: the one from the last open holds a
+  /// smaller count, which only makes the next check less strict.
+  pub fn seal(&self) -> Result<(), StoreError> {
+    self.flush_now()?;
+    let _ = self.write_marker();
+    Ok(())
+  }
+}
+
+/// The counter in a marker file; 0 when there is none (a new directory).
+fn read_marker(path: &std::path::Path) -> Result<u64, StoreError> {
+  match std::fs::read_to_string(path) {
+    Ok(text) => text
+      .lines()
+      .find_map(|line| line.strip_prefix("commits ")?.trim().parse().ok())
+      .ok_or_else(|| StoreError::Open(format!("{}: unreadable", path.display()))),
+    Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(0),
+    Err(error) => Err(StoreError::Open(format!("{}: {error}", path.display()))),
   }
 }
 

@@ -200,8 +200,10 @@ impl Registry {
 
   /// Adds a session to the actor of `(definition, key)`, creating the actor if needed (and
   /// waking it if it hibernates). When it is the actor's only session, the actor re-joins its
-  /// listed rooms (JS hears the joins now, before the session's `Open`).
-  pub fn add_session(&self, new: NewSession<'_>) -> Added {
+  /// listed rooms (JS hears the joins now, before the session's `Open`). `None` (nothing
+  /// changed) when `max_sessions` sessions, open or waiting, exist already: checked under the
+  /// lock, so concurrent upgrades cannot pass the limit together.
+  pub fn add_session(&self, new: NewSession<'_>, max_sessions: usize) -> Option<Added> {
     let NewSession {
       id: session,
       definition,
@@ -211,6 +213,9 @@ impl Registry {
       token,
     } = new;
     let mut inner = self.inner.lock();
+    if inner.sessions.len() >= max_sessions {
+      return None;
+    }
     let (actor, created) = inner.actor_for(definition, key, &self.events);
     let mut rejoin = Vec::new();
     if let Some(entry) = inner.actors.get_mut(&actor) {
@@ -238,7 +243,12 @@ impl Registry {
       .filter_map(|listed| inner.rooms.add_member(listed, &user, actor))
       .collect();
     announce(&self.events, &changes);
-    Added { actor, created }
+    Some(Added { actor, created })
+  }
+
+  /// Sessions, open or waiting for a resume (what `maxSessions` bounds).
+  pub fn session_count(&self) -> usize {
+    self.inner.lock().sessions.len()
   }
 
   /// Queues an event of a session for JS, waking its actor first if it hibernates. False when
@@ -317,14 +327,15 @@ impl Registry {
     })
   }
 
-  /// The outboxes of `target` that still accept frames (to hold them behind the output gate).
-  pub fn recipients(&self, target: Target<'_>, into: &mut Vec<Arc<Outbox>>) -> u32 {
+  /// The outboxes of `target` that take a frame of `len` bytes to hold behind the output gate
+  /// (it counts against each one's budget from now on, see [`Outbox::hold`]).
+  pub fn hold_for(&self, target: Target<'_>, len: usize, into: &mut Vec<Arc<Outbox>>) -> u32 {
     self.visit(target, |outbox| {
-      let open = !outbox.is_closing();
-      if open {
+      let held = outbox.hold(len) == Pushed::Queued;
+      if held {
         into.push(outbox.clone());
       }
-      open
+      held
     })
   }
 
@@ -412,7 +423,7 @@ pub(crate) mod tests {
       meta: Arc::from("{}"),
       token: None,
     };
-    registry.add_session(new)
+    registry.add_session(new, usize::MAX).expect("no limit")
   }
 
   pub fn user(key: &str, except: Option<u64>) -> Target<'_> {

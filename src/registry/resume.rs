@@ -69,6 +69,7 @@ impl Registry {
     if entry.token.is_none() || entry.outbox.is_closing() {
       return Suspended::End;
     }
+    entry.outbox.lost_socket();
     let was_waiting = entry
       .waiting
       .replace(Waiting {
@@ -196,7 +197,7 @@ mod tests {
       meta: Arc::from("{}"),
       token: Some(Arc::from(token)),
     };
-    registry.add_session(new);
+    registry.add_session(new, usize::MAX);
     outbox
   }
 

@@ -5,7 +5,8 @@
 //! for `extractMeta` in JS before the 101 is sent: a refused client never holds a socket.
 
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
+use tokio_tungstenite::tungstenite::handshake::server::create_response;
 
 use crate::config::{Definition, MAX_REQUEST_HEADERS, MAX_REQUEST_HEAD_BYTES};
 use crate::error::UpgradeRejection;
@@ -25,6 +26,8 @@ pub struct ResumeRequest {
 #[derive(Debug)]
 pub struct RequestHead {
   pub method: String,
+  /// The minor HTTP version: 1 for HTTP/1.1, 0 for HTTP/1.0.
+  pub minor_version: u8,
   /// Path and query, as sent.
   pub target: String,
   /// Header names lower-cased, in order.
@@ -112,6 +115,7 @@ pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<RequestHe
       Ok(httparse::Status::Complete(len)) => {
         let head = RequestHead {
           method: request.method.unwrap_or("").to_string(),
+          minor_version: request.version.unwrap_or(0),
           target: request.path.unwrap_or("").to_string(),
           headers: request
             .headers
@@ -207,10 +211,12 @@ pub fn route(
   if let (Some(token), "DELETE", Some(rest)) =
     (admin_token, head.method.as_str(), path.strip_prefix("/actors/"))
   {
+    // The scheme is case-insensitive (RFC 9110 §11.1): "bearer" and "BEARER" are "Bearer".
     let authorized = head
       .header("authorization")
-      .and_then(|value| value.strip_prefix("Bearer "))
-      .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes()));
+      .and_then(|value| value.trim().split_once(' '))
+      .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+      .is_some_and(|(_, given)| constant_time_eq(given.trim().as_bytes(), token.as_bytes()));
     return match rest
       .split_once('/')
       .map(|(kind, key)| (percent_decode(kind), percent_decode(key)))
@@ -241,16 +247,65 @@ pub fn route(
   if !has_token(head.header("upgrade"), "websocket") || !has_token(head.header("connection"), "upgrade") {
     return Route::Reject(UpgradeRejection::UpgradeRequired);
   }
-  if head.header("sec-websocket-version").map(str::trim) != Some("13") {
-    return Route::Reject(UpgradeRejection::BadRequest("Sec-WebSocket-Version must be 13"));
-  }
-  match head.header("sec-websocket-key").map(str::trim) {
-    Some(key) if !key.is_empty() => Route::Upgrade {
+  match accept_key(head) {
+    Ok(accept_key) => Route::Upgrade {
       definition: DefinitionId(index),
-      accept_key: derive_accept_key(key.as_bytes()),
+      accept_key,
     },
-    _ => Route::Reject(UpgradeRejection::BadRequest("missing Sec-WebSocket-Key")),
+    Err(rejection) => Route::Reject(rejection),
   }
+}
+
+/// Checks the opening handshake with tungstenite's own server rules (RFC 6455 §4.2.1: GET,
+/// HTTP/1.1 or later, `Upgrade: websocket`, `Connection: Upgrade`, version 13, a key that is 16
+/// bytes in base64) and returns the `Sec-WebSocket-Accept` value.
+fn accept_key(head: &RequestHead) -> Result<String, UpgradeRejection> {
+  let version = match head.minor_version {
+    0 => ::http::Version::HTTP_10,
+    _ => ::http::Version::HTTP_11,
+  };
+  let mut request = ::http::Request::builder()
+    .method(head.method.as_str())
+    .version(version)
+    .uri("/");
+  for name in [
+    "connection",
+    "upgrade",
+    "sec-websocket-version",
+    "sec-websocket-key",
+  ] {
+    if let Some(value) = head.header(name) {
+      request = request.header(name, value.trim());
+    }
+  }
+  let request = request
+    .body(())
+    .map_err(|_| UpgradeRejection::BadRequest("malformed WebSocket handshake headers"))?;
+  let response = create_response(&request).map_err(|error| match error {
+    WsError::Protocol(ProtocolError::WrongHttpMethod) => UpgradeRejection::MethodNotAllowed,
+    WsError::Protocol(ProtocolError::WrongHttpVersion) => {
+      UpgradeRejection::BadRequest("WebSocket upgrades need HTTP/1.1 or later")
+    }
+    WsError::Protocol(
+      ProtocolError::MissingConnectionUpgradeHeader | ProtocolError::MissingUpgradeWebSocketHeader,
+    ) => UpgradeRejection::UpgradeRequired,
+    WsError::Protocol(ProtocolError::MissingSecWebSocketVersionHeader) => {
+      UpgradeRejection::BadRequest("Sec-WebSocket-Version must be 13")
+    }
+    WsError::Protocol(ProtocolError::MissingSecWebSocketKey) => {
+      UpgradeRejection::BadRequest("missing Sec-WebSocket-Key")
+    }
+    WsError::Protocol(ProtocolError::InvalidSecWebSocketKey) => {
+      UpgradeRejection::BadRequest("Sec-WebSocket-Key must be 16 bytes in base64")
+    }
+    _ => UpgradeRejection::BadRequest("invalid WebSocket handshake"),
+  })?;
+  response
+    .headers()
+    .get("sec-websocket-accept")
+    .and_then(|value| value.to_str().ok())
+    .map(str::to_string)
+    .ok_or(UpgradeRejection::BadRequest("invalid WebSocket handshake"))
 }
 
 fn reason_phrase(status: u16) -> &'static str {
@@ -387,6 +442,66 @@ mod tests {
       route(&delete, &endpoints(), false, None),
       Route::Reject(UpgradeRejection::NotFound)
     );
+  }
+
+  fn upgrade(version: &str, key: &str) -> RequestHead {
+    head(&format!(
+      "GET /ws HTTP/{version}\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
+    ))
+  }
+
+  #[test]
+  fn refuses_upgrades_that_break_rfc_6455() {
+    let good = "dGhlIHNhbXBsZSBub25jZQ==";
+    assert!(matches!(
+      route(&upgrade("1.1", good), &endpoints(), false, None),
+      Route::Upgrade { .. }
+    ));
+    let bad_request = |head: &RequestHead| {
+      matches!(
+        route(head, &endpoints(), false, None),
+        Route::Reject(UpgradeRejection::BadRequest(_))
+      )
+    };
+    assert!(bad_request(&upgrade("1.0", good)), "HTTP/1.0");
+    for key in [
+      "abc",
+      "dGhlIHNhbXBsZSBub25jZQ",
+      "dGhlIHNhbXBsZSBub25jZSE=",
+      "dGhlIHNhbXBsZSBub25jZQ==dGhl",
+      "!!!!!!!!!!!!!!!!!!!!!!==",
+      "",
+    ] {
+      assert!(bad_request(&upgrade("1.1", key)), "key {key:?}");
+    }
+    let no_version = head(
+      "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    );
+    assert!(bad_request(&no_version));
+  }
+
+  #[test]
+  fn the_bearer_scheme_matches_in_any_case() {
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+      let delete = head(&format!(
+        "DELETE /actors/Counter/a HTTP/1.1\r\nAuthorization: {scheme} s3cret\r\n\r\n"
+      ));
+      assert!(
+        matches!(
+          route(&delete, &endpoints(), false, Some("s3cret")),
+          Route::DestroyActor { authorized: true, .. }
+        ),
+        "{scheme}"
+      );
+    }
+    let basic = head("DELETE /actors/Counter/a HTTP/1.1\r\nAuthorization: Basic s3cret\r\n\r\n");
+    assert!(matches!(
+      route(&basic, &endpoints(), false, Some("s3cret")),
+      Route::DestroyActor {
+        authorized: false,
+        ..
+      }
+    ));
   }
 
   #[test]

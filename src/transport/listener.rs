@@ -3,23 +3,28 @@
 //! session until its socket is gone.
 //!
 //! Every connection holds a [`super::LiveGuard`] for as long as it exists, so shutdown can wait
-//! until the last socket is released: nothing is left running when `close()` resolves.
+//! until the last socket is released: nothing is left running when `close()` resolves. Until
+//! its 101 is written (or its refusal answered), a connection also holds one of the
+//! `maxPendingHandshakes` permits; the accept loop waits for a free one before accepting, so
+//! sockets that never finish their head cannot grow past it, and sessions are counted only
+//! once open (`maxSessions`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout_at, Instant};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
 use super::http::{self, HeadError, RequestHead, Route};
-use super::session::{self, Outcome, SessionLink};
+use super::session::{self, Metered, Outcome, Release, SessionLink};
 use super::{static_files, Host};
-use crate::config::{READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};
+use crate::config::{MAX_LINGER_BYTES, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};
 use crate::error::{CloseCode, SessionEnd, UpgradeRejection};
 
 /// Binds synchronously (so a busy port is an immediate error) and starts accepting on `runtime`.
@@ -42,13 +47,22 @@ pub fn listen<H: Host>(
 
 async fn accept_loop<H: Host>(host: Arc<H>, listener: TcpListener) {
   let mut backoff = Duration::from_millis(5);
+  let handshakes = Arc::new(Semaphore::new(host.config().max_pending_handshakes));
   loop {
+    // At the bound, accepting pauses: new connections wait in the kernel's backlog.
+    let permit = tokio::select! {
+      _ = host.shutdown_signal() => return,
+      permit = handshakes.clone().acquire_owned() => match permit {
+        Ok(permit) => permit,
+        Err(_) => return,
+      },
+    };
     tokio::select! {
       _ = host.shutdown_signal() => return,
       accepted = listener.accept() => match accepted {
         Ok((stream, peer)) => {
           backoff = Duration::from_millis(5);
-          tokio::spawn(serve_connection(host.clone(), stream, peer));
+          tokio::spawn(serve_connection(host.clone(), stream, peer, permit));
         }
         Err(_) => {
           // Out of file descriptors or a transient error: wait, then retry.
@@ -102,16 +116,16 @@ async fn handshake<H: Host>(
       } else {
         http::rejection_response(&UpgradeRejection::NotFound)
       };
-      write_and_close(stream, &response, deadline).await;
+      write_and_close(stream, &response, deadline, config.close_timeout).await;
       return Err(None);
     }
     Route::Health => {
-      write_and_close(stream, &http::health_response(), deadline).await;
+      write_and_close(stream, &http::health_response(), deadline, config.close_timeout).await;
       return Err(None);
     }
     Route::Static => {
       let response = static_response(host, &head).await;
-      write_and_close(stream, &response, deadline).await;
+      write_and_close(stream, &response, deadline, config.close_timeout).await;
       return Err(None);
     }
     Route::Reject(rejection) => return Err(Some(rejection)),
@@ -150,7 +164,12 @@ async fn handshake<H: Host>(
   })
 }
 
-async fn serve_connection<H: Host>(host: Arc<H>, mut stream: TcpStream, peer: SocketAddr) {
+async fn serve_connection<H: Host>(
+  host: Arc<H>,
+  mut stream: TcpStream,
+  peer: SocketAddr,
+  handshaking: OwnedSemaphorePermit,
+) {
   let _live = host.connections().enter();
   let _ = stream.set_nodelay(true);
   let deadline = Instant::now() + host.config().handshake_timeout;
@@ -164,7 +183,8 @@ async fn serve_connection<H: Host>(host: Arc<H>, mut stream: TcpStream, peer: So
   let upgrade = match outcome {
     Ok(upgrade) => upgrade,
     Err(Some(rejection)) => {
-      write_and_close(&mut stream, &http::rejection_response(&rejection), deadline).await;
+      let response = http::rejection_response(&rejection);
+      write_and_close(&mut stream, &response, deadline, host.config().close_timeout).await;
       return;
     }
     Err(None) => return,
@@ -179,7 +199,8 @@ async fn serve_connection<H: Host>(host: Arc<H>, mut stream: TcpStream, peer: So
   let attached = match host.attach(definition, identity, resume).await {
     Ok(attached) => attached,
     Err(rejection) => {
-      write_and_close(&mut stream, &http::rejection_response(&rejection), deadline).await;
+      let response = http::rejection_response(&rejection);
+      write_and_close(&mut stream, &response, deadline, host.config().close_timeout).await;
       return;
     }
   };
@@ -193,6 +214,7 @@ async fn serve_connection<H: Host>(host: Arc<H>, mut stream: TcpStream, peer: So
   let response = http::switching_protocols(&accept_key);
   let written = timeout_at(deadline, stream.write_all(&response)).await;
   drop(response);
+  drop(handshaking);
   if !matches!(written, Ok(Ok(()))) {
     let end = SessionEnd {
       blip: attached.resumed,
@@ -208,7 +230,8 @@ async fn serve_connection<H: Host>(host: Arc<H>, mut stream: TcpStream, peer: So
     .max_write_buffer_size(WRITE_BUFFER_BYTES + config.max_payload_bytes.max(config.max_backpressure_bytes))
     .max_message_size(Some(config.max_payload_bytes))
     .max_frame_size(Some(config.max_payload_bytes));
-  let socket = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(ws_config)).await;
+  let metered = Metered::new(stream, attached.outbox.clone(), attached.generation);
+  let socket = WebSocketStream::from_partially_read(metered, leftover, Role::Server, Some(ws_config)).await;
   let link = SessionLink {
     id: attached.session,
     outbox: attached.outbox,
@@ -216,8 +239,12 @@ async fn serve_connection<H: Host>(host: Arc<H>, mut stream: TcpStream, peer: So
     host: &*host,
     close_timeout: config.close_timeout,
   };
-  if let Outcome::Ended(end) = session::run(socket, &link).await {
+  let (outcome, socket, release) = session::run(socket, &link).await;
+  if let Outcome::Ended(end) = outcome {
     host.detach(link.id, link.generation, end);
+  }
+  if let (Some(mut socket), Release::Linger(time)) = (socket, release) {
+    linger(socket.get_mut().get_mut(), time).await;
   }
 }
 
@@ -226,15 +253,40 @@ async fn static_response<H: Host>(host: &H, head: &RequestHead) -> Vec<u8> {
     return http::rejection_response(&UpgradeRejection::NotFound);
   };
   match static_files::load(root, head.path().to_string()).await {
-    Some((content_type, body)) => http::file_response(content_type, &body, head.method == "HEAD"),
+    Some((content_type, body)) => http::file_response(&content_type, &body, head.method == "HEAD"),
     None => http::rejection_response(&UpgradeRejection::NotFound),
   }
 }
 
-async fn write_and_close(stream: &mut TcpStream, response: &[u8], deadline: Instant) {
-  let write = async {
-    stream.write_all(response).await?;
-    stream.shutdown().await
+/// Answers a plain HTTP request and closes the connection without losing the answer.
+async fn write_and_close(
+  stream: &mut TcpStream,
+  response: &[u8],
+  deadline: Instant,
+  close_timeout: Duration,
+) {
+  if let Ok(Ok(())) = timeout_at(deadline, stream.write_all(response)).await {
+    linger(stream, close_timeout).await;
+  }
+}
+
+/// Closes a connection the way RFC 6455 §7.1.1 and RFC 9112 §9.6 ask: half-close (FIN after
+/// what was written), then read and discard what the peer still sends until it closes too,
+/// for at most `time` and [`MAX_LINGER_BYTES`]. Closing with unread input would send a reset
+/// instead, and a reset makes the peer's kernel drop what it had not read yet: the close frame
+/// (the client then reports 1006 instead of 1009) or the HTTP answer.
+async fn linger(stream: &mut TcpStream, time: Duration) {
+  let drain = async {
+    stream.shutdown().await?;
+    let mut discard = [0u8; 4096];
+    let mut read = 0;
+    while read < MAX_LINGER_BYTES {
+      match stream.read(&mut discard).await? {
+        0 => break,
+        n => read += n,
+      }
+    }
+    std::io::Result::Ok(())
   };
-  let _ = timeout_at(deadline, write).await;
+  let _ = tokio::time::timeout(time, drain).await;
 }

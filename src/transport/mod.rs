@@ -61,7 +61,9 @@ pub trait Host: Send + Sync + 'static {
   fn shutdown_signal(&self) -> impl Future<Output = ()> + Send + '_;
 
   /// Whether a new session may open now (open and waiting sessions count against
-  /// `maxSessions`); a client returning to its own waiting session may always come back.
+  /// `maxSessions`, handshakes in progress do not); a client naming a waiting session may go
+  /// on to `extractMeta`, which decides whether it is that session's client. A quick answer
+  /// before `extractMeta` runs: [`Host::attach`] decides for good.
   fn admits(&self, resume: Option<&ResumeRequest>) -> bool;
 
   /// Runs `extractMeta` for an upgrade request and waits (until `deadline`) for its answer.
@@ -78,8 +80,9 @@ pub trait Host: Send + Sync + 'static {
   fn destroy_actor_named(&self, kind: &str, key: &str) -> bool;
 
   /// Registers the session this socket serves (resuming the one the client names when it can),
-  /// before the 101 leaves. Refused when the session cannot be placed (cluster mode, Redis
-  /// unreachable).
+  /// before the 101 leaves. A new session is refused (503) when the server is at
+  /// `maxSessions`, whatever token the client gave, or when it cannot be placed (cluster mode,
+  /// Redis unreachable).
   fn attach(
     &self,
     definition: DefinitionId,

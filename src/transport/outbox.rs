@@ -3,10 +3,19 @@
 //! Anyone may push (JS emits, room fan-out, the session's own pongs); only the session's writer
 //! takes. Frames are shared bytes, so a broadcast costs one reference per recipient here.
 //!
-//! Bound: `limit` bytes of frames not yet handed to the socket. Past it the session is a slow
-//! consumer: under [`OverflowPolicy::Close`] its queued frames are discarded and it is closed
-//! with 1008 "slow consumer"; under [`OverflowPolicy::Drop`] the frame is dropped and counted.
-//! Either way the sender never waits and other sessions are unaffected.
+//! Bound: what counts is what the *socket* has not accepted, as in uWebSockets: the
+//! wire bytes of every frame queued here or handed to the writer, less the bytes the kernel took
+//! (the writer reports them, [`Outbox::accepted`]). A session over `limit` (`maxBackpressure`)
+//! is a slow consumer once its socket took no byte for [`SLOW_CONSUMER_STALL`] (the writer's
+//! watchdog calls [`Outbox::stalled`]); while the socket keeps taking bytes a burst may queue
+//! up to [`MAX_BURST_FACTOR`] × `limit`, so a client draining one tick's 2 MiB of emits is
+//! never cut, and past that cap the session is a slow consumer at once. A slow consumer under
+//! [`OverflowPolicy::Close`] has its queued frames discarded and is closed with 1008 "slow
+//! consumer"; under [`OverflowPolicy::Drop`] frames that do not fit are dropped and counted.
+//! Either way the sender never waits and other sessions are unaffected. Frames the output gate
+//! holds for this session until a flush count too, from the moment they are held
+//! ([`Outbox::hold`]): a disk that falls behind cannot make the gate pin more for one session
+//! than its socket could.
 //!
 //! Resume: a session whose client can resume keeps a replay buffer here: every numbered frame
 //! handed to a writer stays until the client acknowledges it (or the buffer passes its byte
@@ -21,8 +30,21 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::config::OverflowPolicy;
+use crate::config::{OverflowPolicy, MAX_BURST_FACTOR};
 use crate::error::CloseCode;
+
+pub use crate::config::SLOW_CONSUMER_STALL;
+
+/// Bytes a text frame of `len` payload bytes takes on the wire from the server (unmasked):
+/// what the socket has to accept for it.
+pub fn wire_len(len: usize) -> usize {
+  len
+    + match len {
+      0..=125 => 2,
+      126..=65535 => 4,
+      _ => 10,
+    }
+}
 
 /// A request to close the socket once the frames before it are written.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,7 +122,15 @@ pub enum Pushed {
 
 struct State {
   frames: VecDeque<Queued>,
-  bytes: usize,
+  /// Wire bytes queued here or handed to the writer that the socket has not accepted yet.
+  unsent: usize,
+  /// Bytes the socket accepted since the session began (the writer's watchdog compares them).
+  accepted: u64,
+  /// Wire bytes of frames the output gate holds for this session (see [`Outbox::hold`]).
+  held: usize,
+  /// Set by the writer's watchdog when the socket took nothing for [`SLOW_CONSUMER_STALL`]
+  /// while over the limit; cleared by the next byte it accepts.
+  stalled: bool,
   close: Option<CloseRequest>,
   dropped: u64,
   /// The writer allowed to take frames; bumped when a resumed socket takes the session over.
@@ -115,6 +145,9 @@ pub struct Outbox {
   /// Wakes a writer blocked on a full socket when an urgent close is requested.
   urgent: Notify,
   limit: usize,
+  /// `limit` × [`MAX_BURST_FACTOR`]: past it a session is a slow consumer even while its
+  /// socket drains.
+  burst_limit: usize,
   policy: OverflowPolicy,
 }
 
@@ -123,7 +156,10 @@ impl Outbox {
     Self {
       state: Mutex::new(State {
         frames: VecDeque::new(),
-        bytes: 0,
+        unsent: 0,
+        accepted: 0,
+        held: 0,
+        stalled: false,
         close: None,
         dropped: 0,
         generation: 0,
@@ -132,6 +168,7 @@ impl Outbox {
       ready: Notify::new(),
       urgent: Notify::new(),
       limit,
+      burst_limit: limit.saturating_mul(MAX_BURST_FACTOR),
       policy,
     }
   }
@@ -158,36 +195,131 @@ impl Outbox {
     if state.close.is_some() {
       return Pushed::Closed;
     }
-    let len = frame.len();
-    if state.bytes + len > self.limit {
-      return match self.policy {
-        OverflowPolicy::Drop => {
-          state.dropped += 1;
-          Pushed::Dropped
-        }
-        OverflowPolicy::Close => {
-          state.frames.clear();
-          state.bytes = 0;
-          state.close = Some(CloseRequest {
-            code: CloseCode::Policy.as_u16(),
-            reason: "slow consumer".into(),
-            urgent: true,
-          });
-          drop(state);
-          self.ready.notify_one();
-          self.urgent.notify_one();
-          Pushed::Overflowed
-        }
-      };
+    let wire = wire_len(frame.len());
+    if let Err(refused) = self.admit(&mut state, wire) {
+      if refused == Pushed::Overflowed {
+        self.overflow(state);
+      }
+      return refused;
     }
+    self.enqueue(state, seq, frame, wire);
+    Pushed::Queued
+  }
+
+  /// Whether `wire` more bytes fit the session's budget (see the module doc); counts a dropped
+  /// frame. `Err(Overflowed)` asks the caller to close the session.
+  fn admit(&self, state: &mut State, wire: usize) -> Result<(), Pushed> {
+    let backlog = state.unsent + state.held + wire;
+    if backlog <= self.limit || (backlog <= self.burst_limit && !state.stalled) {
+      return Ok(());
+    }
+    match self.policy {
+      OverflowPolicy::Drop => {
+        state.dropped += 1;
+        Err(Pushed::Dropped)
+      }
+      OverflowPolicy::Close => Err(Pushed::Overflowed),
+    }
+  }
+
+  fn enqueue(&self, mut state: parking_lot::MutexGuard<'_, State>, seq: u64, frame: Utf8Bytes, wire: usize) {
     let was_empty = state.frames.is_empty();
     state.frames.push_back(Queued { seq, frame });
-    state.bytes += len;
+    state.unsent += wire;
     drop(state);
     if was_empty {
       self.ready.notify_one();
     }
+  }
+
+  /// Reserves room for a frame of `len` bytes that the output gate holds until a flush, as if
+  /// it were queued: `Queued` when it fits (then [`Outbox::release_held`] must follow), else
+  /// what [`Outbox::push`] would have answered.
+  pub fn hold(&self, len: usize) -> Pushed {
+    let mut state = self.state.lock();
+    if state.close.is_some() {
+      return Pushed::Closed;
+    }
+    let wire = wire_len(len);
+    if let Err(refused) = self.admit(&mut state, wire) {
+      if refused == Pushed::Overflowed {
+        self.overflow(state);
+      }
+      return refused;
+    }
+    state.held += wire;
     Pushed::Queued
+  }
+
+  /// Queues a frame held since [`Outbox::hold`] (its room is already reserved).
+  pub fn release_held(&self, seq: u64, frame: Utf8Bytes) {
+    let mut state = self.state.lock();
+    let wire = wire_len(frame.len());
+    state.held = state.held.saturating_sub(wire);
+    if state.close.is_some() {
+      return;
+    }
+    self.enqueue(state, seq, frame, wire);
+  }
+
+  /// Makes the session a slow consumer: its queue is discarded and the writer is told to close
+  /// with 1008 at once.
+  fn overflow(&self, mut state: parking_lot::MutexGuard<'_, State>) {
+    state.frames.clear();
+    state.unsent = 0;
+    state.close = Some(CloseRequest {
+      code: CloseCode::Policy.as_u16(),
+      reason: "slow consumer".into(),
+      urgent: true,
+    });
+    drop(state);
+    self.ready.notify_one();
+    self.urgent.notify_one();
+  }
+
+  /// The socket of writer `generation` accepted `bytes` (called by the writer's socket).
+  pub fn accepted(&self, generation: u64, bytes: usize) {
+    let mut state = self.state.lock();
+    if state.generation != generation || bytes == 0 {
+      return;
+    }
+    state.unsent = state.unsent.saturating_sub(bytes);
+    state.accepted += bytes as u64;
+    state.stalled = false;
+  }
+
+  /// Bytes the socket accepted so far (the writer's watchdog compares two readings).
+  pub fn accepted_total(&self) -> u64 {
+    self.state.lock().accepted
+  }
+
+  /// The writer's watchdog: the socket took no byte for [`SLOW_CONSUMER_STALL`]. Over the limit,
+  /// the session is a slow consumer now (closed, or its frames dropped until the socket moves).
+  pub fn stalled(&self, generation: u64) {
+    let mut state = self.state.lock();
+    if state.generation != generation || state.unsent + state.held <= self.limit || state.close.is_some() {
+      return;
+    }
+    match self.policy {
+      OverflowPolicy::Drop => state.stalled = true,
+      OverflowPolicy::Close => self.overflow(state),
+    }
+  }
+
+  /// The session's socket is gone (it waits for a resume): nothing drains it, so past the
+  /// limit it is a slow consumer at once, as if its socket had stalled.
+  pub fn lost_socket(&self) {
+    let mut state = self.state.lock();
+    state.stalled = true;
+    let over = state.unsent + state.held > self.limit;
+    if over && state.close.is_none() && self.policy == OverflowPolicy::Close {
+      self.overflow(state);
+    }
+  }
+
+  /// Wire bytes the socket has not accepted yet.
+  pub fn unsent(&self) -> usize {
+    self.state.lock().unsent
   }
 
   /// Asks the writer to close the socket after the frames already queued. The first request
@@ -242,7 +374,6 @@ impl Outbox {
         }
         if !state.frames.is_empty() || state.close.is_some() {
           std::mem::swap(&mut state.frames, into);
-          state.bytes = 0;
           if let Some(replay) = state.replay.as_mut() {
             for queued in into.iter().filter(|queued| queued.seq != 0) {
               replay.keep(queued.seq, &queued.frame);
@@ -284,7 +415,8 @@ impl Outbox {
       .collect();
     frames.push_front(Queued { seq: 0, frame: first });
     frames.append(&mut state.frames);
-    state.bytes = frames.iter().map(|queued| queued.frame.len()).sum();
+    state.unsent = frames.iter().map(|queued| wire_len(queued.frame.len())).sum();
+    state.stalled = false;
     state.frames = frames;
     state.generation += 1;
     let generation = state.generation;
@@ -318,11 +450,33 @@ mod tests {
   use super::*;
 
   #[tokio::test]
+  async fn a_burst_over_the_limit_waits_for_a_draining_socket() {
+    // Limit 20 wire bytes: each 5-byte frame takes 7.
+    let outbox = Outbox::new(20, OverflowPolicy::Close);
+    for _ in 0..11 {
+      assert_eq!(outbox.push(Utf8Bytes::from("12345")), Pushed::Queued);
+    }
+    assert_eq!(outbox.unsent(), 77);
+    // The socket takes bytes: the watchdog finds no stall.
+    outbox.accepted(0, 40);
+    assert_eq!(outbox.unsent(), 37);
+    let mut frames = VecDeque::new();
+    assert_eq!(outbox.take(0, &mut frames).await, Ok(None));
+    assert_eq!(frames.len(), 11);
+  }
+
+  #[tokio::test]
   async fn a_slow_consumer_is_closed_with_1008_and_its_frames_discarded() {
-    let outbox = Outbox::new(10, OverflowPolicy::Close);
-    assert_eq!(outbox.push(Utf8Bytes::from("12345")), Pushed::Queued);
-    assert_eq!(outbox.push(Utf8Bytes::from("12345")), Pushed::Queued);
-    assert_eq!(outbox.push(Utf8Bytes::from("1")), Pushed::Overflowed);
+    let outbox = Outbox::new(20, OverflowPolicy::Close);
+    for _ in 0..4 {
+      assert_eq!(outbox.push(Utf8Bytes::from("12345")), Pushed::Queued);
+    }
+    // Under the limit a stall is no verdict.
+    let small = Outbox::new(20, OverflowPolicy::Close);
+    small.push(Utf8Bytes::from("12345"));
+    small.stalled(0);
+    assert!(!small.is_closing());
+    outbox.stalled(0);
     assert_eq!(outbox.push(Utf8Bytes::from("1")), Pushed::Closed);
     let mut frames = VecDeque::new();
     let close = outbox.take(0, &mut frames).await.ok().flatten();
@@ -331,15 +485,47 @@ mod tests {
   }
 
   #[tokio::test]
-  async fn the_drop_policy_counts_what_it_drops() {
+  async fn past_the_burst_cap_a_session_is_a_slow_consumer_at_once() {
+    let outbox = Outbox::new(20, OverflowPolicy::Close);
+    let mut pushed = Vec::new();
+    for _ in 0..12 {
+      pushed.push(outbox.push(Utf8Bytes::from("12345")));
+    }
+    // 11 frames are 77 bytes, under 4 × 20; the 12th passes it.
+    assert_eq!(pushed[10], Pushed::Queued);
+    assert_eq!(pushed[11], Pushed::Overflowed);
+  }
+
+  #[tokio::test]
+  async fn the_drop_policy_counts_what_it_drops_while_the_socket_stalls() {
     let outbox = Outbox::new(10, OverflowPolicy::Drop);
     assert_eq!(outbox.push(Utf8Bytes::from("1234567890")), Pushed::Queued);
+    outbox.stalled(0);
     assert_eq!(outbox.push(Utf8Bytes::from("1")), Pushed::Dropped);
     assert_eq!(outbox.dropped(), 1);
     let mut frames = VecDeque::new();
     assert_eq!(outbox.take(0, &mut frames).await, Ok(None));
     assert_eq!(frames.len(), 1);
+    // The socket moves again: frames are queued again.
+    outbox.accepted(0, 12);
     assert_eq!(outbox.push(Utf8Bytes::from("1")), Pushed::Queued);
+  }
+
+  #[tokio::test]
+  async fn frames_held_for_a_flush_count_against_the_budget_until_released() {
+    let outbox = Outbox::new(20, OverflowPolicy::Close);
+    for _ in 0..11 {
+      assert_eq!(outbox.hold(5), Pushed::Queued);
+    }
+    // 77 bytes reserved: one more passes 4 × 20.
+    assert_eq!(outbox.push(Utf8Bytes::from("12345")), Pushed::Overflowed);
+    let fresh = Outbox::new(20, OverflowPolicy::Close);
+    assert_eq!(fresh.hold(5), Pushed::Queued);
+    fresh.release_held(7, Utf8Bytes::from("12345"));
+    assert_eq!(fresh.unsent(), 7);
+    let mut frames = VecDeque::new();
+    assert_eq!(fresh.take(0, &mut frames).await, Ok(None));
+    assert_eq!(frames.front().map(|queued| queued.seq), Some(7));
   }
 
   fn texts(frames: &VecDeque<Queued>) -> Vec<String> {

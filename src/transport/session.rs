@@ -5,6 +5,10 @@
 //! pushes back on the client through TCP). The writer takes every queued frame at once and
 //! feeds them to tungstenite before one flush, so a burst becomes one write.
 //!
+//! The socket under the WebSocket is [`Metered`]: every byte the kernel accepts is reported to
+//! the outbox, which counts backpressure as what the socket has not accepted. While a write is
+//! blocked, a watchdog checks every [`SLOW_CONSUMER_STALL`] whether the socket took anything.
+//!
 //! Ending: whoever closes first decides the code JS sees. A peer's Close is answered by
 //! tungstenite while the reader keeps polling until the socket ends; a close requested here is
 //! sent after the frames queued before it, then the reader waits (bounded) for the peer's reply.
@@ -14,19 +18,22 @@
 //! ends as superseded, and nothing about it reaches JS.
 
 use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
-use super::outbox::{CloseRequest, Outbox, Queued};
+use super::outbox::{CloseRequest, Outbox, Queued, SLOW_CONSUMER_STALL};
 use super::Host;
 use crate::error::{CloseCode, FrameError, SessionEnd};
 use crate::ids::SessionId;
@@ -35,6 +42,52 @@ use crate::protocol::{parse_client_frame, pong_frame, system_error_frame, Client
 /// Time a slow consumer's socket gets to take its close frame (it has stopped reading, so the
 /// full close timeout would mostly be spent waiting on a socket that will not drain).
 const URGENT_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// A session's socket that reports every byte the kernel accepts to the session's outbox.
+pub struct Metered<S> {
+  inner: S,
+  outbox: Arc<Outbox>,
+  generation: u64,
+}
+
+impl<S> Metered<S> {
+  pub fn new(inner: S, outbox: Arc<Outbox>, generation: u64) -> Self {
+    Self {
+      inner,
+      outbox,
+      generation,
+    }
+  }
+
+  pub fn get_mut(&mut self) -> &mut S {
+    &mut self.inner
+  }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
+  fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+  }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
+  fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    let this = self.get_mut();
+    let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+    if let Poll::Ready(Ok(written)) = polled {
+      this.outbox.accepted(this.generation, written);
+    }
+    polled
+  }
+
+  fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+  }
+
+  fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+  }
+}
 
 /// What a session needs besides its socket.
 pub struct SessionLink<'a, H> {
@@ -72,43 +125,74 @@ enum WriteEnd {
   Superseded,
 }
 
-/// Runs the session until its socket is gone.
-pub async fn run<S, H>(socket: WebSocketStream<S>, link: &SessionLink<'_, H>) -> Outcome
+/// How the socket should be let go once the session no longer uses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release {
+  /// The connection is already gone (or broken): drop it.
+  Drop,
+  /// A close frame was exchanged or sent: half-close and read what the peer still sends for
+  /// at most this long, so unread input does not turn the close into a reset (which can make
+  /// the peer lose the close frame and report 1006).
+  Linger(Duration),
+}
+
+/// Runs the session until its socket is gone; hands the socket back with how to let it go.
+pub async fn run<S, H>(
+  socket: WebSocketStream<S>,
+  link: &SessionLink<'_, H>,
+) -> (Outcome, Option<WebSocketStream<S>>, Release)
 where
   S: AsyncRead + AsyncWrite + Unpin,
   H: Host,
 {
   let (mut sink, mut stream) = socket.split();
-  let reader = read_loop(&mut stream, link);
-  let writer = write_loop(&mut sink, link);
+  let (outcome, release) = serve(&mut sink, &mut stream, link).await;
+  (outcome, sink.reunite(stream).ok(), release)
+}
+
+async fn serve<S, H>(
+  sink: &mut SplitSink<WebSocketStream<S>, Message>,
+  stream: &mut SplitStream<WebSocketStream<S>>,
+  link: &SessionLink<'_, H>,
+) -> (Outcome, Release)
+where
+  S: AsyncRead + AsyncWrite + Unpin,
+  H: Host,
+{
+  let reader = read_loop(stream, link);
+  let writer = write_loop(sink, link);
   tokio::pin!(reader, writer);
-  let ended = tokio::select! {
+  let linger = Release::Linger(link.close_timeout);
+  let (ended, release) = tokio::select! {
     end = &mut reader => match end {
-      ReadEnd::PeerClosed(ended) => ended,
+      ReadEnd::PeerClosed(ended) => (ended, linger),
       ReadEnd::Violation(code, reason) => {
         link.outbox.request_close(code.as_u16(), reason);
         let _ = timeout(link.close_timeout, &mut writer).await;
-        SessionEnd { code: code.as_u16(), reason: reason.into(), blip: false }
+        (SessionEnd { code: code.as_u16(), reason: reason.into(), blip: false }, linger)
       }
-      ReadEnd::Gone => SessionEnd::dropped(),
+      ReadEnd::Gone => (SessionEnd::dropped(), Release::Drop),
     },
     end = &mut writer => match end {
       WriteEnd::Closed(request) => {
         // A slow consumer is not reading: waiting for its close reply would only delay the end.
-        if !request.urgent {
+        let release = if request.urgent {
+          Release::Linger(link.close_timeout.min(URGENT_CLOSE_GRACE))
+        } else {
           let _ = timeout(link.close_timeout, &mut reader).await;
-        }
-        SessionEnd { code: request.code, reason: request.reason, blip: false }
+          linger
+        };
+        (SessionEnd { code: request.code, reason: request.reason, blip: false }, release)
       }
-      WriteEnd::Failed => SessionEnd::dropped(),
-      WriteEnd::Superseded => return Outcome::Superseded,
+      WriteEnd::Failed => (SessionEnd::dropped(), Release::Drop),
+      WriteEnd::Superseded => return (Outcome::Superseded, Release::Drop),
     },
   };
   // The socket may have died because another one took over (its reader saw the drop first).
   if link.outbox.generation() != link.generation {
-    return Outcome::Superseded;
+    return (Outcome::Superseded, Release::Drop);
   }
-  Outcome::Ended(ended)
+  (Outcome::Ended(ended), release)
 }
 
 async fn read_loop<S, H>(stream: &mut SplitStream<WebSocketStream<S>>, link: &SessionLink<'_, H>) -> ReadEnd
@@ -190,19 +274,33 @@ where
       return WriteEnd::Superseded;
     };
     if !frames.is_empty() {
-      let write = async {
-        while let Some(queued) = frames.pop_front() {
-          sink.feed(Message::Text(queued.frame)).await?;
-        }
-        sink.flush().await
-      };
-      tokio::select! {
-        written = write => {
-          if written.is_err() {
-            return WriteEnd::Failed;
+      let failed = {
+        let write = async {
+          while let Some(queued) = frames.pop_front() {
+            sink.feed(Message::Text(queued.frame)).await?;
+          }
+          sink.flush().await
+        };
+        tokio::pin!(write);
+        // The watchdog: a write still blocked after a stall with no byte accepted meanwhile
+        // tells the outbox, which judges whether the session is a slow consumer.
+        let mut seen = link.outbox.accepted_total();
+        loop {
+          tokio::select! {
+            written = &mut write => break written.is_err(),
+            _ = link.outbox.interrupted(link.generation) => break false,
+            _ = tokio::time::sleep(SLOW_CONSUMER_STALL) => {
+              let accepted = link.outbox.accepted_total();
+              if accepted == seen {
+                link.outbox.stalled(link.generation);
+              }
+              seen = accepted;
+            }
           }
         }
-        _ = link.outbox.interrupted(link.generation) => {}
+      };
+      if failed {
+        return WriteEnd::Failed;
       }
       frames.clear();
     }

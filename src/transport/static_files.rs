@@ -2,6 +2,7 @@
 //! and its socket share one port. Only regular files strictly inside the directory are served:
 //! `..`, absolute segments, backslashes, NUL and symlinks leading outside are refused with 404.
 
+use std::borrow::Cow;
 use std::path::{Component, Path, PathBuf};
 
 use crate::config::MAX_STATIC_FILE_BYTES;
@@ -27,23 +28,28 @@ pub fn resolve(root: &Path, request_path: &str) -> Option<PathBuf> {
   (full.starts_with(&root) && full.is_file()).then_some(full)
 }
 
-pub fn content_type(path: &Path) -> &'static str {
-  match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
-    "html" => "text/html; charset=utf-8",
-    "js" | "mjs" => "text/javascript; charset=utf-8",
-    "css" => "text/css; charset=utf-8",
-    "json" => "application/json",
-    "svg" => "image/svg+xml",
-    "png" => "image/png",
-    "ico" => "image/x-icon",
-    "txt" => "text/plain; charset=utf-8",
-    _ => "application/octet-stream",
+/// The `Content-Type` of a file, from mime_guess's table by extension; text types are UTF-8.
+pub fn content_type(path: &Path) -> Cow<'static, str> {
+  let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+  let mime = match extension.to_ascii_lowercase().as_str() {
+    // RFC 9239 makes JavaScript text/javascript, modules included (the table still says
+    // application/javascript for .mjs); a source map is JSON (the table says text/plain).
+    "js" | "mjs" => "text/javascript",
+    "map" => "application/json",
+    other => mime_guess::from_ext(other)
+      .first_raw()
+      .unwrap_or("application/octet-stream"),
+  };
+  if mime.starts_with("text/") {
+    Cow::Owned(format!("{mime}; charset=utf-8"))
+  } else {
+    Cow::Borrowed(mime)
   }
 }
 
 /// Resolves and reads a file off the runtime's worker threads, refusing files over
 /// [`MAX_STATIC_FILE_BYTES`]. Returns the file's content type and bytes.
-pub async fn load(root: PathBuf, request_path: String) -> Option<(&'static str, Vec<u8>)> {
+pub async fn load(root: PathBuf, request_path: String) -> Option<(Cow<'static, str>, Vec<u8>)> {
   tokio::task::spawn_blocking(move || {
     let path = resolve(&root, &request_path)?;
     if std::fs::metadata(&path).ok()?.len() > MAX_STATIC_FILE_BYTES {
@@ -82,5 +88,22 @@ mod tests {
       assert_eq!(resolve(&root, bad), None, "{bad}");
     }
     let _ = std::fs::remove_dir_all(&root);
+  }
+
+  #[test]
+  fn content_types_come_from_a_real_table() {
+    let of = |name: &str| content_type(Path::new(name)).into_owned();
+    assert_eq!(of("a.wasm"), "application/wasm");
+    assert_eq!(of("a.woff2"), "font/woff2");
+    assert_eq!(of("a.map"), "application/json");
+    assert_eq!(of("a.webp"), "image/webp");
+    assert_eq!(of("index.html"), "text/html; charset=utf-8");
+    assert_eq!(of("app.mjs"), "text/javascript; charset=utf-8");
+    assert_eq!(of("APP.JS"), "text/javascript; charset=utf-8");
+    assert_eq!(of("style.css"), "text/css; charset=utf-8");
+    assert_eq!(of("data.json"), "application/json");
+    assert_eq!(of("icon.svg"), "image/svg+xml");
+    assert_eq!(of("blob.unknown-ext"), "application/octet-stream");
+    assert_eq!(of("noextension"), "application/octet-stream");
   }
 }
