@@ -45,6 +45,7 @@ export type {
   SessionInfo,
   ToRoomOptions,
   UnhandledFrame,
+  UpgradeHeaders,
   UpgradeRequest,
   UserTarget,
 } from "./types";

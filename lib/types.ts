@@ -9,19 +9,36 @@ import type { ActorClass } from "./definitions/actor";
 
 // ---- connection definitions (`defineConnection`) ----
 
-/** What `extractMeta` sees: the HTTP upgrade request, before any socket opens. */
+/**
+ * The upgrade request's headers: a WHATWG `Headers` (`headers.get("authorization")`) whose entries
+ * are also plain properties (`headers["authorization"]`). Names are lower-cased; repeated headers
+ * are joined with ", ". A header named like a `Headers` member (`get`, `has`...) is reached with
+ * `get()` only.
+ */
+export type UpgradeHeaders = Headers & { readonly [name: string]: string };
+
+/**
+ * What `onBeforeConnect` and `extractMeta` see: the HTTP upgrade request, before any socket
+ * opens. Shaped like a WHATWG `Request` (`method`, `headers`), with `request` the real one.
+ */
 export interface UpgradeRequest {
-  /** Path and query as sent, e.g. `/ws?token=abc`. */
+  /** Path and query as sent, e.g. `/ws?token=abc` (`request.url` is the absolute form). */
   url: string;
+  /** Always `"GET"`: a WebSocket upgrade is a GET. */
+  method: string;
   path: string;
   query: URLSearchParams;
-  /** Header names lower-cased; repeated headers joined with ", ". */
-  headers: Record<string, string>;
+  headers: UpgradeHeaders;
   remoteAddress: string;
   /** Connection params sent by the client (`params=<JSON>` in the URL, at most 4 KiB), if any. */
   params: unknown;
   /** The actor key from the path, with `keyFromPath`. */
   key?: string;
+  /**
+   * The same request as a WHATWG `Request`, for code written against `fetch` handlers: its `url`
+   * is absolute, `http://` + the Host header + path and query. Built on first use.
+   */
+  readonly request: Request;
 }
 
 /** A session's meta (its attachment). `userId` keys the actor. */
