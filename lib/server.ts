@@ -44,6 +44,13 @@ function connectionsOf(options: ServerOptions): ConnectionDefinition<any, any>[]
     }
   }
   requireUnique(connections, "connection definitions");
+  const paths = new Set<string>();
+  for (const { websocketPath } of connections) {
+    if (paths.has(websocketPath)) {
+      throw new WarrenError("invalid_option", `createServer: two connection definitions serve the path "${websocketPath}"`);
+    }
+    paths.add(websocketPath);
+  }
   return connections;
 }
 

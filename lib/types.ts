@@ -71,8 +71,12 @@ export type Handler<Meta extends ConnectionMeta, State> = (
 ) => unknown;
 
 export interface ConnectionOptions<Meta extends ConnectionMeta, State extends object> {
-  /** Name of the definition; rooms bind to it. */
-  name: string;
+  /**
+   * Name of the definition: rooms bind to it, its stored state is kept under it, and
+   * `server.destroyActor(name, userId)` addresses its actors.
+   * @default "VeraniConnectionDO" (on another `websocketPath`: "VeraniConnectionDO:<path>")
+   */
+  name?: string;
   /** Path that upgrades to this kind of connection. @default "/ws" */
   websocketPath?: string;
   /**
@@ -130,6 +134,7 @@ export interface ConnectionOptions<Meta extends ConnectionMeta, State extends ob
 
 export interface ConnectionDefinition<Meta extends ConnectionMeta = ConnectionMeta, State extends object = {}>
   extends Readonly<ConnectionOptions<Meta, State>> {
+  readonly name: string;
   readonly websocketPath: string;
   readonly handlers: ReadonlyMap<string, Handler<Meta, State>>;
   /**

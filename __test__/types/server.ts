@@ -124,6 +124,15 @@ UserConnection.on("bad.payload", (ctx) => {
   ctx.emit.toRoom("chat").emit("n", "text");
 });
 
+// Every option may be left out (Verani's defaults: name, "/ws", a fresh user per session).
+const Minimal = defineConnection({
+  onConnect(ctx) {
+    ctx.emit("welcome", { message: "Connected!" });
+  },
+});
+const defaultName: string = Minimal.name;
+void defaultName;
+
 // ---- hook context types by name ----
 
 function actorLevel(ctx: ActorContext<{ count: number }>): number {

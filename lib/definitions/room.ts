@@ -25,7 +25,7 @@ const HOOKS = ["onInit", "onJoin", "onLeave", "onDestroy", "onError", "onStateCh
  * });
  */
 export function createRoomHandler<State extends object = {}>(options: RoomOptions<State>): RoomDefinition<State> {
-  const where = validateCommon("createRoomHandler", options, HOOKS);
+  const { where } = validateCommon("createRoomHandler", options, HOOKS);
   if (typeof options.connectionBinding !== "string" || options.connectionBinding.length === 0) {
     throw new WarrenError("invalid_option", `${where}: connectionBinding must name a connection definition`);
   }
