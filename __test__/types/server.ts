@@ -167,6 +167,36 @@ const ChatRoom = createRoomHandler({
   },
 });
 
+// Verani's style: hooks take the room state first; without `state`, any key may be used.
+createRoomHandler({
+  name: "VeraniStyle",
+  connectionBinding: "UserConnection",
+  onInit(roomState) {
+    roomState.totalJoins ??= 0;
+  },
+  onJoin(roomState, userId, metadata) {
+    roomState.totalJoins++;
+    roomState.last = { userId, metadata };
+  },
+  onLeave(roomState, userId) {
+    roomState.emit("left", { userId });
+  },
+  onDestroy(roomState) {
+    expectType<"evicted" | "shutdown" | "destroyed">(roomState.reason);
+  },
+});
+
+// With `state`, the room state is typed both ways: as the hook's object and as ctx.state.
+createRoomHandler({
+  state: { totalJoins: 0 },
+  onJoin(roomState) {
+    roomState.totalJoins++;
+    roomState.state.totalJoins++;
+    // @ts-expect-error typed keys keep their type on the hook's object too
+    roomState.totalJoins = "many";
+  },
+});
+
 // ---- createServer ----
 
 const server: WarrenServer = createServer({
