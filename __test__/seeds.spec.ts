@@ -10,7 +10,7 @@ import { after, describe, test } from "node:test";
 import { WebSocket } from "ws";
 import { actorClient, actorUrl, type CloseInfo } from "../client/index.js";
 import { createServer, defineConnection, type ConnectionDefinition, type RoomDefinition } from "../index.js";
-import { refusedUpgrade, serve, TestClient, withTimeout } from "./helpers.js";
+import { eventually, refusedUpgrade, serve, TestClient, withTimeout } from "./helpers.js";
 import { connection as userConnection, made } from "./seeds/env.js";
 
 /** Imports a seed file and returns the definitions it made. */
@@ -28,40 +28,20 @@ async function seedChatRoom(): Promise<RoomDefinition> {
   return chatRoom;
 }
 
-/** Console lines printed by `console.log` while `run` is pending. */
-function captureLog(t: { after(fn: () => void): void }): string[] {
+/** Lines printed with `console[stream]` until the test ends (instead of printing them). */
+function capture(t: { after(fn: () => void): void }, stream: "log" | "error"): string[] {
   const lines: string[] = [];
-  const original = console.log;
-  console.log = (...args: unknown[]) => void lines.push(args.map(String).join(" "));
+  const original = console[stream];
+  console[stream] = (...args: unknown[]) => void lines.push(args.map(String).join(" "));
   t.after(() => {
-    console.log = original;
+    console[stream] = original;
   });
   return lines;
 }
 
-/** Fails the test if anything is printed with console.error (a hook that threw). */
-function noErrors(t: { after(fn: () => void): void }): string[] {
-  const errors: string[] = [];
-  const original = console.error;
-  console.error = (...args: unknown[]) => void errors.push(args.map(String).join(" "));
-  t.after(() => {
-    console.error = original;
-  });
-  return errors;
-}
-
-async function eventually(condition: () => boolean, what: string): Promise<void> {
-  await withTimeout(
-    (async () => {
-      while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
-    })(),
-    what,
-  );
-}
-
 describe("seed 000: Verani's connection lifecycle, as written", () => {
   test("onConnect: ctx.emit is available", async (t) => {
-    const errors = noErrors(t);
+    const errors = capture(t, "error"); // a hook that threw would print here
     const { connections } = await load("000-on-connect");
     assert.equal(connections.length, 1);
     const { url } = await serve({ connections });
@@ -72,7 +52,7 @@ describe("seed 000: Verani's connection lifecycle, as written", () => {
   });
 
   test("event handlers: a chat.message reaches the rest of the room; the room's onDestroy runs on destroy", async (t) => {
-    const errors = noErrors(t);
+    const errors = capture(t, "error"); // a hook that threw would print here
     await load("000-event-handlers");
     const room = await seedChatRoom();
     const { url, server } = await serve({ connections: [userConnection], rooms: [room] });
@@ -92,7 +72,7 @@ describe("seed 000: Verani's connection lifecycle, as written", () => {
   });
 
   test("onDisconnect: ctx.emit is available; the room hears user.left", async (t) => {
-    const errors = noErrors(t);
+    const errors = capture(t, "error"); // a hook that threw would print here
     const [seed] = (await load("000-on-disconnect")).connections;
     // The seed's hooks in the page's environment: named UserConnection, users from ?user=, who
     // join "chat" (the snippet leaves that to the rest of the page).
@@ -114,7 +94,7 @@ describe("seed 000: Verani's connection lifecycle, as written", () => {
   });
 
   test("onDestroy: the actor's sockets close before it runs", async (t) => {
-    const errors = noErrors(t);
+    const errors = capture(t, "error"); // a hook that threw would print here
     const [seed] = (await load("000-on-destroy")).connections;
     // The seed's hooks with users named by ?user=, so that the test can name the actor to destroy.
     const Conn = defineConnection({ ...seed!, extractMeta: (req) => ({ userId: String(req.query.get("user")) }) });
@@ -127,7 +107,7 @@ describe("seed 000: Verani's connection lifecycle, as written", () => {
   });
 
   test("state initialization: state is ready in onConnect, and changes are persisted", async (t) => {
-    const lines = captureLog(t);
+    const lines = capture(t, "log");
     const [seed] = (await load("000-state-initialization")).connections;
     const dir = await mkdtemp(join(tmpdir(), "warren-seed-"));
     after(() => rm(dir, { recursive: true, force: true }));
@@ -154,7 +134,7 @@ describe("seed 000: Verani's connection lifecycle, as written", () => {
 
 describe("seed 002: Rivet's actor lifecycle, the Full Example as written", () => {
   test("the Counter: auth in _onBeforeConnect, connection state, RPC with rpc first, _onStateChange broadcasts", async (t) => {
-    const lines = captureLog(t);
+    const lines = capture(t, "log");
     const { module } = await load("002-full-example");
     const Counter = module.default;
     const { port } = await serve({ actors: { counter: Counter } });

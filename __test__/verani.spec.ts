@@ -6,17 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { createRoomHandler, createServer, defineConnection, type ServerOptions, type WarrenServer } from "../index.js";
-import { serve, TestClient, withTimeout } from "./helpers.js";
-
-/** Waits until `condition()` holds, polling. */
-async function eventually(condition: () => boolean, what: string): Promise<void> {
-  await withTimeout(
-    (async () => {
-      while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
-    })(),
-    what,
-  );
-}
+import { eventually, serve, TestClient, withTimeout } from "./helpers.js";
 
 /**
  * Creates a server on `storage`, retrying while the previous server's store is still being

@@ -35,6 +35,7 @@ export type {
   RoomContext,
   RoomDefinition,
   RoomDestroyReason,
+  RoomHookContext,
   RoomMember,
   RoomOptions,
   RoomTarget,
