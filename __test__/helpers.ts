@@ -172,3 +172,13 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T)
   });
   return { promise, resolve };
 }
+
+/** Waits until `condition()` holds, polling (for what no frame announces). */
+export async function eventually(condition: () => boolean, what: string): Promise<void> {
+  await withTimeout(
+    (async () => {
+      while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
+    })(),
+    what,
+  );
+}

@@ -35,6 +35,7 @@ export type {
   RoomContext,
   RoomDefinition,
   RoomDestroyReason,
+  RoomHookContext,
   RoomMember,
   RoomOptions,
   RoomTarget,
@@ -46,6 +47,7 @@ export type {
   SessionInfo,
   ToRoomOptions,
   UnhandledFrame,
+  UpgradeHeaders,
   UpgradeRequest,
   UserTarget,
 } from "./types";

@@ -44,6 +44,13 @@ function connectionsOf(options: ServerOptions): ConnectionDefinition<any, any>[]
     }
   }
   requireUnique(connections, "connection definitions");
+  const paths = new Set<string>();
+  for (const { websocketPath } of connections) {
+    if (paths.has(websocketPath)) {
+      throw new WarrenError("invalid_option", `createServer: two connection definitions serve the path "${websocketPath}"`);
+    }
+    paths.add(websocketPath);
+  }
   return connections;
 }
 
@@ -58,7 +65,17 @@ function roomsOf(options: ServerOptions, connections: ReadonlyArray<ConnectionDe
   }
   requireUnique(rooms, "room handlers");
   for (const room of rooms) {
-    if (!connections.some((definition) => definition.name === room.connectionBinding)) {
+    if (room.connectionBinding === undefined) {
+      // Unbound (Verani's optional binding): one definition at most may name it, since members
+      // are keyed by user id and two definitions' users would share ids.
+      const naming = connections.filter((d) => Object.values(d.rooms ?? {}).includes(room.name));
+      if (naming.length > 1) {
+        throw new WarrenError(
+          "invalid_option",
+          `createServer: room handler "${room.name}" is named by ${naming.map((d) => d.name).join(" and ")}; set its connectionBinding`,
+        );
+      }
+    } else if (!connections.some((definition) => definition.name === room.connectionBinding)) {
       throw new WarrenError(
         "invalid_option",
         `createServer: room handler "${room.name}" binds connection "${room.connectionBinding}", which is not in connections`,
@@ -74,7 +91,7 @@ function roomsOf(options: ServerOptions, connections: ReadonlyArray<ConnectionDe
           `createServer: ${definition.name}.rooms.${roomName} names room handler "${handlerName}", which is not in rooms`,
         );
       }
-      if (handler.connectionBinding !== definition.name) {
+      if (handler.connectionBinding !== undefined && handler.connectionBinding !== definition.name) {
         throw new WarrenError(
           "invalid_option",
           `createServer: room handler "${handlerName}" binds "${handler.connectionBinding}", not ${definition.name}`,

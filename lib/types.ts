@@ -9,19 +9,36 @@ import type { ActorClass } from "./definitions/actor";
 
 // ---- connection definitions (`defineConnection`) ----
 
-/** What `extractMeta` sees: the HTTP upgrade request, before any socket opens. */
+/**
+ * The upgrade request's headers: a WHATWG `Headers` (`headers.get("authorization")`) whose entries
+ * are also plain properties (`headers["authorization"]`). Names are lower-cased; repeated headers
+ * are joined with ", ". A header named like a `Headers` member (`get`, `has`...) is reached with
+ * `get()` only.
+ */
+export type UpgradeHeaders = Headers & { readonly [name: string]: string };
+
+/**
+ * What `onBeforeConnect` and `extractMeta` see: the HTTP upgrade request, before any socket
+ * opens. Shaped like a WHATWG `Request` (`method`, `headers`), with `request` the real one.
+ */
 export interface UpgradeRequest {
-  /** Path and query as sent, e.g. `/ws?token=abc`. */
+  /** Path and query as sent, e.g. `/ws?token=abc` (`request.url` is the absolute form). */
   url: string;
+  /** Always `"GET"`: a WebSocket upgrade is a GET. */
+  method: string;
   path: string;
   query: URLSearchParams;
-  /** Header names lower-cased; repeated headers joined with ", ". */
-  headers: Record<string, string>;
+  headers: UpgradeHeaders;
   remoteAddress: string;
   /** Connection params sent by the client (`params=<JSON>` in the URL, at most 4 KiB), if any. */
   params: unknown;
   /** The actor key from the path, with `keyFromPath`. */
   key?: string;
+  /**
+   * The same request as a WHATWG `Request`, for code written against `fetch` handlers: its `url`
+   * is absolute, `http://` + the Host header + path and query. Built on first use.
+   */
+  readonly request: Request;
 }
 
 /** A session's meta (its attachment). `userId` keys the actor. */
@@ -54,8 +71,12 @@ export type Handler<Meta extends ConnectionMeta, State> = (
 ) => unknown;
 
 export interface ConnectionOptions<Meta extends ConnectionMeta, State extends object> {
-  /** Name of the definition; rooms bind to it. */
-  name: string;
+  /**
+   * Name of the definition: rooms bind to it, its stored state is kept under it, and
+   * `server.destroyActor(name, userId)` addresses its actors.
+   * @default "VeraniConnectionDO" (on another `websocketPath`: "VeraniConnectionDO:<path>")
+   */
+  name?: string;
   /** Path that upgrades to this kind of connection. @default "/ws" */
   websocketPath?: string;
   /**
@@ -113,6 +134,7 @@ export interface ConnectionOptions<Meta extends ConnectionMeta, State extends ob
 
 export interface ConnectionDefinition<Meta extends ConnectionMeta = ConnectionMeta, State extends object = {}>
   extends Readonly<ConnectionOptions<Meta, State>> {
+  readonly name: string;
   readonly websocketPath: string;
   readonly handlers: ReadonlyMap<string, Handler<Meta, State>>;
   /**
@@ -162,28 +184,45 @@ export interface RoomContext<State = any> {
 
 export type RoomDestroyReason = "evicted" | "shutdown" | "destroyed";
 
-export interface RoomOptions<State extends object = {}> {
-  name: string;
-  /** Name of the connection definition whose users join this room. */
-  connectionBinding: string;
+/**
+ * What a room hook receives first: the room context, which is also the room's state. Its own
+ * properties are the state's keys (`roomState.totalJoins++` is persisted, `Object.keys` lists the
+ * state, spreading copies it), and the context's members (`name`, `state`, `members()`,
+ * `emit()`...) sit behind them, so `ctx.state.totalJoins++` and `ctx.emit(...)` work too.
+ * A state key named like a member hides that member in this object (`ctx.state` still reaches
+ * the whole state unless the state has a key `state`); assigning `state` replaces the state, and
+ * assigning any other key writes the state.
+ */
+export type RoomHookContext<State> = RoomContext<State> & State;
+
+export interface RoomOptions<State extends object = Record<string, any>> {
+  /** Name of the room handler; connections' `rooms` maps name it. @default "VeraniRoomDO" */
+  name?: string;
+  /**
+   * Name of the connection definition whose users join this room. Without it, the room serves the
+   * one connection definition whose `rooms` map names it.
+   */
+  connectionBinding?: string;
   state?: State;
   /** Keys of `state` that are persisted. @default every key of `state` */
   persistedKeys?: Array<keyof State & string>;
-  /** The room instance was created. Holds its later hooks while it runs. */
-  onInit?(ctx: RoomContext<State>): unknown;
+  /** The room instance was created (or woken). Holds its later hooks while it runs. */
+  onInit?(roomState: RoomHookContext<State>): unknown;
   /** A user became a live member (joined, or came back with a new session). */
-  onJoin?(ctx: RoomContext<State>, userId: string, metadata: Record<string, unknown>): unknown;
+  onJoin?(roomState: RoomHookContext<State>, userId: string, metadata: Record<string, unknown>): unknown;
   /** A user stopped being a live member (left, or closed its last session). */
-  onLeave?(ctx: RoomContext<State>, userId: string): unknown;
+  onLeave?(roomState: RoomHookContext<State>, userId: string): unknown;
   /** Persisted room state changed (once per tick); the state is read-only inside. */
-  onStateChange?(ctx: RoomContext<State>, state: State): unknown;
+  onStateChange?(roomState: RoomHookContext<State>, state: State): unknown;
   /** The room instance leaves memory (`reason`: "evicted" when idle, "shutdown", or "destroyed"). */
-  onDestroy?(ctx: RoomContext<State> & { readonly reason: RoomDestroyReason }): unknown;
+  onDestroy?(roomState: RoomHookContext<State> & { readonly reason: RoomDestroyReason }): unknown;
   /** A hook threw. Without it, errors are printed to stderr (`lib/log.ts`). */
-  onError?(error: unknown, ctx: RoomContext<State>): unknown;
+  onError?(error: unknown, roomState: RoomHookContext<State>): unknown;
 }
 
-export interface RoomDefinition<State extends object = any> extends Readonly<RoomOptions<State>> {}
+export interface RoomDefinition<State extends object = any> extends Readonly<RoomOptions<State>> {
+  readonly name: string;
+}
 
 // ---- what hooks and handlers receive ----
 

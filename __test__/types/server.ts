@@ -124,6 +124,15 @@ UserConnection.on("bad.payload", (ctx) => {
   ctx.emit.toRoom("chat").emit("n", "text");
 });
 
+// Every option may be left out (Verani's defaults: name, "/ws", a fresh user per session).
+const Minimal = defineConnection({
+  onConnect(ctx) {
+    ctx.emit("welcome", { message: "Connected!" });
+  },
+});
+const defaultName: string = Minimal.name;
+void defaultName;
+
 // ---- hook context types by name ----
 
 function actorLevel(ctx: ActorContext<{ count: number }>): number {
@@ -155,6 +164,36 @@ const ChatRoom = createRoomHandler({
   },
   onDestroy(ctx) {
     expectType<"evicted" | "shutdown" | "destroyed">(ctx.reason);
+  },
+});
+
+// Verani's style: hooks take the room state first; without `state`, any key may be used.
+createRoomHandler({
+  name: "VeraniStyle",
+  connectionBinding: "UserConnection",
+  onInit(roomState) {
+    roomState.totalJoins ??= 0;
+  },
+  onJoin(roomState, userId, metadata) {
+    roomState.totalJoins++;
+    roomState.last = { userId, metadata };
+  },
+  onLeave(roomState, userId) {
+    roomState.emit("left", { userId });
+  },
+  onDestroy(roomState) {
+    expectType<"evicted" | "shutdown" | "destroyed">(roomState.reason);
+  },
+});
+
+// With `state`, the room state is typed both ways: as the hook's object and as ctx.state.
+createRoomHandler({
+  state: { totalJoins: 0 },
+  onJoin(roomState) {
+    roomState.totalJoins++;
+    roomState.state.totalJoins++;
+    // @ts-expect-error typed keys keep their type on the hook's object too
+    roomState.totalJoins = "many";
   },
 });
 

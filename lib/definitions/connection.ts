@@ -9,6 +9,19 @@ import { brand, isBranded, validateCommon } from "./validation";
 
 const DEFINITION = Symbol.for("warren.connection");
 
+/** The path of a definition that names none (Verani's). */
+const DEFAULT_PATH = "/ws";
+
+/**
+ * The name of a definition that gives none: Verani's `VeraniConnectionDO` on its default path,
+ * and one per path elsewhere, so that unnamed definitions clash only when their paths do (the
+ * name keys their stored state).
+ */
+function defaultName(websocketPath: string | undefined): string {
+  const path = websocketPath ?? DEFAULT_PATH;
+  return path === DEFAULT_PATH ? "VeraniConnectionDO" : `VeraniConnectionDO:${path}`;
+}
+
 /** The options that must be functions when given. */
 const HOOKS = [
   "extractMeta",
@@ -24,7 +37,9 @@ const HOOKS = [
 ] as const;
 
 /**
- * Defines a connection actor.
+ * Defines a connection actor. Every option may be left out, as in Verani: `name` defaults to
+ * `"VeraniConnectionDO"` (`"VeraniConnectionDO:<path>"` off `/ws`), `websocketPath` to `"/ws"`,
+ * and without `extractMeta` each session is its own user (a fresh id).
  * @example
  * const UserConnection = defineConnection({
  *   name: "UserConnection",
@@ -39,8 +54,8 @@ const HOOKS = [
 export function defineConnection<Meta extends ConnectionMeta = ConnectionMeta, State extends object = {}>(
   options: ConnectionOptions<Meta, State>,
 ): ConnectionDefinition<Meta, State> {
-  const where = validateCommon("defineConnection", options, HOOKS);
-  const websocketPath = options.websocketPath ?? "/ws";
+  const { name, where } = validateCommon("defineConnection", options, HOOKS, (o) => defaultName(o.websocketPath));
+  const websocketPath = options.websocketPath ?? DEFAULT_PATH;
   if (typeof websocketPath !== "string" || !websocketPath.startsWith("/")) {
     throw new WarrenError("invalid_option", `${where}: websocketPath must start with "/"`);
   }
@@ -59,17 +74,18 @@ export function defineConnection<Meta extends ConnectionMeta = ConnectionMeta, S
   const handlers = new Map<string, Handler<Meta, State>>();
   const definition = {
     ...options,
+    name,
     websocketPath,
     handlers,
     on(event: string, handler: Handler<Meta, State>) {
       if (typeof event !== "string" || event.length === 0) {
-        throw new WarrenError("invalid_option", `${options.name}.on: event must be a non-empty string`);
+        throw new WarrenError("invalid_option", `${name}.on: event must be a non-empty string`);
       }
       if (event === "ping" || event === "call") {
-        throw new WarrenError("invalid_option", `${options.name}.on: "${event}" is reserved by the protocol`);
+        throw new WarrenError("invalid_option", `${name}.on: "${event}" is reserved by the protocol`);
       }
       if (typeof handler !== "function") {
-        throw new WarrenError("invalid_option", `${options.name}.on("${event}"): handler must be a function`);
+        throw new WarrenError("invalid_option", `${name}.on("${event}"): handler must be a function`);
       }
       handlers.set(event, handler);
       return definition;

@@ -11,11 +11,16 @@ import { brand, isBranded, validateCommon } from "./validation";
 
 const ROOM_DEFINITION = Symbol.for("warren.room");
 
+/** The name of a room handler that gives none (Verani's). */
+const DEFAULT_NAME = "VeraniRoomDO";
+
 /** The options that must be functions when given. */
 const HOOKS = ["onInit", "onJoin", "onLeave", "onDestroy", "onError", "onStateChange"] as const;
 
 /**
- * Defines a room handler.
+ * Defines a room handler. Its hooks get the room first (`ctx`, which is also the room's state:
+ * Verani's `onJoin(roomState, userId, metadata)` works as written, and so does warren's
+ * `ctx.state`); writes to either are persisted.
  * @example
  * const ChatRoom = createRoomHandler({
  *   name: "ChatRoom",
@@ -24,12 +29,13 @@ const HOOKS = ["onInit", "onJoin", "onLeave", "onDestroy", "onError", "onStateCh
  *   onJoin(ctx, userId) { ctx.state.totalJoins++; },
  * });
  */
-export function createRoomHandler<State extends object = {}>(options: RoomOptions<State>): RoomDefinition<State> {
-  const where = validateCommon("createRoomHandler", options, HOOKS);
-  if (typeof options.connectionBinding !== "string" || options.connectionBinding.length === 0) {
+export function createRoomHandler<State extends object = Record<string, any>>(options: RoomOptions<State>): RoomDefinition<State> {
+  const { name, where } = validateCommon("createRoomHandler", options, HOOKS, () => DEFAULT_NAME);
+  const binding = options.connectionBinding;
+  if (binding !== undefined && (typeof binding !== "string" || binding.length === 0)) {
     throw new WarrenError("invalid_option", `${where}: connectionBinding must name a connection definition`);
   }
-  return brand({ ...options }, ROOM_DEFINITION);
+  return brand({ ...options, name }, ROOM_DEFINITION);
 }
 
 export function isRoomDefinition(value: unknown): value is RoomDefinition {

@@ -17,22 +17,26 @@ interface Common {
 
 /**
  * Checks the common part of `options` for the definition function `api`: an options object, a
- * non-empty `name`, each of `hooks` a function when given, and a `state` that can be persisted
- * (the defaults pass the same policy as every later write).
- * @returns the prefix for further messages, e.g. `createRoomHandler(ChatRoom)`.
+ * non-empty `name` (or none, when `defaultName` gives one), each of `hooks` a function when
+ * given, and a `state` that can be persisted (the defaults pass the same policy as every later
+ * write).
+ * @param defaultName the name when `options.name` is absent; undefined: a name is required.
+ * @returns the definition's name, and the prefix for further messages, e.g. `createRoomHandler(ChatRoom)`.
  */
 export function validateCommon<Options extends Common>(
   api: string,
   options: Options,
   hooks: ReadonlyArray<keyof Options & string>,
-): string {
+  defaultName?: (options: Options) => string,
+): { name: string; where: string } {
   if (options === null || typeof options !== "object") {
     throw new WarrenError("invalid_option", `${api} needs an options object`);
   }
-  if (typeof options.name !== "string" || options.name.length === 0) {
+  const name = options.name === undefined && defaultName !== undefined ? defaultName(options) : options.name;
+  if (typeof name !== "string" || name.length === 0) {
     throw new WarrenError("invalid_option", `${api}: name must be a non-empty string`);
   }
-  const where = `${api}(${options.name})`;
+  const where = `${api}(${name})`;
   for (const hook of hooks) {
     if (options[hook] !== undefined && typeof options[hook] !== "function") {
       throw new WarrenError("invalid_option", `${where}: ${hook} must be a function`);
@@ -52,7 +56,7 @@ export function validateCommon<Options extends Common>(
       throw new WarrenError("invalid_option", `${where}: state cannot be persisted: ${messageOf(error)}`);
     }
   }
-  return where;
+  return { name, where };
 }
 
 /** Marks `definition` as made by the definition function owning `brand` (checked by `isBranded`). */

@@ -242,6 +242,40 @@ export function roomContext(
   };
 }
 
+/**
+ * The room context given to a room's hooks (`RoomHookContext`): one object that is both the
+ * state and the context. A proxy whose own properties are the state's (read and written through
+ * the state proxy, so writes are checked and persisted) and whose prototype is the room context
+ * (`name`, `members()`, `emit()`...; plus `reason` for `onDestroy`). Assigning `state` replaces
+ * the state, as on the plain context.
+ */
+export function roomHookContext(record: RoomRecord, context: RoomContext, reason?: string): RoomContext {
+  const base: RoomContext = reason === undefined ? context : Object.create(context, { reason: { value: reason } });
+  const state = (): Record<string | symbol, unknown> => record.cell.state;
+  const own = (key: string | symbol) => Object.hasOwn(state(), key);
+  return new Proxy(Object.create(base) as RoomContext, {
+    get: (_target, key) => (own(key) ? state()[key] : Reflect.get(base, key)),
+    set: (_target, key, value) => {
+      if (key === "state" && !own(key)) {
+        record.cell.replace(value);
+        return true;
+      }
+      return Reflect.set(state(), key, value);
+    },
+    has: (_target, key) => own(key) || key in base,
+    ownKeys: () => Reflect.ownKeys(state()),
+    getOwnPropertyDescriptor: (_target, key) => {
+      const descriptor = Reflect.getOwnPropertyDescriptor(state(), key);
+      // Reported as configurable: the proxy's target has no such property to be non-configurable.
+      return descriptor === undefined ? undefined : { ...descriptor, configurable: true };
+    },
+    defineProperty: (_target, key, descriptor) => Reflect.defineProperty(state(), key, descriptor),
+    deleteProperty: (_target, key) => Reflect.deleteProperty(state(), key),
+    setPrototypeOf: () => false,
+    preventExtensions: () => false,
+  });
+}
+
 function destroyActor(actor: ActorRecord): void {
   if (actor.destroyed) return;
   actor.destroyed = true;

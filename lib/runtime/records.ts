@@ -31,6 +31,7 @@ import {
   actorEmit,
   actorHandle,
   roomContext,
+  roomHookContext,
   scheduler,
   sessionContext,
   sessionEmit,
@@ -120,7 +121,10 @@ export class SessionRecord {
   }
 }
 
-/** A room instance in the JS heap: its state and hook ordering. Membership stays in the native core. */
+/**
+ * A room instance in the JS heap: its state and hook ordering. Membership stays in the native
+ * core. Its hooks get `context`, which is also the room's state (`RoomHookContext`).
+ */
 export class RoomRecord implements StateOwner {
   readonly kind = StateKind.Room;
   readonly ordering = new Ordering();
@@ -138,10 +142,14 @@ export class RoomRecord implements StateOwner {
     destroy: () => void,
   ) {
     this.owner = definition.name;
-    this.context = roomContext(name, native, () => this, destroy);
+    this.#plain = roomContext(name, native, () => this, destroy);
+    this.context = roomHookContext(this, this.#plain);
   }
 
+  /** The room context without the state's keys on top (the prototype of `context`). */
+  readonly #plain: RoomContext;
+
   destroyContext(reason: RoomDestroyReason): RoomContext & { readonly reason: RoomDestroyReason } {
-    return Object.assign(Object.create(this.context), { reason });
+    return roomHookContext(this, this.#plain, reason) as RoomContext & { readonly reason: RoomDestroyReason };
   }
 }

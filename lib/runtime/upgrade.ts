@@ -1,27 +1,18 @@
 /**
  * `onBeforeConnect` and `extractMeta` for an upgrade request the native core holds: the request
- * is read once (path, query, params, the actor key from the path), the hooks run, and the
- * decision (meta, or a status, message and code) goes back before any socket opens.
+ * is read once (`request.ts`), the hooks run, and the decision (meta, or a status, message and
+ * code) goes back before any socket opens.
  */
 
 import { randomUUID } from "node:crypto";
 import { messageOf } from "../errors";
 import { logger } from "../log";
-import type { ConnectionDefinition, ConnectionMeta, UpgradeRequest } from "../types";
+import type { ConnectionDefinition, ConnectionMeta } from "../types";
 import type { NativeServer } from "./bridge";
 import { isThenable, logError } from "./guard";
+import { readRequest } from "./request";
 
 const log = logger("upgrade");
-
-/** Largest `params` query value accepted (Rivet's limit for connection params). */
-const MAX_PARAMS_LENGTH = 4096;
-
-/** Why a request is refused before any hook runs. */
-interface Refusal {
-  status: number;
-  message: string;
-  code: string;
-}
 
 export function authenticate(
   native: NativeServer,
@@ -31,7 +22,7 @@ export function authenticate(
   remoteAddress: string,
   headers: Record<string, string>,
 ): void {
-  const req = readRequest(definition, url, remoteAddress, headers);
+  const req = readRequest(url, remoteAddress, headers, definition.keyFromPath ? definition.websocketPath : null);
   if ("status" in req) {
     native.rejectUpgrade(request, req.status, req.message, req.code);
     return;
@@ -87,42 +78,6 @@ export function authenticate(
   }
   if (isThenable(checked)) checked.then(extract, refuse);
   else extract();
-}
-
-/**
- * The request as the hooks see it, or why it is refused before they run: an actor key in the
- * path that is not valid percent-encoding, or `params` that are too long or not JSON.
- */
-function readRequest(
-  definition: ConnectionDefinition<any, any>,
-  url: string,
-  remoteAddress: string,
-  headers: Record<string, string>,
-): UpgradeRequest | Refusal {
-  const queryStart = url.indexOf("?");
-  const path = queryStart < 0 ? url : url.slice(0, queryStart);
-  const query = new URLSearchParams(queryStart < 0 ? "" : url.slice(queryStart + 1));
-  let key: string | undefined;
-  if (definition.keyFromPath) {
-    try {
-      key = decodeURIComponent(path.slice(definition.websocketPath.length));
-    } catch {
-      return { status: 400, message: "the actor key in the path is not valid percent-encoding", code: "bad_key" };
-    }
-  }
-  const rawParams = query.get("params");
-  let params: unknown;
-  if (rawParams !== null) {
-    if (rawParams.length > MAX_PARAMS_LENGTH) {
-      return { status: 400, message: `params must be at most ${MAX_PARAMS_LENGTH} bytes`, code: "params_too_large" };
-    }
-    try {
-      params = JSON.parse(rawParams);
-    } catch {
-      return { status: 400, message: "params must be JSON", code: "bad_params" };
-    }
-  }
-  return { url, path, query, headers, remoteAddress, params, key };
 }
 
 /** Meta when there is no `extractMeta`: a fresh id as client, and as user unless the path names the actor. */
