@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::{receive, temp_dir, Client, Server, PATIENCE};
 use warren::config::{ClusterConfig, Durability, ServerConfig};
 use warren::core::{Core, Frame};
+use warren::durability::records::StateOf;
 use warren::ids::{ActorId, DefinitionId, HandlerId};
 use warren::registry::Target;
 
@@ -441,4 +442,97 @@ async fn one_user_through_two_nodes_is_one_actor_on_the_node_that_placed_it() {
   assert_eq!(close[1].as_u64(), Some(second_session));
   assert_eq!(owner.core.stats().sessions, 1);
   assert_eq!(first_session, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_written_through_one_node_is_read_through_another_once_the_actor_moved() {
+  let redis = Redis::start("state");
+  let quick = |node: &str| ServerConfig {
+    hibernate_after: Duration::from_millis(50),
+    ..authenticating(&redis, node)
+  };
+  let runtime = tokio::runtime::Handle::current();
+  let mut first = Server::with_core(Core::start(quick("a"), &runtime).await.expect("node a"));
+  let mut second = Server::with_core(Core::start(quick("b"), &runtime).await.expect("node b"));
+  let of = StateOf::Actor {
+    definition: "UserConnection",
+    user: "ann",
+  };
+
+  let (mut client, session, _) = first.open_as("/ws", "ann").await;
+  first.core.state_changed();
+  let frame = Frame {
+    event: "saved",
+    payload_json: None,
+  };
+  first
+    .core
+    .emit(Target::Session(warren::ids::SessionId(session)), frame)
+    .expect("emit");
+  first
+    .core
+    .commit_state(vec![(of, Some(b"count=3".to_vec()))])
+    .expect("commit");
+  // The frame leaves once Redis (AOF always) has the state.
+  assert_eq!(receive(&mut client).await["data"]["type"], "saved");
+  drop(client);
+  // The actor leaves node a's memory (and gives its claim up).
+  first.event_tagged(5).await;
+
+  let (_client, _, _) = second.open_as("/ws", "ann").await;
+  assert_eq!(second.core.load_state(of), Ok(Some(b"count=3".to_vec())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_actor_was_taken_over_cannot_commit_and_its_held_frames_never_leave() {
+  let redis = Redis::start("fenced");
+  let mut node = authenticating_node(&redis, "old").await;
+  let (mut client, session, _) = node.open_as("/ws", "ann").await;
+  let of = StateOf::Actor {
+    definition: "UserConnection",
+    user: "ann",
+  };
+  // Another node takes the actor over (its claim: token + 1).
+  redis_command(
+    &redis,
+    redis::cmd("HSET")
+      .arg("warren:actor:14:UserConnection:ann")
+      .arg("owner")
+      .arg("new"),
+  )
+  .await;
+  redis_command(
+    &redis,
+    redis::cmd("HINCRBY")
+      .arg("warren:actor:14:UserConnection:ann")
+      .arg("token")
+      .arg(1),
+  )
+  .await;
+  node.core.state_changed();
+  let frame = Frame {
+    event: "told",
+    payload_json: None,
+  };
+  node
+    .core
+    .emit(Target::Session(warren::ids::SessionId(session)), frame)
+    .expect("emit");
+  node
+    .core
+    .commit_state(vec![(of, Some(b"stale".to_vec()))])
+    .expect("commit");
+  // The frame behind the refused write never arrives: the session closes instead.
+  assert_eq!(close_code(&mut client).await, 1012);
+  let client_redis = redis::Client::open(redis.url()).expect("client");
+  let mut connection = client_redis
+    .get_multiplexed_async_connection()
+    .await
+    .expect("connect");
+  let stored: Option<Vec<u8>> = redis::cmd("GET")
+    .arg(b"warren:data:a\0UserConnection\0ann".as_slice())
+    .query_async(&mut connection)
+    .await
+    .expect("get");
+  assert_eq!(stored, None, "the refused write is not in Redis");
 }

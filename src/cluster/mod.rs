@@ -29,6 +29,7 @@ mod subscriber;
 pub mod wire;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +41,10 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::config::{ClusterConfig, Durability, MAX_PENDING_PUBLISHES, NODE_LEASE};
 use crate::durability::gate::Then;
+use crate::durability::store::Key;
+use crate::durability::{Fence, Replica, ReplicaWrite};
 use crate::error::CoreError;
+use crate::error::StoreError;
 use crate::events::Level;
 use crate::ids::DefinitionId;
 use crate::json;
@@ -78,13 +82,22 @@ pub trait Peer: Send + Sync + 'static {
 
 /// Where an actor lives, as the directory says.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Placement {
-  /// The owner node.
-  pub owner: Arc<str>,
-  /// The fencing token of the owner's claim: it grows with every change of owner.
-  pub token: u64,
-  /// True when the owner is this node.
-  pub here: bool,
+pub enum Placement {
+  /// Another live node holds it.
+  Elsewhere { owner: Arc<str> },
+  /// This node holds it, under `fence`; `records` are its stored records as Redis has them
+  /// (key in the store, value or `None`): what this node's copy must become.
+  Here {
+    fence: Fence,
+    records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+  },
+}
+
+/// The key in Redis of a record stored under `key` in the local store.
+fn data_key(key: &[u8]) -> Vec<u8> {
+  let mut out = b"warren:data:".to_vec();
+  out.extend_from_slice(key);
+  out
 }
 
 /// Something to send to Redis without waiting for it.
@@ -165,7 +178,11 @@ impl Cluster {
       .load_async(&mut commands)
       .await
       .map_err(|e| redis_error("cannot load the publish script", e))?;
-    for script in [scripts::CLAIM_ACTOR, scripts::RELEASE_ACTOR] {
+    for script in [
+      scripts::CLAIM_ACTOR,
+      scripts::RELEASE_ACTOR,
+      scripts::WRITE_FENCED,
+    ] {
       redis::Script::new(script)
         .prepare_invoke()
         .load_async(&mut commands)
@@ -229,18 +246,38 @@ impl Cluster {
   /// holds it.
   pub async fn claim(&self, definition: &str, key: &str) -> Result<Placement, CoreError> {
     let mut commands = self.commands.clone();
-    let (owner, token): (String, u64) = redis::Script::new(scripts::CLAIM_ACTOR)
-      .key(wire::actor_key(definition, key))
-      .arg(&*self.node)
-      .arg(wire::NODE_KEY_PREFIX)
-      .invoke_async(&mut commands)
-      .await
-      .map_err(|e| redis_error("cannot place the actor", e))?;
-    let here = owner == *self.node;
-    Ok(Placement {
-      owner: if here { self.node.clone() } else { Arc::from(owner) },
-      token,
-      here,
+    let records = [
+      Key::ActorState {
+        definition,
+        user: key,
+      }
+      .encode(),
+      Key::RoomList {
+        definition,
+        user: key,
+      }
+      .encode(),
+    ];
+    let actor = wire::actor_key(definition, key);
+    let (owner, token, state, list): (String, u64, Option<Vec<u8>>, Option<Vec<u8>>) =
+      redis::Script::new(scripts::CLAIM_ACTOR)
+        .key(&actor)
+        .key(data_key(&records[0]))
+        .key(data_key(&records[1]))
+        .arg(&*self.node)
+        .arg(wire::NODE_KEY_PREFIX)
+        .invoke_async(&mut commands)
+        .await
+        .map_err(|e| redis_error("cannot place the actor", e))?;
+    if owner != *self.node {
+      return Ok(Placement::Elsewhere {
+        owner: Arc::from(owner),
+      });
+    }
+    let [state_key, list_key] = records;
+    Ok(Placement::Here {
+      fence: Fence { actor, token },
+      records: vec![(state_key, state), (list_key, list)],
     })
   }
 
@@ -282,6 +319,50 @@ impl Cluster {
       .arg(&self.nonce)
       .invoke_async(&mut commands)
       .await;
+  }
+}
+
+impl Replica for Cluster {
+  /// One pipeline: each write checks its actor's claim (fencing) in the same script that makes
+  /// it. With `appendfsync always`, Redis answers once the writes are on its disk.
+  fn commit(
+    &self,
+    writes: Vec<ReplicaWrite>,
+  ) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + '_>> {
+    Box::pin(async move {
+      let script = redis::Script::new(scripts::WRITE_FENCED);
+      let mut pipe = redis::pipe();
+      for write in &writes {
+        let (op, value) = match &write.value {
+          Some(value) => ("set", value.as_slice()),
+          None => ("del", &[][..]),
+        };
+        pipe
+          .cmd("EVALSHA")
+          .arg(script.get_hash())
+          .arg(2)
+          .arg(data_key(&write.key))
+          .arg(&write.fence.actor)
+          .arg(&*self.node)
+          .arg(write.fence.token)
+          .arg(op)
+          .arg(value)
+          .arg(if write.release { "1" } else { "0" })
+          .ignore();
+      }
+      let mut commands = self.commands.clone();
+      let mut done: redis::RedisResult<()> = pipe.query_async(&mut commands).await;
+      if done
+        .as_ref()
+        .is_err_and(|error| error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript))
+      {
+        done = match script.prepare_invoke().load_async(&mut commands).await {
+          Ok(_) => pipe.query_async(&mut commands).await,
+          Err(error) => Err(error),
+        };
+      }
+      done.map_err(|error| StoreError::Io(format!("cluster: writes refused by Redis: {error}")))
+    })
   }
 }
 

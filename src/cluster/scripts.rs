@@ -42,17 +42,23 @@ return 0
 /// Claims an actor for this node unless a live node holds it: the directory entry names the
 /// owner and carries a fencing token that grows with every change of owner.
 ///
-/// `KEYS[1]`: the actor's directory key; `ARGV[1]`: this node; `ARGV[2]`: the prefix of node
-/// lease keys. Returns `{owner, token}`: this node (claimed now, or already its own) or the live
-/// node that holds it.
+/// `KEYS[1]`: the actor's directory key; `KEYS[2]`, `KEYS[3]`: its stored state and room list;
+/// `ARGV[1]`: this node; `ARGV[2]`: the prefix of node lease keys. Returns
+/// `{owner, token, state, list}`: the state and room list (`false` when not stored) are the
+/// records the new owner starts from when the owner is this node.
 pub const CLAIM_ACTOR: &str = r#"
 local owner = redis.call('HGET', KEYS[1], 'owner')
-if owner and (owner == ARGV[1] or redis.call('EXISTS', ARGV[2] .. owner) == 1) then
-  return {owner, tonumber(redis.call('HGET', KEYS[1], 'token'))}
+local token
+if owner and owner ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. owner) == 1 then
+  return {owner, tonumber(redis.call('HGET', KEYS[1], 'token')), false, false}
 end
-local token = redis.call('HINCRBY', KEYS[1], 'token', 1)
-redis.call('HSET', KEYS[1], 'owner', ARGV[1])
-return {ARGV[1], token}
+if owner == ARGV[1] then
+  token = tonumber(redis.call('HGET', KEYS[1], 'token'))
+else
+  token = redis.call('HINCRBY', KEYS[1], 'token', 1)
+  redis.call('HSET', KEYS[1], 'owner', ARGV[1])
+end
+return {ARGV[1], token, redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3])}
 "#;
 
 /// Gives an actor up (it left memory), keeping its token so the next owner's is higher.
@@ -63,4 +69,25 @@ if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
   return redis.call('HDEL', KEYS[1], 'owner')
 end
 return 0
+"#;
+
+/// Writes one record of an actor if this node still owns it with the token it claimed it with;
+/// otherwise refuses (the node was *fenced*: another node took the actor over).
+///
+/// `KEYS[1]`: the record; `KEYS[2]`: the actor's directory key; `ARGV[1]`: this node;
+/// `ARGV[2]`: its token; `ARGV[3]`: `set` or `del`; `ARGV[4]`: the value; `ARGV[5]`: `1` to give
+/// the claim up once written (a destroyed actor).
+pub const WRITE_FENCED: &str = r#"
+if redis.call('HGET', KEYS[2], 'owner') ~= ARGV[1] or redis.call('HGET', KEYS[2], 'token') ~= ARGV[2] then
+  return redis.error_reply('FENCED the actor is owned by another node now')
+end
+if ARGV[3] == 'del' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], ARGV[4])
+end
+if ARGV[5] == '1' then
+  redis.call('HDEL', KEYS[2], 'owner')
+end
+return 1
 "#;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::Core;
 use crate::durability::records::{decode_room_list, encode_room_list, StateOf};
 use crate::durability::store::{Key, Write, SCHEDULE_PREFIX};
+use crate::durability::Fence;
 use crate::error::{CloseCode, CoreError, StoreError};
 use crate::events::{Event, Level};
 use crate::ids::{ActorId, DefinitionId, HandlerId, RoomId};
@@ -143,7 +144,13 @@ impl Core {
       user: &user,
     };
     let value = encode_room_list(&listed, &self.config.room_handlers);
-    self.write_now(vec![(key.encode(), value)]);
+    let fence = self.fence_of(self.definition_name(definition), &user);
+    if let Err(error) = self
+      .storage
+      .write_actor(vec![(key.encode(), value)], fence, false)
+    {
+      self.report(Level::Error, &error.to_string());
+    }
   }
 
   /// Loads the stored room list of a freshly created actor and re-joins it.
@@ -171,7 +178,19 @@ impl Core {
 
   /// Applies a tick's state writes in one batch and asks for a flush (group commit).
   pub fn commit_state(&self, writes: Vec<(StateOf<'_>, Option<Vec<u8>>)>) -> Result<(), CoreError> {
-    Ok(self.storage.commit_state(writes)?)
+    let fence = |of: StateOf<'_>| match of {
+      StateOf::Actor { definition, user } => self.fence_of(definition, user),
+      StateOf::Room { .. } => None,
+    };
+    Ok(self.storage.commit_state(writes, fence)?)
+  }
+
+  /// Cluster mode: the claim an actor's records are written under, if this node holds it.
+  fn fence_of(&self, definition: &str, user: &str) -> Option<Fence> {
+    self.cluster.as_ref()?;
+    let actor = crate::cluster::wire::actor_key(definition, user);
+    let token = *self.claims.lock().get(&actor)?;
+    Some(Fence { actor, token })
   }
 
   /// Hibernates the actor of `(definition, key)` now (tests and tools). False when it is not in
@@ -195,7 +214,6 @@ impl Core {
     let Some(destroyed) = self.registry.destroy_actor(actor) else {
       return false;
     };
-    self.release_claim(destroyed.definition, &destroyed.key);
     self.wipe_actor(destroyed.definition, &destroyed.key);
     for outbox in destroyed.sessions {
       outbox.request_close(CloseCode::Normal.as_u16(), "Actor destroyed");

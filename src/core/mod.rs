@@ -88,6 +88,8 @@ pub struct Core {
   cluster: Option<Arc<Cluster>>,
   /// Sessions forwarded between this node and others (cluster mode).
   forwarding: Mutex<forwarding::Forwarding>,
+  /// The fencing token of each actor this node claimed, by directory key (cluster mode).
+  claims: Mutex<HashMap<String, u64>>,
 }
 
 impl Core {
@@ -111,6 +113,7 @@ impl Core {
     };
     let core = Self::build(config, runtime, cluster.clone())?;
     if let Some(cluster) = &cluster {
+      core.storage.set_replica(cluster.clone());
       cluster.start(&core, runtime);
       runtime.spawn(core.clone().watch_peers(cluster.clone()));
     }
@@ -138,6 +141,7 @@ impl Core {
       shutdown: watch::channel(false).0,
       cluster,
       forwarding: Mutex::default(),
+      claims: Mutex::default(),
       config,
     });
     core.load_schedules()?;

@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 use tokio::time::{timeout_at, Instant};
 
 use super::{Core, Decision};
+use crate::cluster::Placement;
 use crate::config::ServerConfig;
 use crate::error::{SessionEnd, UpgradeRejection};
 use crate::events::{Event, Level};
@@ -119,10 +120,19 @@ impl Host for Core {
       if self.registry.actor_of(definition, &identity.key).is_none() {
         let name = self.definition_name(definition);
         match cluster.claim(name, &identity.key).await {
-          Ok(placement) if !placement.here => {
-            return Ok(self.forward(cluster, definition, &identity, placement.owner, resume.is_some()));
+          Ok(Placement::Elsewhere { owner }) => {
+            return Ok(self.forward(cluster, definition, &identity, owner, resume.is_some()));
           }
-          Ok(_) => {}
+          Ok(Placement::Here { fence, records }) => {
+            // This node's copy becomes what Redis holds, before any hook reads it.
+            if let Err(error) = self.storage.cache(records) {
+              self.report(Level::Error, &error.to_string());
+              return Err(UpgradeRejection::Unavailable(
+                "the actor's state cannot be loaded now",
+              ));
+            }
+            self.claims.lock().insert(fence.actor, fence.token);
+          }
           Err(error) => {
             self.report(Level::Error, &error.to_string());
             return Err(UpgradeRejection::Unavailable(

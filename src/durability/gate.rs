@@ -24,18 +24,22 @@
 //! so a frame sent after the gate opens can never overtake a released one.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::store::{Store, Write};
+use super::{Replica, ReplicaWrite};
 use crate::config::Durability;
 use crate::error::StoreError;
 use crate::protocol::Unsealed;
 use crate::registry::{Registry, Target};
 use crate::transport::outbox::Outbox;
+
+/// How sessions whose frames were refused close: reconnect (to the actor's owner now).
+const REFUSED: (u16, &str) = (1012, "state could not be stored: reconnect");
 
 /// What else must happen when a frame leaves (cluster mode: publishing it to the other nodes,
 /// which is leaving the process too).
@@ -63,6 +67,8 @@ struct Counts {
   held_bytes: usize,
   /// Number of the last frame sent.
   seq: u64,
+  /// Applied writes still to be written through to the replica (cluster mode), in order.
+  replicating: Vec<ReplicaWrite>,
 }
 
 pub struct OutputGate {
@@ -91,12 +97,19 @@ impl OutputGate {
     }
   }
 
-  /// Applies a batch of writes (every change reported so far) and asks for a flush.
-  pub fn commit(&self, store: &Store, writes: Vec<Write>) -> Result<(), StoreError> {
+  /// Applies a batch of writes (every change reported so far) and asks for a flush; `replicated`
+  /// are written through to the replica with it.
+  pub fn commit(
+    &self,
+    store: &Store,
+    writes: Vec<Write>,
+    replicated: Vec<ReplicaWrite>,
+  ) -> Result<(), StoreError> {
     let mut counts = self.counts.lock();
     if !writes.is_empty() {
       store.apply(writes)?;
     }
+    counts.replicating.extend(replicated);
     counts.applied = counts.changed;
     drop(counts);
     self.flush_wanted.notify_one();
@@ -180,21 +193,61 @@ impl OutputGate {
     }
   }
 
-  /// Flushes the store whenever a commit asks for it, until `store` yields `None` (released).
-  /// A failed flush is reported and the held frames are released anyway: holding them forever
-  /// would stall every client, and the next flush retries the writes.
-  pub async fn run_flusher(&self, store: impl Fn() -> Option<Arc<Store>>, report: impl Fn(&StoreError)) {
+  /// The writes behind the frames up to `upto` were refused by the replica: those frames never
+  /// leave, and their sessions close (1012) so their clients reconnect to whoever owns their
+  /// actors now. Later frames flow again.
+  fn refused(&self, upto: u64) {
+    let mut counts = self.counts.lock();
+    counts.durable = counts.durable.max(upto);
+    while counts
+      .held
+      .front()
+      .is_some_and(|held| held.needs <= counts.durable)
+    {
+      if let Some(held) = counts.held.pop_front() {
+        counts.held_bytes -= held.frame.len();
+        for outbox in &held.recipients {
+          outbox.abandon_held(held.frame.len(), REFUSED.0, REFUSED.1);
+        }
+      }
+    }
+  }
+
+  /// Flushes the store (and writes through to the replica, when there is one) whenever a commit
+  /// asks for it, until `store` yields `None` (released). A failed local flush is reported and
+  /// the held frames are released anyway: holding them forever would stall every client, and
+  /// the next flush retries the writes. Writes the replica refuses are reported and the frames
+  /// behind them dropped ([`OutputGate::refused`]).
+  pub async fn run_flusher(
+    &self,
+    store: impl Fn() -> Option<Arc<Store>>,
+    replica: &OnceLock<Arc<dyn Replica>>,
+    report: impl Fn(&StoreError),
+  ) {
     loop {
       self.flush_wanted.notified().await;
       let Some(current) = store() else {
         self.made_durable(u64::MAX);
         return;
       };
-      let upto = self.counts.lock().applied;
+      let (upto, replicating) = {
+        let mut counts = self.counts.lock();
+        (counts.applied, std::mem::take(&mut counts.replicating))
+      };
       if let Err(error) = current.flush().await {
         report(&error);
       }
-      self.made_durable(upto);
+      let replicated = match replica.get() {
+        Some(replica) if !replicating.is_empty() => replica.commit(replicating).await,
+        _ => Ok(()),
+      };
+      match replicated {
+        Ok(()) => self.made_durable(upto),
+        Err(error) => {
+          report(&error);
+          self.refused(upto);
+        }
+      }
     }
   }
 

@@ -3,12 +3,19 @@
 //!
 //! [`Storage`] owns the store until the server is released and the gate in front of it; the
 //! core asks it to read, commit and wipe, and never touches sled itself.
+//!
+//! In cluster mode the actors' records are also written through to a [`Replica`] (Redis): each
+//! write carries the fencing token of its actor's claim, the group commit waits for the replica
+//! as well as for the disk, and a refused write (the actor has another owner now) never lets the
+//! frames behind it out. sled then is this node's cache of what the replica holds.
 
 pub mod gate;
 pub mod records;
 pub mod store;
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -19,6 +26,34 @@ use gate::OutputGate;
 use records::StateOf;
 use store::{Key, Record, Store, Write};
 
+/// The claim an actor's record is written under: its directory key and fencing token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fence {
+  pub actor: String,
+  pub token: u64,
+}
+
+/// A write for the replica: the record's store key, its value (`None` deletes it), and the
+/// claim it must be written under.
+#[derive(Clone, Debug)]
+pub struct ReplicaWrite {
+  pub key: Vec<u8>,
+  pub value: Option<Vec<u8>>,
+  pub fence: Fence,
+  /// Give the actor's claim up once this is written (its last write: it was destroyed).
+  pub release: bool,
+}
+
+/// Where actors' records are written through to (cluster mode: Redis).
+pub trait Replica: Send + Sync + 'static {
+  /// Writes a batch, in order; resolves once it is durable there, or with why it was refused
+  /// (fenced, or unreachable).
+  fn commit(
+    &self,
+    writes: Vec<ReplicaWrite>,
+  ) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + '_>>;
+}
+
 /// Longest wait in [`Storage::release`] for other holders of the store to drop it.
 const STORE_RELEASE_WAIT: Duration = Duration::from_secs(5);
 
@@ -27,6 +62,8 @@ pub struct Storage {
   /// the directory for another owner) once in-flight flushes end.
   store: Mutex<Option<Arc<Store>>>,
   gate: OutputGate,
+  /// Cluster mode: where actors' records are written through to.
+  replica: OnceLock<Arc<dyn Replica>>,
 }
 
 impl Storage {
@@ -36,6 +73,7 @@ impl Storage {
     Ok(Self {
       store: Mutex::new(Some(Arc::new(store))),
       gate: OutputGate::new(config.durability, !config.resume_window.is_zero()),
+      replica: OnceLock::new(),
     })
   }
 
@@ -52,9 +90,22 @@ impl Storage {
     self.store().ok_or(StoreError::Closed)
   }
 
+  /// Writes actors' records through to `replica` from now on (cluster mode; set once).
+  pub fn set_replica(&self, replica: Arc<dyn Replica>) {
+    let _ = self.replica.set(replica);
+  }
+
+  /// Whether actors' records are written through to a replica.
+  pub fn replicated(&self) -> bool {
+    self.replica.get().is_some()
+  }
+
   /// Flushes the store whenever a commit asks for it, until it is released.
   pub async fn run_flusher(&self, report: impl Fn(&StoreError)) {
-    self.gate.run_flusher(|| self.store(), report).await;
+    self
+      .gate
+      .run_flusher(|| self.store(), &self.replica, report)
+      .await;
   }
 
   /// Reads a stored state (bytes of the JS codec), if any.
@@ -73,19 +124,69 @@ impl Storage {
   }
 
   /// Applies state writes from JS (one batch per tick across all actors and rooms) and asks
-  /// for a flush; frames held behind these changes leave once it is done.
-  pub fn commit_state(&self, writes: Vec<(StateOf<'_>, Option<Vec<u8>>)>) -> Result<(), StoreError> {
+  /// for a flush; frames held behind these changes leave once it is done. `fence` names the
+  /// claim of an actor's record (cluster mode): those are written through to the replica.
+  pub fn commit_state(
+    &self,
+    writes: Vec<(StateOf<'_>, Option<Vec<u8>>)>,
+    fence: impl Fn(StateOf<'_>) -> Option<Fence>,
+  ) -> Result<(), StoreError> {
+    let mut replicated = Vec::new();
     let writes: Vec<Write> = writes
       .into_iter()
-      .map(|(of, value)| (of.key().encode(), value))
+      .map(|(of, value)| {
+        let key = of.key().encode();
+        if let Some(fence) = self.replica.get().and_then(|_| fence(of)) {
+          replicated.push(ReplicaWrite {
+            key: key.clone(),
+            value: value.clone(),
+            fence,
+            release: false,
+          });
+        }
+        (key, value)
+      })
       .collect();
-    self.write(writes)
+    self.gate.commit(&*self.open_store()?, writes, replicated)
   }
 
   /// Applies writes outside the JS state path (room lists, schedules, wipes): visible at once,
   /// flushed with the next group commit.
   pub fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-    self.gate.commit(&*self.open_store()?, writes)
+    self.gate.commit(&*self.open_store()?, writes, Vec::new())
+  }
+
+  /// [`Storage::write`] for an actor's records: written through to the replica under `fence`
+  /// (when there is one), the claim given up after the last when `release`.
+  pub fn write_actor(
+    &self,
+    writes: Vec<Write>,
+    fence: Option<Fence>,
+    release: bool,
+  ) -> Result<(), StoreError> {
+    let replicated = match fence.filter(|_| self.replicated()) {
+      Some(fence) => {
+        let last = writes.len().saturating_sub(1);
+        writes
+          .iter()
+          .enumerate()
+          .map(|(i, (key, value))| ReplicaWrite {
+            key: key.clone(),
+            value: value.clone(),
+            fence: fence.clone(),
+            release: release && i == last,
+          })
+          .collect()
+      }
+      None => Vec::new(),
+    };
+    self.gate.commit(&*self.open_store()?, writes, replicated)
+  }
+
+  /// Puts what the replica holds into this node's store (a claimed actor's records), without
+  /// writing it back.
+  pub fn cache(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+    self.open_store()?.apply(writes)
   }
 
   /// Flushes and closes the store; later storage calls fail with [`StoreError::Closed`].

@@ -262,6 +262,16 @@ impl Outbox {
     self.enqueue(state, seq, frame, wire);
   }
 
+  /// Gives up a frame held since [`Outbox::hold`] (the state it followed could not be stored):
+  /// its room is freed and the session closes with `code`, after what was queued before it.
+  pub fn abandon_held(&self, len: usize, code: u16, reason: &str) {
+    {
+      let mut state = self.state.lock();
+      state.held = state.held.saturating_sub(wire_len(len));
+    }
+    self.request_close(code, reason);
+  }
+
   /// Makes the session a slow consumer: its queue is discarded and the writer is told to close
   /// with 1008 at once.
   fn overflow(&self, mut state: parking_lot::MutexGuard<'_, State>) {
