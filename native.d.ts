@@ -4,7 +4,7 @@
 /** One warren server. Created by the JS `createServer`; see `lib/server.ts`. */
 export declare class NativeServer {
   /** Sends an event to one session; false when it is gone or closing. */
-  emit(session: number, event: string, payloadJson?: string | undefined | null): boolean
+  emit(sessionId: number, event: string, payloadJson?: string | undefined | null): boolean
   /** Sends an event to every session of a user (but `exceptSession`); returns how many. */
   emitToUser(endpoint: number, key: string, event: string, payloadJson?: string | undefined | null, exceptSession?: number | undefined | null): number
   /**
@@ -13,36 +13,34 @@ export declare class NativeServer {
    */
   emitToRoom(name: string, event: string, payloadJson?: string | undefined | null, exceptSession?: number | undefined | null): number
   /**
-   * Sends the frames of `batch`, in order: one per line, fields separated by tabs.
-   * `e <session> <event as a JSON string> <payload JSON or nothing>` is an event to a session,
-   * `r <session> <call id> <result JSON or nothing>` a call's reply. JSON text holds neither
-   * tabs nor newlines, so the separators are unambiguous. Returns how many frames were sent.
+   * Sends a tick's frames to single sessions, in order (the format is documented at
+   * `protocol::Outgoing`). Returns how many were delivered.
    */
   sendFrames(batch: string): number
   /**
    * Answers a call with its result (JSON text, or null for undefined). False when the call
    * already timed out or its session is gone: the client got its one answer.
    */
-  reply(session: number, call: number, resultJson?: string | undefined | null): boolean
+  reply(sessionId: number, call: number, resultJson?: string | undefined | null): boolean
   /** Answers a call with an error. */
-  replyError(session: number, call: number, code: string, message: string, metaJson?: string | undefined | null): boolean
+  replyError(sessionId: number, call: number, code: string, message: string, metaJson?: string | undefined | null): boolean
   /**
    * Closes a session after the frames already queued for it.
    * `code` must be 1000 or 3000–4999 unless `internal` (1008, 1011 from the runtime itself).
    */
-  closeSession(session: number, code: number, reason: string, internal?: boolean | undefined | null): boolean
+  closeSession(sessionId: number, code: number, reason: string, internal?: boolean | undefined | null): boolean
   /**
    * Adds a room to an actor's list (live membership while it has a session) and stores the
    * list. Returns false when the room was already listed. The membership change reaches JS as
    * a batch event.
    */
-  joinRoom(actor: number, name: string, handler: number, metadataJson: string): boolean
+  joinRoom(actorId: number, name: string, handlerId: number, metadataJson: string): boolean
   /** Removes a room from an actor's list; false when it was not listed. */
-  leaveRoom(actor: number, name: string): boolean
+  leaveRoom(actorId: number, name: string): boolean
   /** Names of the rooms on an actor's list. */
-  roomsOf(actor: number): Array<string>
+  roomsOf(actorId: number): Array<string>
   /** The room instance called `name` (created, empty, when missing). */
-  openRoom(name: string, handler: number): OpenedRoom
+  openRoom(name: string, handlerId: number): OpenedRoom
   /** Live members as JSON: `[{"userId","joinedAt","metadata"}]`, in join order. */
   roomMembers(name: string): string
   /** Replaces a live member's metadata; false when the user is not a member. */
@@ -67,9 +65,9 @@ export declare class NativeServer {
    */
   hibernate(endpoint: number, key: string): boolean
   /** JS declined a hibernation (work still in flight). */
-  keepAwake(actor: number): void
+  keepAwake(actorId: number): void
   /** Destroys an actor by id (from its own context). */
-  destroyActor(actor: number): boolean
+  destroyActor(actorId: number): boolean
   /** Destroys the actor of `(endpoint, key)`, in memory or only in storage. */
   destroyActorByKey(endpoint: number, key: string): boolean
   /**
@@ -109,6 +107,14 @@ export declare class NativeServer {
 export interface ListenAddress {
   host: string
   port: number
+}
+
+/** Cluster mode: several processes share rooms and users through Redis. */
+export interface NativeCluster {
+  /** `redis://host:port`. */
+  redis: string
+  /** This process's name among the nodes. @default a random id */
+  nodeId?: string
 }
 
 /** A connection definition's endpoint. */
@@ -159,6 +165,7 @@ export interface NativeOptions {
   callTimeoutMs?: number
   /** Bearer token that enables `DELETE /actors/<kind>/<key>`. */
   adminToken?: string
+  cluster?: NativeCluster
 }
 
 export interface NativeStats {

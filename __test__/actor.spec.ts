@@ -10,7 +10,7 @@ import { after, describe, test, type TestContext } from "node:test";
 import { WebSocket } from "ws";
 
 import { actorClient, actorUrl, WarrenClientError, type ActorClientOptions, type CloseInfo } from "../client/index.js";
-import { Actor, createServer, UserError, type ActorConnection, type BeforeConnectOptions } from "../index.js";
+import { Actor, createServer, UserError, type ActorConnection, type BeforeConnectOptions, type Rpc } from "../index.js";
 import { refusedUpgrade, serve, withTimeout } from "./helpers.js";
 
 interface CounterState {
@@ -77,7 +77,7 @@ function counterApp() {
       log.push(`disconnect:${conn.state.name}`);
     }
 
-    increment(by: number): number {
+    increment(_rpc: Rpc<Counter>, by: number): number {
       this._state.count += by;
       this._broadcast("countUpdated", { count: this._state.count });
       return this._state.count;
@@ -94,16 +94,22 @@ function counterApp() {
     }
 
     /** The caller's connection state, read after an await (the connection follows the call). */
-    async whoami(delayMs = 0): Promise<{ id?: string; name?: string }> {
+    async whoami(_rpc: Rpc<Counter>, delayMs = 0): Promise<{ id?: string; name?: string }> {
       if (delayMs > 0) await sleep(delayMs);
       return { id: this._connection?.id, name: this._connection?.state.name };
+    }
+
+    /** The caller as `rpc.connection` has it, after an await, and whether `this._connection` agrees. */
+    async caller(rpc: Rpc<Counter>, delayMs: number): Promise<{ id: string; name: string; same: boolean }> {
+      await sleep(delayMs);
+      return { id: rpc.connection.id, name: rpc.connection.state.name, same: rpc.connection === this._connection };
     }
 
     connectionNames(): string[] {
       return [...this._connections.values()].map((conn) => conn.state.name).sort();
     }
 
-    spend(amount: number): never {
+    spend(_rpc: Rpc<Counter>, amount: number): never {
       throw new UserError("not enough credits", { code: "insufficient_credits", meta: { needed: amount } });
     }
 
@@ -134,12 +140,12 @@ function counterApp() {
       }
     }
 
-    later(ms: number): string {
+    later(_rpc: Rpc<Counter>, ms: number): string {
       return this._schedule.after(ms, "tick", [this._key, ms]);
     }
 
-    tick(key: string, ms: number): void {
-      this._broadcast("ticked", { key, ms, fromCall: this._connection !== undefined });
+    tick(rpc: Rpc<Counter>, key: string, ms: number): void {
+      this._broadcast("ticked", { key, ms, fromCall: this._connection !== undefined || rpc.connection !== undefined });
     }
   }
   return { Counter, log, changes, params, instances };
@@ -287,6 +293,18 @@ describe("Actor classes: connections", () => {
     const [slow, fast] = await Promise.all([alice.whoami(60), bob.whoami(5)]);
     assert.equal(slow.name, "alice");
     assert.equal(fast.name, "bob");
+  });
+
+  test("a method gets rpc first, rpc.connection being its caller; the client passes the other arguments only", async (t) => {
+    const { base } = await serveCounter();
+    const alice = connect(t, base, "rpc", { params: { name: "alice" } });
+    const bob = connect(t, base, "rpc", { params: { name: "bob" } });
+    const aliceId = (await alice.whoami()).id;
+    const [slow, fast] = await Promise.all([alice.caller(60), bob.caller(5)]);
+    assert.deepEqual(slow, { id: aliceId, name: "alice", same: true });
+    assert.equal(fast.name, "bob");
+    assert.equal(fast.same, true);
+    assert.equal(await alice.increment(2), 2, "increment(rpc, by) is called as increment(by)");
   });
 
   test("a throwing _onBeforeConnect refuses the upgrade with 401 and its code; no hook runs for it", async (t) => {

@@ -195,6 +195,7 @@ describe("the chat demo in a real browser", () => {
     assert.equal(await ann.locator("#text").inputValue(), "", "the input is cleared after sending");
     await say(ben, "hi ann");
     await shows(ann, "#log li", "hi ann", "ben's reply on ann's page");
+    await shows(ben, "#log li", "hi ann", "ben's own reply on his page");
     assert.deepEqual(await messages(ben), ["ann: hello ben", "ben: hi ann"]);
 
     // A page that joins later is shown the history and who is online.

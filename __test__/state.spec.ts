@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { types } from "node:util";
 import { serialize } from "node:v8";
-import { StateCell, assertStorable, decodeState, encodeState } from "../lib/state.ts";
+import { StateCell, assertStorable, decodeState, encodeState } from "../lib/state/index.ts";
 
 /** A cell whose onDirty calls are counted. */
 function open(defaults: object | undefined, persistedKeys?: readonly string[], stored: Uint8Array | null = null) {

@@ -1,13 +1,14 @@
 /**
  * `actorClient<Counter>(url)`: a typed handle on one actor served from an `Actor` class
- * (`createServer({ actors })`), where `await counter.increment(5)` calls the actor's method.
+ * (`createServer({ actors })`), where `await counter.increment(5)` calls the actor's method
+ * `increment(rpc, 5)`.
  * A thin layer over {@link WarrenClient}: each method is `client.call(name, args)`.
  *
  * Nothing of the server is imported: the actor class is used as a type only
  * (`import type { Counter } from "./server"`).
  */
 
-import { WarrenClient } from "./index";
+import { WarrenClient } from "./client";
 import type { WarrenClientOptions } from "./options";
 import type { EventData } from "./types";
 
@@ -15,9 +16,11 @@ import type { EventData } from "./types";
 type Reserved = "client" | "call" | "on" | "once" | "off" | "close" | "then";
 
 /**
- * The public methods of an actor class, each returning a promise of its (awaited) result.
- * Members whose name starts with `_` (the hooks and `Actor`'s own members, which are protected
- * anyway) and non-method members are left out.
+ * The public methods of an actor class, each returning a promise of its (awaited) result and
+ * taking the method's arguments after its first: the server passes that one (`rpc: Rpc<A>`), so
+ * `increment(rpc: Rpc<Counter>, by: number)` is `increment(by)` here. Members whose name starts
+ * with `_` (the hooks and `Actor`'s own members, which are protected anyway) and non-method
+ * members are left out.
  */
 export type ActorMethods<A> = {
   [K in keyof A as K extends string
@@ -26,7 +29,7 @@ export type ActorMethods<A> = {
       : A[K] extends (...args: any[]) => any
         ? K
         : never
-    : never]: A[K] extends (...args: infer P) => infer R ? (...args: P) => Promise<Awaited<R>> : never;
+    : never]: A[K] extends (rpc: any, ...args: infer P) => infer R ? (...args: P) => Promise<Awaited<R>> : never;
 };
 
 /** What every handle has besides the actor's methods. */

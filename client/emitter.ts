@@ -51,11 +51,6 @@ export class Emitter {
     }
   }
 
-  /** Number of listeners for `event`. */
-  listenerCount(event: string): number {
-    return this.#listeners.get(event)?.size ?? 0;
-  }
-
   /** Removes every listener of every event. */
   clear(): void {
     this.#listeners.clear();

@@ -1,6 +1,6 @@
 /**
  * The client's public types: its states and what its lifecycle events and methods carry. Types
- * only, so the state machine in `index.ts` reads without them.
+ * only, so the state machine in `client.ts` reads without them.
  */
 
 import type { WarrenClientError } from "./errors";

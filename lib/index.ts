@@ -3,36 +3,49 @@
  * The public API; everything else in `lib/` is internal.
  */
 
-export { Actor, defineActor } from "./actor";
-export type { ActorClass, ActorConnection, BeforeConnectOptions } from "./actor";
-export { defineConnection } from "./connection";
+export { Actor, defineActor } from "./definitions/actor";
 export type {
-  ConnectionDefinition,
-  ConnectionMeta,
-  ConnectionOptions,
-  DestroyReason,
-  DisconnectInfo,
-  Handler,
-  UnhandledFrame,
-  UpgradeRequest,
-} from "./connection";
+  ActorClass,
+  ActorConnection,
+  BeforeConnectOptions,
+  Connection,
+  OnBeforeConnectOptions,
+  Rpc,
+} from "./definitions/actor";
+export { defineConnection } from "./definitions/connection";
+export { createRoomHandler } from "./definitions/room";
+export { createServer, WarrenServer } from "./server";
+export { HttpError, UserError, WarrenError } from "./errors";
+export type { ErrorCode } from "./errors";
 export type {
   ActorContext,
   ActorEmit,
   ActorHandle,
   ConnectionContext,
+  ConnectionDefinition,
+  ConnectionMeta,
+  ConnectionOptions,
   DestroyContext,
+  DestroyReason,
+  DisconnectInfo,
   Emit,
+  Handler,
+  ListenOptions,
+  ListeningAddress,
+  RoomContext,
+  RoomDefinition,
+  RoomDestroyReason,
+  RoomMember,
+  RoomOptions,
   RoomTarget,
   ScheduledEvent,
   Scheduler,
+  ServerOptions,
+  ClusterOptions,
+  ServerStats,
   SessionInfo,
   ToRoomOptions,
+  UnhandledFrame,
+  UpgradeRequest,
   UserTarget,
-} from "./context";
-export { createRoomHandler } from "./room";
-export type { RoomContext, RoomDefinition, RoomDestroyReason, RoomMember, RoomOptions } from "./room";
-export { createServer, WarrenServer } from "./server";
-export type { ListenOptions, ListeningAddress, ServerOptions, ServerStats } from "./server";
-export { HttpError, UserError, WarrenError } from "./errors";
-export type { ErrorCode } from "./errors";
+} from "./types";

@@ -6,107 +6,106 @@
  * native server must not be garbage-collected while it serves, even when the user drops it.
  */
 
-import { NativeServer } from "../native";
-import { batchSends } from "./outgoing";
-import { defineActor, type ActorClass } from "./actor";
-import { isConnectionDefinition, type ConnectionDefinition } from "./connection";
-import { Runtime } from "./dispatch";
+import { defineActor } from "./definitions/actor";
+import { isConnectionDefinition } from "./definitions/connection";
+import { isRoomDefinition } from "./definitions/room";
 import { WarrenError } from "./errors";
-import { isRoomDefinition, type RoomContext, type RoomDefinition } from "./room";
+import { createNative, type NativeServer } from "./runtime/bridge";
+import { Runtime } from "./runtime/events";
+import { batchSends } from "./runtime/outgoing";
+import type {
+  ConnectionDefinition,
+  ListenOptions,
+  ListeningAddress,
+  RoomContext,
+  RoomDefinition,
+  ServerOptions,
+  ServerStats,
+} from "./types";
 
-export interface ServerOptions {
-  /** Connection definitions, each on its own `websocketPath`. */
-  connections?: ReadonlyArray<ConnectionDefinition<any, any>>;
-  /**
-   * `Actor` classes by kind, each served at `/actors/<kind>/<key>` (one actor per key); they
-   * join `connections` under the name `kind`.
-   * @example createServer({ actors: { counter: Counter } })
-   */
-  actors?: Readonly<Record<string, ActorClass>>;
-  /** Room handlers (`createRoomHandler`) that the connections' `rooms` maps name. */
-  rooms?: ReadonlyArray<RoomDefinition>;
-  /** Largest inbound message; past it the socket is closed with 1009. @default 1048576 */
-  maxPayloadBytes?: number;
-  /** Bytes of frames queued for one session before it is a slow consumer. @default 1048576 */
-  maxBackpressure?: number;
-  /** Slow consumers are closed with 1008 (`"close"`) or lose frames (`"drop"`). @default "close" */
-  backpressure?: "close" | "drop";
-  /** Time from TCP accept to the upgrade, `extractMeta` included. @default 10000 */
-  handshakeTimeoutMs?: number;
-  /** Time a closing socket gets to complete the close handshake. @default 5000 */
-  closeTimeoutMs?: number;
-  /** Idle time after which an actor without sessions leaves memory. @default 30000 */
-  hibernateAfterMs?: number;
-  /**
-   * How long a session whose socket dropped waits for its client to resume it (the warren client
-   * does, with its token and the number of the last frame it got). Within the window the client
-   * gets every frame it missed, in order, and the server runs neither `onDisconnect` nor
-   * `onConnect` for the blip; after it, `onDisconnect` runs (code 1006). `0` turns resume off.
-   * @default 120000
-   */
-  resumeWindowMs?: number;
-  /** Bytes of sent frames a resumable session keeps until its client acknowledges them. @default 1048576 */
-  resumeBufferBytes?: number;
-  /** Concurrent sockets; more upgrades are answered 503. @default 100000 */
-  maxSessions?: number;
-  /**
-   * Where state is kept: a directory (created if missing; one process owns it at a time), or
-   * `":memory:"` for a temporary store that is gone after `close()` (tests).
-   * @default "./.warren"
-   */
-  storage?: string;
-  /**
-   * `"strict"`: frames sent after a handler changed persisted state leave only once that state
-   * is on disk (a client that was told something can rely on it surviving a crash).
-   * `"relaxed"`: frames leave at once; state is flushed in the background.
-   * @default "strict"
-   */
-  durability?: "strict" | "relaxed";
-  /** Time a call may take before the caller gets a `timeout` error. @default 60000 */
-  callTimeoutMs?: number;
-  /**
-   * Send the messages of unexpected errors thrown by call handlers to clients (as
-   * `internal_error`); off, clients only see "internal error". `UserError`s always reach them.
-   * @default false
-   */
-  exposeErrors?: boolean;
-  /**
-   * Enables the admin HTTP API with this bearer token: `DELETE /actors/<kind>/<userId>`
-   * destroys an actor (204; 404 when there is none; 401 without the token).
-   */
-  adminToken?: string;
-  /**
-   * A directory served over plain GET on the same port, for paths that are not socket paths
-   * (`/` serves `index.html`). Paths leaving the directory are refused with 404.
-   */
-  static?: string;
+/** The connection definitions served, the `actors` classes' included, checked. */
+function connectionsOf(options: ServerOptions): ConnectionDefinition<any, any>[] {
+  if (options.connections !== undefined && !Array.isArray(options.connections)) {
+    throw new WarrenError("invalid_option", "createServer: connections must be an array of defineConnection(...) results");
+  }
+  if (options.actors !== undefined && (options.actors === null || typeof options.actors !== "object")) {
+    throw new WarrenError("invalid_option", "createServer: actors must map actor kinds to Actor classes");
+  }
+  const connections = [
+    ...(options.connections ?? []),
+    ...Object.entries(options.actors ?? {}).map(([kind, actorClass]) => defineActor(kind, actorClass)),
+  ];
+  if (connections.length === 0) {
+    throw new WarrenError("invalid_option", "createServer: connections (or actors) must list at least one defineConnection(...)");
+  }
+  for (const definition of connections) {
+    if (!isConnectionDefinition(definition)) {
+      throw new WarrenError("invalid_option", "createServer: connections may only hold defineConnection(...) results");
+    }
+  }
+  requireUnique(connections, "connection definitions");
+  return connections;
 }
 
-export interface ListenOptions {
-  /** @default 0 (any free port) */
-  port?: number;
-  /** @default "127.0.0.1" */
-  host?: string;
+/** The room handlers served, checked against the connections they bind and that name them. */
+function roomsOf(options: ServerOptions, connections: ReadonlyArray<ConnectionDefinition<any, any>>): RoomDefinition[] {
+  const rooms = options.rooms ?? [];
+  if (!Array.isArray(rooms)) throw new WarrenError("invalid_option", "createServer: rooms must be an array");
+  for (const room of rooms) {
+    if (!isRoomDefinition(room)) {
+      throw new WarrenError("invalid_option", "createServer: rooms may only hold createRoomHandler(...) results");
+    }
+  }
+  requireUnique(rooms, "room handlers");
+  for (const room of rooms) {
+    if (!connections.some((definition) => definition.name === room.connectionBinding)) {
+      throw new WarrenError(
+        "invalid_option",
+        `createServer: room handler "${room.name}" binds connection "${room.connectionBinding}", which is not in connections`,
+      );
+    }
+  }
+  for (const definition of connections) {
+    for (const [roomName, handlerName] of Object.entries(definition.rooms ?? {})) {
+      const handler = rooms.find((r) => r.name === handlerName);
+      if (handler === undefined) {
+        throw new WarrenError(
+          "invalid_option",
+          `createServer: ${definition.name}.rooms.${roomName} names room handler "${handlerName}", which is not in rooms`,
+        );
+      }
+      if (handler.connectionBinding !== definition.name) {
+        throw new WarrenError(
+          "invalid_option",
+          `createServer: room handler "${handlerName}" binds "${handler.connectionBinding}", not ${definition.name}`,
+        );
+      }
+    }
+  }
+  return rooms;
 }
 
-export interface ListeningAddress {
-  port: number;
-  host: string;
-  /** WebSocket URL of the first connection definition, e.g. `ws://127.0.0.1:8787/ws`. */
-  url: string;
+/** Throws when two of `definitions` share a name (rooms and actors address them by it). */
+function requireUnique(definitions: ReadonlyArray<{ readonly name: string }>, what: string): void {
+  const names = new Set<string>();
+  for (const { name } of definitions) {
+    if (names.has(name)) throw new WarrenError("invalid_option", `createServer: two ${what} are named "${name}"`);
+    names.add(name);
+  }
 }
 
-export interface ServerStats {
-  sessions: number;
-  actors: number;
-  /** Actors out of the JS heap whose sockets stay open. */
-  hibernated: number;
-  rooms: number;
-  /** Frames waiting for a state flush (strict durability). */
-  heldFrames: number;
-  connections: number;
-  /** Sessions whose socket dropped, waiting for their client to resume them (`resumeWindowMs`). */
-  detached: number;
+/** Checks the options that are single values (the integers are checked as they are read). */
+/**
+ * Option types the native binding cannot convert. Their values (the allowed words, the empty
+ * storage path, the limits' minimums) are checked once, by the native core, which throws
+ * `invalid_option` naming the option.
+ */
+function checkScalars(options: ServerOptions): void {
+  for (const name of ["backpressure", "storage", "durability", "static"] as const) {
+    if (options[name] !== undefined && typeof options[name] !== "string") {
+      throw new WarrenError("invalid_option", `createServer: ${name} must be a string`);
+    }
+  }
 }
 
 /** Servers between `listen` and the end of `close`: kept reachable so they cannot be collected. */
@@ -121,6 +120,18 @@ function positiveInteger(options: ServerOptions, name: keyof ServerOptions, max 
   return value;
 }
 
+function clusterOf(options: ServerOptions): { redis: string; nodeId?: string } | undefined {
+  const cluster = options.cluster;
+  if (cluster === undefined) return undefined;
+  if (cluster === null || typeof cluster !== "object" || typeof cluster.redis !== "string") {
+    throw new WarrenError("invalid_option", 'createServer: cluster must be { redis: "redis://host:port", nodeId?: string }');
+  }
+  if (cluster.nodeId !== undefined && typeof cluster.nodeId !== "string") {
+    throw new WarrenError("invalid_option", "createServer: cluster.nodeId must be a string");
+  }
+  return { redis: cluster.redis, nodeId: cluster.nodeId };
+}
+
 export class WarrenServer {
   readonly #native: NativeServer;
   readonly #runtime: Runtime;
@@ -133,79 +144,12 @@ export class WarrenServer {
     if (options === null || typeof options !== "object") {
       throw new WarrenError("invalid_option", "createServer needs an options object");
     }
-    if (options.connections !== undefined && !Array.isArray(options.connections)) {
-      throw new WarrenError("invalid_option", "createServer: connections must be an array of defineConnection(...) results");
-    }
-    if (options.actors !== undefined && (options.actors === null || typeof options.actors !== "object")) {
-      throw new WarrenError("invalid_option", "createServer: actors must map actor kinds to Actor classes");
-    }
-    const connections = [
-      ...(options.connections ?? []),
-      ...Object.entries(options.actors ?? {}).map(([kind, actorClass]) => defineActor(kind, actorClass)),
-    ];
-    if (connections.length === 0) {
-      throw new WarrenError("invalid_option", "createServer: connections (or actors) must list at least one defineConnection(...)");
-    }
-    const names = new Set<string>();
-    for (const definition of connections) {
-      if (!isConnectionDefinition(definition)) {
-        throw new WarrenError("invalid_option", "createServer: connections may only hold defineConnection(...) results");
-      }
-      if (names.has(definition.name)) {
-        throw new WarrenError("invalid_option", `createServer: two connection definitions are named "${definition.name}"`);
-      }
-      names.add(definition.name);
-    }
-    if (options.backpressure !== undefined && options.backpressure !== "close" && options.backpressure !== "drop") {
-      throw new WarrenError("invalid_option", 'createServer: backpressure must be "close" or "drop"');
-    }
-    if (options.storage !== undefined && (typeof options.storage !== "string" || options.storage.length === 0)) {
-      throw new WarrenError("invalid_option", 'createServer: storage must be a directory path or ":memory:"');
-    }
-    if (options.durability !== undefined && options.durability !== "strict" && options.durability !== "relaxed") {
-      throw new WarrenError("invalid_option", 'createServer: durability must be "strict" or "relaxed"');
-    }
-    if (options.static !== undefined && typeof options.static !== "string") {
-      throw new WarrenError("invalid_option", "createServer: static must be a directory path");
-    }
-    const rooms = options.rooms ?? [];
-    if (!Array.isArray(rooms)) throw new WarrenError("invalid_option", "createServer: rooms must be an array");
-    const roomNames = new Set<string>();
-    for (const room of rooms) {
-      if (!isRoomDefinition(room)) {
-        throw new WarrenError("invalid_option", "createServer: rooms may only hold createRoomHandler(...) results");
-      }
-      if (roomNames.has(room.name)) {
-        throw new WarrenError("invalid_option", `createServer: two room handlers are named "${room.name}"`);
-      }
-      if (!names.has(room.connectionBinding)) {
-        throw new WarrenError(
-          "invalid_option",
-          `createServer: room handler "${room.name}" binds connection "${room.connectionBinding}", which is not in connections`,
-        );
-      }
-      roomNames.add(room.name);
-    }
-    for (const definition of connections) {
-      for (const [roomName, handlerName] of Object.entries(definition.rooms ?? {})) {
-        const handler = rooms.find((r) => r.name === handlerName);
-        if (handler === undefined) {
-          throw new WarrenError(
-            "invalid_option",
-            `createServer: ${definition.name}.rooms.${roomName} names room handler "${handlerName}", which is not in rooms`,
-          );
-        }
-        if (handler.connectionBinding !== definition.name) {
-          throw new WarrenError(
-            "invalid_option",
-            `createServer: room handler "${handlerName}" binds "${handler.connectionBinding}", not ${definition.name}`,
-          );
-        }
-      }
-    }
+    const connections = connectionsOf(options);
+    const rooms = roomsOf(options, connections);
+    checkScalars(options);
     this.#definitions = [...connections];
     let runtime: Runtime | undefined;
-    this.#native = batchSends(new NativeServer(
+    this.#native = batchSends(createNative(
       {
         endpoints: this.#definitions.map((d) => ({
           name: d.name,
@@ -228,6 +172,7 @@ export class WarrenServer {
         durability: options.durability,
         callTimeoutMs: positiveInteger(options, "callTimeoutMs"),
         adminToken: options.adminToken,
+        cluster: clusterOf(options),
       },
       () => runtime?.wake(),
     ));

@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::ids::SessionId;
+
 pub struct PendingCalls {
   timeout: Duration,
   /// session → (call id, deadline), oldest first.
-  by_session: Mutex<HashMap<u64, Vec<(u64, Instant)>>>,
+  by_session: Mutex<HashMap<SessionId, Vec<(u64, Instant)>>>,
 }
 
 impl PendingCalls {
@@ -30,7 +32,7 @@ impl PendingCalls {
   }
 
   /// A call was handed to JS.
-  pub fn started(&self, session: u64, call: u64) {
+  pub fn started(&self, session: SessionId, call: u64) {
     let deadline = Instant::now() + self.timeout;
     self
       .by_session
@@ -42,7 +44,7 @@ impl PendingCalls {
 
   /// JS answers a call; false when it already timed out (or its session closed), in which case
   /// the answer must not be sent.
-  pub fn answered(&self, session: u64, call: u64) -> bool {
+  pub fn answered(&self, session: SessionId, call: u64) -> bool {
     let mut by_session = self.by_session.lock();
     let Some(calls) = by_session.get_mut(&session) else {
       return false;
@@ -57,12 +59,12 @@ impl PendingCalls {
     true
   }
 
-  pub fn session_closed(&self, session: u64) {
+  pub fn session_closed(&self, session: SessionId) {
     self.by_session.lock().remove(&session);
   }
 
   /// Removes and returns the calls whose deadline passed, as `(session, call)`.
-  pub fn expired(&self, now: Instant) -> Vec<(u64, u64)> {
+  pub fn expired(&self, now: Instant) -> Vec<(SessionId, u64)> {
     let mut by_session = self.by_session.lock();
     let mut expired = Vec::new();
     by_session.retain(|session, calls| {
@@ -86,17 +88,18 @@ mod tests {
   #[test]
   fn the_first_answer_wins() {
     let calls = PendingCalls::new(Duration::from_secs(60));
-    calls.started(1, 7);
-    assert!(calls.answered(1, 7));
-    assert!(!calls.answered(1, 7));
-    calls.started(1, 8);
+    let (one, two) = (SessionId(1), SessionId(2));
+    calls.started(one, 7);
+    assert!(calls.answered(one, 7));
+    assert!(!calls.answered(one, 7));
+    calls.started(one, 8);
     assert_eq!(
       calls.expired(Instant::now() + Duration::from_secs(61)),
-      vec![(1, 8)]
+      vec![(one, 8)]
     );
-    assert!(!calls.answered(1, 8));
-    calls.started(2, 1);
-    calls.session_closed(2);
-    assert!(!calls.answered(2, 1));
+    assert!(!calls.answered(one, 8));
+    calls.started(two, 1);
+    calls.session_closed(two);
+    assert!(!calls.answered(two, 1));
   }
 }

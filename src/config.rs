@@ -71,9 +71,52 @@ pub enum OverflowPolicy {
   Drop,
 }
 
-/// One WebSocket endpoint: a connection definition's path and whether it authenticates in JS.
+/// When frames that follow a state change may leave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+  /// Only once the change is flushed to disk.
+  Strict,
+  /// At once; the change is flushed in the background.
+  Relaxed,
+}
+
+/// Where a server keeps its data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+  /// A directory, owned by one process at a time.
+  Directory(std::path::PathBuf),
+  /// A temporary store removed when the server closes (tests).
+  Memory,
+}
+
+/// Cluster mode: several warren processes share rooms and users through one Redis.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterConfig {
+  /// `redis://host:port[/db]`.
+  pub redis_url: String,
+  /// This process's name among the nodes: letters, digits, `.`, `_` and `-` (at most 64).
+  pub node_id: String,
+}
+
+/// How long a node's lease in Redis lasts without renewal; another node may take over its
+/// actors after it (see the cluster module).
+pub const NODE_LEASE: Duration = Duration::from_secs(10);
+
+/// How often a node renews its lease: well inside [`NODE_LEASE`], so two missed renewals in a
+/// row still leave time.
+pub const NODE_LEASE_RENEWAL: Duration = Duration::from_secs(3);
+
+/// Messages waiting to be published to other nodes; past it a publish is dropped and reported
+/// (the JS thread never waits on Redis).
+pub const MAX_PENDING_PUBLISHES: usize = 65_536;
+
+/// Publishes sent to Redis in one pipeline (one round trip).
+pub const PUBLISH_BATCH: usize = 256;
+
+/// A connection definition as the core sees it: where its sockets upgrade and whether the
+/// upgrade waits for `extractMeta` in JS.
 #[derive(Clone, Debug)]
-pub struct Endpoint {
+pub struct Definition {
   /// The connection definition's name: its actors' storage keys start with it.
   pub name: String,
   /// Request path that upgrades, e.g. `/ws`.
@@ -85,10 +128,11 @@ pub struct Endpoint {
   pub prefix: bool,
 }
 
-/// Everything a server needs to run; validated once, in the JS layer and in [`Self::validate`].
+/// Everything a server needs to run; validated once, in [`Self::validate`].
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-  pub endpoints: Vec<Endpoint>,
+  /// Connection definitions; a definition id is an index here.
+  pub definitions: Vec<Definition>,
   pub max_payload_bytes: usize,
   pub max_backpressure_bytes: usize,
   pub overflow_policy: OverflowPolicy,
@@ -103,17 +147,19 @@ pub struct ServerConfig {
   pub static_dir: Option<std::path::PathBuf>,
   /// Names of the room handlers, by index: stored room lists name handlers, not indexes.
   pub room_handlers: Vec<String>,
-  pub storage: crate::store::Location,
-  pub durability: crate::gate::Durability,
+  pub storage: Location,
+  pub durability: Durability,
   pub call_timeout: Duration,
   /// Bearer token of the admin HTTP API (`DELETE /actors/<kind>/<key>`); none disables it.
   pub admin_token: Option<String>,
+  /// Cluster mode; none runs this process alone.
+  pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for ServerConfig {
   fn default() -> Self {
     Self {
-      endpoints: vec![Endpoint {
+      definitions: vec![Definition {
         name: "Connection".into(),
         path: "/ws".into(),
         authenticates: false,
@@ -130,10 +176,11 @@ impl Default for ServerConfig {
       max_sessions: DEFAULT_MAX_SESSIONS,
       static_dir: None,
       room_handlers: Vec::new(),
-      storage: crate::store::Location::Memory,
-      durability: crate::gate::Durability::Strict,
+      storage: Location::Memory,
+      durability: Durability::Strict,
       call_timeout: DEFAULT_CALL_TIMEOUT,
       admin_token: None,
+      cluster: None,
     }
   }
 }
@@ -141,26 +188,29 @@ impl Default for ServerConfig {
 impl ServerConfig {
   /// Rejects configurations that cannot work, naming the option and the rule.
   pub fn validate(&self) -> Result<(), String> {
-    if self.endpoints.is_empty() {
+    if self.definitions.is_empty() {
       return Err("at least one connection definition is required".into());
     }
-    for (i, endpoint) in self.endpoints.iter().enumerate() {
-      if !endpoint.path.starts_with('/') {
-        return Err(format!("websocketPath must start with '/': {:?}", endpoint.path));
+    for (i, definition) in self.definitions.iter().enumerate() {
+      if !definition.path.starts_with('/') {
+        return Err(format!(
+          "websocketPath must start with '/': {:?}",
+          definition.path
+        ));
       }
-      if endpoint.prefix && !endpoint.path.ends_with('/') {
+      if definition.prefix && !definition.path.ends_with('/') {
         return Err(format!(
           "an actor path prefix must end with '/': {:?}",
-          endpoint.path
+          definition.path
         ));
       }
-      if self.endpoints[..i].iter().any(|e| e.path == endpoint.path) {
+      if self.definitions[..i].iter().any(|e| e.path == definition.path) {
         return Err(format!(
           "two connection definitions share websocketPath {:?}",
-          endpoint.path
+          definition.path
         ));
       }
-      if endpoint.path == "/healthz" {
+      if definition.path == "/healthz" {
         return Err("websocketPath /healthz is reserved for the health check".into());
       }
     }
@@ -175,6 +225,21 @@ impl ServerConfig {
     }
     if self.max_sessions == 0 {
       return Err("maxSessions must be at least 1".into());
+    }
+    if let Some(cluster) = &self.cluster {
+      let id = &cluster.node_id;
+      let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+      if id.is_empty() || id.len() > 64 || !id.chars().all(allowed) {
+        return Err(format!(
+          "cluster.nodeId must be 1-64 letters, digits, '.', '_' or '-', got {id:?}"
+        ));
+      }
+      if !cluster.redis_url.starts_with("redis://") {
+        return Err(format!(
+          "cluster.redis must be a redis:// URL, got {:?}",
+          cluster.redis_url
+        ));
+      }
     }
     Ok(())
   }

@@ -1,5 +1,6 @@
-//! Typed outcomes at each boundary: the close codes a session ends with, why a client frame was
-//! refused, and why an upgrade was refused. Each maps to exactly one thing the client sees.
+//! Typed outcomes at each boundary: the close codes a session ends with, how a session ended,
+//! why a client frame was refused, why an upgrade was refused, why storage failed, and the
+//! errors the core returns to its caller (each with a stable code JS programs can branch on).
 
 use std::fmt;
 
@@ -153,5 +154,120 @@ impl UpgradeRejection {
       UpgradeRejection::Unavailable(why) => why,
       UpgradeRejection::Refused { message, .. } => message,
     }
+  }
+}
+
+/// How a session ended: the close code and reason JS receives in `onDisconnect`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionEnd {
+  pub code: u16,
+  pub reason: String,
+  /// The connection dropped, or the client closed it meaning to come back: the session may
+  /// wait for a resume instead of ending.
+  pub blip: bool,
+}
+
+impl SessionEnd {
+  /// The connection dropped without a close handshake (1006): a blip.
+  pub fn dropped() -> Self {
+    Self {
+      code: CloseCode::Abnormal.as_u16(),
+      reason: String::new(),
+      blip: true,
+    }
+  }
+}
+
+/// Why storage failed. Each variant says what a user can do about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreError {
+  /// Another process (or another server in this one) has the directory open.
+  Locked(std::path::PathBuf),
+  /// The directory cannot be created or opened, or its files are damaged.
+  Open(String),
+  /// A read, write or flush failed.
+  Io(String),
+  /// The server was closed; its storage is released.
+  Closed,
+}
+
+impl fmt::Display for StoreError {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match self {
+      StoreError::Locked(path) => write!(
+        f,
+        "storage directory {} is in use by another warren server (one process owns a directory)",
+        path.display()
+      ),
+      StoreError::Open(why) => write!(f, "cannot open storage: {why}"),
+      StoreError::Io(why) => write!(f, "storage failed: {why}"),
+      StoreError::Closed => f.write_str("storage failed: the server is closed"),
+    }
+  }
+}
+
+/// What the core's operations fail with. [`CoreError::code`] is stable: the JS layer exposes
+/// it as `error.code` (the README lists them); the message is for people.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CoreError {
+  /// A server option is invalid; the message names it and the rule.
+  InvalidOption(String),
+  /// An argument of a call from JS is invalid; the message names it and the rule.
+  InvalidArgument(String),
+  /// The port is taken (`EADDRINUSE`, as Node's `net` reports it).
+  AddressInUse(String),
+  /// Binding or accepting failed for another reason.
+  Listen(String),
+  /// Storage failed (see [`StoreError`]).
+  Store(StoreError),
+  /// The actor is no longer in memory.
+  NoSuchActor,
+  /// An actor has as many pending schedules as it may.
+  TooManySchedules(usize),
+  /// The background runtime could not start.
+  Runtime(String),
+  /// Cluster mode cannot work: Redis unreachable or unfit, or the node id taken.
+  Cluster(String),
+}
+
+impl CoreError {
+  /// The stable code of this error.
+  pub fn code(&self) -> &'static str {
+    match self {
+      CoreError::InvalidOption(_) => "invalid_option",
+      CoreError::InvalidArgument(_) => "invalid_argument",
+      CoreError::AddressInUse(_) => "EADDRINUSE",
+      CoreError::Listen(_) => "listen_failed",
+      CoreError::Store(StoreError::Locked(_)) => "storage_locked",
+      CoreError::Store(StoreError::Open(_)) => "storage_open_failed",
+      CoreError::Store(StoreError::Io(_)) => "storage_failed",
+      CoreError::Store(StoreError::Closed) => "server_closed",
+      CoreError::NoSuchActor => "actor_gone",
+      CoreError::TooManySchedules(_) => "too_many_schedules",
+      CoreError::Runtime(_) => "runtime_failed",
+      CoreError::Cluster(_) => "cluster_unavailable",
+    }
+  }
+}
+
+impl fmt::Display for CoreError {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match self {
+      CoreError::InvalidOption(why)
+      | CoreError::InvalidArgument(why)
+      | CoreError::Listen(why)
+      | CoreError::AddressInUse(why)
+      | CoreError::Cluster(why) => f.write_str(why),
+      CoreError::Store(error) => error.fmt(f),
+      CoreError::NoSuchActor => f.write_str("the actor is no longer in memory"),
+      CoreError::TooManySchedules(limit) => write!(f, "an actor may have at most {limit} pending schedules"),
+      CoreError::Runtime(why) => write!(f, "cannot start the warren runtime: {why}"),
+    }
+  }
+}
+
+impl From<StoreError> for CoreError {
+  fn from(error: StoreError) -> Self {
+    CoreError::Store(error)
   }
 }

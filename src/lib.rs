@@ -1,23 +1,20 @@
 //! warren's native core: a WebSocket server whose sessions, actors, fan-out and storage live in
 //! Rust, and whose user code (hooks and handlers) lives in JavaScript.
 //!
-//! Layout:
-//! - [`config`]: every limit and timeout, with its default and why.
-//! - [`error`]: close codes and the typed errors of each boundary.
-//! - [`protocol`]: client frames parsed once (borrowed), server frames encoded once.
-//! - [`calls`]: call deadlines; the first answer (reply or timeout) wins.
-//! - [`dispatch`]: inbound events batched for the JS thread; the only queue towards JS.
-//! - [`store`]: the only module that names sled: durable state, room lists, group commit.
-//! - [`durable`]: what is kept on disk and the operations that change it (commit, destroy).
-//! - [`gate`]: the output gate: frames after a state change wait until it is durable.
-//! - [`outbox`]: the bounded per-session queue of frames towards a socket.
-//! - [`registry`]: the single owner of sessions, actors and rooms, and the fan-out to them.
-//! - [`rooms`]: room instances and live membership (per user, while it has a session).
-//! - [`http`]: the HTTP/1.1 request head before the upgrade, and the plain responses.
-//! - [`session`]: one WebSocket: its reader and writer, pings answered here.
-//! - [`static_files`]: a directory served over GET beside the sockets (the demo page).
-//! - [`schedules`]: scheduled events, stored and fired in due order.
-//! - [`server`]: accept loop, upgrade with auth in JS, idle eviction, shutdown.
+//! Layout, from the leaves up (a module only uses the ones listed before it):
+//! - [`config`]: every option, limit and timeout, with its default and why;
+//! - [`error`]: close codes, how sessions end, and the typed errors of each boundary;
+//! - [`ids`]: one identifier type per thing the core keeps;
+//! - [`json`]: the one hand-written JSON writer (raw JSON copied, never re-parsed);
+//! - [`protocol`]: client frames parsed once (borrowed), server frames encoded once;
+//! - [`events`]: the one event path to JS: an [`events::Event`] enum and its batched queue;
+//! - [`transport`]: listener, HTTP head and upgrade, static files, one task per socket, the
+//!   bounded outbox; it calls up into the core only through [`transport::Host`];
+//! - [`registry`]: sessions, actors and rooms under one lock, and the fan-out to them;
+//! - [`durability`]: the output gate, the store (the only module that names sled), records;
+//! - [`calls`]: call deadlines; the first answer (reply or timeout) wins;
+//! - [`schedules`]: scheduled events, stored and fired in due order;
+//! - [`core`]: [`core::Core`], the one API the bindings call, and the transport's host;
 //! - [`bindings`]: the napi skin; nothing else in the crate names napi.
 //!
 //! Rules (DESIGN §4): Rust owns I/O, JS owns user code; events cross to JS in batches; a frame
@@ -26,18 +23,15 @@
 
 pub mod bindings;
 pub mod calls;
+pub mod cluster;
 pub mod config;
-pub mod dispatch;
-pub mod durable;
+pub mod core;
+pub mod durability;
 pub mod error;
-pub mod gate;
-pub mod http;
-pub mod outbox;
+pub mod events;
+pub mod ids;
+pub mod json;
 pub mod protocol;
 pub mod registry;
-pub mod rooms;
 pub mod schedules;
-pub mod server;
-pub mod session;
-pub mod static_files;
-pub mod store;
+pub mod transport;

@@ -10,13 +10,13 @@
 //! clients that know nothing of them just see an extra field. Frames a session makes for itself
 //! (pongs, `system:error`, the `session` frame) carry no number and are never replayed.
 
-use std::fmt::Write;
-
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::error::FrameError;
+use crate::ids::SessionId;
+use crate::json::{push_int, push_string};
 
 /// Largest call id accepted: integers JS numbers represent exactly.
 pub const MAX_CALL_ID: u64 = (1 << 53) - 1;
@@ -102,11 +102,23 @@ impl Unsealed {
     String::with_capacity(capacity + SEAL_BYTES)
   }
 
+  /// The frame so far, as other nodes receive it (they number it for their own sessions).
+  pub fn text(&self) -> &str {
+    &self.0
+  }
+
+  /// A frame another node encoded (its [`Unsealed::text`]).
+  pub fn from_peer(text: &str) -> Self {
+    let mut out = Self::with_capacity(text.len());
+    out.push_str(text);
+    Unsealed(out)
+  }
+
   /// Closes the frame, numbered `seq` when given.
   pub fn seal(mut self, seq: Option<u64>) -> Utf8Bytes {
     if let Some(seq) = seq {
-      // Writing into a String cannot fail.
-      let _ = write!(self.0, r#","seq":{seq}"#);
+      self.0.push_str(r#","seq":"#);
+      push_int(&mut self.0, seq);
     }
     self.0.push('}');
     Utf8Bytes::from(self.0)
@@ -118,17 +130,6 @@ pub fn pong_frame() -> Utf8Bytes {
   Utf8Bytes::from_static(r#"{"type":"pong"}"#)
 }
 
-/// `value` as a JSON string literal.
-fn json_string(value: &str) -> String {
-  // A &str always serialises.
-  serde_json::to_string(value).unwrap_or_else(|_| String::from("\"\""))
-}
-
-/// Appends `value` as a JSON string literal.
-pub fn push_json_string(out: &mut String, value: &str) {
-  out.push_str(&json_string(value));
-}
-
 /// Why a payload given by JS cannot be put in an event frame.
 #[derive(Debug, PartialEq, Eq)]
 pub struct NotAnObject;
@@ -138,7 +139,7 @@ pub struct NotAnObject;
 /// `payload_json` must be a JSON object (or absent): its members are spliced after the event
 /// name, as Verani's clients expect. It is encoded once and shared by every recipient.
 pub fn event_frame(event: &str, payload_json: Option<&str>) -> Result<Unsealed, NotAnObject> {
-  encoded_event_frame(&json_string(event), payload_json)
+  encoded_event_frame(&crate::json::string(event), payload_json)
 }
 
 /// [`event_frame`] with the event name already encoded as a JSON string literal.
@@ -167,7 +168,8 @@ pub fn encoded_event_frame(event_json: &str, payload_json: Option<&str>) -> Resu
 pub fn reply_frame(id: u64, result_json: Option<&str>) -> Unsealed {
   let result = result_json.unwrap_or("null");
   let mut out = Unsealed::with_capacity(32 + result.len());
-  let _ = write!(out, r#"{{"type":"reply","id":{id}"#);
+  out.push_str(r#"{"type":"reply","id":"#);
+  push_int(&mut out, id);
   out.push_str(r#","data":"#);
   out.push_str(result);
   Unsealed(out)
@@ -176,11 +178,12 @@ pub fn reply_frame(id: u64, result_json: Option<&str>) -> Unsealed {
 /// A failed call reply: `{"type":"reply","id":7,"error":{"code":..,"message":..,"meta":..}}`.
 pub fn reply_error_frame(id: u64, code: &str, message: &str, meta_json: Option<&str>) -> Unsealed {
   let mut out = Unsealed::with_capacity(64 + code.len() + message.len());
-  let _ = write!(out, r#"{{"type":"reply","id":{id}"#);
+  out.push_str(r#"{"type":"reply","id":"#);
+  push_int(&mut out, id);
   out.push_str(r#","error":{"code":"#);
-  push_json_string(&mut out, code);
+  push_string(&mut out, code);
   out.push_str(r#","message":"#);
-  push_json_string(&mut out, message);
+  push_string(&mut out, message);
   if let Some(meta) = meta_json {
     out.push_str(r#","meta":"#);
     out.push_str(meta);
@@ -199,7 +202,7 @@ pub fn session_frame(token: Option<&str>, resumed: bool) -> Utf8Bytes {
   out.push_str(if resumed { "true" } else { "false" });
   if let Some(token) = token {
     out.push_str(r#","token":"#);
-    push_json_string(&mut out, token);
+    push_string(&mut out, token);
   }
   out.push('}');
   Utf8Bytes::from(out)
@@ -209,11 +212,59 @@ pub fn session_frame(token: Option<&str>, resumed: bool) -> Utf8Bytes {
 pub fn system_error_frame(error: FrameError) -> Utf8Bytes {
   let mut out = String::with_capacity(128);
   out.push_str(r#"{"type":"event","channel":"default","data":{"type":"system:error","code":"#);
-  push_json_string(&mut out, error.code());
+  push_string(&mut out, error.code());
   out.push_str(r#","message":"#);
-  push_json_string(&mut out, error.message());
+  push_string(&mut out, error.message());
   out.push_str("}}");
   Utf8Bytes::from(out)
+}
+
+/// One frame of the batch JS sends once per tick (`NativeServer.sendFrames`): one line per
+/// frame, fields separated by tabs. `e <session> <event as a JSON string> <payload JSON or
+/// nothing>` is an event to a session, `r <session> <call id> <result JSON or nothing>` a call's
+/// reply. JSON text holds neither tabs nor newlines, so the separators are unambiguous.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outgoing<'a> {
+  Event {
+    session: SessionId,
+    event_json: &'a str,
+    payload_json: Option<&'a str>,
+  },
+  Reply {
+    session: SessionId,
+    call: u64,
+    result_json: Option<&'a str>,
+  },
+}
+
+/// Parses a batch of [`Outgoing`] frames, in order; a malformed line is described.
+pub fn parse_outgoing(batch: &str) -> impl Iterator<Item = Result<Outgoing<'_>, String>> {
+  batch.split('\n').filter(|line| !line.is_empty()).map(|line| {
+    let mut fields = line.splitn(4, '\t');
+    let (Some(kind), Some(session), Some(third)) = (fields.next(), fields.next(), fields.next()) else {
+      return Err(format!("malformed frame batch line: {line:?}"));
+    };
+    let json = fields.next().filter(|json| !json.is_empty());
+    let session = session
+      .parse::<u64>()
+      .map(SessionId)
+      .map_err(|_| format!("malformed session id in frame batch: {session:?}"))?;
+    match kind {
+      "e" => Ok(Outgoing::Event {
+        session,
+        event_json: third,
+        payload_json: json,
+      }),
+      "r" => Ok(Outgoing::Reply {
+        session,
+        call: third
+          .parse::<u64>()
+          .map_err(|_| format!("malformed call id in frame batch: {third:?}"))?,
+        result_json: json,
+      }),
+      other => Err(format!("unknown frame kind in batch: {other:?}")),
+    }
+  })
 }
 
 #[cfg(test)]
@@ -332,6 +383,35 @@ mod tests {
         .as_str(),
       r#"{"type":"reply","id":7,"error":{"code":"handler_error","message":"boom"}}"#
     );
+  }
+
+  #[test]
+  fn parses_the_outgoing_batch_of_a_tick() {
+    let batch = "e\t3\t\"hi\"\t{\"n\":1}\nr\t3\t7\t\ne\t4\t\"x\"\n";
+    let parsed: Vec<_> = parse_outgoing(batch).collect();
+    assert_eq!(
+      parsed,
+      vec![
+        Ok(Outgoing::Event {
+          session: SessionId(3),
+          event_json: "\"hi\"",
+          payload_json: Some("{\"n\":1}")
+        }),
+        Ok(Outgoing::Reply {
+          session: SessionId(3),
+          call: 7,
+          result_json: None
+        }),
+        Ok(Outgoing::Event {
+          session: SessionId(4),
+          event_json: "\"x\"",
+          payload_json: None
+        }),
+      ]
+    );
+    for bad in ["x\t1\t2", "e\tnope\t\"x\"", "r\t1\tnope", "e"] {
+      assert!(parse_outgoing(bad).all(|line| line.is_err()), "{bad}");
+    }
   }
 
   #[test]

@@ -10,7 +10,11 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use serde_json::{json, Value};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
+
+use crate::ids::DefinitionId;
+use crate::json::{push_array, push_int, push_string};
+use crate::registry::rooms::now_ms;
 
 /// Pending schedules one actor may have.
 pub const MAX_SCHEDULES_PER_ACTOR: usize = 1000;
@@ -18,7 +22,7 @@ pub const MAX_SCHEDULES_PER_ACTOR: usize = 1000;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Schedule {
   pub id: Arc<str>,
-  pub endpoint: usize,
+  pub definition: DefinitionId,
   pub user: Arc<str>,
   pub at_ms: u64,
   pub event: String,
@@ -36,11 +40,15 @@ impl Schedule {
   }
 
   /// Reads a stored schedule; `None` when damaged or its definition no longer exists.
-  pub fn from_stored(id: &str, bytes: &[u8], endpoint_of: impl Fn(&str) -> Option<usize>) -> Option<Self> {
+  pub fn from_stored(
+    id: &str,
+    bytes: &[u8],
+    definition_of: impl Fn(&str) -> Option<DefinitionId>,
+  ) -> Option<Self> {
     let value: Value = serde_json::from_slice(bytes).ok()?;
     Some(Schedule {
       id: Arc::from(id),
-      endpoint: endpoint_of(value.get("definition")?.as_str()?)?,
+      definition: definition_of(value.get("definition")?.as_str()?)?,
       user: Arc::from(value.get("user")?.as_str()?),
       at_ms: value.get("at")?.as_u64()?,
       event: value.get("event")?.as_str()?.to_string(),
@@ -79,7 +87,7 @@ impl Schedules {
     let pending = inner
       .by_time
       .values()
-      .filter(|s| s.endpoint == schedule.endpoint && s.user == schedule.user)
+      .filter(|s| s.definition == schedule.definition && s.user == schedule.user)
       .count();
     if pending >= MAX_SCHEDULES_PER_ACTOR {
       return Err(ScheduleError::TooMany);
@@ -100,23 +108,23 @@ impl Schedules {
   }
 
   /// Pending schedules of an actor, soonest first.
-  pub fn of(&self, endpoint: usize, user: &str) -> Vec<Schedule> {
+  pub fn of(&self, definition: DefinitionId, user: &str) -> Vec<Schedule> {
     let inner = self.inner.lock();
     inner
       .by_time
       .values()
-      .filter(|s| s.endpoint == endpoint && &*s.user == user)
+      .filter(|s| s.definition == definition && &*s.user == user)
       .cloned()
       .collect()
   }
 
   /// Drops every schedule of an actor (destroy).
-  pub fn remove_actor(&self, endpoint: usize, user: &str) -> Vec<Schedule> {
+  pub fn remove_actor(&self, definition: DefinitionId, user: &str) -> Vec<Schedule> {
     let mut inner = self.inner.lock();
     let gone: Vec<(u64, u64)> = inner
       .by_time
       .iter()
-      .filter(|(_, s)| s.endpoint == endpoint && &*s.user == user)
+      .filter(|(_, s)| s.definition == definition && &*s.user == user)
       .map(|(slot, _)| *slot)
       .collect();
     let mut removed = Vec::with_capacity(gone.len());
@@ -146,9 +154,44 @@ impl Schedules {
     (due, next)
   }
 
-  pub async fn changed(&self) {
-    self.changed.notified().await;
+  /// Fires due schedules (removed from the index first) with `fire`, in due order, until
+  /// shutdown.
+  pub async fn run_timer(&self, mut shutdown: watch::Receiver<bool>, mut fire: impl FnMut(Schedule)) {
+    loop {
+      let (due, next) = self.take_due(now_ms());
+      for schedule in due {
+        fire(schedule);
+      }
+      let wait = next.map(|at| std::time::Duration::from_millis(at.saturating_sub(now_ms())));
+      tokio::select! {
+        _ = shutdown.wait_for(|stopping| *stopping) => return,
+        _ = self.changed.notified() => {}
+        _ = async {
+          match wait {
+            Some(wait) => tokio::time::sleep(wait).await,
+            None => std::future::pending().await,
+          }
+        } => {}
+      }
+    }
   }
+}
+
+/// Pending schedules as JSON for `ctx.schedule.list()`: `[{"id","at","event","data"}]`.
+pub fn list_json(schedules: &[Schedule]) -> String {
+  let mut out = String::new();
+  push_array(&mut out, schedules, |out, schedule| {
+    out.push_str(r#"{"id":"#);
+    push_string(out, &schedule.id);
+    out.push_str(r#","at":"#);
+    push_int(out, schedule.at_ms);
+    out.push_str(r#","event":"#);
+    push_string(out, &schedule.event);
+    out.push_str(r#","data":"#);
+    out.push_str(&schedule.data);
+    out.push('}');
+  });
+  out
 }
 
 #[cfg(test)]
@@ -158,7 +201,7 @@ mod tests {
   fn schedule(id: &str, user: &str, at_ms: u64) -> Schedule {
     Schedule {
       id: Arc::from(id),
-      endpoint: 0,
+      definition: DefinitionId(0),
       user: Arc::from(user),
       at_ms,
       event: "tick".into(),
@@ -173,7 +216,11 @@ mod tests {
     schedules.add(schedule("a", "u", 10)).expect("add");
     schedules.add(schedule("c", "v", 30)).expect("add");
     assert_eq!(
-      schedules.of(0, "u").iter().map(|s| &*s.id).collect::<Vec<_>>(),
+      schedules
+        .of(DefinitionId(0), "u")
+        .iter()
+        .map(|s| &*s.id)
+        .collect::<Vec<_>>(),
       vec!["a", "b"]
     );
     assert!(schedules.cancel("b").is_some());
@@ -182,7 +229,8 @@ mod tests {
     assert_eq!(next, Some(30));
     let stored = schedule("c", "v", 30).to_stored("Counter");
     assert_eq!(
-      Schedule::from_stored("c", &stored, |name| (name == "Counter").then_some(0)),
+      Schedule::from_stored("c", &stored, |name| (name == "Counter")
+        .then_some(DefinitionId(0))),
       Some(schedule("c", "v", 30))
     );
   }

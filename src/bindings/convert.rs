@@ -1,12 +1,13 @@
-//! JS options to core configuration, validated once when a server is created.
+//! JS values to core values: options to configuration (validated once, by the core, when a
+//! server is created), and numbers from JS to typed ids.
 
 use std::time::Duration;
 
 use napi_derive::napi;
 
-use crate::config::{Endpoint, OverflowPolicy, ServerConfig};
-use crate::gate::Durability;
-use crate::store::Location;
+use crate::config::{ClusterConfig, Definition, Durability, Location, OverflowPolicy, ServerConfig};
+use crate::error::CoreError;
+use crate::ids::{ActorId, DefinitionId, HandlerId, SessionId};
 
 /// A connection definition's endpoint.
 #[napi(object)]
@@ -19,6 +20,15 @@ pub struct NativeEndpoint {
   pub authenticates: bool,
   /// True when `path` is a prefix followed by the actor's key (`/actors/counter/<key>`).
   pub prefix: Option<bool>,
+}
+
+/// Cluster mode: several processes share rooms and users through Redis.
+#[napi(object)]
+pub struct NativeCluster {
+  /// `redis://host:port`.
+  pub redis: String,
+  /// This process's name among the nodes. @default a random id
+  pub node_id: Option<String>,
 }
 
 /// Options of the native server; the JS layer fills them from `createServer` options.
@@ -56,6 +66,7 @@ pub struct NativeOptions {
   pub call_timeout_ms: Option<u32>,
   /// Bearer token that enables `DELETE /actors/<kind>/<key>`.
   pub admin_token: Option<String>,
+  pub cluster: Option<NativeCluster>,
 }
 
 fn millis(value: Option<u32>, default: Duration) -> Duration {
@@ -64,41 +75,51 @@ fn millis(value: Option<u32>, default: Duration) -> Duration {
     .unwrap_or(default)
 }
 
-pub fn server_config(options: NativeOptions) -> Result<ServerConfig, String> {
+pub fn server_config(options: NativeOptions) -> Result<ServerConfig, CoreError> {
   let defaults = ServerConfig::default();
   let overflow_policy = match options.backpressure.as_deref() {
     None | Some("close") => OverflowPolicy::Close,
     Some("drop") => OverflowPolicy::Drop,
     Some(other) => {
-      return Err(format!(
+      return Err(CoreError::InvalidOption(format!(
         "backpressure must be \"close\" or \"drop\", got {other:?}"
-      ))
+      )))
     }
   };
   let durability = match options.durability.as_deref() {
     None | Some("strict") => Durability::Strict,
     Some("relaxed") => Durability::Relaxed,
     Some(other) => {
-      return Err(format!(
+      return Err(CoreError::InvalidOption(format!(
         "durability must be \"strict\" or \"relaxed\", got {other:?}"
-      ))
+      )))
     }
   };
   let storage = match options.storage.as_str() {
-    "" => return Err("storage must be a directory or \":memory:\"".into()),
+    "" => {
+      return Err(CoreError::InvalidOption(
+        "storage must be a directory or \":memory:\"".into(),
+      ))
+    }
     ":memory:" => Location::Memory,
     dir => Location::Directory(std::path::PathBuf::from(dir)),
   };
   let config = ServerConfig {
     call_timeout: millis(options.call_timeout_ms, defaults.call_timeout),
     admin_token: options.admin_token.filter(|token| !token.is_empty()),
+    cluster: options.cluster.map(|cluster| ClusterConfig {
+      redis_url: cluster.redis,
+      node_id: cluster
+        .node_id
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
+    }),
     room_handlers: options.room_handlers,
     storage,
     durability,
-    endpoints: options
+    definitions: options
       .endpoints
       .into_iter()
-      .map(|e| Endpoint {
+      .map(|e| Definition {
         name: e.name,
         path: e.path,
         authenticates: e.authenticates,
@@ -124,13 +145,35 @@ pub fn server_config(options: NativeOptions) -> Result<ServerConfig, String> {
       Some(dir) => {
         let path = std::path::PathBuf::from(&dir);
         if !path.is_dir() {
-          return Err(format!("static must be an existing directory, got {dir:?}"));
+          return Err(CoreError::InvalidOption(format!(
+            "static must be an existing directory, got {dir:?}"
+          )));
         }
         Some(path)
       }
       None => None,
     },
   };
-  config.validate()?;
   Ok(config)
+}
+
+/// A number from JS as an id; a negative one names nothing.
+fn id(value: i64) -> u64 {
+  u64::try_from(value).unwrap_or(0)
+}
+
+pub fn session(value: i64) -> SessionId {
+  SessionId(id(value))
+}
+
+pub fn actor(value: i64) -> ActorId {
+  ActorId(id(value))
+}
+
+pub fn definition(value: u32) -> DefinitionId {
+  DefinitionId(value as usize)
+}
+
+pub fn handler(value: u32) -> HandlerId {
+  HandlerId(value as usize)
 }

@@ -1,32 +1,29 @@
-//! Frames from JS: events to a session, a user or a room, call replies, and closes. Every frame
-//! goes through the output gate, so it waits when it follows an unflushed state change.
+//! Frames from JS: events to a session, a user or a room, call replies, and closes.
 //!
 //! The hot frames (an event to one session, a call's reply) usually arrive together, many per
 //! JS tick, in one [`NativeServer::send_frames`] call: one crossing of the boundary for a tick's
-//! worth of frames instead of one per frame (see `lib/outgoing.ts`).
+//! worth of frames instead of one per frame (see `lib/`'s outgoing module).
 
-use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use super::{frame_of, invalid, to_id, NativeServer};
-use crate::error::CloseCode;
-use crate::protocol::{encoded_event_frame, Unsealed};
-use crate::protocol::{reply_error_frame, reply_frame};
+use super::convert::{definition, session};
+use napi::bindgen_prelude::*;
+
+use super::{js_error, NativeServer};
+use crate::core::Frame;
 use crate::registry::Target;
+
+fn call_id(value: i64) -> u64 {
+  u64::try_from(value).unwrap_or(u64::MAX)
+}
 
 #[napi]
 impl NativeServer {
   /// Sends an event to one session; false when it is gone or closing.
   #[napi]
-  pub fn emit(&self, session: i64, event: String, payload_json: Option<String>) -> Result<bool> {
-    let frame = frame_of(&event, payload_json.as_deref())?;
-    Ok(
-      self
-        .server
-        .gate
-        .send(&self.server.registry, Target::Session(to_id(session)), frame)
-        > 0,
-    )
+  pub fn emit(&self, session_id: i64, event: String, payload_json: Option<String>) -> Result<bool, String> {
+    let reached = self.emit_to(Target::Session(session(session_id)), &event, payload_json)?;
+    Ok(reached > 0)
   }
 
   /// Sends an event to every session of a user (but `exceptSession`); returns how many.
@@ -38,14 +35,13 @@ impl NativeServer {
     event: String,
     payload_json: Option<String>,
     except_session: Option<i64>,
-  ) -> Result<u32> {
-    let frame = frame_of(&event, payload_json.as_deref())?;
+  ) -> Result<u32, String> {
     let target = Target::User {
-      endpoint: endpoint as usize,
+      definition: definition(endpoint),
       key: &key,
-      except: except_session.map(to_id),
+      except: except_session.map(session),
     };
-    Ok(self.server.gate.send(&self.server.registry, target, frame))
+    self.emit_to(target, &event, payload_json)
   }
 
   /// Sends an event to every session of every live member (but `exceptSession`); returns how
@@ -57,74 +53,47 @@ impl NativeServer {
     event: String,
     payload_json: Option<String>,
     except_session: Option<i64>,
-  ) -> Result<u32> {
-    let frame = frame_of(&event, payload_json.as_deref())?;
+  ) -> Result<u32, String> {
     let target = Target::Room {
       name: &name,
-      except: except_session.map(to_id),
+      except: except_session.map(session),
     };
-    Ok(self.server.gate.send(&self.server.registry, target, frame))
+    self.emit_to(target, &event, payload_json)
   }
 
-  /// Sends the frames of `batch`, in order: one per line, fields separated by tabs.
-  /// `e <session> <event as a JSON string> <payload JSON or nothing>` is an event to a session,
-  /// `r <session> <call id> <result JSON or nothing>` a call's reply. JSON text holds neither
-  /// tabs nor newlines, so the separators are unambiguous. Returns how many frames were sent.
+  /// Sends a tick's frames to single sessions, in order (the format is documented at
+  /// `protocol::Outgoing`). Returns how many were delivered.
   #[napi]
-  pub fn send_frames(&self, batch: String) -> Result<u32> {
-    let mut sent = 0;
-    for line in batch.split('\n').filter(|line| !line.is_empty()) {
-      let mut fields = line.splitn(4, '\t');
-      let (Some(kind), Some(session), Some(third)) = (fields.next(), fields.next(), fields.next()) else {
-        return Err(invalid(format!("malformed frame batch line: {line:?}")));
-      };
-      let json = fields.next().filter(|json| !json.is_empty());
-      let session = session
-        .parse::<u64>()
-        .map_err(|_| invalid(format!("malformed session id in frame batch: {session:?}")))?;
-      let delivered = match kind {
-        "e" => {
-          let frame =
-            encoded_event_frame(third, json).map_err(|_| invalid("event payloads must be plain objects"))?;
-          self
-            .server
-            .gate
-            .send(&self.server.registry, Target::Session(session), frame)
-            > 0
-        }
-        "r" => {
-          let call = third
-            .parse::<u64>()
-            .map_err(|_| invalid(format!("malformed call id in frame batch: {third:?}")))?;
-          self.answer_call(session, call, || reply_frame(call, json))
-        }
-        other => return Err(invalid(format!("unknown frame kind in batch: {other:?}"))),
-      };
-      sent += u32::from(delivered);
-    }
-    Ok(sent)
+  pub fn send_frames(&self, batch: String) -> Result<u32, String> {
+    self.core.send_batch(&batch).map_err(js_error)
   }
 
   /// Answers a call with its result (JSON text, or null for undefined). False when the call
   /// already timed out or its session is gone: the client got its one answer.
   #[napi]
-  pub fn reply(&self, session: i64, call: i64, result_json: Option<String>) -> bool {
-    self.answer(session, call, || reply_frame(to_id(call), result_json.as_deref()))
+  pub fn reply(&self, session_id: i64, call: i64, result_json: Option<String>) -> bool {
+    self
+      .core
+      .reply(session(session_id), call_id(call), result_json.as_deref())
   }
 
   /// Answers a call with an error.
   #[napi]
   pub fn reply_error(
     &self,
-    session: i64,
+    session_id: i64,
     call: i64,
     code: String,
     message: String,
     meta_json: Option<String>,
   ) -> bool {
-    self.answer(session, call, || {
-      reply_error_frame(to_id(call), &code, &message, meta_json.as_deref())
-    })
+    self.core.reply_error(
+      session(session_id),
+      call_id(call),
+      &code,
+      &message,
+      meta_json.as_deref(),
+    )
   }
 
   /// Closes a session after the frames already queued for it.
@@ -132,44 +101,24 @@ impl NativeServer {
   #[napi]
   pub fn close_session(
     &self,
-    session: i64,
+    session_id: i64,
     code: u32,
     reason: String,
     internal: Option<bool>,
-  ) -> Result<bool> {
-    let code = u16::try_from(code).map_err(|_| invalid(format!("invalid close code {code}")))?;
-    let runtime_code = internal.unwrap_or(false)
-      && matches!(
-        CloseCode::from_u16(code),
-        CloseCode::Policy | CloseCode::InternalError
-      );
-    if !runtime_code && !CloseCode::is_sendable_by_app(code) {
-      return Err(invalid(format!(
-        "close code must be 1000 or 3000-4999, got {code}"
-      )));
-    }
-    if reason.len() > 123 {
-      return Err(invalid("close reason must be at most 123 bytes"));
-    }
-    Ok(self.server.registry.close_session(to_id(session), code, &reason))
+  ) -> Result<bool, String> {
+    self
+      .core
+      .close_session(session(session_id), code, &reason, internal.unwrap_or(false))
+      .map_err(js_error)
   }
 }
 
 impl NativeServer {
-  /// Sends the one answer of a call, unless it already has one (timed out, or its session is
-  /// gone). The frame is only encoded when it will be sent.
-  fn answer(&self, session: i64, call: i64, frame: impl FnOnce() -> Unsealed) -> bool {
-    self.answer_call(to_id(session), to_id(call), frame)
-  }
-
-  fn answer_call(&self, session: u64, call: u64, frame: impl FnOnce() -> Unsealed) -> bool {
-    if !self.server.calls.answered(session, call) {
-      return false;
-    }
-    self
-      .server
-      .gate
-      .send(&self.server.registry, Target::Session(session), frame())
-      > 0
+  fn emit_to(&self, target: Target<'_>, event: &str, payload_json: Option<String>) -> Result<u32, String> {
+    let frame = Frame {
+      event,
+      payload_json: payload_json.as_deref(),
+    };
+    self.core.emit(target, frame).map_err(js_error)
   }
 }

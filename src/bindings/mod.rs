@@ -1,6 +1,7 @@
 //! The napi skin over the core: the `NativeServer` class the JS layer drives. It converts
-//! arguments, forwards to the core and owns the threadsafe function that wakes the JS thread.
-//! No I/O and no state machine lives here.
+//! arguments, calls [`Core`] (and nothing else of the crate's engine), turns [`CoreError`]s
+//! into JS errors whose `code` is the error's stable code, and owns the threadsafe function that
+//! wakes the JS thread. No I/O and no state machine lives here.
 //!
 //! Every method is synchronous and only enqueues (frames into outboxes or behind the output
 //! gate, decisions into channels, writes into the store's batch): JS never waits on Rust per
@@ -21,16 +22,27 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use tokio::runtime::Runtime;
 
-use crate::dispatch::Waker;
-use crate::protocol::{event_frame, Unsealed};
-use crate::server::{Decision, Server};
-use crate::store::StoreError;
+use crate::core::{Core, Decision};
+use crate::error::CoreError;
+use crate::events::Waker;
+use crate::ids::RequestId;
+use crate::transport::Identity;
 
-pub use convert::{NativeEndpoint, NativeOptions};
+pub use convert::{NativeCluster, NativeEndpoint, NativeOptions};
+
+/// A core error as a JS error: its `code` is the [`CoreError::code`].
+fn js_error(error: CoreError) -> Error<String> {
+  Error::new(error.code().to_string(), error.to_string())
+}
+
+/// An argument from JS that the core cannot take.
+fn invalid(message: impl Into<String>) -> Error<String> {
+  js_error(CoreError::InvalidArgument(message.into()))
+}
 
 /// The one tokio runtime of the addon, shared by every server in the process. Its worker count
 /// is the CPU count this process may use (`WARREN_WORKER_THREADS` overrides it).
-fn runtime() -> Result<&'static Runtime> {
+fn runtime() -> Result<&'static Runtime, String> {
   static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
   let built = RUNTIME.get_or_init(|| {
     let workers = std::env::var("WARREN_WORKER_THREADS")
@@ -47,28 +59,11 @@ fn runtime() -> Result<&'static Runtime> {
   });
   built
     .as_ref()
-    .map_err(|err| Error::from_reason(format!("cannot start the warren runtime: {err}")))
+    .map_err(|err| js_error(CoreError::Runtime(err.clone())))
 }
 
 /// The wake-up call into JS: no arguments, nothing returned, errors not passed to the callee.
 type WakeFunction = ThreadsafeFunction<(), (), (), Status, false>;
-
-fn invalid(message: impl Into<String>) -> Error {
-  Error::new(Status::InvalidArg, message.into())
-}
-
-fn storage_error(error: StoreError) -> Error {
-  Error::from_reason(error.to_string())
-}
-
-/// Encodes an event frame once, for any number of recipients.
-fn frame_of(event: &str, payload_json: Option<&str>) -> Result<Unsealed> {
-  event_frame(event, payload_json).map_err(|_| invalid("event payloads must be plain objects"))
-}
-
-fn to_id(value: i64) -> u64 {
-  u64::try_from(value).unwrap_or(0)
-}
 
 #[napi(object)]
 pub struct ListenAddress {
@@ -97,7 +92,7 @@ pub struct NativeStats {
 /// One warren server. Created by the JS `createServer`; see `lib/server.ts`.
 #[napi]
 pub struct NativeServer {
-  server: Arc<Server>,
+  core: Arc<Core>,
   /// Wakes the JS thread when a batch starts; dropped by `release` so Node can exit.
   wake: Option<Arc<WakeFunction>>,
 }
@@ -107,34 +102,39 @@ impl NativeServer {
   /// `onWake` is called (with no arguments) whenever events are waiting in `takeBatch`.
   /// Opens the storage: throws when another process owns the directory.
   #[napi(constructor)]
-  pub fn new(options: NativeOptions, on_wake: Function<(), ()>) -> Result<Self> {
-    let config = convert::server_config(options).map_err(invalid)?;
-    let server = Server::new(config, runtime()?.handle()).map_err(storage_error)?;
+  pub fn new(options: NativeOptions, on_wake: Function<(), ()>) -> Result<Self, String> {
+    let config = convert::server_config(options).map_err(js_error)?;
+    let runtime = runtime()?;
+    // Joining a cluster waits for Redis (a bounded connect); otherwise nothing here waits.
+    let core = runtime
+      .block_on(Core::start(config, runtime.handle()))
+      .map_err(js_error)?;
     let wake: Arc<WakeFunction> = Arc::new(
       on_wake
         .build_threadsafe_function::<()>()
         .callee_handled::<false>()
-        .build()?,
+        .build()
+        .map_err(|error| js_error(CoreError::Runtime(error.reason)))?,
     );
     let caller = wake.clone();
     let waker: Waker = Arc::new(move || {
       caller.call((), ThreadsafeFunctionCallMode::NonBlocking);
     });
-    server.dispatcher.set_waker(Some(waker));
+    core.set_waker(Some(waker));
     Ok(Self {
-      server,
+      core,
       wake: Some(wake),
     })
   }
 
   /// Binds and starts accepting. Throws on a busy port or a bad host.
   #[napi]
-  pub fn listen(&self, host: String, port: u32) -> Result<ListenAddress> {
+  pub fn listen(&self, host: String, port: u32) -> Result<ListenAddress, String> {
     let port = u16::try_from(port).map_err(|_| invalid(format!("port out of range: {port}")))?;
     let address = self
-      .server
+      .core
       .listen(runtime()?.handle(), &host, port)
-      .map_err(|err| Error::from_reason(format!("cannot listen on {host}:{port}: {err}")))?;
+      .map_err(js_error)?;
     Ok(ListenAddress {
       host: address.ip().to_string(),
       port: u32::from(address.port()),
@@ -144,15 +144,16 @@ impl NativeServer {
   /// Everything queued for JS as one JSON array text, or null.
   #[napi]
   pub fn take_batch(&self) -> Option<String> {
-    self.server.dispatcher.take()
+    self.core.take_events()
   }
 
   /// Opens the socket of an upgrade request for user `key` with `metaJson` as its meta.
   #[napi]
   pub fn accept_upgrade(&self, request: i64, key: String, meta_json: String) -> bool {
-    self
-      .server
-      .decide_upgrade(to_id(request), Decision::Accept { key, meta_json })
+    self.core.decide_upgrade(
+      RequestId(request.try_into().unwrap_or(0)),
+      Decision::Accept(Identity { key, meta_json }),
+    )
   }
 
   /// Refuses an upgrade request with an HTTP status and `{"error": message, "code": code}`.
@@ -167,12 +168,14 @@ impl NativeServer {
       message,
       code,
     };
-    self.server.decide_upgrade(to_id(request), decision)
+    self
+      .core
+      .decide_upgrade(RequestId(request.try_into().unwrap_or(0)), decision)
   }
 
   #[napi]
   pub fn stats(&self) -> NativeStats {
-    let stats = self.server.stats();
+    let stats = self.core.stats();
     let clamp = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
     NativeStats {
       sessions: clamp(stats.sessions),
@@ -187,18 +190,17 @@ impl NativeServer {
 
   /// Starts shutdown; the batch ends with the shutdown event once every socket is released.
   #[napi]
-  pub fn shutdown(&self) -> Result<()> {
-    self.server.begin_shutdown(runtime()?.handle());
+  pub fn shutdown(&self) -> Result<(), String> {
+    self.core.begin_shutdown(runtime()?.handle());
     Ok(())
   }
 
   /// Flushes and closes the storage, and drops the wake-up function so the Node process may
   /// exit. Called once, after shutdown and the last state commit.
   #[napi]
-  pub fn release(&mut self) -> Result<()> {
-    self.server.dispatcher.set_waker(None);
+  pub fn release(&mut self) -> Result<(), String> {
     self.wake = None;
-    self.server.release_store().map_err(storage_error)
+    self.core.release().map_err(js_error)
   }
 
   /// Whether a listening server keeps the Node process alive (like `net.Server#ref`).
@@ -225,9 +227,8 @@ impl Drop for NativeServer {
   /// should it be collected anyway, it shuts down instead of leaving sockets orphaned.
   fn drop(&mut self) {
     if let Ok(runtime) = runtime() {
-      self.server.begin_shutdown(runtime.handle());
+      self.core.begin_shutdown(runtime.handle());
     }
-    self.server.dispatcher.set_waker(None);
-    let _ = self.server.release_store();
+    let _ = self.core.release();
   }
 }

@@ -1,23 +1,18 @@
-//! Rooms, persisted state, hibernation and destruction, as the JS runtime drives them.
+//! Rooms, persisted state, hibernation, destruction and schedules, as the JS runtime drives
+//! them.
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use serde_json::value::RawValue;
 
-use super::{storage_error, to_id, NativeServer};
-use crate::durable::StateOf;
-use crate::protocol::push_json_string;
-use crate::registry::RoomError;
-use crate::rooms::Listed;
-use crate::schedules::MAX_SCHEDULES_PER_ACTOR;
+use super::convert::{actor, definition, handler};
+use super::{invalid, js_error, NativeServer};
+use crate::durability::records::StateOf;
 
-fn room_error(error: RoomError) -> Error {
-  match error {
-    RoomError::NoSuchActor => Error::new(
-      Status::GenericFailure,
-      "the actor is no longer in memory".to_string(),
-    ),
-  }
-}
+/// `StateWrite.kind` of a connection actor's state.
+const STATE_OF_ACTOR: u32 = 0;
+/// `StateWrite.kind` of a room's state.
+const STATE_OF_ROOM: u32 = 1;
 
 #[napi(object)]
 pub struct OpenedRoom {
@@ -37,31 +32,26 @@ pub struct StateWrite {
   pub value: Option<Buffer>,
 }
 
-/// A JSON array of `items`, each written by `write` (the values are raw JSON already).
-fn json_array<T>(items: &[T], mut write: impl FnMut(&mut String, &T)) -> String {
-  let mut out = String::from("[");
-  for (i, item) in items.iter().enumerate() {
-    if i > 0 {
-      out.push(',');
-    }
-    write(&mut out, item);
-  }
-  out.push(']');
-  out
-}
-
-fn state_of<'a>(kind: u32, owner: &'a str, name: &'a str) -> StateOf<'a> {
-  if kind == 1 {
-    StateOf::Room {
-      handler: owner,
-      room: name,
-    }
-  } else {
-    StateOf::Actor {
+fn state_of<'a>(kind: u32, owner: &'a str, name: &'a str) -> Result<StateOf<'a>, String> {
+  match kind {
+    STATE_OF_ACTOR => Ok(StateOf::Actor {
       definition: owner,
       user: name,
-    }
+    }),
+    STATE_OF_ROOM => Ok(StateOf::Room {
+      handler: owner,
+      room: name,
+    }),
+    other => Err(invalid(format!("unknown state kind {other}"))),
   }
+}
+
+/// JSON from JS that the core copies as it is (into event batches and storage): checked once
+/// here, so a bad value is refused at the call instead of breaking a later batch.
+fn checked_json(json: &str, what: &str) -> Result<(), String> {
+  serde_json::from_str::<&RawValue>(json)
+    .map(|_| ())
+    .map_err(|_| invalid(format!("{what} must be JSON")))
 }
 
 #[napi]
@@ -70,56 +60,38 @@ impl NativeServer {
   /// list. Returns false when the room was already listed. The membership change reaches JS as
   /// a batch event.
   #[napi]
-  pub fn join_room(&self, actor: i64, name: String, handler: u32, metadata_json: String) -> Result<bool> {
-    let listed = Listed {
-      name: name.into(),
-      handler: handler as usize,
-      metadata: metadata_json.into(),
-    };
-    let joined = self
-      .server
-      .registry
-      .join_room(to_id(actor), listed)
-      .map_err(room_error)?;
-    if let Some(change) = &joined.change {
-      self.server.dispatcher.push_room_change(change);
-    }
-    if joined.listed {
-      self.server.persist_room_list(to_id(actor));
-    }
-    Ok(joined.listed)
+  pub fn join_room(
+    &self,
+    actor_id: i64,
+    name: String,
+    handler_id: u32,
+    metadata_json: String,
+  ) -> Result<bool, String> {
+    checked_json(&metadata_json, "room metadata")?;
+    self
+      .core
+      .join_room(actor(actor_id), &name, handler(handler_id), &metadata_json)
+      .map_err(js_error)
   }
 
   /// Removes a room from an actor's list; false when it was not listed.
   #[napi]
-  pub fn leave_room(&self, actor: i64, name: String) -> Result<bool> {
-    let (listed, change) = self
-      .server
-      .registry
-      .leave_room(to_id(actor), &name)
-      .map_err(room_error)?;
-    if let Some(change) = &change {
-      self.server.dispatcher.push_room_change(change);
-    }
-    if listed {
-      self.server.persist_room_list(to_id(actor));
-    }
-    Ok(listed)
+  pub fn leave_room(&self, actor_id: i64, name: String) -> Result<bool, String> {
+    self.core.leave_room(actor(actor_id), &name).map_err(js_error)
   }
 
   /// Names of the rooms on an actor's list.
   #[napi]
-  pub fn rooms_of(&self, actor: i64) -> Result<Vec<String>> {
-    let rooms = self.server.registry.room_list(to_id(actor)).map_err(room_error)?;
-    Ok(rooms.iter().map(|room| room.name.to_string()).collect())
+  pub fn rooms_of(&self, actor_id: i64) -> Result<Vec<String>, String> {
+    self.core.rooms_of(actor(actor_id)).map_err(js_error)
   }
 
   /// The room instance called `name` (created, empty, when missing).
   #[napi]
-  pub fn open_room(&self, name: String, handler: u32) -> OpenedRoom {
-    let (id, created) = self.server.registry.open_room(&name, handler as usize);
+  pub fn open_room(&self, name: String, handler_id: u32) -> OpenedRoom {
+    let (id, created) = self.core.open_room(&name, handler(handler_id));
     OpenedRoom {
-      id: id as i64,
+      id: i64::try_from(id.get()).unwrap_or(i64::MAX),
       created,
     }
   }
@@ -127,49 +99,35 @@ impl NativeServer {
   /// Live members as JSON: `[{"userId","joinedAt","metadata"}]`, in join order.
   #[napi]
   pub fn room_members(&self, name: String) -> String {
-    json_array(&self.server.registry.room_members(&name), |out, member| {
-      out.push_str(r#"{"userId":"#);
-      push_json_string(out, &member.user);
-      out.push_str(r#","joinedAt":"#);
-      out.push_str(&member.joined_at_ms.to_string());
-      out.push_str(r#","metadata":"#);
-      out.push_str(&member.metadata);
-      out.push('}');
-    })
+    self.core.room_members_json(&name)
   }
 
   /// Replaces a live member's metadata; false when the user is not a member.
   #[napi]
-  pub fn set_member_metadata(&self, name: String, user: String, metadata_json: String) -> bool {
-    match self
-      .server
-      .registry
-      .set_member_metadata(&name, &user, &metadata_json)
-    {
-      Some(actor) => {
-        self.server.persist_room_list(actor);
-        true
-      }
-      None => false,
-    }
+  pub fn set_member_metadata(
+    &self,
+    name: String,
+    user: String,
+    metadata_json: String,
+  ) -> Result<bool, String> {
+    checked_json(&metadata_json, "member metadata")?;
+    Ok(self.core.set_member_metadata(&name, &user, &metadata_json))
   }
 
   /// Destroys a room: members leave, its stored state is wiped. False when not in memory
   /// (its stored state is wiped anyway).
   #[napi]
   pub fn destroy_room(&self, handler_name: String, name: String) -> bool {
-    let existed = self.server.destroy_room(&name);
-    self.server.wipe_room_state(&handler_name, &name);
-    existed
+    self.core.destroy_room(&handler_name, &name)
   }
 
   /// The stored state of an actor (kind 0) or a room (kind 1), if any.
   #[napi]
-  pub fn load_state(&self, kind: u32, owner: String, name: String) -> Result<Option<Buffer>> {
+  pub fn load_state(&self, kind: u32, owner: String, name: String) -> Result<Option<Buffer>, String> {
     let bytes = self
-      .server
-      .load_state(state_of(kind, &owner, &name))
-      .map_err(storage_error)?;
+      .core
+      .load_state(state_of(kind, &owner, &name)?)
+      .map_err(js_error)?;
     Ok(bytes.map(Buffer::from))
   }
 
@@ -177,55 +135,49 @@ impl NativeServer {
   /// the commit that follows is flushed.
   #[napi]
   pub fn state_changed(&self) {
-    self.server.gate.changed();
+    self.core.state_changed();
   }
 
   /// Applies this tick's state writes in one batch and asks for a flush (group commit).
   #[napi]
-  pub fn commit_state(&self, writes: Vec<StateWrite>) -> Result<()> {
+  pub fn commit_state(&self, writes: Vec<StateWrite>) -> Result<(), String> {
     let writes = writes
       .iter()
       .map(|w| {
-        (
-          state_of(w.kind, &w.owner, &w.name),
+        Ok((
+          state_of(w.kind, &w.owner, &w.name)?,
           w.value.as_ref().map(|v| v.to_vec()),
-        )
+        ))
       })
-      .collect();
-    self.server.commit_state(writes).map_err(storage_error)
+      .collect::<Result<Vec<_>, String>>()?;
+    self.core.commit_state(writes).map_err(js_error)
   }
 
   /// Hibernates the actor of `(endpoint, key)` now (tests and tools). False when it is not in
   /// memory, has no session, or already hibernates.
   #[napi]
   pub fn hibernate(&self, endpoint: u32, key: String) -> bool {
-    match self.server.registry.actor_of(endpoint as usize, &key) {
-      Some(actor) => self.server.registry.hibernate(actor, &self.server.dispatcher),
-      None => false,
-    }
+    self.core.hibernate(definition(endpoint), &key)
   }
 
   /// JS declined a hibernation (work still in flight).
   #[napi]
-  pub fn keep_awake(&self, actor: i64) {
-    self.server.registry.keep_awake(to_id(actor));
+  pub fn keep_awake(&self, actor_id: i64) {
+    self.core.keep_awake(actor(actor_id));
   }
 
   /// Destroys an actor by id (from its own context).
   #[napi]
-  pub fn destroy_actor(&self, actor: i64) -> bool {
-    self.server.destroy_actor(to_id(actor))
+  pub fn destroy_actor(&self, actor_id: i64) -> bool {
+    self.core.destroy_actor(actor(actor_id))
   }
 
   /// Destroys the actor of `(endpoint, key)`, in memory or only in storage.
   #[napi]
   pub fn destroy_actor_by_key(&self, endpoint: u32, key: String) -> bool {
-    self.server.destroy_actor_by_key(endpoint as usize, &key)
+    self.core.destroy_actor_by_key(definition(endpoint), &key)
   }
-}
 
-#[napi]
-impl NativeServer {
   /// Schedules `event` (with `dataJson`) for the actor of `(endpoint, key)` at `atMs` (epoch
   /// milliseconds); returns the schedule's id. Stored: it survives restarts.
   #[napi]
@@ -236,46 +188,23 @@ impl NativeServer {
     at_ms: f64,
     event: String,
     data_json: String,
-  ) -> Result<String> {
-    if !at_ms.is_finite() || at_ms < 0.0 {
-      return Err(Error::new(
-        Status::InvalidArg,
-        "schedule time must be a finite, non-negative number".to_string(),
-      ));
-    }
-    let id = self
-      .server
-      .add_schedule(endpoint as usize, &key, at_ms as u64, event, data_json)
-      .map_err(|_| {
-        Error::from_reason(format!(
-          "an actor may have at most {MAX_SCHEDULES_PER_ACTOR} pending schedules"
-        ))
-      })?;
-    Ok(id.to_string())
+  ) -> Result<String, String> {
+    checked_json(&data_json, "schedule data")?;
+    self
+      .core
+      .add_schedule(definition(endpoint), &key, at_ms, event, data_json)
+      .map_err(js_error)
   }
 
   /// Cancels a schedule; false when it already fired or never existed.
   #[napi]
   pub fn schedule_cancel(&self, id: String) -> bool {
-    self.server.cancel_schedule(&id)
+    self.core.cancel_schedule(&id)
   }
 
   /// Pending schedules of an actor as JSON: `[{"id","at","event","data"}]`, soonest first.
   #[napi]
   pub fn schedule_list(&self, endpoint: u32, key: String) -> String {
-    json_array(
-      &self.server.schedules.of(endpoint as usize, &key),
-      |out, schedule| {
-        out.push_str(r#"{"id":"#);
-        push_json_string(out, &schedule.id);
-        out.push_str(r#","at":"#);
-        out.push_str(&schedule.at_ms.to_string());
-        out.push_str(r#","event":"#);
-        push_json_string(out, &schedule.event);
-        out.push_str(r#","data":"#);
-        out.push_str(&schedule.data);
-        out.push('}');
-      },
-    )
+    self.core.schedules_json(definition(endpoint), &key)
   }
 }

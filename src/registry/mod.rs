@@ -1,114 +1,126 @@
 //! The single owner of sessions, actors and rooms, and the fan-out to them.
 //!
-//! An actor is keyed by `(endpoint, userId)` and holds every open session of that user (tabs,
+//! An actor is keyed by `(definition, userId)` and holds every open session of that user (tabs,
 //! devices). A session belongs to exactly one actor and keeps its meta (the attachment), so an
 //! actor can leave the JS heap (hibernate) while its sockets stay open here. An actor's room
 //! list says which rooms it joined; while it has a session it is a live member of each (see
-//! [`crate::rooms`]). JS refers to all of them by number and mirrors only what user code needs.
+//! [`rooms`]). JS refers to all of them by number and mirrors only what user code needs.
+//!
+//! Every change JS must hear of (a wake-up, a hibernation, a room join or leave, a close) is
+//! pushed into the [`EventSink`] here, under the lock, in the order it happened: callers never
+//! forward events themselves.
 //!
 //! - this file: the maps, sessions coming and going, fan-out to a [`Target`];
+//! - [`actors`]: the actor entry and its one constructor;
 //! - [`membership`]: joining and leaving rooms, room queries;
 //! - [`lifecycle`]: hibernation, waking, eviction and destruction of actors;
-//! - [`resume`]: sessions whose socket dropped, kept for their client to resume.
+//! - [`resume`]: sessions whose socket dropped, kept for their client to resume;
+//! - [`rooms`]: room instances and live membership (the index this module locks).
 //!
 //! Locking: one mutex over every map, held for updates and for pushing shared frames into
-//! outboxes (which never wait). Lock order: output gate, registry, dispatcher queue, outbox.
-//! Events whose order matters relative to a state change here (wake, hibernate) are queued for
-//! JS while the lock is held. The lock is never held across an `.await` or a call into JS.
+//! outboxes (which never wait). Lock order: output gate, registry, event sink, outbox. The lock
+//! is never held across an `.await` or a call into JS.
 
+mod actors;
 mod lifecycle;
 mod membership;
 mod resume;
+pub mod rooms;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use parking_lot::Mutex;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::dispatch::Dispatcher;
-use crate::outbox::{Outbox, Pushed};
-use crate::rooms::{Listed, RoomChange, Rooms};
+use crate::error::SessionEnd;
+use crate::events::{Event, EventSink};
+use crate::ids::{ActorId, DefinitionId, SessionId};
+use crate::transport::outbox::{Outbox, Pushed};
+use actors::ActorEntry;
+use rooms::{RoomChange, Rooms};
 
-pub use lifecycle::{Destroyed, Swept};
-pub use membership::{Joined, RoomError};
-pub use resume::{Resumed, Suspended};
+pub use lifecycle::Destroyed;
+pub use membership::Joined;
+pub use resume::{ResumeError, Resumed, Suspended};
 
 struct SessionEntry {
-  actor: u64,
+  actor: ActorId,
   outbox: Arc<Outbox>,
   /// The session's meta as JSON: restored into JS when its actor wakes.
   meta: Arc<str>,
   /// The secret a client presents to resume this session; none when it cannot be resumed.
   token: Option<Arc<str>>,
   /// Set while the session has no socket and waits for its client to resume it.
-  detached: Option<resume::Detached>,
-}
-
-struct ActorEntry {
-  endpoint: usize,
-  key: Arc<str>,
-  sessions: Vec<u64>,
-  /// Rooms joined and not left; live memberships while `sessions` is not empty.
-  rooms: Vec<Listed>,
-  /// Set when the last session left; the actor is evicted once idle long enough.
-  idle_since: Option<Instant>,
-  /// Last event that reached JS for this actor; idle past `hibernateAfterMs`, it hibernates.
-  last_event: Instant,
-  /// True while the actor is out of the JS heap; the next event wakes it first.
-  hibernated: bool,
+  waiting: Option<resume::Waiting>,
 }
 
 #[derive(Default)]
 struct Inner {
-  sessions: HashMap<u64, SessionEntry>,
-  actors: HashMap<u64, ActorEntry>,
-  by_key: HashMap<(usize, Arc<str>), u64>,
+  sessions: HashMap<SessionId, SessionEntry>,
+  actors: HashMap<ActorId, ActorEntry>,
+  by_key: HashMap<(DefinitionId, Arc<str>), ActorId>,
   /// Resume tokens of the sessions that have one.
-  by_token: HashMap<Arc<str>, u64>,
+  by_token: HashMap<Arc<str>, SessionId>,
   /// Sessions waiting for a resume (they count against `maxSessions` like open sockets).
-  detached: usize,
+  waiting: usize,
   next_actor: u64,
   rooms: Rooms,
   /// Bumped whenever a session or a live membership comes or goes; rooms' cached fan-out
-  /// lists built at an older generation are rebuilt before use.
-  generation: u64,
+  /// lists built at an older version are rebuilt before use.
+  membership_version: u64,
 }
 
 /// Who a frame goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target<'a> {
-  Session(u64),
-  /// Every session of the user `key` at `endpoint`, but `except`.
+  Session(SessionId),
+  /// Every session of the user `key` of `definition`, but `except`.
   User {
-    endpoint: usize,
+    definition: DefinitionId,
     key: &'a str,
-    except: Option<u64>,
+    except: Option<SessionId>,
   },
   /// Every session of every live member of the room, but `except`.
   Room {
     name: &'a str,
-    except: Option<u64>,
+    except: Option<SessionId>,
   },
 }
 
-/// Where an attached session landed.
+/// Where an added session landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Attached {
-  pub actor: u64,
+pub struct Added {
+  pub actor: ActorId,
   /// True when the session created the actor.
   pub created: bool,
 }
 
-#[derive(Default)]
+/// A session to add to the registry.
+pub struct NewSession<'a> {
+  pub id: SessionId,
+  pub definition: DefinitionId,
+  pub key: &'a str,
+  pub outbox: Arc<Outbox>,
+  pub meta: Arc<str>,
+  pub token: Option<Arc<str>>,
+}
+
 pub struct Registry {
   inner: Mutex<Inner>,
+  events: Arc<EventSink>,
+  /// Signalled when a room enters or leaves memory (shared with the room index).
+  rooms_changed: Arc<tokio::sync::Notify>,
 }
 
 impl Inner {
   /// Calls `f` for every session of `actor` but `except`; counts the calls that returned true.
-  fn visit_actor(&self, actor: u64, except: Option<u64>, f: &mut impl FnMut(&Arc<Outbox>) -> bool) -> u32 {
+  fn visit_actor(
+    &self,
+    actor: ActorId,
+    except: Option<SessionId>,
+    f: &mut impl FnMut(&Arc<Outbox>) -> bool,
+  ) -> u32 {
     let Some(actor) = self.actors.get(&actor) else {
       return 0;
     };
@@ -123,99 +135,83 @@ impl Inner {
     reached
   }
 
-  /// Queues the wake-up of a hibernated actor (its sessions and their meta) and marks it awake.
-  fn wake(&mut self, actor: u64, dispatcher: &Dispatcher) {
-    let Some(entry) = self.actors.get_mut(&actor) else {
-      return;
-    };
-    entry.last_event = Instant::now();
-    if !entry.hibernated {
-      return;
-    }
-    entry.hibernated = false;
-    let sessions: Vec<(u64, Arc<str>)> = entry
-      .sessions
-      .iter()
-      .filter_map(|id| self.sessions.get(id).map(|s| (*id, s.meta.clone())))
-      .collect();
-    dispatcher.push_wake(actor, entry.endpoint, &entry.key, &sessions);
-  }
-
-  /// Removes a session (see [`Registry::detach`]).
-  fn detach(&mut self, session: u64, dispatcher: &Dispatcher) -> Vec<RoomChange> {
+  /// Forgets a session: JS hears `Close`, then, when it was its actor's last session, the
+  /// actor's room leaves (it keeps its room list). Its actor is woken first, so JS can run
+  /// `onDisconnect`; the actor stays (idle) until evicted.
+  fn remove_session(&mut self, session: SessionId, end: &SessionEnd, events: &EventSink) {
     let Some(entry) = self.sessions.remove(&session) else {
-      return Vec::new();
+      return;
     };
     if let Some(token) = &entry.token {
       self.by_token.remove(token);
     }
-    if entry.detached.is_some() {
-      self.detached -= 1;
+    if entry.waiting.is_some() {
+      self.waiting -= 1;
     }
-    self.generation += 1;
-    self.wake(entry.actor, dispatcher);
+    self.membership_version += 1;
+    self.wake(entry.actor, events);
+    events.push(Event::Close {
+      session,
+      code: end.code,
+      reason: &end.reason,
+    });
     let Some(actor) = self.actors.get_mut(&entry.actor) else {
-      return Vec::new();
+      return;
     };
     actor.sessions.retain(|id| *id != session);
     if !actor.sessions.is_empty() {
-      return Vec::new();
+      return;
     }
-    actor.idle_since = Some(Instant::now());
-    let leave: Vec<Arc<str>> = actor.rooms.iter().map(|listed| listed.name.clone()).collect();
+    actor.idle_since = Some(std::time::Instant::now());
     let user = actor.key.clone();
-    leave
-      .iter()
-      .filter_map(|name| self.rooms.remove_member(name, &user))
-      .collect()
+    let leave: Vec<Arc<str>> = actor.rooms.iter().map(|listed| listed.name.clone()).collect();
+    for name in leave {
+      if let Some(change) = self.rooms.remove_member(&name, &user) {
+        events.push(change.event());
+      }
+    }
   }
 }
 
-/// A session to add to the registry.
-pub struct NewSession<'a> {
-  pub id: u64,
-  pub endpoint: usize,
-  pub key: &'a str,
-  pub outbox: Arc<Outbox>,
-  pub meta: Arc<str>,
-  pub token: Option<Arc<str>>,
+fn announce(events: &EventSink, changes: &[RoomChange]) {
+  events.push_all(changes.iter().map(RoomChange::event));
 }
 
 impl Registry {
-  /// Adds a session to the actor of `(endpoint, key)`, creating the actor if needed (and waking
-  /// it if it hibernates). When it is the actor's only session, the actor re-joins its listed
-  /// rooms: the returned changes, which JS must hear before the session's open event.
-  pub fn attach(&self, new: NewSession<'_>, dispatcher: &Dispatcher) -> (Attached, Vec<RoomChange>) {
+  pub fn new(events: Arc<EventSink>) -> Self {
+    let inner = Inner::default();
+    let rooms_changed = inner.rooms.changed().clone();
+    Self {
+      inner: Mutex::new(inner),
+      events,
+      rooms_changed,
+    }
+  }
+
+  /// Signalled when a room enters or leaves memory.
+  pub fn rooms_changed(&self) -> &tokio::sync::Notify {
+    &self.rooms_changed
+  }
+
+  /// Names of the rooms in memory.
+  pub fn room_names(&self) -> Vec<Arc<str>> {
+    self.inner.lock().rooms.names()
+  }
+
+  /// Adds a session to the actor of `(definition, key)`, creating the actor if needed (and
+  /// waking it if it hibernates). When it is the actor's only session, the actor re-joins its
+  /// listed rooms (JS hears the joins now, before the session's `Open`).
+  pub fn add_session(&self, new: NewSession<'_>) -> Added {
     let NewSession {
       id: session,
-      endpoint,
+      definition,
       key,
       outbox,
       meta,
       token,
     } = new;
     let mut inner = self.inner.lock();
-    let lookup = (endpoint, Arc::<str>::from(key));
-    let (actor, created) = match inner.by_key.get(&lookup) {
-      Some(actor) => (*actor, false),
-      None => {
-        inner.next_actor += 1;
-        let actor = inner.next_actor;
-        inner.by_key.insert(lookup.clone(), actor);
-        let entry = ActorEntry {
-          endpoint,
-          key: lookup.1,
-          sessions: Vec::new(),
-          rooms: Vec::new(),
-          idle_since: None,
-          last_event: Instant::now(),
-          hibernated: false,
-        };
-        inner.actors.insert(actor, entry);
-        (actor, true)
-      }
-    };
-    inner.wake(actor, dispatcher);
+    let (actor, created) = inner.actor_for(definition, key, &self.events);
     let mut rejoin = Vec::new();
     if let Some(entry) = inner.actors.get_mut(&actor) {
       entry.sessions.push(session);
@@ -232,34 +228,29 @@ impl Registry {
       outbox,
       meta,
       token,
-      detached: None,
+      waiting: None,
     };
     inner.sessions.insert(session, entry);
-    inner.generation += 1;
+    inner.membership_version += 1;
     let user: Arc<str> = Arc::from(key);
-    let changes = rejoin
+    let changes: Vec<RoomChange> = rejoin
       .iter()
       .filter_map(|listed| inner.rooms.add_member(listed, &user, actor))
       .collect();
-    (Attached { actor, created }, changes)
+    announce(&self.events, &changes);
+    Added { actor, created }
   }
 
-  /// Notes an event of a session for JS, waking its actor first if it hibernates. False when
-  /// the session is gone (the event must not be sent).
-  pub fn touch(&self, session: u64, dispatcher: &Dispatcher) -> bool {
+  /// Queues an event of a session for JS, waking its actor first if it hibernates. False when
+  /// the session is gone (nothing was queued).
+  pub fn deliver(&self, session: SessionId, event: Event<'_>) -> bool {
     let mut inner = self.inner.lock();
     let Some(actor) = inner.sessions.get(&session).map(|s| s.actor) else {
       return false;
     };
-    inner.wake(actor, dispatcher);
+    inner.wake(actor, &self.events);
+    self.events.push(event);
     true
-  }
-
-  /// Removes a session (waking its actor, so JS can run `onDisconnect`); the actor stays (idle)
-  /// until evicted. When it was the actor's last session, the actor stops being a live member
-  /// of its rooms (the returned changes) but keeps its room list.
-  pub fn detach(&self, session: u64, dispatcher: &Dispatcher) -> Vec<RoomChange> {
-    self.inner.lock().detach(session, dispatcher)
   }
 
   /// Calls `f` with the outbox of every session `target` designates; returns how many calls
@@ -272,10 +263,10 @@ impl Registry {
         .get(&session)
         .map_or(0, |entry| u32::from(f(&entry.outbox))),
       Target::User {
-        endpoint,
+        definition,
         key,
         except,
-      } => match inner.by_key.get(&(endpoint, Arc::<str>::from(key))) {
+      } => match inner.by_key.get(&(definition, Arc::<str>::from(key))) {
         Some(actor) => inner.visit_actor(*actor, except, &mut f),
         None => 0,
       },
@@ -284,32 +275,31 @@ impl Registry {
           rooms,
           actors,
           sessions,
-          generation,
+          membership_version,
           ..
         } = &mut *inner;
         let Some(room) = rooms.get_mut(name) else {
           return 0;
         };
-        if room.fanout.as_ref().is_none_or(|(built, _)| built != generation) {
+        if room
+          .fanout
+          .as_ref()
+          .is_none_or(|(built, _)| built != membership_version)
+        {
           let mut list = Vec::new();
           for member in room.members.values() {
-            for session in actors
+            let member_sessions = actors
               .get(&member.actor)
-              .map(|a| a.sessions.as_slice())
-              .unwrap_or(&[])
-            {
+              .map_or(&[][..], |a| a.sessions.as_slice());
+            for session in member_sessions {
               if let Some(entry) = sessions.get(session) {
                 list.push((*session, entry.outbox.clone()));
               }
             }
           }
-          room.fanout = Some((*generation, list));
+          room.fanout = Some((*membership_version, list));
         }
-        let list = room
-          .fanout
-          .as_ref()
-          .map(|(_, list)| list.as_slice())
-          .unwrap_or(&[]);
+        let list = room.fanout.as_ref().map_or(&[][..], |(_, list)| list.as_slice());
         list
           .iter()
           .filter(|(session, _)| Some(*session) != except)
@@ -339,7 +329,7 @@ impl Registry {
   }
 
   /// Asks a session to close; false when it is gone or already closing.
-  pub fn close_session(&self, session: u64, code: u16, reason: &str) -> bool {
+  pub fn close_session(&self, session: SessionId, code: u16, reason: &str) -> bool {
     let inner = self.inner.lock();
     inner
       .sessions
@@ -355,122 +345,103 @@ impl Registry {
     }
   }
 
-  /// Open sessions of an actor, in the order they connected.
-  pub fn sessions_of(&self, actor: u64) -> Vec<u64> {
-    self
-      .inner
-      .lock()
-      .actors
-      .get(&actor)
-      .map(|a| a.sessions.clone())
-      .unwrap_or_default()
-  }
-
-  /// The actor of `(endpoint, key)`, if it is in memory.
-  pub fn actor_of(&self, endpoint: usize, key: &str) -> Option<u64> {
+  /// The actor of `(definition, key)`, if it is in memory.
+  pub fn actor_of(&self, definition: DefinitionId, key: &str) -> Option<ActorId> {
     self
       .inner
       .lock()
       .by_key
-      .get(&(endpoint, Arc::<str>::from(key)))
+      .get(&(definition, Arc::<str>::from(key)))
       .copied()
   }
 
-  /// The endpoint and key of an actor.
-  pub fn identity(&self, actor: u64) -> Option<(usize, Arc<str>)> {
+  /// The definition and key of an actor.
+  pub fn identity(&self, actor: ActorId) -> Option<(DefinitionId, Arc<str>)> {
     self
       .inner
       .lock()
       .actors
       .get(&actor)
-      .map(|a| (a.endpoint, a.key.clone()))
+      .map(|a| (a.definition, a.key.clone()))
   }
 
-  pub fn session_count(&self) -> usize {
-    self.inner.lock().sessions.len()
-  }
-
-  pub fn actor_count(&self) -> usize {
-    self.inner.lock().actors.len()
-  }
-
-  pub fn hibernated_count(&self) -> usize {
-    self.inner.lock().actors.values().filter(|a| a.hibernated).count()
-  }
-
-  pub fn room_count(&self) -> usize {
-    self.inner.lock().rooms.count()
+  /// Counts for `stats()`.
+  pub fn counts(&self) -> Counts {
+    let inner = self.inner.lock();
+    Counts {
+      sessions: inner.sessions.len(),
+      actors: inner.actors.len(),
+      hibernated: inner.actors.values().filter(|a| a.hibernated).count(),
+      rooms: inner.rooms.count(),
+      waiting: inner.waiting,
+    }
   }
 }
 
+/// What the registry holds, for `stats()`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+  pub sessions: usize,
+  pub actors: usize,
+  pub hibernated: usize,
+  pub rooms: usize,
+  /// Sessions whose socket dropped, waiting for a resume.
+  pub waiting: usize,
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
   use super::*;
   use crate::config::OverflowPolicy;
 
-  pub(super) fn outbox() -> Arc<Outbox> {
+  pub fn outbox() -> Arc<Outbox> {
     Arc::new(Outbox::new(1 << 20, OverflowPolicy::Close))
   }
 
-  pub(super) fn attach(registry: &Registry, key: &str, session: u64) -> (Attached, Vec<RoomChange>) {
+  pub fn registry() -> (Registry, Arc<EventSink>) {
+    let events = Arc::new(EventSink::new());
+    (Registry::new(events.clone()), events)
+  }
+
+  pub fn add(registry: &Registry, key: &str, session: u64) -> Added {
     let new = NewSession {
-      id: session,
-      endpoint: 0,
+      id: SessionId(session),
+      definition: DefinitionId(0),
       key,
       outbox: outbox(),
       meta: Arc::from("{}"),
       token: None,
     };
-    registry.attach(new, &Dispatcher::new())
+    registry.add_session(new)
+  }
+
+  pub fn user(key: &str, except: Option<u64>) -> Target<'_> {
+    Target::User {
+      definition: DefinitionId(0),
+      key,
+      except: except.map(SessionId),
+    }
   }
 
   #[test]
   fn sessions_of_one_user_share_an_actor() {
-    let registry = Registry::default();
-    let (first, _) = attach(&registry, "alice", 1);
-    let (second, _) = attach(&registry, "alice", 2);
-    let (other, _) = attach(&registry, "bob", 3);
+    let (registry, _) = registry();
+    let first = add(&registry, "alice", 1);
+    let second = add(&registry, "alice", 2);
+    let other = add(&registry, "bob", 3);
     assert!(first.created && !second.created && other.created);
     assert_eq!(first.actor, second.actor);
     assert_ne!(first.actor, other.actor);
     let frame = Utf8Bytes::from("x");
-    assert_eq!(
-      registry.send(
-        Target::User {
-          endpoint: 0,
-          key: "alice",
-          except: None
-        },
-        0,
-        &frame
-      ),
-      2
-    );
-    assert_eq!(
-      registry.send(
-        Target::User {
-          endpoint: 0,
-          key: "alice",
-          except: Some(1)
-        },
-        0,
-        &frame
-      ),
-      1
-    );
-    assert_eq!(
-      registry.send(
-        Target::User {
-          endpoint: 1,
-          key: "alice",
-          except: None
-        },
-        0,
-        &frame
-      ),
-      0
-    );
-    assert_eq!(registry.send(Target::Session(3), 0, &frame), 1);
-    assert_eq!(registry.send(Target::Session(9), 0, &frame), 0);
+    assert_eq!(registry.send(user("alice", None), 0, &frame), 2);
+    assert_eq!(registry.send(user("alice", Some(1)), 0, &frame), 1);
+    let elsewhere = Target::User {
+      definition: DefinitionId(1),
+      key: "alice",
+      except: None,
+    };
+    assert_eq!(registry.send(elsewhere, 0, &frame), 0);
+    assert_eq!(registry.send(Target::Session(SessionId(3)), 0, &frame), 1);
+    assert_eq!(registry.send(Target::Session(SessionId(9)), 0, &frame), 0);
   }
 }

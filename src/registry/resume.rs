@@ -1,12 +1,13 @@
-//! Sessions between sockets: a session whose socket dropped stays registered (detached) for the
+//! Sessions between sockets: a session whose socket dropped stays registered (waiting) for the
 //! resume window, still a member of its rooms and still collecting frames in its outbox, so a
 //! client that comes back with the session's token continues it as if nothing happened. JS hears
-//! of neither the drop nor the return; it hears `CLOSE` only when the window runs out, the
-//! session is closed while detached, or the server shuts down.
+//! of neither the drop nor the return; it hears `Close` only when the window runs out, the
+//! session is closed while waiting, or the server shuts down.
 //!
-//! The transport number in the session's outbox says which socket serves it. Ending a session
-//! (or detaching it) names the socket it ends for; when a resumed socket has taken over since,
-//! the call does nothing, so an old socket dying late can never end its successor's session.
+//! The socket generation in the session's outbox says which socket serves it. Ending a session
+//! (or suspending it) names the generation it ends for; when a resumed socket has taken over
+//! since, the call does nothing, so an old socket dying late can never end its successor's
+//! session.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,15 +15,14 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::Registry;
-use crate::dispatch::Dispatcher;
-use crate::outbox::{Outbox, ResumeRefused};
-use crate::rooms::RoomChange;
-use crate::session::Ended;
+use crate::error::{CloseCode, SessionEnd};
+use crate::ids::{DefinitionId, SessionId};
+use crate::transport::outbox::{Outbox, ResumeRefused};
 
 /// Why a session has no socket, and since when.
-pub(super) struct Detached {
+pub(super) struct Waiting {
   since: Instant,
-  ended: Ended,
+  end: SessionEnd,
 }
 
 /// What happened to a session whose socket dropped.
@@ -38,10 +38,10 @@ pub enum Suspended {
 
 /// A session continued on a new socket.
 pub struct Resumed {
-  pub session: u64,
+  pub session: SessionId,
   pub outbox: Arc<Outbox>,
-  /// The new socket's writer number.
-  pub transport: u64,
+  /// The new socket's generation.
+  pub generation: u64,
 }
 
 /// Why a resume was refused (the client then gets a fresh session).
@@ -49,46 +49,46 @@ pub struct Resumed {
 pub enum ResumeError {
   /// No session has this token (never had, ended, or the server restarted).
   Unknown,
-  /// The token belongs to another endpoint or user.
+  /// The token belongs to another definition or user.
   Mismatch,
   /// The session cannot continue from the client's frame number.
   Refused(ResumeRefused),
 }
 
 impl Registry {
-  /// The socket `transport` of `session` dropped: keep the session for a resume when it has a
+  /// Socket `generation` of `session` dropped: keep the session for a resume when it has a
   /// token. It stays a member of its rooms meanwhile, so frames for it are kept in its outbox.
-  pub fn suspend(&self, session: u64, transport: u64, ended: Ended) -> Suspended {
+  pub fn suspend(&self, session: SessionId, generation: u64, end: SessionEnd) -> Suspended {
     let mut inner = self.inner.lock();
     let Some(entry) = inner.sessions.get_mut(&session) else {
       return Suspended::End;
     };
-    if entry.outbox.transport() != transport {
+    if entry.outbox.generation() != generation {
       return Suspended::Superseded;
     }
     if entry.token.is_none() || entry.outbox.is_closing() {
       return Suspended::End;
     }
-    let was_detached = entry
-      .detached
-      .replace(Detached {
+    let was_waiting = entry
+      .waiting
+      .replace(Waiting {
         since: Instant::now(),
-        ended,
+        end,
       })
       .is_some();
-    if !was_detached {
-      inner.detached += 1;
+    if !was_waiting {
+      inner.waiting += 1;
     }
     Suspended::Waiting
   }
 
   /// Hands the session of `token` to a new socket, replaying what the client missed after
   /// `last_seq` behind `first` (the `session` frame). `key` is the user the new socket
-  /// authenticated as (none when the endpoint does not authenticate): it must be the session's.
+  /// authenticated as (none when the definition does not authenticate): it must be the session's.
   pub fn resume(
     &self,
     token: &str,
-    endpoint: usize,
+    definition: DefinitionId,
     key: Option<&str>,
     last_seq: u64,
     first: Utf8Bytes,
@@ -97,81 +97,74 @@ impl Registry {
     let session = *inner.by_token.get(token).ok_or(ResumeError::Unknown)?;
     let entry = inner.sessions.get(&session).ok_or(ResumeError::Unknown)?;
     let owner = inner.actors.get(&entry.actor).ok_or(ResumeError::Unknown)?;
-    if owner.endpoint != endpoint || key.is_some_and(|key| *owner.key != *key) {
+    if owner.definition != definition || key.is_some_and(|key| *owner.key != *key) {
       return Err(ResumeError::Mismatch);
     }
     let outbox = entry.outbox.clone();
     match outbox.resume(last_seq, first) {
-      Ok(transport) => {
-        let was_detached = inner
+      Ok(generation) => {
+        let was_waiting = inner
           .sessions
           .get_mut(&session)
-          .and_then(|entry| entry.detached.take())
+          .and_then(|entry| entry.waiting.take())
           .is_some();
-        if was_detached {
-          inner.detached -= 1;
+        if was_waiting {
+          inner.waiting -= 1;
         }
         Ok(Resumed {
           session,
           outbox,
-          transport,
+          generation,
         })
       }
       Err(refused) => {
-        // The client starts afresh: the old session ends (at once when detached, else when its
-        // socket closes).
-        outbox.request_close(1001, "session could not be resumed");
+        outbox.request_close(CloseCode::GoingAway.as_u16(), "session could not be resumed");
         Err(ResumeError::Refused(refused))
       }
     }
   }
 
-  /// Ends the session served by socket `transport`: the same as [`Registry::detach`], unless a
-  /// resumed socket took the session over (then `None`, and nothing changes).
-  pub fn end(&self, session: u64, transport: u64, dispatcher: &Dispatcher) -> Option<Vec<RoomChange>> {
+  /// Ends the session served by socket `generation` (JS hears `Close`, then the room leaves of
+  /// a last session), unless a resumed socket took it over: then false, and nothing changes.
+  pub fn end(&self, session: SessionId, generation: u64, end: &SessionEnd) -> bool {
     let mut inner = self.inner.lock();
-    let current = inner.sessions.get(&session)?.outbox.transport();
-    if current != transport {
-      return None;
+    let current = inner
+      .sessions
+      .get(&session)
+      .map(|entry| entry.outbox.generation());
+    if current != Some(generation) {
+      return false;
     }
-    Some(inner.detach(session, dispatcher))
+    inner.remove_session(session, end, &self.events);
+    true
   }
 
-  /// Removes detached sessions whose window is over or that were closed meanwhile (destroyed,
-  /// kicked, overflowed), or every detached session when `all`. Returns each with the end JS
-  /// hears and the room memberships that ended.
-  pub fn end_detached(
-    &self,
-    window: Duration,
-    all: bool,
-    dispatcher: &Dispatcher,
-  ) -> Vec<(u64, Ended, Vec<RoomChange>)> {
+  /// Ends waiting sessions whose window is over or that were closed meanwhile (destroyed,
+  /// kicked, overflowed), or every waiting session when `all`. Returns the sessions ended.
+  pub fn end_waiting(&self, window: Duration, all: bool) -> Vec<SessionId> {
     let mut inner = self.inner.lock();
     let now = Instant::now();
-    let due: Vec<(u64, Ended)> = inner
+    let due: Vec<(SessionId, SessionEnd)> = inner
       .sessions
       .iter()
       .filter_map(|(id, entry)| {
-        let detached = entry.detached.as_ref()?;
+        let waiting = entry.waiting.as_ref()?;
         if let Some(close) = entry.outbox.close_request() {
-          let ended = Ended {
+          let end = SessionEnd {
             code: close.code,
             reason: close.reason,
             blip: false,
           };
-          return Some((*id, ended));
+          return Some((*id, end));
         }
-        let over = all || now.duration_since(detached.since) >= window;
-        over.then(|| (*id, detached.ended.clone()))
+        let over = all || now.duration_since(waiting.since) >= window;
+        over.then(|| (*id, waiting.end.clone()))
       })
       .collect();
-    due
-      .into_iter()
-      .map(|(id, ended)| {
-        let left = inner.detach(id, dispatcher);
-        (id, ended, left)
-      })
-      .collect()
+    for (id, end) in &due {
+      inner.remove_session(*id, end, &self.events);
+    }
+    due.into_iter().map(|(id, _)| id).collect()
   }
 
   /// Whether the session of `token` waits for a resume.
@@ -181,17 +174,13 @@ impl Registry {
       .by_token
       .get(token)
       .and_then(|session| inner.sessions.get(session))
-      .is_some_and(|entry| entry.detached.is_some())
-  }
-
-  /// Sessions waiting for a resume.
-  pub fn detached_count(&self) -> usize {
-    self.inner.lock().detached
+      .is_some_and(|entry| entry.waiting.is_some())
   }
 }
 
 #[cfg(test)]
 mod tests {
+  use super::super::tests::registry;
   use super::*;
   use crate::config::OverflowPolicy;
   use crate::registry::NewSession;
@@ -200,71 +189,69 @@ mod tests {
     let outbox = Arc::new(Outbox::new(1 << 20, OverflowPolicy::Close));
     outbox.keep_for_replay(1 << 20);
     let new = NewSession {
-      id: session,
-      endpoint: 0,
+      id: SessionId(session),
+      definition: DefinitionId(0),
       key,
       outbox: outbox.clone(),
       meta: Arc::from("{}"),
       token: Some(Arc::from(token)),
     };
-    registry.attach(new, &Dispatcher::new());
+    registry.add_session(new);
     outbox
-  }
-
-  fn dropped() -> Ended {
-    Ended {
-      code: 1006,
-      reason: String::new(),
-      blip: true,
-    }
   }
 
   #[test]
   fn a_dropped_session_waits_and_resumes_for_its_own_user_only() {
-    let registry = Registry::default();
-    let dispatcher = Dispatcher::new();
+    let (registry, _) = registry();
     resumable(&registry, "alice", 1, "t1");
-    assert_eq!(registry.suspend(1, 0, dropped()), Suspended::Waiting);
-    assert_eq!(registry.detached_count(), 1);
+    let one = SessionId(1);
+    assert_eq!(
+      registry.suspend(one, 0, SessionEnd::dropped()),
+      Suspended::Waiting
+    );
+    assert_eq!(registry.counts().waiting, 1);
     assert!(registry.is_waiting("t1") && !registry.is_waiting("t2"));
     let first = || Utf8Bytes::from("session");
+    let zero = DefinitionId(0);
     assert_eq!(
-      registry.resume("t1", 0, Some("bob"), 0, first()).err(),
+      registry.resume("t1", zero, Some("bob"), 0, first()).err(),
       Some(ResumeError::Mismatch)
     );
     assert_eq!(
-      registry.resume("nope", 0, None, 0, first()).err(),
+      registry.resume("nope", zero, None, 0, first()).err(),
       Some(ResumeError::Unknown)
     );
-    let resumed = registry.resume("t1", 0, Some("alice"), 0, first());
-    assert_eq!(resumed.map(|r| (r.session, r.transport)).ok(), Some((1, 1)));
-    assert_eq!(registry.detached_count(), 0);
-    // The first socket ends late: it no longer owns the session.
-    assert_eq!(registry.end(1, 0, &dispatcher), None);
-    assert_eq!(registry.suspend(1, 0, dropped()), Suspended::Superseded);
-    assert_eq!(registry.session_count(), 1);
+    let resumed = registry.resume("t1", zero, Some("alice"), 0, first());
+    assert_eq!(resumed.map(|r| (r.session, r.generation)).ok(), Some((one, 1)));
+    assert_eq!(registry.counts().waiting, 0);
+    assert!(!registry.end(one, 0, &SessionEnd::dropped()));
+    assert_eq!(
+      registry.suspend(one, 0, SessionEnd::dropped()),
+      Suspended::Superseded
+    );
+    assert_eq!(registry.counts().sessions, 1);
   }
 
   #[test]
-  fn a_detached_session_ends_when_its_window_is_over_or_it_is_closed() {
-    let registry = Registry::default();
-    let dispatcher = Dispatcher::new();
+  fn a_waiting_session_ends_when_its_window_is_over_or_it_is_closed() {
+    let (registry, events) = registry();
     resumable(&registry, "alice", 1, "t1");
     let bob = resumable(&registry, "bob", 2, "t2");
-    registry.suspend(1, 0, dropped());
-    registry.suspend(2, 0, dropped());
-    assert!(registry
-      .end_detached(Duration::from_secs(60), false, &dispatcher)
-      .is_empty());
+    registry.suspend(SessionId(1), 0, SessionEnd::dropped());
+    registry.suspend(SessionId(2), 0, SessionEnd::dropped());
+    assert!(registry.end_waiting(Duration::from_secs(60), false).is_empty());
     bob.request_close(4001, "kicked");
-    let ended = registry.end_detached(Duration::from_secs(60), false, &dispatcher);
-    let ended: Vec<(u64, u16)> = ended.iter().map(|(id, e, _)| (*id, e.code)).collect();
-    assert_eq!(ended, [(2, 4001)]);
-    assert_eq!(registry.detached_count(), 1);
-    let ended = registry.end_detached(Duration::ZERO, false, &dispatcher);
-    assert_eq!(ended.len(), 1);
-    assert_eq!(registry.session_count(), 0);
-    assert_eq!(registry.detached_count(), 0);
-    assert!(registry.resume("t1", 0, None, 0, Utf8Bytes::from("s")).is_err());
+    events.take();
+    assert_eq!(
+      registry.end_waiting(Duration::from_secs(60), false),
+      [SessionId(2)]
+    );
+    assert_eq!(events.take().as_deref(), Some(r#"[[4,2,4001,"kicked"]]"#));
+    assert_eq!(registry.counts().waiting, 1);
+    assert_eq!(registry.end_waiting(Duration::ZERO, false).len(), 1);
+    assert_eq!(registry.counts().sessions, 0);
+    assert_eq!(registry.counts().waiting, 0);
+    let first = Utf8Bytes::from("s");
+    assert!(registry.resume("t1", DefinitionId(0), None, 0, first).is_err());
   }
 }

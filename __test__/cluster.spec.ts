@@ -1,0 +1,141 @@
+import assert from "node:assert/strict";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer as createTcpServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { createServer, defineConnection } from "../index.js";
+import { TestClient, withTimeout } from "./helpers.js";
+
+const fixture = fileURLToPath(new URL("./fixtures/cluster-node.mjs", import.meta.url));
+
+async function freePort(): Promise<number> {
+  const probe = createTcpServer().listen(0, "127.0.0.1");
+  await once(probe, "listening");
+  const { port } = probe.address() as { port: number };
+  probe.close();
+  return port;
+}
+
+/** A redis-server of its own: AOF with fsync on every write, in a temporary directory. */
+async function startRedis(): Promise<{ url: string; port: number; stop: () => Promise<void> }> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "warren-redis-"));
+  const child = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dir],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  let output = "";
+  child.stdout!.on("data", (chunk) => (output += chunk));
+  await withTimeout(
+    (async () => {
+      while (!output.includes("Ready to accept connections")) await once(child.stdout!, "data");
+    })(),
+    "redis-server to start",
+  );
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    stop: async () => {
+      child.kill();
+      await once(child, "exit");
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A warren node in its own process. */
+async function startNode(redis: string, id: string): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, [fixture, redis, id], { stdio: ["pipe", "pipe", "inherit"] });
+  let output = "";
+  child.stdout!.on("data", (chunk) => (output += chunk));
+  await withTimeout(
+    (async () => {
+      while (!output.includes("\n")) await once(child.stdout!, "data");
+    })(),
+    `node ${id} to listen`,
+  );
+  return { url: output.trim(), child };
+}
+
+async function stopNode(node: { child: ChildProcess }): Promise<void> {
+  node.child.stdin!.end();
+  await withTimeout(once(node.child, "exit"), "a node to stop");
+}
+
+/** Waits until `count` nodes listen on a room's channel. */
+async function subscribed(port: number, room: string, count: number): Promise<void> {
+  const run = promisify(execFile);
+  await withTimeout(
+    (async () => {
+      for (;;) {
+        const { stdout } = await run("redis-cli", ["-p", String(port), "PUBSUB", "NUMSUB", `warren:room:${room}`]);
+        if (Number(stdout.trim().split("\n")[1]) >= count) return;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    })(),
+    `${count} nodes on ${room}`,
+  );
+}
+
+describe("cluster mode: three node processes on one redis-server", () => {
+  let redis: Awaited<ReturnType<typeof startRedis>>;
+  const nodes: Array<{ url: string; child: ChildProcess }> = [];
+
+  before(async () => {
+    redis = await startRedis();
+    for (const id of ["n1", "n2", "n3"]) nodes.push(await startNode(redis.url, id));
+  });
+
+  after(async () => {
+    for (const node of nodes) await stopNode(node);
+    await redis.stop();
+  });
+
+  test("a room spanning three nodes delivers every message exactly once, in each sender's order", async () => {
+    const clients = await Promise.all(nodes.map((node, i) => TestClient.open(`${node.url}?user=u${i}`)));
+    await subscribed(redis.port, "lobby", 3);
+    const EACH = 25;
+    for (let n = 0; n < EACH; n++) for (const client of clients) client.emit("say", { n });
+    for (const client of clients) {
+      await client.until(() => client.frames.filter((f) => f.data?.type === "said").length >= EACH * 3, "every message");
+      const said = client.frames.filter((f) => f.data?.type === "said").map((f) => f.data);
+      assert.equal(said.length, EACH * 3);
+      for (const from of ["u0", "u1", "u2"]) {
+        assert.deepEqual(
+          said.filter((d) => d.from === from).map((d) => d.n),
+          Array.from({ length: EACH }, (_, n) => n),
+          `messages from ${from}, in order, once each`,
+        );
+      }
+    }
+    await Promise.all(clients.map((client) => client.close()));
+  });
+
+  test("toUser reaches the user's sessions on other nodes", async () => {
+    const ann = await TestClient.open(`${nodes[0]!.url}?user=ann`);
+    const bob = await TestClient.open(`${nodes[2]!.url}?user=bob`);
+    ann.emit("dm", { to: "bob", text: "hi bob" });
+    assert.deepEqual(await bob.event("dm"), { type: "dm", from: "ann", text: "hi bob" });
+    await Promise.all([ann.close(), bob.close()]);
+  });
+
+  test("strict durability refuses a Redis that does not fsync every write", async () => {
+    const run = promisify(execFile);
+    await run("redis-cli", ["-p", String(redis.port), "CONFIG", "SET", "appendfsync", "everysec"]);
+    try {
+      const Conn = defineConnection({ name: "Conn" });
+      assert.throws(
+        () => createServer({ connections: [Conn], storage: ":memory:", cluster: { redis: redis.url, nodeId: "picky" } }),
+        (error: any) => error.code === "cluster_unavailable" && /appendfsync always/.test(error.message),
+      );
+    } finally {
+      await run("redis-cli", ["-p", String(redis.port), "CONFIG", "SET", "appendfsync", "always"]);
+    }
+  });
+});

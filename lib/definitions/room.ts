@@ -1,0 +1,52 @@
+/**
+ * `createRoomHandler`: a room definition. A room instance exists per full room name
+ * (`chat`, `conversation:123`); its members are users of the bound connection definition, and
+ * every session of a member receives what is sent to the room. Membership and fan-out live in
+ * the native core; this file holds the definition and its validation.
+ */
+
+import { WarrenError } from "../errors";
+import type { RoomDefinition, RoomOptions } from "../types";
+import { brand, isBranded, validateCommon } from "./validation";
+
+const ROOM_DEFINITION = Symbol.for("warren.room");
+
+/** The options that must be functions when given. */
+const HOOKS = ["onInit", "onJoin", "onLeave", "onDestroy", "onError", "onStateChange"] as const;
+
+/**
+ * Defines a room handler.
+ * @example
+ * const ChatRoom = createRoomHandler({
+ *   name: "ChatRoom",
+ *   connectionBinding: "UserConnection",
+ *   state: { totalJoins: 0 },
+ *   onJoin(ctx, userId) { ctx.state.totalJoins++; },
+ * });
+ */
+export function createRoomHandler<State extends object = {}>(options: RoomOptions<State>): RoomDefinition<State> {
+  const where = validateCommon("createRoomHandler", options, HOOKS);
+  if (typeof options.connectionBinding !== "string" || options.connectionBinding.length === 0) {
+    throw new WarrenError("invalid_option", `${where}: connectionBinding must name a connection definition`);
+  }
+  return brand({ ...options }, ROOM_DEFINITION);
+}
+
+export function isRoomDefinition(value: unknown): value is RoomDefinition {
+  return isBranded(value, ROOM_DEFINITION);
+}
+
+/**
+ * Which room handler serves a room name, from a connection's `rooms` map: the exact name
+ * first, then the prefix before the first `:` (`conversation:123` → `conversation`).
+ */
+export function bindingFor(rooms: Readonly<Record<string, string>> | undefined, roomName: string): string | undefined {
+  if (rooms === undefined) return undefined;
+  if (Object.hasOwn(rooms, roomName)) return rooms[roomName];
+  const colon = roomName.indexOf(":");
+  if (colon > 0) {
+    const prefix = roomName.slice(0, colon);
+    if (Object.hasOwn(rooms, prefix)) return rooms[prefix];
+  }
+  return undefined;
+}

@@ -1,0 +1,94 @@
+/**
+ * Persisted state, as the runtime sees it: loading an owner's state from the native store,
+ * and committing every changed state once per tick (group commit).
+ *
+ * When a state first becomes dirty in a tick we tell the native core at once (`stateChanged`),
+ * so that under strict durability every frame sent from then on waits behind the output gate;
+ * a microtask then commits every dirty state in one native call. Nothing here waits for the
+ * disk: the gate does.
+ */
+
+import { logger } from "../log";
+import type { NativeServer, StateKind } from "../runtime/bridge";
+import { StateCell } from "./cell";
+
+const log = logger("state");
+
+/** Whatever owns persisted state (an actor or a room): where its state is stored. */
+export interface StateOwner {
+  readonly kind: StateKind;
+  /** Definition name (actors) or room handler name (rooms). */
+  readonly owner: string;
+  /** userId (actors) or full room name (rooms). */
+  readonly name: string;
+  readonly cell: StateCell;
+  /** Set once destroyed: its state is gone and must never be written again. */
+  destroyed: boolean;
+  /** Runs the definition's `onStateChange`, once per tick in which the state changed. */
+  stateChanged?: () => void;
+}
+
+export class Persistence {
+  readonly #native: NativeServer;
+  readonly #dirty = new Set<StateOwner>();
+  #scheduled = false;
+
+  constructor(native: NativeServer) {
+    this.#native = native;
+  }
+
+  /** A state cell for an owner, loaded from storage (defaults for whatever is not stored). */
+  cell(
+    kind: StateKind,
+    owner: string,
+    name: string,
+    defaults: object | undefined,
+    persistedKeys: readonly string[] | undefined,
+    self: () => StateOwner,
+  ): StateCell {
+    const stored = this.#native.loadState(kind, owner, name);
+    const onDirty = () => this.#changed(self());
+    try {
+      return new StateCell(defaults, persistedKeys, stored ?? null, onDirty);
+    } catch (error) {
+      // Unreadable stored state (damaged, or written by a newer Node): serve the defaults rather
+      // than refuse the actor forever, and say so loudly. The bytes stay until the state changes.
+      log.error(`the stored state of ${owner} "${name}" cannot be read; starting from the defaults:`, error);
+      return new StateCell(defaults, persistedKeys, null, onDirty);
+    }
+  }
+
+  #changed(owner: StateOwner): void {
+    if (owner.destroyed) return;
+    this.#native.stateChanged();
+    this.#dirty.add(owner);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(() => this.commit());
+    }
+  }
+
+  /** Runs `onStateChange` of every dirty owner, then writes every dirty state in one batch
+   * (call it before an owner leaves the heap, too). */
+  commit(): void {
+    this.#scheduled = false;
+    if (this.#dirty.size === 0) return;
+    for (const owner of this.#dirty) if (!owner.destroyed) owner.stateChanged?.();
+    const writes = [];
+    for (const owner of this.#dirty) {
+      if (owner.destroyed || !owner.cell.dirty) continue;
+      let bytes: Uint8Array;
+      try {
+        bytes = owner.cell.snapshot();
+      } catch (error) {
+        // Only a write that bypassed the state proxy can make a snapshot fail; the others commit.
+        log.error(`cannot store the state of ${owner.owner} "${owner.name}":`, error);
+        continue;
+      }
+      writes.push({ kind: owner.kind, owner: owner.owner, name: owner.name, value: Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes) });
+    }
+    this.#dirty.clear();
+    if (log.enabled) log.debug(`commit: ${writes.length} state(s)`);
+    this.#native.commitState(writes);
+  }
+}

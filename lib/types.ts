@@ -1,0 +1,420 @@
+/**
+ * The public types of the server side: what a definition is made of, what hooks and handlers
+ * receive (`ctx`, the emit targets, the room context), and the server's options. Types only:
+ * the code behind them is in `definitions/` and `runtime/`, so each of those files reads without
+ * a page of declarations first.
+ */
+
+import type { ActorClass } from "./definitions/actor";
+
+// ---- connection definitions (`defineConnection`) ----
+
+/** What `extractMeta` sees: the HTTP upgrade request, before any socket opens. */
+export interface UpgradeRequest {
+  /** Path and query as sent, e.g. `/ws?token=abc`. */
+  url: string;
+  path: string;
+  query: URLSearchParams;
+  /** Header names lower-cased; repeated headers joined with ", ". */
+  headers: Record<string, string>;
+  remoteAddress: string;
+  /** Connection params sent by the client (`params=<JSON>` in the URL, at most 4 KiB), if any. */
+  params: unknown;
+  /** The actor key from the path, with `keyFromPath`. */
+  key?: string;
+}
+
+/** A session's meta (its attachment). `userId` keys the actor. */
+export interface ConnectionMeta {
+  userId: string;
+  clientId?: string;
+  channels?: string[];
+  [key: string]: unknown;
+}
+
+/** How a session ended, as `onDisconnect` sees it. */
+export interface DisconnectInfo {
+  /** WebSocket close code (1006 when the peer vanished without a close frame). */
+  code: number;
+  reason: string;
+}
+
+/** A frame no handler matched, as `onMessage` sees it. */
+export interface UnhandledFrame {
+  type: string;
+  data: unknown;
+}
+
+/** Why an actor leaves memory, as `onDestroy` sees it in `ctx.reason`. */
+export type DestroyReason = "evicted" | "shutdown" | "destroyed";
+
+export type Handler<Meta extends ConnectionMeta, State> = (
+  ctx: ConnectionContext<Meta, State>,
+  data: any,
+) => unknown;
+
+export interface ConnectionOptions<Meta extends ConnectionMeta, State extends object> {
+  /** Name of the definition; rooms bind to it. */
+  name: string;
+  /** Path that upgrades to this kind of connection. @default "/ws" */
+  websocketPath?: string;
+  /**
+   * When true, `websocketPath` (ending in "/") is a prefix and the path segment after it is the
+   * actor's key: `/actors/counter/abc` connects to actor "abc". Every connection to that path
+   * shares the actor; `meta.userId` is the key whatever `extractMeta` returns.
+   * @default false
+   */
+  keyFromPath?: boolean;
+  /**
+   * Room names this connection may join, mapped to room handler names. A room name matches
+   * its exact key, else the prefix before its first `:` (`conversation:123` → `conversation`).
+   * @example rooms: { chat: "ChatRoom", conversation: "ChatRoom" }
+   */
+  rooms?: Readonly<Record<string, string>>;
+  /**
+   * Authenticates the upgrade request and returns the session's meta. Runs before the 101:
+   * a throw answers HTTP 401 (or `err.status`) with `{"error": message}` and no socket opens.
+   * Default: a fresh `clientId`, `userId = clientId`, `channels: ["default"]`.
+   */
+  extractMeta?(req: UpgradeRequest): Meta | Promise<Meta>;
+  /** Initial state of each actor (cloned per actor). */
+  state?: State;
+  /** Keys of `state` that are persisted. @default every key of `state` */
+  persistedKeys?: Array<keyof State & string>;
+  /** The actor was created (or woken); its state is loaded. Holds later events while it runs. */
+  onInit?(ctx: ActorContext<State>): unknown;
+  /** A session opened. A throw goes to `onError` and closes the session with 1011. */
+  onConnect?(ctx: ConnectionContext<Meta, State>): unknown;
+  /**
+   * The actor woke from hibernation with sessions restored from their attachments (after
+   * `onInit`, before the event that woke it).
+   */
+  onHibernationRestore?(ctx: ActorContext<State>): unknown;
+  /**
+   * Persisted state changed: called once per tick however many mutations there were, never on
+   * reads. The state is read-only inside (a write throws).
+   */
+  onStateChange?(ctx: ActorContext<State>, state: State): unknown;
+  /**
+   * Validates an upgrade before `extractMeta` (Rivet's `onBeforeConnect`): a throw answers
+   * 401 (or `err.status`) with `{"error": message, "code": err.code}`; no socket opens and no
+   * hook of the actor runs.
+   */
+  onBeforeConnect?(req: UpgradeRequest): unknown;
+  /** A session closed. */
+  onDisconnect?(ctx: ConnectionContext<Meta, State>, info: DisconnectInfo): unknown;
+  /** An event no handler is registered for. */
+  onMessage?(ctx: ConnectionContext<Meta, State>, frame: UnhandledFrame): unknown;
+  /** The actor leaves memory (`ctx.reason`: "evicted", "shutdown" or "destroyed"). */
+  onDestroy?(ctx: ActorContext<State> & { reason: DestroyReason }): unknown;
+  /** A hook or handler threw. Without it, errors are printed to stderr (`lib/log.ts`). */
+  onError?(error: unknown, ctx: ConnectionContext<Meta, State> | ActorContext<State>): unknown;
+}
+
+export interface ConnectionDefinition<Meta extends ConnectionMeta = ConnectionMeta, State extends object = {}>
+  extends Readonly<ConnectionOptions<Meta, State>> {
+  readonly websocketPath: string;
+  readonly handlers: ReadonlyMap<string, Handler<Meta, State>>;
+  /**
+   * Registers the handler of an event. When the client sent a call, the handler's (awaited)
+   * return value is the reply. One handler per event: a second `on` replaces the first.
+   * @example UserConnection.on("count.get", (ctx) => ctx.state.count);
+   */
+  on(event: string, handler: Handler<Meta, State>): this;
+  off(event: string): this;
+}
+
+// ---- rooms (`createRoomHandler`) ----
+
+/** A live member of a room. */
+export interface RoomMember {
+  userId: string;
+  /** Milliseconds since the epoch when the user (re-)became a live member. */
+  joinedAt: number;
+  metadata: Record<string, unknown>;
+}
+
+/** A room as hooks and `server.room(name)` see it. */
+export interface RoomContext<State = any> {
+  /** The full room name, e.g. `conversation:123`. */
+  readonly name: string;
+  /** Room state (cloned from the definition's `state` when the room instance is created). */
+  state: State;
+  /** Live members, in join order. */
+  members(): RoomMember[];
+  memberCount(): number;
+  hasMember(userId: string): boolean;
+  /** Shallow-merges `patch` into a member's metadata; false when the user is not a member. */
+  updateMemberMetadata(userId: string, patch: Record<string, unknown>): boolean;
+  /**
+   * Sends an event to every session of every member.
+   * @returns how many sessions it was queued for.
+   */
+  emit(event: string, data?: object): number;
+  /** The same as `emit`: every session of every member. */
+  broadcast(event: string, data?: object): number;
+  /**
+   * Destroys the room: every member leaves (`onLeave`) and drops it from its room list,
+   * `onDestroy` runs with `reason === "destroyed"`, and its stored state is wiped.
+   */
+  destroy(): void;
+}
+
+export type RoomDestroyReason = "evicted" | "shutdown" | "destroyed";
+
+export interface RoomOptions<State extends object = {}> {
+  name: string;
+  /** Name of the connection definition whose users join this room. */
+  connectionBinding: string;
+  state?: State;
+  /** Keys of `state` that are persisted. @default every key of `state` */
+  persistedKeys?: Array<keyof State & string>;
+  /** The room instance was created. Holds its later hooks while it runs. */
+  onInit?(ctx: RoomContext<State>): unknown;
+  /** A user became a live member (joined, or came back with a new session). */
+  onJoin?(ctx: RoomContext<State>, userId: string, metadata: Record<string, unknown>): unknown;
+  /** A user stopped being a live member (left, or closed its last session). */
+  onLeave?(ctx: RoomContext<State>, userId: string): unknown;
+  /** Persisted room state changed (once per tick); the state is read-only inside. */
+  onStateChange?(ctx: RoomContext<State>, state: State): unknown;
+  /** The room instance leaves memory (`reason`: "evicted" when idle, "shutdown", or "destroyed"). */
+  onDestroy?(ctx: RoomContext<State> & { readonly reason: RoomDestroyReason }): unknown;
+  /** A hook threw. Without it, errors are printed to stderr (`lib/log.ts`). */
+  onError?(error: unknown, ctx: RoomContext<State>): unknown;
+}
+
+export interface RoomDefinition<State extends object = any> extends Readonly<RoomOptions<State>> {}
+
+// ---- what hooks and handlers receive ----
+
+export interface ToRoomOptions {
+  /** Also send to the sending session. @default false */
+  includeSelf?: boolean;
+}
+
+/** Sends to every session of every live member of a room. */
+export interface RoomTarget {
+  /** @returns how many sessions the event was queued for. */
+  emit(event: string, data?: object): number;
+}
+
+/** Sends to every session of one user. */
+export interface UserTarget {
+  /** @returns how many sessions the event was queued for. */
+  emit(event: string, data?: object): number;
+}
+
+/**
+ * `ctx.emit`: callable (sends to the current session), with `ctx.emit.emit` as an alias and
+ * `ctx.emit.toUser(userId)` for every session of another user of the same definition.
+ */
+export interface Emit {
+  /** @returns false when the session has ended. */
+  (event: string, data?: object): boolean;
+  emit(event: string, data?: object): boolean;
+  toUser(userId: string): UserTarget;
+  /**
+   * Every session of every live member of `room`, except the sending session unless
+   * `includeSelf`. Encoded once; fan-out happens in the native core.
+   * @example ctx.emit.toRoom("chat").emit("chat.message", { text });
+   */
+  toRoom(room: string, options?: ToRoomOptions): RoomTarget;
+}
+
+/** Sends from an actor-level hook: to every session of the actor. */
+export interface ActorEmit {
+  /** @returns how many sessions the event was queued for. */
+  (event: string, data?: object): number;
+  emit(event: string, data?: object): number;
+  toUser(userId: string): UserTarget;
+  toRoom(room: string): RoomTarget;
+}
+
+/** A pending scheduled event. */
+export interface ScheduledEvent {
+  id: string;
+  /** Due time, epoch milliseconds. */
+  at: number;
+  event: string;
+  data: unknown;
+}
+
+/**
+ * `ctx.schedule`: events delivered later to this actor's `on(event)` handler (with an
+ * actor-level ctx: no `meta`, no `sessionId`). Stored: they survive restarts, and wake a
+ * hibernated or evicted actor. Each fires at most once.
+ */
+export interface Scheduler {
+  /** @returns the schedule's id. */
+  after(ms: number, event: string, data?: unknown): string;
+  at(when: Date | number, event: string, data?: unknown): string;
+  /** Pending schedules, soonest first. */
+  list(): ScheduledEvent[];
+  /** @returns false when it already fired or does not exist. */
+  cancel(id: string): boolean;
+}
+
+export interface SessionInfo {
+  sessionId: number;
+  meta: ConnectionMeta;
+}
+
+/** The actor as hooks see it. */
+export interface ActorHandle {
+  /** The actor's key: `meta.userId` of its sessions. */
+  readonly key: string;
+  /** The actor's open sessions, in connection order. */
+  sessions(): SessionInfo[];
+  /**
+   * Closes the current session (in an actor-level hook: every session of the actor).
+   * @param code 1000 or 3000–4999. @default 1000
+   */
+  close(code?: number, reason?: string): void;
+  /**
+   * Joins a room: every session of this user receives its messages while the user has a
+   * session. Joining a room already joined is a no-op. @returns false for that no-op.
+   */
+  joinRoom(room: string, metadata?: Record<string, unknown>): boolean;
+  /** Leaves a room. @returns false when the room was not joined. */
+  leaveRoom(room: string): boolean;
+  /** Rooms joined and not left, including while the user has no session. */
+  getRooms(): string[];
+  /**
+   * Destroys the actor: it leaves its rooms, its sessions close with 1000 "Actor destroyed",
+   * `onDestroy` runs with `ctx.reason === "destroyed"` and its stored state is wiped. The
+   * user's next session starts from the defaults.
+   */
+  destroy(): void;
+}
+
+export interface ActorContext<State> {
+  readonly actor: ActorHandle;
+  state: State;
+  readonly emit: ActorEmit;
+  /** Sends an event to every session of this actor; returns how many. */
+  broadcast(event: string, data?: object): number;
+  readonly schedule: Scheduler;
+}
+
+export interface ConnectionContext<Meta extends ConnectionMeta, State> {
+  readonly meta: Meta;
+  readonly sessionId: number;
+  readonly actor: ActorHandle;
+  state: State;
+  readonly emit: Emit;
+  /** Sends an event to every session of this actor (every tab and device of the user). */
+  broadcast(event: string, data?: object): number;
+  readonly schedule: Scheduler;
+}
+
+export type DestroyContext<State> = ActorContext<State> & { readonly reason: DestroyReason };
+
+// ---- the server (`createServer`) ----
+
+export interface ServerOptions {
+  /** Connection definitions, each on its own `websocketPath`. */
+  connections?: ReadonlyArray<ConnectionDefinition<any, any>>;
+  /**
+   * `Actor` classes by kind, each served at `/actors/<kind>/<key>` (one actor per key); they
+   * join `connections` under the name `kind`.
+   * @example createServer({ actors: { counter: Counter } })
+   */
+  actors?: Readonly<Record<string, ActorClass>>;
+  /** Room handlers (`createRoomHandler`) that the connections' `rooms` maps name. */
+  rooms?: ReadonlyArray<RoomDefinition>;
+  /** Largest inbound message; past it the socket is closed with 1009. @default 1048576 */
+  maxPayloadBytes?: number;
+  /** Bytes of frames queued for one session before it is a slow consumer. @default 1048576 */
+  maxBackpressure?: number;
+  /** Slow consumers are closed with 1008 (`"close"`) or lose frames (`"drop"`). @default "close" */
+  backpressure?: "close" | "drop";
+  /** Time from TCP accept to the upgrade, `extractMeta` included. @default 10000 */
+  handshakeTimeoutMs?: number;
+  /** Time a closing socket gets to complete the close handshake. @default 5000 */
+  closeTimeoutMs?: number;
+  /** Idle time after which an actor without sessions leaves memory. @default 30000 */
+  hibernateAfterMs?: number;
+  /**
+   * How long a session whose socket dropped waits for its client to resume it (the warren client
+   * does, with its token and the number of the last frame it got). Within the window the client
+   * gets every frame it missed, in order, and the server runs neither `onDisconnect` nor
+   * `onConnect` for the blip; after it, `onDisconnect` runs (code 1006). `0` turns resume off.
+   * @default 120000
+   */
+  resumeWindowMs?: number;
+  /** Bytes of sent frames a resumable session keeps until its client acknowledges them. @default 1048576 */
+  resumeBufferBytes?: number;
+  /** Concurrent sockets; more upgrades are answered 503. @default 100000 */
+  maxSessions?: number;
+  /**
+   * Where state is kept: a directory (created if missing; one process owns it at a time), or
+   * `":memory:"` for a temporary store that is gone after `close()` (tests).
+   * @default "./.warren"
+   */
+  storage?: string;
+  /**
+   * `"strict"`: frames sent after a handler changed persisted state leave only once that state
+   * is on disk (a client that was told something can rely on it surviving a crash).
+   * `"relaxed"`: frames leave at once; state is flushed in the background.
+   * @default "strict"
+   */
+  durability?: "strict" | "relaxed";
+  /** Time a call may take before the caller gets a `timeout` error. @default 60000 */
+  callTimeoutMs?: number;
+  /**
+   * Send the messages of unexpected errors thrown by call handlers to clients (as
+   * `internal_error`); off, clients only see "internal error". `UserError`s always reach them.
+   * @default false
+   */
+  exposeErrors?: boolean;
+  /**
+   * Enables the admin HTTP API with this bearer token: `DELETE /actors/<kind>/<userId>`
+   * destroys an actor (204; 404 when there is none; 401 without the token).
+   */
+  adminToken?: string;
+  /**
+   * A directory served over plain GET on the same port, for paths that are not socket paths
+   * (`/` serves `index.html`). Paths leaving the directory are refused with 404.
+   */
+  static?: string;
+  /**
+   * Run as one node of several processes sharing one Redis 7: room messages and messages to a
+   * user reach the sessions on every node. See the README's "Running several processes".
+   */
+  cluster?: ClusterOptions;
+}
+
+/** `createServer({ cluster })`. */
+export interface ClusterOptions {
+  /** `redis://host:port`. Under `durability: "strict"` Redis must run with `appendonly yes` and `appendfsync always`. */
+  redis: string;
+  /** This process's name among the nodes (letters, digits, `.`, `_`, `-`). @default a random id */
+  nodeId?: string;
+}
+
+export interface ListenOptions {
+  /** @default 0 (any free port) */
+  port?: number;
+  /** @default "127.0.0.1" */
+  host?: string;
+}
+
+export interface ListeningAddress {
+  port: number;
+  host: string;
+  /** WebSocket URL of the first connection definition, e.g. `ws://127.0.0.1:8787/ws`. */
+  url: string;
+}
+
+export interface ServerStats {
+  sessions: number;
+  actors: number;
+  /** Actors out of the JS heap whose sockets stay open. */
+  hibernated: number;
+  rooms: number;
+  /** Frames waiting for a state flush (strict durability). */
+  heldFrames: number;
+  connections: number;
+  /** Sessions whose socket dropped, waiting for their client to resume them (`resumeWindowMs`). */
+  detached: number;
+}

@@ -1,0 +1,76 @@
+//! The core as a node of a cluster: frames other nodes published reach this node's sessions
+//! through the output gate like any frame, and sessions that may have missed messages are told
+//! to re-sync.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use super::Core;
+use crate::cluster::Peer;
+use crate::error::CloseCode;
+use crate::events::Level;
+use crate::ids::DefinitionId;
+use crate::protocol::Unsealed;
+use crate::registry::Target;
+
+/// Close code for sessions that missed messages another node published (1012, "service
+/// restart": reconnect). Their resume state ends with them, so the client's next session starts
+/// with `resumed: false` and the application re-syncs.
+const MISSED: CloseCode = CloseCode::Other(1012);
+
+impl Peer for Core {
+  fn deliver(&self, target: Target<'_>, frame: Unsealed) {
+    self.storage.gate().send(&self.registry, target, frame);
+  }
+
+  fn missed(&self, room: Option<&str>) {
+    let rooms = match room {
+      Some(room) => vec![Arc::from(room)],
+      None => self.registry.room_names(),
+    };
+    let mut ended = 0;
+    for room in rooms {
+      let target = Target::Room {
+        name: &room,
+        except: None,
+      };
+      ended += self.registry.visit(target, |outbox| {
+        outbox.request_close(MISSED.as_u16(), "missed messages from other nodes: reconnect")
+      });
+    }
+    if ended > 0 {
+      let message = format!("cluster: {ended} sessions missed room messages and were asked to reconnect");
+      self.report(Level::Warn, &message);
+    }
+  }
+
+  fn rooms(&self) -> Vec<Arc<str>> {
+    self.registry.room_names()
+  }
+
+  fn rooms_changed(&self) -> &Notify {
+    self.registry.rooms_changed()
+  }
+
+  fn definition_named(&self, name: &str) -> Option<DefinitionId> {
+    self
+      .config
+      .definitions
+      .iter()
+      .position(|definition| definition.name == name)
+      .map(DefinitionId)
+  }
+
+  fn report(&self, level: Level, message: &str) {
+    Core::report(self, level, message);
+  }
+
+  fn stopped(&self) -> impl Future<Output = ()> + Send + '_ {
+    let mut receiver = self.shutdown.subscribe();
+    async move {
+      let _ = receiver.wait_for(|stopping| *stopping).await;
+    }
+  }
+}

@@ -1,0 +1,215 @@
+//! The core: the one API the bindings call. It owns the registry, the output gate and store
+//! ([`Storage`]), call deadlines, schedules and the event queue to JS, and it is the [`Host`]
+//! the transport calls up into. Every operation that takes several engine steps (join a room and
+//! store the list, answer a call once, destroy and wipe) is one method here, so a behaviour
+//! lives in one place.
+//!
+//! - this file: construction, listening, stats, shutdown and release;
+//! - [`sessions`]: the transport's side: upgrades, sessions opening, resuming and ending;
+//! - [`messaging`]: frames from JS to sessions, users and rooms; replies; closes;
+//! - [`actors`]: rooms, state, hibernation, destruction and schedules as JS drives them;
+//! - [`upkeep`]: the timers (idle sweeps, call deadlines, resume windows, schedules, flushes);
+//! - [`cluster`]: the core as a node of a cluster (what other nodes publish reaches it here).
+
+mod actors;
+mod cluster;
+mod messaging;
+mod sessions;
+mod upkeep;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::runtime::Handle;
+use tokio::sync::{oneshot, watch};
+
+use crate::calls::PendingCalls;
+use crate::cluster::Cluster;
+use crate::config::ServerConfig;
+use crate::durability::Storage;
+use crate::error::{CloseCode, CoreError};
+use crate::events::{Event, EventSink, Level, Waker};
+use crate::ids::RequestId;
+use crate::registry::Registry;
+use crate::schedules::Schedules;
+use crate::transport::{listener, Connections, Identity};
+
+pub use messaging::Frame;
+
+/// The answer of `extractMeta` to an upgrade request.
+#[derive(Debug)]
+pub enum Decision {
+  /// Open the socket for this user with this meta (its attachment).
+  Accept(Identity),
+  /// Answer with this HTTP status and `{"error": message, "code": code}`.
+  Reject {
+    status: u16,
+    message: String,
+    code: Option<String>,
+  },
+}
+
+/// Counters for tests and benchmarks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+  pub sessions: usize,
+  pub actors: usize,
+  pub hibernated: usize,
+  pub rooms: usize,
+  pub connections: usize,
+  pub held_frames: usize,
+  /// Sessions whose socket dropped, waiting for a resume.
+  pub detached: usize,
+}
+
+pub struct Core {
+  config: ServerConfig,
+  events: Arc<EventSink>,
+  registry: Registry,
+  storage: Storage,
+  calls: PendingCalls,
+  schedules: Schedules,
+  connections: Connections,
+  /// Upgrades waiting for `extractMeta`. Dropping a sender answers its client 503.
+  pending_upgrades: Mutex<HashMap<RequestId, oneshot::Sender<Decision>>>,
+  next_session: AtomicU64,
+  next_request: AtomicU64,
+  /// Flips to true once, when shutdown begins.
+  shutdown: watch::Sender<bool>,
+  /// This node's cluster membership, in cluster mode.
+  cluster: Option<Arc<Cluster>>,
+}
+
+impl Core {
+  /// Validates the configuration, opens the store, loads the schedules and starts the timers on
+  /// `runtime`. A configuration with `cluster` needs [`Core::start`].
+  pub fn new(config: ServerConfig, runtime: &Handle) -> Result<Arc<Self>, CoreError> {
+    if config.cluster.is_some() {
+      return Err(CoreError::InvalidOption(
+        "a cluster node is started with Core::start".into(),
+      ));
+    }
+    Self::build(config, runtime, None)
+  }
+
+  /// [`Core::new`], joining the cluster first when the configuration has one.
+  pub async fn start(config: ServerConfig, runtime: &Handle) -> Result<Arc<Self>, CoreError> {
+    config.validate().map_err(CoreError::InvalidOption)?;
+    let cluster = match &config.cluster {
+      Some(cluster) => Some(Arc::new(Cluster::connect(cluster, config.durability).await?)),
+      None => None,
+    };
+    let core = Self::build(config, runtime, cluster.clone())?;
+    if let Some(cluster) = &cluster {
+      cluster.start(&core, runtime);
+    }
+    Ok(core)
+  }
+
+  fn build(
+    config: ServerConfig,
+    runtime: &Handle,
+    cluster: Option<Arc<Cluster>>,
+  ) -> Result<Arc<Self>, CoreError> {
+    config.validate().map_err(CoreError::InvalidOption)?;
+    let storage = Storage::open(&config)?;
+    let events = Arc::new(EventSink::new());
+    let core = Arc::new(Self {
+      registry: Registry::new(events.clone()),
+      events,
+      storage,
+      calls: PendingCalls::new(config.call_timeout),
+      schedules: Schedules::default(),
+      connections: Connections::default(),
+      pending_upgrades: Mutex::new(HashMap::new()),
+      next_session: AtomicU64::new(0),
+      next_request: AtomicU64::new(0),
+      shutdown: watch::channel(false).0,
+      cluster,
+      config,
+    });
+    core.load_schedules()?;
+    upkeep::start(&core, runtime);
+    Ok(core)
+  }
+
+  pub fn config(&self) -> &ServerConfig {
+    &self.config
+  }
+
+  /// Installs (or removes) the function that wakes the JS thread when events wait.
+  pub fn set_waker(&self, waker: Option<Waker>) {
+    self.events.set_waker(waker);
+  }
+
+  /// Everything queued for JS as one JSON array text, or `None`.
+  pub fn take_events(&self) -> Option<String> {
+    self.events.take()
+  }
+
+  /// Binds and starts accepting (and the idle sweeps with it).
+  pub fn listen(self: &Arc<Self>, runtime: &Handle, host: &str, port: u16) -> Result<SocketAddr, CoreError> {
+    listener::listen(self, runtime, host, port).map_err(|error| {
+      let message = format!("cannot listen on {host}:{port}: {error}");
+      match error.kind() {
+        std::io::ErrorKind::AddrInUse => CoreError::AddressInUse(message),
+        _ => CoreError::Listen(message),
+      }
+    })
+  }
+
+  pub fn stats(&self) -> Stats {
+    let counts = self.registry.counts();
+    Stats {
+      sessions: counts.sessions,
+      actors: counts.actors,
+      hibernated: counts.hibernated,
+      rooms: counts.rooms,
+      connections: self.connections.count(),
+      held_frames: self.storage.gate().held(),
+      detached: counts.waiting,
+    }
+  }
+
+  /// Tells the application's log (through JS) about something it should know.
+  fn report(&self, level: Level, message: &str) {
+    self.events.push(Event::Log { level, message });
+  }
+
+  /// Delivers the decision of `extractMeta`; false when the request is gone (timed out).
+  pub fn decide_upgrade(&self, request: RequestId, decision: Decision) -> bool {
+    match self.pending_upgrades.lock().remove(&request) {
+      Some(sender) => sender.send(decision).is_ok(),
+      None => false,
+    }
+  }
+
+  /// Stops accepting, closes every socket with 1001, waits until all are released, ends the
+  /// sessions waiting for a resume, then queues `Shutdown`. Idempotent.
+  pub fn begin_shutdown(self: &Arc<Self>, runtime: &Handle) {
+    if self.shutdown.send_replace(true) {
+      return;
+    }
+    self.pending_upgrades.lock().clear();
+    self
+      .registry
+      .close_all(CloseCode::GoingAway.as_u16(), "server shutdown");
+    let core = self.clone();
+    runtime.spawn(async move {
+      core.connections.drained().await;
+      // No socket is left to suspend a session now: the ones waiting for a resume end here.
+      core.end_waiting(true);
+      core.events.push(Event::Shutdown);
+    });
+  }
+
+  /// Flushes and closes the store (its directory is free once this returns); later storage
+  /// calls fail with a clear error. Stops waking JS.
+  pub fn release(&self) -> Result<(), CoreError> {
+    self.events.set_waker(None);
+    Ok(self.storage.release()?)
+  }
+}

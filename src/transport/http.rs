@@ -1,0 +1,423 @@
+//! The HTTP/1.1 side of a connection: the request head before the upgrade, the routing
+//! decision, and the plain responses (health check, errors, refusals).
+//!
+//! The head is read and parsed here instead of inside tungstenite so that the upgrade can wait
+//! for `extractMeta` in JS before the 101 is sent: a refused client never holds a socket.
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+use crate::config::{Definition, MAX_REQUEST_HEADERS, MAX_REQUEST_HEAD_BYTES};
+use crate::error::UpgradeRejection;
+use crate::ids::DefinitionId;
+
+/// Longest resume token looked up (they are 36-byte UUIDs).
+const MAX_TOKEN_BYTES: usize = 64;
+
+/// A client's resume parameters (see [`RequestHead::resume_request`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ResumeRequest {
+  pub token: Option<String>,
+  pub last_seq: u64,
+}
+
+/// A parsed request head.
+#[derive(Debug)]
+pub struct RequestHead {
+  pub method: String,
+  /// Path and query, as sent.
+  pub target: String,
+  /// Header names lower-cased, in order.
+  pub headers: Vec<(String, String)>,
+  /// Bytes read past the head (a client may send its first frame early).
+  pub leftover: Vec<u8>,
+}
+
+impl RequestHead {
+  pub fn path(&self) -> &str {
+    self.target.split(['?', '#']).next().unwrap_or("")
+  }
+
+  /// The first value of query parameter `name`, percent-decoded (`+` is not a space here:
+  /// warren's own parameters never contain one).
+  pub fn query(&self, name: &str) -> Option<String> {
+    let query = self.target.split('#').next()?.split_once('?')?.1;
+    query.split('&').find_map(|pair| {
+      let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+      (key == name).then(|| percent_decode(value)).flatten()
+    })
+  }
+
+  /// What the client asks of resume: `_resume` (empty for a new session that may be resumed
+  /// later, else the token of the session to continue) and `_lastSeq`, the number of the last
+  /// frame it received. `None` when the client does not resume (a stock Verani client).
+  pub fn resume_request(&self) -> Option<ResumeRequest> {
+    let token = self.query("_resume")?;
+    let last_seq = self
+      .query("_lastSeq")
+      .and_then(|seq| seq.parse::<u64>().ok())
+      .unwrap_or(0);
+    Some(ResumeRequest {
+      token: Some(token).filter(|token| !token.is_empty() && token.len() <= MAX_TOKEN_BYTES),
+      last_seq,
+    })
+  }
+
+  pub fn header(&self, name: &str) -> Option<&str> {
+    self
+      .headers
+      .iter()
+      .find(|(key, _)| key == name)
+      .map(|(_, value)| value.as_str())
+  }
+
+  /// Headers with repeated names joined with ", " (as `req.headers` shows them), in order.
+  pub fn merged_headers(&self) -> Vec<(&str, String)> {
+    let mut merged: Vec<(&str, String)> = Vec::with_capacity(self.headers.len());
+    for (name, value) in &self.headers {
+      match merged.iter_mut().find(|(key, _)| key == name) {
+        Some((_, existing)) => {
+          existing.push_str(", ");
+          existing.push_str(value);
+        }
+        None => merged.push((name, value.clone())),
+      }
+    }
+    merged
+  }
+}
+
+/// Why no head could be read.
+#[derive(Debug)]
+pub enum HeadError {
+  /// The peer closed or the socket failed: nothing to answer.
+  Gone,
+  /// Answer with this status and close.
+  Reject(UpgradeRejection),
+}
+
+/// Reads until a complete request head (bounded by [`MAX_REQUEST_HEAD_BYTES`]).
+pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<RequestHead, HeadError> {
+  let mut buf = Vec::with_capacity(1024);
+  let mut chunk = [0u8; 2048];
+  loop {
+    let read = stream.read(&mut chunk).await.map_err(|_| HeadError::Gone)?;
+    if read == 0 {
+      return Err(HeadError::Gone);
+    }
+    buf.extend_from_slice(&chunk[..read]);
+    let mut headers = [httparse::EMPTY_HEADER; MAX_REQUEST_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(&buf) {
+      Ok(httparse::Status::Complete(len)) => {
+        let head = RequestHead {
+          method: request.method.unwrap_or("").to_string(),
+          target: request.path.unwrap_or("").to_string(),
+          headers: request
+            .headers
+            .iter()
+            .map(|h| {
+              (
+                h.name.to_ascii_lowercase(),
+                String::from_utf8_lossy(h.value).into_owned(),
+              )
+            })
+            .collect(),
+          leftover: buf[len..].to_vec(),
+        };
+        return Ok(head);
+      }
+      Ok(httparse::Status::Partial) if buf.len() < MAX_REQUEST_HEAD_BYTES => continue,
+      Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
+        return Err(HeadError::Reject(UpgradeRejection::HeadTooLarge))
+      }
+      Err(_) => {
+        return Err(HeadError::Reject(UpgradeRejection::BadRequest(
+          "malformed HTTP request",
+        )))
+      }
+    }
+  }
+}
+
+/// What a request asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+  Health,
+  /// `DELETE /actors/<kind>/<key>` (percent-decoded), when an admin token is configured.
+  DestroyActor {
+    kind: String,
+    key: String,
+    authorized: bool,
+  },
+  /// A GET for a path that is not an endpoint, while a static directory is configured.
+  Static,
+  /// A valid WebSocket upgrade for a connection definition, with its `Sec-WebSocket-Accept`.
+  Upgrade {
+    definition: DefinitionId,
+    accept_key: String,
+  },
+  Reject(UpgradeRejection),
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+  a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Decodes `%XX` escapes; `None` for a malformed escape or invalid UTF-8.
+pub fn percent_decode(input: &str) -> Option<String> {
+  let bytes = input.as_bytes();
+  let well_formed = bytes.iter().enumerate().all(|(i, byte)| {
+    *byte != b'%'
+      || bytes
+        .get(i + 1..i + 3)
+        .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+  });
+  if !well_formed {
+    return None;
+  }
+  percent_encoding::percent_decode_str(input)
+    .decode_utf8()
+    .ok()
+    .map(|decoded| decoded.into_owned())
+}
+
+/// Whether `path` is `prefix` followed by one non-empty segment.
+fn names_actor(prefix: &str, path: &str) -> bool {
+  path
+    .strip_prefix(prefix)
+    .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+}
+
+fn has_token(value: Option<&str>, token: &str) -> bool {
+  value.is_some_and(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case(token)))
+}
+
+pub fn route(
+  head: &RequestHead,
+  definitions: &[Definition],
+  serves_static: bool,
+  admin_token: Option<&str>,
+) -> Route {
+  let path = head.path();
+  if path == "/healthz" && head.method == "GET" {
+    return Route::Health;
+  }
+  if let (Some(token), "DELETE", Some(rest)) =
+    (admin_token, head.method.as_str(), path.strip_prefix("/actors/"))
+  {
+    let authorized = head
+      .header("authorization")
+      .and_then(|value| value.strip_prefix("Bearer "))
+      .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes()));
+    return match rest
+      .split_once('/')
+      .map(|(kind, key)| (percent_decode(kind), percent_decode(key)))
+    {
+      Some((Some(kind), Some(key))) if !kind.is_empty() && !key.is_empty() => Route::DestroyActor {
+        kind,
+        key,
+        authorized,
+      },
+      _ => Route::Reject(UpgradeRejection::NotFound),
+    };
+  }
+  let Some(index) = definitions.iter().position(|e| {
+    if e.prefix {
+      names_actor(&e.path, path)
+    } else {
+      e.path == path
+    }
+  }) else {
+    if serves_static && (head.method == "GET" || head.method == "HEAD") {
+      return Route::Static;
+    }
+    return Route::Reject(UpgradeRejection::NotFound);
+  };
+  if head.method != "GET" {
+    return Route::Reject(UpgradeRejection::MethodNotAllowed);
+  }
+  if !has_token(head.header("upgrade"), "websocket") || !has_token(head.header("connection"), "upgrade") {
+    return Route::Reject(UpgradeRejection::UpgradeRequired);
+  }
+  if head.header("sec-websocket-version").map(str::trim) != Some("13") {
+    return Route::Reject(UpgradeRejection::BadRequest("Sec-WebSocket-Version must be 13"));
+  }
+  match head.header("sec-websocket-key").map(str::trim) {
+    Some(key) if !key.is_empty() => Route::Upgrade {
+      definition: DefinitionId(index),
+      accept_key: derive_accept_key(key.as_bytes()),
+    },
+    _ => Route::Reject(UpgradeRejection::BadRequest("missing Sec-WebSocket-Key")),
+  }
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+  ::http::StatusCode::from_u16(status)
+    .ok()
+    .and_then(|status| status.canonical_reason())
+    .unwrap_or("Error")
+}
+
+/// A complete response that closes the connection.
+pub fn response(status: u16, content_type: &str, body: &str, extra_headers: &str) -> Vec<u8> {
+  format!(
+    "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n{extra_headers}\r\n{body}",
+    reason_phrase(status),
+    body.len()
+  )
+  .into_bytes()
+}
+
+/// The JSON error response for a refused request: `{"error": message}` (and `"code"` if any).
+pub fn rejection_response(rejection: &UpgradeRejection) -> Vec<u8> {
+  let body = match rejection.code() {
+    Some(code) => serde_json::json!({ "error": rejection.message(), "code": code }),
+    None => serde_json::json!({ "error": rejection.message() }),
+  }
+  .to_string();
+  let extra = match rejection {
+    UpgradeRejection::UpgradeRequired => "Upgrade: websocket\r\n",
+    _ => "",
+  };
+  response(rejection.status(), "application/json", &body, extra)
+}
+
+/// A static file; `HEAD` gets the headers only.
+pub fn file_response(content_type: &str, body: &[u8], head_only: bool) -> Vec<u8> {
+  let mut out = format!(
+    "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
+    body.len()
+  )
+  .into_bytes();
+  if !head_only {
+    out.extend_from_slice(body);
+  }
+  out
+}
+
+pub fn no_content_response() -> Vec<u8> {
+  b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n".to_vec()
+}
+
+pub fn health_response() -> Vec<u8> {
+  response(200, "application/json", r#"{"status":"ok"}"#, "")
+}
+
+pub fn switching_protocols(accept_key: &str) -> Vec<u8> {
+  format!(
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept_key}\r\n\r\n"
+  )
+  .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn head(text: &str) -> RequestHead {
+    let rt = tokio::runtime::Builder::new_current_thread()
+      .build()
+      .expect("runtime");
+    let mut bytes = text.as_bytes();
+    match rt.block_on(read_head(&mut bytes)) {
+      Ok(head) => head,
+      Err(err) => panic!("{err:?}"),
+    }
+  }
+
+  fn endpoints() -> Vec<Definition> {
+    vec![Definition {
+      name: "C".into(),
+      path: "/ws".into(),
+      authenticates: false,
+      prefix: false,
+    }]
+  }
+
+  #[test]
+  fn routes_upgrades_health_and_unknown_paths() {
+    let upgrade = head(
+      "GET /ws?token=a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    );
+    assert_eq!(upgrade.path(), "/ws");
+    assert_eq!(
+      route(&upgrade, &endpoints(), false, None),
+      Route::Upgrade {
+        definition: DefinitionId(0),
+        accept_key: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into()
+      }
+    );
+    assert_eq!(
+      route(&head("GET /healthz HTTP/1.1\r\n\r\n"), &endpoints(), false, None),
+      Route::Health
+    );
+    assert_eq!(
+      route(
+        &head("GET /ws HTTP/1.1\r\nHost: x\r\n\r\n"),
+        &endpoints(),
+        false,
+        None
+      ),
+      Route::Reject(UpgradeRejection::UpgradeRequired)
+    );
+    assert_eq!(
+      route(&head("GET /nope HTTP/1.1\r\n\r\n"), &endpoints(), false, None),
+      Route::Reject(UpgradeRejection::NotFound)
+    );
+    let delete = head("DELETE /actors/Counter/a%20b HTTP/1.1\r\nAuthorization: Bearer s3cret\r\n\r\n");
+    assert_eq!(
+      route(&delete, &endpoints(), false, Some("s3cret")),
+      Route::DestroyActor {
+        kind: "Counter".into(),
+        key: "a b".into(),
+        authorized: true
+      }
+    );
+    assert_eq!(
+      route(&delete, &endpoints(), false, Some("other")),
+      Route::DestroyActor {
+        kind: "Counter".into(),
+        key: "a b".into(),
+        authorized: false
+      }
+    );
+    assert_eq!(
+      route(&delete, &endpoints(), false, None),
+      Route::Reject(UpgradeRejection::NotFound)
+    );
+  }
+
+  #[test]
+  fn reads_resume_parameters() {
+    let plain = head("GET /ws?token=a HTTP/1.1\r\n\r\n");
+    assert_eq!(plain.resume_request(), None);
+    assert_eq!(plain.query("token").as_deref(), Some("a"));
+    let fresh = head("GET /ws?_resume=&token=a HTTP/1.1\r\n\r\n");
+    assert_eq!(
+      fresh.resume_request(),
+      Some(ResumeRequest {
+        token: None,
+        last_seq: 0
+      })
+    );
+    let again = head("GET /ws?token=a&_resume=t%2D1&_lastSeq=42 HTTP/1.1\r\n\r\n");
+    assert_eq!(
+      again.resume_request(),
+      Some(ResumeRequest {
+        token: Some("t-1".into()),
+        last_seq: 42
+      })
+    );
+  }
+
+  #[test]
+  fn merges_repeated_headers() {
+    let head = head("GET / HTTP/1.1\r\nX-A: 1\r\nx-a: 2\r\nHost: h\r\n\r\n");
+    assert_eq!(
+      head.merged_headers(),
+      [("x-a", "1, 2".to_string()), ("host", "h".to_string())]
+    );
+  }
+}

@@ -1,0 +1,234 @@
+//! The accept loop and the life of one connection: the request head, its route (health check,
+//! admin API, static file, or an upgrade), `extractMeta` through the host, the 101, then the
+//! session until its socket is gone.
+//!
+//! Every connection holds a [`super::LiveGuard`] for as long as it exists, so shutdown can wait
+//! until the last socket is released: nothing is left running when `close()` resolves.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
+use tokio::time::{timeout_at, Instant};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+
+use super::http::{self, HeadError, RequestHead, Route};
+use super::session::{self, Outcome, SessionLink};
+use super::{static_files, Host};
+use crate::config::{READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};
+use crate::error::{CloseCode, SessionEnd, UpgradeRejection};
+
+/// Binds synchronously (so a busy port is an immediate error) and starts accepting on `runtime`.
+pub fn listen<H: Host>(
+  host: &Arc<H>,
+  runtime: &Handle,
+  address: &str,
+  port: u16,
+) -> std::io::Result<SocketAddr> {
+  let std_listener = std::net::TcpListener::bind((address, port))?;
+  std_listener.set_nonblocking(true)?;
+  let bound = std_listener.local_addr()?;
+  let listener = {
+    let _entered = runtime.enter();
+    TcpListener::from_std(std_listener)?
+  };
+  runtime.spawn(accept_loop(host.clone(), listener));
+  Ok(bound)
+}
+
+async fn accept_loop<H: Host>(host: Arc<H>, listener: TcpListener) {
+  let mut backoff = Duration::from_millis(5);
+  loop {
+    tokio::select! {
+      _ = host.shutdown_signal() => return,
+      accepted = listener.accept() => match accepted {
+        Ok((stream, peer)) => {
+          backoff = Duration::from_millis(5);
+          tokio::spawn(serve_connection(host.clone(), stream, peer));
+        }
+        Err(_) => {
+          // Out of file descriptors or a transient error: wait, then retry.
+          tokio::time::sleep(backoff).await;
+          backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+      }
+    }
+  }
+}
+
+/// What the handshake settled: the bytes read past the head, and the session to serve.
+struct Upgrade {
+  leftover: Vec<u8>,
+  accept_key: String,
+  definition: crate::ids::DefinitionId,
+  identity: Option<super::Identity>,
+  resume: Option<http::ResumeRequest>,
+}
+
+/// Reads the head and answers it: `Ok` for an upgrade to perform, `Err(Some(..))` for a
+/// refusal to send, `Err(None)` when the connection is done (answered, or gone).
+async fn handshake<H: Host>(
+  host: &H,
+  stream: &mut TcpStream,
+  peer: SocketAddr,
+  deadline: Instant,
+) -> Result<Upgrade, Option<UpgradeRejection>> {
+  let head = match timeout_at(deadline, http::read_head(stream)).await {
+    Ok(Ok(head)) => head,
+    Ok(Err(HeadError::Reject(rejection))) => return Err(Some(rejection)),
+    Ok(Err(HeadError::Gone)) | Err(_) => return Err(None),
+  };
+  let config = host.config();
+  let serves_static = config.static_dir.is_some();
+  let (definition, accept_key) = match http::route(
+    &head,
+    &config.definitions,
+    serves_static,
+    config.admin_token.as_deref(),
+  ) {
+    Route::DestroyActor {
+      kind,
+      key,
+      authorized,
+    } => {
+      let response = if !authorized {
+        http::rejection_response(&UpgradeRejection::Unauthorized)
+      } else if host.destroy_actor_named(&kind, &key) {
+        http::no_content_response()
+      } else {
+        http::rejection_response(&UpgradeRejection::NotFound)
+      };
+      write_and_close(stream, &response, deadline).await;
+      return Err(None);
+    }
+    Route::Health => {
+      write_and_close(stream, &http::health_response(), deadline).await;
+      return Err(None);
+    }
+    Route::Static => {
+      let response = static_response(host, &head).await;
+      write_and_close(stream, &response, deadline).await;
+      return Err(None);
+    }
+    Route::Reject(rejection) => return Err(Some(rejection)),
+    Route::Upgrade {
+      definition,
+      accept_key,
+    } => (definition, accept_key),
+  };
+  let resume = head.resume_request();
+  if !host.admits(resume.as_ref()) {
+    return Err(Some(UpgradeRejection::Unavailable(
+      "server is at its session limit",
+    )));
+  }
+  let authenticates = config
+    .definitions
+    .get(definition.get())
+    .is_some_and(|d| d.authenticates);
+  let identity = if authenticates {
+    Some(
+      host
+        .authenticate(&head, definition, peer, deadline)
+        .await
+        .map_err(Some)?,
+    )
+  } else {
+    None
+  };
+  // Only the bytes read past the head are needed from here on.
+  Ok(Upgrade {
+    leftover: head.leftover,
+    accept_key,
+    definition,
+    identity,
+    resume,
+  })
+}
+
+async fn serve_connection<H: Host>(host: Arc<H>, mut stream: TcpStream, peer: SocketAddr) {
+  let _live = host.connections().enter();
+  let _ = stream.set_nodelay(true);
+  let deadline = Instant::now() + host.config().handshake_timeout;
+  // Boxed, so that its state is freed once the socket opens instead of staying in this task
+  // (a future's slots live as long as the whole function) for the socket's lifetime.
+  let handshake = Box::pin(handshake(&*host, &mut stream, peer, deadline));
+  let outcome = tokio::select! {
+    outcome = handshake => outcome,
+    _ = host.shutdown_signal() => Err(Some(UpgradeRejection::Unavailable("server is shutting down"))),
+  };
+  let upgrade = match outcome {
+    Ok(upgrade) => upgrade,
+    Err(Some(rejection)) => {
+      write_and_close(&mut stream, &http::rejection_response(&rejection), deadline).await;
+      return;
+    }
+    Err(None) => return,
+  };
+  let Upgrade {
+    leftover,
+    accept_key,
+    definition,
+    identity,
+    resume,
+  } = upgrade;
+  let attached = host.attach(definition, identity, resume);
+  if host.is_shutting_down() {
+    attached
+      .outbox
+      .request_close(CloseCode::GoingAway.as_u16(), "server shutdown");
+  }
+  // The session is registered before the 101 leaves, so once a client sees its socket open,
+  // the session is reachable (stats, toUser, rooms).
+  let response = http::switching_protocols(&accept_key);
+  let written = timeout_at(deadline, stream.write_all(&response)).await;
+  drop(response);
+  if !matches!(written, Ok(Ok(()))) {
+    let end = SessionEnd {
+      blip: attached.resumed,
+      ..SessionEnd::dropped()
+    };
+    host.detach(attached.session, attached.generation, end);
+    return;
+  }
+  let config = host.config();
+  let ws_config = WebSocketConfig::default()
+    .read_buffer_size(READ_BUFFER_BYTES)
+    .write_buffer_size(WRITE_BUFFER_BYTES)
+    .max_write_buffer_size(WRITE_BUFFER_BYTES + config.max_payload_bytes.max(config.max_backpressure_bytes))
+    .max_message_size(Some(config.max_payload_bytes))
+    .max_frame_size(Some(config.max_payload_bytes));
+  let socket = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(ws_config)).await;
+  let link = SessionLink {
+    id: attached.session,
+    outbox: attached.outbox,
+    generation: attached.generation,
+    host: &*host,
+    close_timeout: config.close_timeout,
+  };
+  if let Outcome::Ended(end) = session::run(socket, &link).await {
+    host.detach(link.id, link.generation, end);
+  }
+}
+
+async fn static_response<H: Host>(host: &H, head: &RequestHead) -> Vec<u8> {
+  let Some(root) = host.config().static_dir.clone() else {
+    return http::rejection_response(&UpgradeRejection::NotFound);
+  };
+  match static_files::load(root, head.path().to_string()).await {
+    Some((content_type, body)) => http::file_response(content_type, &body, head.method == "HEAD"),
+    None => http::rejection_response(&UpgradeRejection::NotFound),
+  }
+}
+
+async fn write_and_close(stream: &mut TcpStream, response: &[u8], deadline: Instant) {
+  let write = async {
+    stream.write_all(response).await?;
+    stream.shutdown().await
+  };
+  let _ = timeout_at(deadline, write).await;
+}

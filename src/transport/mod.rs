@@ -1,0 +1,139 @@
+//! Sockets: accepting TCP connections, the HTTP request head, the upgrade, and one task per
+//! WebSocket session. This layer knows bytes, frames and sockets, not actors or storage: what a
+//! session *means* is asked of its [`Host`] (the core), which is the only thing it calls up into.
+//!
+//! - [`listener`]: the accept loop and the life of one connection (head → route → auth → 101);
+//! - [`http`]: request heads, routing, plain responses;
+//! - [`static_files`]: a directory served beside the sockets;
+//! - [`session`]: one open WebSocket (reader, writer, pings, close handshake);
+//! - [`outbox`]: the bounded queue of frames towards one socket, with its replay buffer.
+
+pub mod http;
+pub mod listener;
+pub mod outbox;
+pub mod session;
+pub mod static_files;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::config::ServerConfig;
+use crate::error::{SessionEnd, UpgradeRejection};
+use crate::ids::{DefinitionId, SessionId};
+use crate::protocol::ClientFrame;
+use http::{RequestHead, ResumeRequest};
+use outbox::Outbox;
+
+/// Who a socket belongs to, as `extractMeta` decided: the user and the session's meta (JSON).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+  pub key: String,
+  pub meta_json: String,
+}
+
+/// A session a socket serves: new, or resumed from an earlier socket.
+pub struct Attached {
+  pub session: SessionId,
+  pub outbox: Arc<Outbox>,
+  /// This socket's generation in the outbox (see [`Outbox::resume`]).
+  pub generation: u64,
+  /// False when the socket continues a session: a client that never saw its token cannot
+  /// resume a fresh one, so only continued sessions wait for a resume if the 101 fails.
+  pub resumed: bool,
+}
+
+/// What the transport asks of the core. Every method is quick and never waits on JS, except
+/// [`Host::authenticate`] (bounded by the handshake deadline) and [`Host::wait_for_space`].
+pub trait Host: Send + Sync + 'static {
+  fn config(&self) -> &ServerConfig;
+
+  /// Connections in any phase; shutdown waits until they are all gone.
+  fn connections(&self) -> &Connections;
+
+  fn is_shutting_down(&self) -> bool;
+
+  /// Resolves when shutdown begins.
+  fn shutdown_signal(&self) -> impl Future<Output = ()> + Send + '_;
+
+  /// Whether a new session may open now (open and waiting sessions count against
+  /// `maxSessions`); a client returning to its own waiting session may always come back.
+  fn admits(&self, resume: Option<&ResumeRequest>) -> bool;
+
+  /// Runs `extractMeta` for an upgrade request and waits (until `deadline`) for its answer.
+  fn authenticate(
+    &self,
+    head: &RequestHead,
+    definition: DefinitionId,
+    peer: SocketAddr,
+    deadline: Instant,
+  ) -> impl Future<Output = Result<Identity, UpgradeRejection>> + Send;
+
+  /// `DELETE /actors/<kind>/<key>`: destroys an actor by its definition's name; false when it
+  /// did not exist.
+  fn destroy_actor_named(&self, kind: &str, key: &str) -> bool;
+
+  /// Registers the session this socket serves (resuming the one the client names when it can),
+  /// before the 101 leaves.
+  fn attach(
+    &self,
+    definition: DefinitionId,
+    identity: Option<Identity>,
+    resume: Option<ResumeRequest>,
+  ) -> Attached;
+
+  /// Socket `generation` of `session` stopped serving it.
+  fn detach(&self, session: SessionId, generation: u64, end: SessionEnd);
+
+  /// Waits while the queue towards JS is full (socket readers, before reading on).
+  fn wait_for_space(&self) -> impl Future<Output = ()> + Send + '_;
+
+  /// An event or call frame of a session, for JS. Pings never get here.
+  fn receive(&self, session: SessionId, frame: ClientFrame<'_>);
+}
+
+/// Counts live connections (handshaking or open), so shutdown can wait for the last one.
+#[derive(Default)]
+pub struct Connections {
+  live: AtomicUsize,
+  drained: Notify,
+}
+
+/// Counts a connection as live for as long as it exists.
+pub struct LiveGuard<'a>(&'a Connections);
+
+impl Drop for LiveGuard<'_> {
+  fn drop(&mut self) {
+    if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+      self.0.drained.notify_waiters();
+    }
+  }
+}
+
+impl Connections {
+  pub fn enter(&self) -> LiveGuard<'_> {
+    self.live.fetch_add(1, Ordering::SeqCst);
+    LiveGuard(self)
+  }
+
+  pub fn count(&self) -> usize {
+    self.live.load(Ordering::SeqCst)
+  }
+
+  /// Resolves once no connection is live.
+  pub async fn drained(&self) {
+    loop {
+      let drained = self.drained.notified();
+      tokio::pin!(drained);
+      drained.as_mut().enable();
+      if self.count() == 0 {
+        return;
+      }
+      drained.await;
+    }
+  }
+}
