@@ -120,7 +120,7 @@ for platform in "${platforms[@]}"; do
       result="$(ESBUILD_BINARY_PATH="$esbuild" WARREN_NATIVE_LIBRARY_PATH="$repo/npm/$platform/warren.$platform.node" \
         timeout 600 "${node_cmd[@]}" --expose-gc --import tsx "$file" 2>&1)" || { echo "$platform $file: FAILED"; tail -5 <<<"$result"; failed=1; }
       echo "$platform $file: $(grep -E '^# (tests|pass|fail|skipped) ' <<<"$result" | tr '\n' ' ')($((SECONDS - start)) s)"
-      grep -E '^not ok' <<<"$result" || true
+      grep -E '^ *not ok|^ *error:' <<<"$result" || true
     done
   fi
 done
