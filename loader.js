@@ -2,15 +2,16 @@
 // Loads warren's native core (the Rust addon built from src/) for the running platform.
 //
 // Where the addon comes from, in this order:
-//   1. WARREN_NATIVE_LIBRARY_PATH, when set: the path of a `.node` file to load instead.
+//   1. WARREN_NATIVE_LIBRARY_PATH, when set: the path of a `.node` file to load instead (relative
+//      paths from the working directory); nothing else is tried then.
 //   2. `warren.<platform>.node` next to this file: what `npm run build` writes in a checkout.
 //   3. the platform package `warren-<platform>` (for example `warren-linux-x64-gnu`): npm installs
 //      the one that matches this machine, as an optional dependency of `warren`.
 // When none loads, the error says which platform package was expected, why each place failed and
 // how to get a binary. Its types are native.d.ts, generated from the Rust code by `napi build`.
 
-const { readFileSync } = require('node:fs')
-const { join } = require('node:path')
+const { existsSync, readFileSync } = require('node:fs')
+const { join, resolve } = require('node:path')
 
 const { name: packageName, version } = require('./package.json')
 
@@ -50,14 +51,20 @@ function isMusl() {
 /** The napi-rs name of this platform, e.g. `linux-x64-gnu`, `darwin-arm64`, `win32-x64-msvc`. */
 function platformName() {
   const { platform, arch } = process
-  if (platform === 'linux') return `linux-${arch}-${isMusl() ? 'musl' : 'gnu'}`
+  if (platform === 'linux') {
+    const abi = isMusl() ? 'musl' : 'gnu'
+    return arch === 'arm' ? `linux-arm-${abi}eabihf` : `linux-${arch}-${abi}`
+  }
   if (platform === 'win32') return `win32-${arch}-msvc`
   return `${platform}-${arch}`
 }
 
-function describe(error) {
+function describe(error, file) {
+  if (error && error.code === 'MODULE_NOT_FOUND') return 'not found'
   const message = String((error && error.message) || error).split('\n')[0]
-  return error && error.code === 'MODULE_NOT_FOUND' ? 'not found' : `failed to load: ${message}`
+  // dlopen reports a binary for another CPU as a missing file.
+  const hint = file && existsSync(file) && /No such file/.test(message) ? ' (the file is there: is it built for another CPU or C library?)' : ''
+  return `failed to load: ${message}${hint}`
 }
 
 function load() {
@@ -66,19 +73,23 @@ function load() {
   const platformPackage = `${packageName}-${platform}`
   const tried = []
 
+  // An explicit path is the only place looked at: loading anything else would hide the mistake.
   const override = process.env.WARREN_NATIVE_LIBRARY_PATH
   if (override) {
     try {
-      return require(override)
+      return require(resolve(override)) // relative to the working directory
     } catch (error) {
-      tried.push(`WARREN_NATIVE_LIBRARY_PATH=${override}: ${describe(error)}`)
+      const failed = new Error(`${packageName}: WARREN_NATIVE_LIBRARY_PATH=${override}: ${describe(error, resolve(override))}. Unset it to load ${localFile} or the package ${platformPackage}.`)
+      failed.code = 'WARREN_NATIVE_BINDING_MISSING'
+      failed.cause = error
+      throw failed
     }
   }
 
   try {
     return require(join(__dirname, localFile))
   } catch (error) {
-    tried.push(`${join(__dirname, localFile)} (a build from source): ${describe(error)}`)
+    tried.push(`${join(__dirname, localFile)} (a build from source): ${describe(error, join(__dirname, localFile))}`)
   }
 
   let installed = null
@@ -94,7 +105,7 @@ function load() {
       try {
         return require(platformPackage)
       } catch (error) {
-        tried.push(`the package ${platformPackage}@${installed}: ${describe(error)}`)
+        tried.push(`the package ${platformPackage}@${installed}: ${describe(error, error && error.code !== 'MODULE_NOT_FOUND' && require.resolve(platformPackage))}`)
       }
     }
   }

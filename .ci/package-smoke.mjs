@@ -1,7 +1,7 @@
 // Runs inside a project that installed warren (and ws) from tarballs, with no Rust on the PATH:
 // loads the package both ways, starts a server, answers a call over a real socket, closes.
 // Usage: node package-smoke.mjs (from the project's directory). Prints one line per step and
-// "N passed, 0 failed" at the end; exits non-zero on the first failure.
+// a count at the end; exits non-zero on the first failure.
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -68,7 +68,7 @@ await step("a server answers a call from a client over a real socket, then close
   }
 });
 
-console.log(`${passed} passed, 0 failed`);
+console.log(`package smoke: all ${passed} steps passed`);
 
 function platformName() {
   const { platform, arch } = process;

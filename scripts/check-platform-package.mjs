@@ -10,7 +10,8 @@ const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
 const binary = pkg.main;
 const path = join(dir, binary);
 if (!existsSync(path)) {
-  console.error(`Not packing ${pkg.name}: ${binary} is missing. Build it (npm run build:cross, or the release workflow) and copy it into ${dir}.`);
+  const how = pkg.os[0] === "linux" ? "`npm run build:cross` puts it there" : "the release workflow builds it on that OS";
+  console.error(`Not packing ${pkg.name}: ${binary} is missing from ${dir} (${how}).`);
   process.exit(1);
 }
 

