@@ -182,3 +182,18 @@ export async function eventually(condition: () => boolean, what: string): Promis
     what,
   );
 }
+
+/**
+ * Creates a server on `storage`, retrying while the previous server's store is still being
+ * released (the native store lets go of its directory lock a moment after `close()` resolves).
+ */
+export async function reopen(options: ServerOptions): Promise<WarrenServer> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return createServer(options);
+    } catch (error) {
+      if (attempt >= 50 || !/in use by another warren server/.test(String(error))) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}

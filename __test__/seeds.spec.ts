@@ -10,7 +10,7 @@ import { after, describe, test } from "node:test";
 import { WebSocket } from "ws";
 import { actorClient, actorUrl, type CloseInfo } from "../client/index.js";
 import { createServer, defineConnection, type ConnectionDefinition, type RoomDefinition } from "../index.js";
-import { eventually, refusedUpgrade, serve, TestClient, withTimeout } from "./helpers.js";
+import { eventually, refusedUpgrade, reopen, serve, TestClient, withTimeout } from "./helpers.js";
 import { connection as userConnection, made } from "./seeds/env.js";
 
 /** Imports a seed file and returns the definitions it made. */
@@ -122,7 +122,7 @@ describe("seed 000: Verani's connection lifecycle, as written", () => {
       await client.close();
     }
     await server.close();
-    server = createServer({ connections: [Conn], storage: dir });
+    server = await reopen({ connections: [Conn], storage: dir });
     after(() => server.close());
     ({ url } = await server.listen({ port: 0 }));
     const client = await TestClient.open(`${url}?user=ann`);

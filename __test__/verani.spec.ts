@@ -5,23 +5,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { createRoomHandler, createServer, defineConnection, type ServerOptions, type WarrenServer } from "../index.js";
-import { eventually, serve, TestClient, withTimeout } from "./helpers.js";
-
-/**
- * Creates a server on `storage`, retrying while the previous server's store is still being
- * released (the native store lets go of its directory lock a moment after `close()` resolves).
- */
-async function reopen(options: ServerOptions): Promise<WarrenServer> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return createServer(options);
-    } catch (error) {
-      if (attempt >= 50 || !/in use by another warren server/.test(String(error))) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  }
-}
+import { inspect } from "node:util";
+import { createRoomHandler, createServer, defineConnection } from "../index.js";
+import { eventually, reopen, serve, TestClient, withTimeout } from "./helpers.js";
 
 describe("Verani's defineConnection defaults", () => {
   test("a definition with no option at all serves /ws as VeraniConnectionDO, each session its own user", async () => {
@@ -111,6 +97,7 @@ describe("Verani's room hooks: the room state first", () => {
         seen.push(`keys:${Object.keys(roomState).sort().join(",")}`);
         // The context's members sit behind the state's keys, and ctx.state is the same state.
         seen.push(`ctx:${roomState.name}:${roomState.memberCount()}:${roomState.state.totalJoins}`);
+        seen.push(`inspect:${inspect(roomState, { breakLength: Infinity })}`);
         roomState.emit("joined", { userId, totalJoins: roomState.totalJoins });
       },
       onLeave(roomState, userId) {
@@ -138,7 +125,11 @@ describe("Verani's room hooks: the room state first", () => {
     assert.deepEqual(await ben.event("joined"), { type: "joined", userId: "ben", totalJoins: 2 });
     ben.emit("leave");
     await eventually(() => server.room("chat").state.log.includes("leave:ben"), "ben's leave");
-    assert.deepEqual(seen.slice(0, 2), ["keys:lastJoined,log,totalJoins", "ctx:chat:1:1"]);
+    assert.deepEqual(seen.slice(0, 3), [
+      "keys:lastJoined,log,totalJoins",
+      "ctx:chat:1:1",
+      "inspect:{ totalJoins: 1, log: [ 'join:ann:test' ], lastJoined: 'ann' }",
+    ]);
     await ann.close();
     await server.close();
     assert.ok(seen.some((line) => line.startsWith('destroy:shutdown:{"totalJoins":2,')), seen.join("\n"));

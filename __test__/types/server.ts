@@ -11,6 +11,7 @@ import {
   type ConnectionContext,
   type ListeningAddress,
   type RoomContext,
+  type RoomHookContext,
   type ServerStats,
   type UpgradeRequest,
   type WarrenServer,
@@ -35,6 +36,12 @@ const UserConnection = defineConnection<Meta, { count: number; lastSeen: string 
   extractMeta(req) {
     expectType<UpgradeRequest>(req);
     expectType<URLSearchParams>(req.query);
+    // Shaped like a fetch Request: Headers (entries also plain properties) and the real Request.
+    expectType<string | null>(req.headers.get("authorization"));
+    expectType<string>(req.headers["authorization"]);
+    expectType<Request>(req.request);
+    expectType<string>(new URL(req.request.url).host);
+    expectType<string>(req.method);
     const token = req.query.get("token");
     if (!token) throw new HttpError(403, "token required");
     return { userId: token, name: token };
@@ -196,6 +203,12 @@ createRoomHandler({
     roomState.totalJoins = "many";
   },
 });
+
+function roomHook(roomState: RoomHookContext<{ totalJoins: number }>): number {
+  roomState.totalJoins++;
+  return roomState.memberCount() + roomState.state.totalJoins;
+}
+void roomHook;
 
 // ---- createServer ----
 

@@ -13,9 +13,9 @@
  * - `_onBeforeConnect` runs in `extractMeta`, before the upgrade and outside the actor; its result
  *   travels in the session's meta (`connState`, with a `connId`), which is the session's
  *   attachment: it survives hibernation, so `this._connections` is rebuilt on wake.
- * - a public method is the handler of the event with its name; the call's data is the argument
- *   array, after which the method gets an `Rpc` (`rpc.connection`) first; the return value is
- *   the reply.
+ * - a public method is the handler of the event with its name: the call's data is the argument
+ *   array, the method is called with an `Rpc` (`rpc.connection`) before those arguments, and its
+ *   return value is the reply.
  */
 
 import { AsyncLocalStorage } from "node:async_hooks";

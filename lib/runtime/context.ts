@@ -9,6 +9,7 @@
  * the frame is encoded once in Rust, and fan-out, sender exclusion and counting happen there.
  */
 
+import { inspect } from "node:util";
 import type {
   ActorContext,
   ActorEmit,
@@ -253,7 +254,10 @@ export function roomHookContext(record: RoomRecord, context: RoomContext, reason
   const base: RoomContext = reason === undefined ? context : Object.create(context, { reason: { value: reason } });
   const state = (): Record<string | symbol, unknown> => record.cell.state;
   const own = (key: string | symbol) => Object.hasOwn(state(), key);
-  return new Proxy(Object.create(base) as RoomContext, {
+  const target = Object.create(base) as RoomContext;
+  // `util.inspect` (console.log) looks at a proxy's target, not through its traps: show the state.
+  Object.defineProperty(target, inspect.custom, { value: () => ({ ...state() }), configurable: true });
+  return new Proxy(target, {
     get: (_target, key) => (own(key) ? state()[key] : Reflect.get(base, key)),
     set: (_target, key, value) => {
       if (key === "state" && !own(key)) {

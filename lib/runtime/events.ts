@@ -24,9 +24,9 @@ const MAX_BATCHES_PER_WAKE = 64;
 export class Runtime {
   readonly #native: NativeServer;
   readonly #definitions: ReadonlyArray<ConnectionDefinition<any, any>>;
-  readonly persistence: Persistence;
-  readonly actors: ActorRuntime;
-  readonly rooms: RoomRuntime;
+  readonly #persistence: Persistence;
+  readonly #actors: ActorRuntime;
+  readonly #rooms: RoomRuntime;
   /** Called once the native core reports that shutdown finished. */
   onShutdown: (() => void) | null = null;
 
@@ -38,13 +38,13 @@ export class Runtime {
   ) {
     this.#native = native;
     this.#definitions = definitions;
-    this.persistence = new Persistence(native);
-    this.rooms = new RoomRuntime(native, this.persistence, definitions, roomDefinitions);
-    this.actors = new ActorRuntime(native, definitions, this.persistence, this.rooms, options.exposeErrors === true);
+    this.#persistence = new Persistence(native);
+    this.#rooms = new RoomRuntime(native, this.#persistence, definitions, roomDefinitions);
+    this.#actors = new ActorRuntime(native, definitions, this.#persistence, this.#rooms, options.exposeErrors === true);
   }
 
   room(name: string): RoomContext {
-    return this.rooms.room(name);
+    return this.#rooms.room(name);
   }
 
   /** Takes and routes every queued batch. Given (late-bound) as the native wake-up callback. */
@@ -64,35 +64,35 @@ export class Runtime {
         return authenticate(this.#native, this.#definitions[endpoint]!, request, url, remoteAddress, headers);
       }
       case Tag.Open:
-        return this.actors.open(entry);
+        return this.#actors.open(entry);
       case Tag.Message:
-        return this.actors.message(entry);
+        return this.#actors.message(entry);
       case Tag.Call:
-        return this.actors.call(entry);
+        return this.#actors.call(entry);
       case Tag.Close:
-        return this.actors.close(entry);
+        return this.#actors.close(entry);
       case Tag.Evict:
-        return this.actors.leaveHeap(entry[1], "evicted");
+        return this.#actors.leaveHeap(entry[1], "evicted");
       case Tag.Destroyed:
-        return this.actors.leaveHeap(entry[1], "destroyed");
+        return this.#actors.leaveHeap(entry[1], "destroyed");
       case Tag.Hibernate:
-        return this.actors.hibernate(entry[1]);
+        return this.#actors.hibernate(entry[1]);
       case Tag.Wake:
-        return this.actors.wake(entry);
+        return this.#actors.wake(entry);
       case Tag.RoomJoin: {
         const [, room, , handler, name, userId, metadata] = entry;
-        return this.rooms.joined(room, handler, name, userId, metadata);
+        return this.#rooms.joined(room, handler, name, userId, metadata);
       }
       case Tag.RoomLeave:
-        return this.rooms.left(entry[1], entry[2]);
+        return this.#rooms.left(entry[1], entry[2]);
       case Tag.RoomEvict:
-        return this.rooms.leaveHeap(entry[1], "evicted");
+        return this.#rooms.leaveHeap(entry[1], "evicted");
       case Tag.RoomHibernate:
-        return this.rooms.leaveHeap(entry[1], "hibernated");
+        return this.#rooms.leaveHeap(entry[1], "hibernated");
       case Tag.RoomDestroyed:
-        return this.rooms.leaveHeap(entry[1], "destroyed");
+        return this.#rooms.leaveHeap(entry[1], "destroyed");
       case Tag.Scheduled:
-        return this.actors.scheduled(entry);
+        return this.#actors.scheduled(entry);
       case Tag.Shutdown:
         this.onShutdown?.();
         return;
@@ -106,13 +106,13 @@ export class Runtime {
   /** Calls `onDestroy` of every room and actor still in the heap (server shutdown), then
    * commits what they changed. */
   async destroyAll(reason: DestroyReason & ("shutdown" | "evicted")): Promise<void> {
-    const pending = [...this.rooms.destroyAll(reason), ...this.actors.destroyAll(reason)];
+    const pending = [...this.#rooms.destroyAll(reason), ...this.#actors.destroyAll(reason)];
     await Promise.all(pending);
-    this.persistence.commit();
+    this.#persistence.commit();
   }
 
   /** The in-heap actor of a user, if any (for `server.destroyActor`). */
   actorOf(endpoint: number, key: string): ActorRecord | undefined {
-    return this.actors.actorOf(endpoint, key);
+    return this.#actors.actorOf(endpoint, key);
   }
 }
