@@ -132,6 +132,27 @@ describe("cluster mode: three node processes on one redis-server", () => {
     await Promise.all([first.close(), second.close()]);
   });
 
+  test("an actor that left one node starts on another with the state it had", async () => {
+    const run = promisify(execFile);
+    const first = await TestClient.open(`${nodes[0]!.url}?user=dan`);
+    assert.deepEqual((await first.call("whoami")).data, { node: "n1", visits: 1, inits: 1 });
+    await first.close();
+    // Its claim is given up once it left n1's memory.
+    await withTimeout(
+      (async () => {
+        for (;;) {
+          const { stdout } = await run("redis-cli", ["-p", String(redis.port), "HGET", "warren:actor:4:Chat:dan", "owner"]);
+          if (stdout.trim() === "") return;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      })(),
+      "n1 to give dan up",
+    );
+    const second = await TestClient.open(`${nodes[1]!.url}?user=dan`);
+    assert.deepEqual((await second.call("whoami")).data, { node: "n2", visits: 2, inits: 1 }, "the state written on n1");
+    await second.close();
+  });
+
   test("toUser reaches the user's sessions on other nodes", async () => {
     const ann = await TestClient.open(`${nodes[0]!.url}?user=ann`);
     const bob = await TestClient.open(`${nodes[2]!.url}?user=bob`);
