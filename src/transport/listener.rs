@@ -275,10 +275,14 @@ async fn write_and_close(
 /// for at most `time` and [`MAX_LINGER_BYTES`]. Closing with unread input would send a reset
 /// instead, and a reset makes the peer's kernel drop what it had not read yet: the close frame
 /// (the client then reports 1006 instead of 1009) or the HTTP answer.
+/// Bytes read at a time while lingering.
+const LINGER_READ_BYTES: usize = 4096;
+
 async fn linger(stream: &mut TcpStream, time: Duration) {
   let drain = async {
     stream.shutdown().await?;
-    let mut discard = [0u8; 4096];
+    // On the heap: a buffer here would be part of every connection's task for its whole life.
+    let mut discard = vec![0u8; LINGER_READ_BYTES];
     let mut read = 0;
     while read < MAX_LINGER_BYTES {
       match stream.read(&mut discard).await? {

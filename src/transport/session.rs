@@ -286,7 +286,9 @@ where
         // tells the outbox, which judges whether the session is a slow consumer.
         let mut seen = link.outbox.accepted_total();
         loop {
+          // The write first: a socket that takes the burst at once never arms the timer.
           tokio::select! {
+            biased;
             written = &mut write => break written.is_err(),
             _ = link.outbox.interrupted(link.generation) => break false,
             _ = tokio::time::sleep(SLOW_CONSUMER_STALL) => {
