@@ -112,6 +112,7 @@ async fn ten_thousand_calls_that_time_out_together_each_get_one_timeout_reply() 
   };
   let mut server = Server::start(config);
   let (mut client, _, _) = server.open("/ws").await;
+  let js = server.discard_events();
   const CALLS: usize = 10_000;
   for id in 0..CALLS {
     send(
@@ -136,6 +137,7 @@ async fn ten_thousand_calls_that_time_out_together_each_get_one_timeout_reply() 
   assert!(complete, "the socket ended after {answered} of {CALLS} replies");
   assert_eq!(answered, CALLS, "calls with exactly one reply");
   assert_eq!(timeouts, CALLS);
+  js.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

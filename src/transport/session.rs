@@ -251,7 +251,7 @@ async fn on_text<H: Host>(text: &Utf8Bytes, link: &SessionLink<'_, H>) {
       link.outbox.push(pong_frame());
     }
     Ok(frame) => {
-      link.host.wait_for_space().await;
+      link.host.wait_for_space(link.id).await;
       link.host.receive(link.id, frame);
     }
     Err(error) => {
