@@ -169,3 +169,26 @@ async fn frames_held_behind_the_output_gate_count_against_the_sessions_budget() 
   assert_eq!(close[2], 1008);
   assert_eq!(close[3], "slow consumer");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_frame_larger_than_max_backpressure_reaches_a_client_that_reads() {
+  let mut server = Server::start(config(false));
+  let (mut client, session, _) = server.open("/ws").await;
+  let payload = format!(r#"{{"pad":"{}"}}"#, "x".repeat(3 << 19));
+  let frame = Frame {
+    event: "big",
+    payload_json: Some(&payload),
+  };
+  let reached = server
+    .core
+    .emit(Target::Session(SessionId(session)), frame)
+    .expect("emit");
+  assert_eq!(reached, 1);
+  let mut size = 0;
+  assert!(
+    read_frames(&mut client, 1, |frame| size =
+      frame["data"]["pad"].as_str().map_or(0, str::len))
+    .await
+  );
+  assert_eq!(size, 3 << 19);
+}
