@@ -188,6 +188,8 @@ export interface NativeStats {
   heldFrames: number
   /** Bytes of those frames. */
   heldBytes: number
+  /** Commits and flushes the store refused (a full or failing disk). */
+  storageFailures: number
   /** Sessions whose socket dropped, waiting for their client to resume them. */
   detached: number
 }

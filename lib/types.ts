@@ -462,6 +462,10 @@ export interface ServerStats {
   rooms: number;
   /** Frames waiting for a state flush (strict durability). */
   heldFrames: number;
+  /** Bytes of those frames. */
+  heldBytes: number;
+  /** Commits and flushes the store refused (a full or failing disk); see "Durable state". */
+  storageFailures: number;
   connections: number;
   /** Sessions whose socket dropped, waiting for their client to resume them (`resumeWindowMs`). */
   detached: number;

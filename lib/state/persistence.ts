@@ -6,6 +6,11 @@
  * so that under strict durability every frame sent from then on waits behind the output gate;
  * a microtask then commits every dirty state in one native call. Nothing here waits for the
  * disk: the gate does.
+ *
+ * A commit the store refuses (a full disk) is reported, never thrown into the event loop: the
+ * native core keeps the frames that followed those changes from leaving (a call's caller gets
+ * `storage_unavailable`), and the owners' states are written again with the next commit, so
+ * they are stored as soon as the disk has room.
  */
 
 import { logger } from "../log";
@@ -31,6 +36,8 @@ export interface StateOwner {
 export class Persistence {
   readonly #native: NativeServer;
   readonly #dirty = new Set<StateOwner>();
+  /** Owners whose last commit the store refused: written again with the next one. */
+  readonly #unstored = new Set<StateOwner>();
   #scheduled = false;
 
   constructor(native: NativeServer) {
@@ -74,9 +81,14 @@ export class Persistence {
     this.#scheduled = false;
     if (this.#dirty.size === 0) return;
     for (const owner of this.#dirty) if (!owner.destroyed) owner.stateChanged?.();
+    const retried = new Set(this.#unstored);
+    const owners = new Set([...this.#dirty, ...retried]);
+    this.#dirty.clear();
+    this.#unstored.clear();
     const writes = [];
-    for (const owner of this.#dirty) {
-      if (owner.destroyed || !owner.cell.dirty) continue;
+    const included: StateOwner[] = [];
+    for (const owner of owners) {
+      if (owner.destroyed || (!owner.cell.dirty && !retried.has(owner))) continue;
       let bytes: Uint8Array;
       try {
         bytes = owner.cell.snapshot();
@@ -86,9 +98,14 @@ export class Persistence {
         continue;
       }
       writes.push({ kind: owner.kind, owner: owner.owner, name: owner.name, value: Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes) });
+      included.push(owner);
     }
-    this.#dirty.clear();
     if (log.enabled) log.debug(`commit: ${writes.length} state(s)`);
-    this.#native.commitState(writes);
+    try {
+      this.#native.commitState(writes);
+    } catch (error) {
+      for (const owner of included) this.#unstored.add(owner);
+      log.error(`${writes.length} state(s) could not be stored; they are written again with the next commit:`, error);
+    }
   }
 }

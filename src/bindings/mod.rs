@@ -93,6 +93,8 @@ pub struct NativeStats {
   pub held_frames: u32,
   /// Bytes of those frames.
   pub held_bytes: u32,
+  /// Commits and flushes the store refused (a full or failing disk).
+  pub storage_failures: u32,
   /// Sessions whose socket dropped, waiting for their client to resume them.
   pub detached: u32,
 }
@@ -195,6 +197,7 @@ impl NativeServer {
       connections: clamp(stats.connections),
       held_frames: clamp(stats.held_frames),
       held_bytes: clamp(stats.held_bytes),
+      storage_failures: u32::try_from(stats.storage_failures).unwrap_or(u32::MAX),
       detached: clamp(stats.detached),
     }
   }

@@ -103,7 +103,12 @@ impl Core {
   /// Sends the one answer of a call, unless it already has one. The frame is only encoded when
   /// it will be sent.
   fn answer_call(&self, session: SessionId, call: u64, frame: impl FnOnce() -> Unsealed) -> bool {
-    self.calls.answered(session, call) && self.send(Target::Session(session), frame()) > 0
+    self.calls.answered(session, call)
+      && self
+        .storage
+        .gate()
+        .send_reply(&self.registry, session, call, frame())
+        > 0
   }
 
   /// Answers every call past its deadline with a `timeout` error (behind the output gate, like

@@ -66,6 +66,8 @@ pub struct Stats {
   pub held_frames: usize,
   /// Bytes of those frames (each counted once).
   pub held_bytes: usize,
+  /// Commits and flushes the store refused (a full or failing disk).
+  pub storage_failures: u64,
   /// Sessions whose socket dropped, waiting for a resume.
   pub detached: usize,
 }
@@ -184,6 +186,7 @@ impl Core {
       connections: self.connections.count(),
       held_frames: self.storage.gate().held(),
       held_bytes: self.storage.gate().held_bytes(),
+      storage_failures: self.storage.gate().failures(),
       detached: counts.waiting,
     }
   }

@@ -34,9 +34,15 @@ use super::store::{Store, Write};
 use super::{Replica, ReplicaWrite};
 use crate::config::Durability;
 use crate::error::StoreError;
-use crate::protocol::Unsealed;
+use crate::protocol::{reply_error_frame, Unsealed};
 use crate::registry::{Registry, Target};
 use crate::transport::outbox::Outbox;
+
+/// The error a call gets when the state it changed could not be stored.
+const STORAGE_UNAVAILABLE: (&str, &str) = (
+  "storage_unavailable",
+  "the state this call changed could not be stored; nothing of it was acknowledged",
+);
 
 /// How sessions whose frames were refused close: reconnect (to the actor's owner now).
 const REFUSED: (u16, &str) = (1012, "state could not be stored: reconnect");
@@ -52,6 +58,9 @@ struct Held {
   seq: u64,
   frame: Utf8Bytes,
   then: Option<Then>,
+  /// The call this frame answers, if it is a reply: should the state before it fail to be
+  /// stored, the caller gets a `storage_unavailable` error instead of nothing.
+  answers: Option<u64>,
 }
 
 #[derive(Default)]
@@ -69,6 +78,8 @@ struct Counts {
   seq: u64,
   /// Applied writes still to be written through to the replica (cluster mode), in order.
   replicating: Vec<ReplicaWrite>,
+  /// Commits or flushes that failed (the disk is full, or failing), for stats.
+  failures: u64,
 }
 
 pub struct OutputGate {
@@ -99,6 +110,10 @@ impl OutputGate {
 
   /// Applies a batch of writes (every change reported so far) and asks for a flush; `replicated`
   /// are written through to the replica with it.
+  ///
+  /// A batch the store refuses (a full disk) fails every change reported so far: the frames held
+  /// behind them never leave (replies become `storage_unavailable` errors, see
+  /// [`OutputGate::not_stored`]), and later changes start afresh.
   pub fn commit(
     &self,
     store: &Store,
@@ -107,7 +122,14 @@ impl OutputGate {
   ) -> Result<(), StoreError> {
     let mut counts = self.counts.lock();
     if !writes.is_empty() {
-      store.apply(writes)?;
+      if let Err(error) = store.apply(writes) {
+        counts.failures += 1;
+        let upto = counts.changed;
+        counts.applied = upto;
+        drop(counts);
+        self.not_stored(upto);
+        return Err(error);
+      }
     }
     counts.replicating.extend(replicated);
     counts.applied = counts.changed;
@@ -122,6 +144,17 @@ impl OutputGate {
     self.send_then(registry, target, frame, None)
   }
 
+  /// [`OutputGate::send`] for the reply to call `call` of `session`.
+  pub fn send_reply(
+    &self,
+    registry: &Registry,
+    session: crate::ids::SessionId,
+    call: u64,
+    frame: Unsealed,
+  ) -> u32 {
+    self.send_held(registry, Target::Session(session), frame, None, Some(call))
+  }
+
   /// [`OutputGate::send`], and `then` when the frame leaves (at once, or when released).
   pub fn send_then(
     &self,
@@ -129,6 +162,17 @@ impl OutputGate {
     target: Target<'_>,
     frame: Unsealed,
     then: Option<Then>,
+  ) -> u32 {
+    self.send_held(registry, target, frame, then, None)
+  }
+
+  fn send_held(
+    &self,
+    registry: &Registry,
+    target: Target<'_>,
+    frame: Unsealed,
+    then: Option<Then>,
+    answers: Option<u64>,
   ) -> u32 {
     let mut counts = self.counts.lock();
     let seq = if self.numbered {
@@ -158,6 +202,7 @@ impl OutputGate {
       seq,
       frame,
       then,
+      answers,
     });
     reached
   }
@@ -213,6 +258,40 @@ impl OutputGate {
     }
   }
 
+  /// The changes up to `upto` could not be stored here (the disk refused them): the frames that
+  /// waited for them never leave. A reply becomes a `storage_unavailable` error for its caller
+  /// (numbered in its place, so a resuming client gets it too); other frames are dropped. The
+  /// sessions stay open: the next commit may succeed once the disk has room again.
+  fn not_stored(&self, upto: u64) {
+    let mut counts = self.counts.lock();
+    counts.durable = counts.durable.max(upto);
+    while counts
+      .held
+      .front()
+      .is_some_and(|held| held.needs <= counts.durable)
+    {
+      let Some(held) = counts.held.pop_front() else {
+        break;
+      };
+      counts.held_bytes -= held.frame.len();
+      let error = held.answers.map(|call| {
+        let frame = reply_error_frame(call, STORAGE_UNAVAILABLE.0, STORAGE_UNAVAILABLE.1, None);
+        frame.seal((held.seq != 0).then_some(held.seq))
+      });
+      for outbox in &held.recipients {
+        outbox.forget_held(held.frame.len());
+        if let Some(error) = &error {
+          outbox.push_numbered(held.seq, error.clone());
+        }
+      }
+    }
+  }
+
+  /// Commits and flushes that failed so far.
+  pub fn failures(&self) -> u64 {
+    self.counts.lock().failures
+  }
+
   /// Flushes the store (and writes through to the replica, when there is one) whenever a commit
   /// asks for it, until `store` yields `None` (released). A failed local flush is reported and
   /// the held frames are released anyway: holding them forever would stall every client, and
@@ -235,7 +314,11 @@ impl OutputGate {
         (counts.applied, std::mem::take(&mut counts.replicating))
       };
       if let Err(error) = current.flush().await {
+        // Not on disk: nothing that waited for it may leave.
+        self.counts.lock().failures += 1;
         report(&error);
+        self.not_stored(upto);
+        continue;
       }
       let replicated = match replica.get() {
         Some(replica) if !replicating.is_empty() => replica.commit(replicating).await,

@@ -265,11 +265,14 @@ impl Outbox {
   /// Gives up a frame held since [`Outbox::hold`] (the state it followed could not be stored):
   /// its room is freed and the session closes with `code`, after what was queued before it.
   pub fn abandon_held(&self, len: usize, code: u16, reason: &str) {
-    {
-      let mut state = self.state.lock();
-      state.held = state.held.saturating_sub(wire_len(len));
-    }
+    self.forget_held(len);
     self.request_close(code, reason);
+  }
+
+  /// Gives up a frame held since [`Outbox::hold`]: its room is freed, nothing is sent.
+  pub fn forget_held(&self, len: usize) {
+    let mut state = self.state.lock();
+    state.held = state.held.saturating_sub(wire_len(len));
   }
 
   /// Makes the session a slow consumer: its queue is discarded and the writer is told to close
