@@ -19,6 +19,7 @@
  */
 
 import { AsyncLocalStorage } from "node:async_hooks";
+import type { DataArgs, IsAny } from "../../client/contract";
 import { randomUUID } from "node:crypto";
 import { UserError, WarrenError } from "../errors";
 import { isThenable } from "../runtime/guard";
@@ -73,8 +74,17 @@ interface ActorTypes<State, ConnParams, ConnState> {
   connState: ConnState;
 }
 
+/** Names `_broadcast` takes: the keys of `Events`, or any string when it is `any`. */
+type EventName<Events> = IsAny<Events> extends true ? string : keyof Events & string;
+/** What `_broadcast(event, ...)` takes after the name. */
+type EventArgs<Events, E> = IsAny<Events> extends true
+  ? [data?: object]
+  : E extends keyof Events
+    ? DataArgs<Events[E]>
+    : never;
+
 /** Any actor class's instance type. */
-export type AnyActor = Actor<any, any, any>;
+export type AnyActor = Actor<any, any, any, any>;
 
 type ConnParamsOf<A> = A extends { readonly [actorTypes]?: ActorTypes<any, infer P, any> } ? P : never;
 type ConnStateOf<A> = A extends { readonly [actorTypes]?: ActorTypes<any, any, infer S> } ? S : never;
@@ -175,9 +185,14 @@ function bindingOf(actor: Actor<any, any, any>, member: string): Binding {
  * }
  * createServer({ actors: { counter: Counter } }); // ws://host/actors/counter/<key>
  */
-export abstract class Actor<State = unknown, ConnParams = unknown, ConnState = unknown> {
+export abstract class Actor<State = unknown, ConnParams = unknown, ConnState = unknown, Events = any> {
   /** Types only (never set): the class's type arguments, for `Rpc<A>`, `Connection<A>` and `OnBeforeConnectOptions<A>`. */
   declare readonly [actorTypes]?: ActorTypes<State, ConnParams, ConnState>;
+  /**
+   * Types only (never set): the events the actor sends, name → payload, for `this._broadcast`
+   * and `actorClient<A>`'s `on`. `any` (every name) unless the class gives `Events`.
+   */
+  declare readonly "~events"?: Events;
 
   /** Runs once per key (the first start ever, or the first after `_shutdown()`); returns the initial state. Without it, state is disabled. */
   protected _onInitialize?(): State | Promise<State>;
@@ -236,8 +251,12 @@ export abstract class Actor<State = unknown, ConnParams = unknown, ConnState = u
     return bindingOf(this, "_schedule").ctx.schedule;
   }
 
-  /** Sends an event to every connection; returns how many. `data` is a plain object. */
-  protected _broadcast(event: string, data?: object): number {
+  /**
+   * Sends an event to every connection; returns how many. `data` is a plain object; with the
+   * class's `Events` type argument, the name and the payload are checked.
+   */
+  protected _broadcast<E extends EventName<Events>>(event: E, ...data: EventArgs<Events, E>): number;
+  protected _broadcast(event: string, ...[data]: any[]): number {
     return bindingOf(this, "_broadcast").ctx.broadcast(event, data);
   }
 
@@ -264,7 +283,7 @@ function stateNotEnabled(kind: string): WarrenError {
 }
 
 /** A concrete subclass of `Actor`. */
-export type ActorClass = new () => Actor<any, any, any>;
+export type ActorClass = new () => Actor<any, any, any, any>;
 
 class LiveConnection implements ActorConnection<unknown> {
   /** The session's context: from `onConnect`, or from its first event after a wake. */
