@@ -64,6 +64,8 @@ export interface ContractSpec {
   calls?: Readonly<Record<string, CallSpec>>;
   /** The client's connection params (`params` option), as `req.params` sees them. */
   params?: Spec;
+  /** Accepted for Verani's contracts (`verani/typed`) and unused: every frame is on "default". */
+  channels?: ReadonlyArray<string>;
 }
 
 /** A contract: the spec as given, marked so that both ends can read its types. */
