@@ -42,7 +42,7 @@ export type ActorEventsContract<A> = A extends { readonly "~events"?: infer E }
     ? any
     : unknown extends E
       ? any
-      : { serverEvents: { [K in keyof E & string]: Payload<E[K]> } }
+      : { readonly "~contract"?: { serverEvents: { [K in keyof Exclude<E, undefined> & string]: Payload<Exclude<E, undefined>[K]> } } }
   : any;
 
 /** What every handle has besides the actor's methods; `C` types its events. */

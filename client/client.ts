@@ -247,8 +247,8 @@ export class WarrenClient<T = any> {
    * // typed from a contract: the name, the argument and the result are checked, no type argument
    * const count = await typed.call("count.get");
    */
-  call<R = unknown>(this: UntypedCalls<T>, event: string, data?: unknown, options?: CallOptions): Promise<R>;
   call<E extends CallNameOf<T>>(event: E, ...args: CallArgs<T, E>): Promise<CallResultOf<T, E>>;
+  call<R = unknown>(this: UntypedCalls<T>, event: string, data?: unknown, options?: CallOptions): Promise<R>;
   call(event: string, ...[data, options = {}]: any[]): Promise<any> {
     if (this.#closed) return Promise.reject(closedError());
     const timeout = options.timeout ?? DEFAULT_CALL_TIMEOUT;

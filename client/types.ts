@@ -113,8 +113,17 @@ export type CallNameOf<T> = CallName<ContractOf<T>>;
 /** What `call(event, ...)` takes after the name: the argument, then {@link CallOptions}. */
 export type CallArgs<T, E extends string> = [...DataArgs<CallInput<ContractOf<T>, E>>, options?: CallOptions];
 
-/** What `call(event)` resolves with: the contract's result for that call. */
-export type CallResultOf<T, E extends string> = CallResult<ContractOf<T>, E>;
+/**
+ * What `call(event)` resolves with: the contract's result for that call, else the return type of
+ * the handler registered for it in a chain on the definition `T`, else `unknown`.
+ */
+export type CallResultOf<T, E extends string> = unknown extends CallResult<ContractOf<T>, E>
+  ? T extends { readonly "~results"?: infer R }
+    ? E extends keyof R
+      ? R[E]
+      : unknown
+    : unknown
+  : CallResult<ContractOf<T>, E>;
 
 /** `unknown` (callable) when the contract leaves calls untyped, `never` otherwise. */
 export type UntypedCalls<T> = string extends CallName<ContractOf<T>> ? unknown : never;

@@ -171,6 +171,7 @@ export interface ConnectionDefinition<
   Meta extends ConnectionMeta = ConnectionMeta,
   State extends object = {},
   C extends ContractSpec = any,
+  Results = {},
 > extends Readonly<ConnectionOptions<Meta, State, C>> {
   readonly name: string;
   readonly websocketPath: string;
@@ -178,13 +179,22 @@ export interface ConnectionDefinition<
   /** Types only (never set): the contract, for `new WarrenClient<typeof Definition>(url)`. */
   readonly "~contract"?: C;
   /**
+   * Types only (never set): the (awaited) return type of each handler registered in a chain
+   * (`defineConnection({...}).on("a", ...).on("b", ...)`): a client typed from the definition
+   * gets it as the result of `call` when the contract declares none.
+   */
+  readonly "~results"?: Results;
+  /**
    * Registers the handler of an event. When the client sent a call, the handler's (awaited)
    * return value is the reply. One handler per event: a second `on` replaces the first. With a
    * contract, `event` is one of its client events or calls, `data` has its type and a call's
-   * handler returns its result.
+   * handler returns its result. Returns the definition, its type noting the handler's result.
    * @example UserConnection.on("count.get", (ctx) => ctx.state.count);
    */
-  on<E extends InboundName<C>>(event: E, handler: Handler<Meta, State, C, E>): this;
+  on<E extends InboundName<C>, R extends InboundResult<C, E>>(
+    event: E,
+    handler: (ctx: ConnectionContext<Meta, State, C>, data: InboundData<C, E>) => R,
+  ): ConnectionDefinition<Meta, State, C, Results & { [K in E]: Awaited<R> }>;
   off(event: InboundName<C>): this;
 }
 

@@ -230,6 +230,46 @@ async function withSchemas(): Promise<void> {
 }
 void withSchemas;
 
+// ---- call results inferred from the handlers of a chain, when the contract declares none ----
+
+const Counter = defineConnection({
+  name: "Counter",
+  contract: defineContract({
+    calls: { "count.get": {}, add: { args: payload<{ a: number; b: number }>() } },
+  }),
+  state: { count: 0 },
+})
+  .on("count.get", (ctx) => ctx.state.count)
+  .on("add", async (_ctx, { a, b }) => ({ sum: a + b }));
+
+async function inferredResults(): Promise<void> {
+  const client = new WarrenClient<typeof Counter>("ws://x/ws");
+  const count = await client.call("count.get");
+  assertTrue<Equal<typeof count, number>>();
+  const { sum } = await client.call("add", { a: 1, b: 2 });
+  expectType<number>(sum);
+  // @ts-expect-error (11) inferred from the handler: a number, not a string
+  const wrong: string = await client.call("count.get");
+  // @ts-expect-error (11) the result has `sum`, not `total`
+  void (await client.call("add", { a: 1, b: 2 })).total;
+  void wrong;
+}
+void inferredResults;
+
+// Without any contract, a chain still types the results; names and data stay untyped.
+const Chained = defineConnection({ name: "Chained", state: { n: 0 } }).on("n.get", (ctx) => ctx.state.n);
+async function chainedClient(): Promise<void> {
+  const client = new WarrenClient<typeof Chained>("ws://x/ws");
+  const n = await client.call("n.get");
+  assertTrue<Equal<typeof n, number>>();
+  // @ts-expect-error (11) inferred: a number
+  const wrong: string = await client.call("n.get");
+  const other = await client.call<boolean>("other", {});
+  expectType<boolean>(other);
+  void [n, wrong];
+}
+void chainedClient;
+
 // ---- partial contracts: a section left out stays untyped ----
 
 const onlyServer = defineContract({ serverEvents: { tick: payload<{ n: number }>() } });
