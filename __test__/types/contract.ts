@@ -6,6 +6,7 @@
 import { z } from "zod";
 import {
   createRoomHandler,
+  createServer,
   defineConnection,
   defineContract,
   payload,
@@ -352,3 +353,6 @@ void untypedClient;
 
 const typedContract: Contract = chat;
 void typedContract;
+
+// Definitions typed by contracts and chains go to createServer like any other.
+createServer({ connections: [ChatConnection, Echo, Counter, Chained, Untyped], rooms: [] });
