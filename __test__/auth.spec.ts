@@ -57,7 +57,8 @@ describe("auth before the upgrade", () => {
     const { url } = await serve({ connections: [Conn] });
     const client = new TestClient(`${url}?token=abc&room=1`);
     const req = await withTimeout(seen.promise, "extractMeta");
-    assert.equal(req.url, "/ws?token=abc&room=1");
+    assert.equal(req.url, `${url.replace("ws:", "http:")}?token=abc&room=1`);
+    assert.equal(new URL(req.url).searchParams.get("room"), "1");
     assert.equal(req.path, "/ws");
     assert.equal(req.query.get("token"), "abc");
     assert.equal(req.query.get("room"), "1");

@@ -33,7 +33,10 @@ export type UpgradeHeaders = Headers & { readonly [name: string]: string };
  * opens. Shaped like a WHATWG `Request` (`method`, `headers`), with `request` the real one.
  */
 export interface UpgradeRequest<Params = unknown> {
-  /** Path and query as sent, e.g. `/ws?token=abc` (`request.url` is the absolute form). */
+  /**
+   * The absolute URL, as a Fetch `Request` has it: `http://` + the Host header + the path and
+   * query as sent, e.g. `http://example.com/ws?token=abc` (so `new URL(req.url)` works).
+   */
   url: string;
   /** Always `"GET"`: a WebSocket upgrade is a GET. */
   method: string;

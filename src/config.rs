@@ -82,8 +82,19 @@ pub const READ_BUFFER_BYTES: usize = 4 * 1024;
 pub const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Bytes of inbound events waiting for the JS thread before socket readers pause. Readers
-/// then stop reading, so TCP pushes back on clients instead of memory growing.
+/// then stop reading, so TCP pushes back on clients instead of memory growing. A session with
+/// nothing in the batch may still add one frame up to twice this (so one flooding client
+/// cannot lock the others out), never past it.
 pub const MAX_PENDING_DISPATCH_BYTES: usize = 64 << 20;
+
+/// Bytes of one session's events in the batch waiting for the JS thread before that session's
+/// reader pauses (until JS takes the batch). It bounds what one client adds to every batch, so
+/// a flooding client delays a quiet client's call by the time JS takes to handle this much,
+/// not 64 MiB: measured with `benchmark/fairness.mjs` (debug build, a flood of 1 KiB events
+/// costing 20 µs of JS each), a quiet client's call went from p50 9 s / p99 10 s to p50 4–6 ms
+/// / p99 30–50 ms (256 KiB: 25 / 100 ms). 64 KiB is about 60 such events per JS turn for one
+/// client, and a larger frame still gets in alone.
+pub const MAX_PENDING_DISPATCH_BYTES_PER_SESSION: usize = 64 << 10;
 
 /// Largest static file served (the demo's page and scripts are far smaller).
 pub const MAX_STATIC_FILE_BYTES: u64 = 8 << 20;

@@ -11,6 +11,12 @@
 //! instead of growing memory. Control events (open, close, evict, shutdown) are never refused:
 //! they are small and bounded by the number of sessions.
 //!
+//! Fairness (issue 12): each session's events in the batch are counted too, and its reader
+//! also waits once they reach [`MAX_PENDING_DISPATCH_BYTES_PER_SESSION`]; a session with none
+//! in the batch may add a frame while the batch is under twice the global bound. A flooding
+//! client then fills its share of each batch and waits, and a quiet client's call goes into the
+//! next batch instead of queueing behind 64 MiB of someone else's events.
+//!
 //! The tag numbers are the contract with `lib/`: a test there checks its copy against [`Tag`].
 
 use std::sync::Arc;
@@ -18,7 +24,9 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use crate::config::MAX_PENDING_DISPATCH_BYTES;
+use std::collections::HashMap;
+
+use crate::config::{MAX_PENDING_DISPATCH_BYTES, MAX_PENDING_DISPATCH_BYTES_PER_SESSION};
 use crate::ids::{ActorId, DefinitionId, HandlerId, RequestId, RoomId, SessionId};
 use crate::json::{push_array, push_int, push_string};
 
@@ -348,6 +356,8 @@ pub type Waker = Arc<dyn Fn() + Send + Sync>;
 struct Pending {
   /// `[e1,e2,...` without the closing bracket; empty when nothing is queued.
   text: String,
+  /// Bytes of each session's messages and calls in `text`.
+  by_session: HashMap<SessionId, usize>,
   /// True from the wake-up call until JS takes the batch: no second call meanwhile.
   wake_requested: bool,
 }
@@ -371,6 +381,7 @@ impl EventSink {
     Self {
       pending: Mutex::new(Pending {
         text: String::new(),
+        by_session: HashMap::new(),
         wake_requested: false,
       }),
       space: Notify::new(),
@@ -386,9 +397,14 @@ impl EventSink {
   pub fn push(&self, event: Event<'_>) {
     let wake = {
       let mut pending = self.pending.lock();
+      let before = pending.text.len();
       let text = &mut pending.text;
       text.push(if text.is_empty() { '[' } else { ',' });
       event.write(text);
+      if let Event::Message { session, .. } | Event::Call { session, .. } = event {
+        let written = pending.text.len() - before;
+        *pending.by_session.entry(session).or_insert(0) += written;
+      }
       !std::mem::replace(&mut pending.wake_requested, true)
     };
     if wake {
@@ -411,21 +427,27 @@ impl EventSink {
     self.pending.lock().text.len()
   }
 
-  fn is_full(&self) -> bool {
-    self.pending_bytes() >= MAX_PENDING_DISPATCH_BYTES
+  /// Whether `session` may add an event to the batch now (see the module doc).
+  fn has_room(&self, session: SessionId) -> bool {
+    let pending = self.pending.lock();
+    let own = pending.by_session.get(&session).copied().unwrap_or(0);
+    let total = pending.text.len();
+    own < MAX_PENDING_DISPATCH_BYTES_PER_SESSION
+      && (total < MAX_PENDING_DISPATCH_BYTES || (own == 0 && total < 2 * MAX_PENDING_DISPATCH_BYTES))
   }
 
-  /// Waits while the pending batch is over its bound (socket readers, before queueing).
-  pub async fn wait_for_space(&self) {
+  /// Waits while the pending batch has no room for `session` (socket readers, before
+  /// queueing).
+  pub async fn wait_for_space(&self, session: SessionId) {
     // The common case, without registering as a waiter.
-    if !self.is_full() {
+    if self.has_room(session) {
       return;
     }
     loop {
       let notified = self.space.notified();
       tokio::pin!(notified);
       notified.as_mut().enable();
-      if !self.is_full() {
+      if self.has_room(session) {
         return;
       }
       notified.await;
@@ -442,6 +464,7 @@ impl EventSink {
       }
       let capacity = pending.text.len().min(1 << 20);
       let mut batch = std::mem::replace(&mut pending.text, String::with_capacity(capacity));
+      pending.by_session.clear();
       batch.push(']');
       batch
     };
@@ -475,6 +498,24 @@ mod tests {
     events.push(Event::Shutdown);
     assert_eq!(wakes.load(Ordering::SeqCst), 2);
     assert_eq!(events.take().as_deref(), Some("[[9]]"));
+  }
+
+  #[test]
+  fn a_session_that_filled_its_share_waits_while_others_still_get_in() {
+    let events = EventSink::new();
+    let data = format!(r#"{{"pad":"{}"}}"#, "x".repeat(1000));
+    let (flooder, quiet) = (SessionId(1), SessionId(2));
+    while events.has_room(flooder) {
+      events.push(Event::Message {
+        session: flooder,
+        kind_json: r#""flood""#,
+        data_json: Some(&data),
+      });
+    }
+    assert!(events.pending_bytes() < MAX_PENDING_DISPATCH_BYTES_PER_SESSION + 2048);
+    assert!(events.has_room(quiet));
+    assert!(events.take().is_some());
+    assert!(events.has_room(flooder));
   }
 
   #[test]

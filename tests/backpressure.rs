@@ -112,6 +112,7 @@ async fn ten_thousand_calls_that_time_out_together_each_get_one_timeout_reply() 
   };
   let mut server = Server::start(config);
   let (mut client, _, _) = server.open("/ws").await;
+  let js = server.discard_events();
   const CALLS: usize = 10_000;
   for id in 0..CALLS {
     send(
@@ -136,6 +137,7 @@ async fn ten_thousand_calls_that_time_out_together_each_get_one_timeout_reply() 
   assert!(complete, "the socket ended after {answered} of {CALLS} replies");
   assert_eq!(answered, CALLS, "calls with exactly one reply");
   assert_eq!(timeouts, CALLS);
+  js.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,4 +168,27 @@ async fn frames_held_behind_the_output_gate_count_against_the_sessions_budget() 
   let close = server.event_tagged(CLOSE).await;
   assert_eq!(close[2], 1008);
   assert_eq!(close[3], "slow consumer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_frame_larger_than_max_backpressure_reaches_a_client_that_reads() {
+  let mut server = Server::start(config(false));
+  let (mut client, session, _) = server.open("/ws").await;
+  let payload = format!(r#"{{"pad":"{}"}}"#, "x".repeat(3 << 19));
+  let frame = Frame {
+    event: "big",
+    payload_json: Some(&payload),
+  };
+  let reached = server
+    .core
+    .emit(Target::Session(SessionId(session)), frame)
+    .expect("emit");
+  assert_eq!(reached, 1);
+  let mut size = 0;
+  assert!(
+    read_frames(&mut client, 1, |frame| size =
+      frame["data"]["pad"].as_str().map_or(0, str::len))
+    .await
+  );
+  assert_eq!(size, 3 << 19);
 }

@@ -7,7 +7,8 @@
 // - `echo` -> `ctx.emit("echo", data)`;
 // - `join` -> `ctx.actor.joinRoom(room)`; `publish` -> `ctx.emit.toRoom("bench").emit("tick", data)`
 //   (fan-out in Rust, one encoding for every member);
-// - `increment` (a call) -> `++ctx.state.count`, the reply is the new count.
+// - `increment` (a call) -> `++ctx.state.count`, the reply is the new count; `noop` (a call) -> 1.
+// With WARREN_CLUSTER=redis://… (and WARREN_NODE=<id>) it runs as one node of a cluster.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,6 +31,7 @@ BenchConnection.on("echo", (ctx, data) => ctx.emit("echo", data));
 BenchConnection.on("join", (ctx, data) => ctx.actor.joinRoom(data.room));
 BenchConnection.on("publish", (ctx, data) => ctx.emit.toRoom("bench").emit("tick", data));
 BenchConnection.on("increment", (ctx) => ++ctx.state.count);
+BenchConnection.on("noop", () => 1);
 
 // Tools for benchmark/actors.mjs (hibernation and memory figures): every user seen, forced
 // hibernation, and the server's memory after a full collection (run node with --expose-gc).
@@ -57,6 +59,8 @@ const server = createServer({
   maxSessions: 1_000_000,
   storage,
   durability: process.env.WARREN_DURABILITY === "relaxed" ? "relaxed" : "strict",
+  // WARREN_CLUSTER=redis://host:port (and WARREN_NODE=<id>): one node of a cluster.
+  cluster: process.env.WARREN_CLUSTER ? { redis: process.env.WARREN_CLUSTER, nodeId: process.env.WARREN_NODE } : undefined,
 });
 const address = await server.listen({ port, host: "127.0.0.1" });
 process.stdout.write(`READY ${address.port}\n`);

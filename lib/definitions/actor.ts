@@ -19,9 +19,10 @@
  */
 
 import { AsyncLocalStorage } from "node:async_hooks";
-import type { DataArgs, IsAny } from "../../client/contract";
 import { randomUUID } from "node:crypto";
+import type { DataArgs, IsAny } from "../../client/contract";
 import { UserError, WarrenError } from "../errors";
+import { logger, type Logger } from "../log";
 import { isThenable } from "../runtime/guard";
 import type {
   ActorContext,
@@ -249,6 +250,22 @@ export abstract class Actor<State = unknown, ConnParams = unknown, ConnState = u
    */
   protected get _schedule(): Scheduler {
     return bindingOf(this, "_schedule").ctx.schedule;
+  }
+
+  /**
+   * Rivet's explicit save. warren commits every change at the end of the tick it was made in
+   * (one group commit for all actors), and under `durability: "strict"` a reply leaves only once
+   * the state before it is on disk, so there is nothing to force: this resolves once the
+   * current tick's changes are handed to the store.
+   */
+  protected _saveState(_options?: { immediate?: boolean }): Promise<void> {
+    bindingOf(this, "_saveState");
+    return new Promise((resolve) => setImmediate(resolve));
+  }
+
+  /** A logger named `warren:actor:<kind>` (`debug` shown with `DEBUG=warren:*`). */
+  protected get _log(): Logger {
+    return logger(`actor:${bindingOf(this, "_log").kind}`);
   }
 
   /**

@@ -4,8 +4,10 @@
  * `query`, `params`, `key`, `remoteAddress`) and the WHATWG shapes code written for `fetch`
  * handlers expects (`method`, `headers` as a `Headers`, `request` as a real `Request`).
  *
- * `headers` and `request` are built on first use: most `extractMeta`s read the query only, and an
- * accept should not pay for objects nobody looks at.
+ * `url` is absolute (`http://<Host header><target>`), as a Fetch `Request`'s is, so
+ * `new URL(req.url)` works as it does in a Worker; `path` and `query` are its parts, read once.
+ * `url`, `headers` and `request` are built on first use: most `extractMeta`s read the query only,
+ * and an accept should not pay for objects nobody looks at.
  */
 
 import type { UpgradeHeaders, UpgradeRequest } from "../types";
@@ -57,17 +59,20 @@ export function readRequest(
   return new Upgrade(target, path, query, headers, remoteAddress, params, key);
 }
 
-/** An upgrade request; `headers` and `request` are own enumerable accessors, built on first use. */
+/** An upgrade request; `url`, `headers` and `request` are own enumerable accessors, built on first use. */
 class Upgrade {
   readonly method = "GET";
+  declare readonly url: string;
   declare readonly headers: UpgradeHeaders;
   declare readonly request: Request;
+  #target: string;
   #raw: Record<string, string>;
+  #url: string | undefined;
   #headers: UpgradeHeaders | undefined;
   #request: Request | undefined;
 
   constructor(
-    readonly url: string,
+    target: string,
     readonly path: string,
     readonly query: URLSearchParams,
     raw: Record<string, string>,
@@ -75,6 +80,7 @@ class Upgrade {
     readonly params: unknown,
     readonly key: string | undefined,
   ) {
+    this.#target = target;
     this.#raw = raw;
     // Own and enumerable, as on the plain object this used to be (`{ ...req }` keeps them).
     Object.defineProperties(this, LAZY);
@@ -84,8 +90,12 @@ class Upgrade {
     return (request.#headers ??= upgradeHeaders(request.#raw));
   }
 
+  static urlOf(request: Upgrade): string {
+    return (request.#url ??= absoluteUrl(request.#target, request.#raw["host"]));
+  }
+
   static requestOf(request: Upgrade): Request {
-    return (request.#request ??= new Request(absoluteUrl(request.url, request.#raw["host"]), {
+    return (request.#request ??= new Request(Upgrade.urlOf(request), {
       method: "GET",
       headers: Upgrade.headersOf(request),
     }));
@@ -93,6 +103,12 @@ class Upgrade {
 }
 
 const LAZY: PropertyDescriptorMap = {
+  url: {
+    enumerable: true,
+    get(this: Upgrade) {
+      return Upgrade.urlOf(this);
+    },
+  },
   headers: {
     enumerable: true,
     get(this: Upgrade) {

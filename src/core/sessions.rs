@@ -170,8 +170,8 @@ impl Host for Core {
     }
   }
 
-  fn wait_for_space(&self) -> impl Future<Output = ()> + Send + '_ {
-    self.events.wait_for_space()
+  fn wait_for_space(&self, session: SessionId) -> impl Future<Output = ()> + Send + '_ {
+    self.events.wait_for_space(session)
   }
 
   fn receive(&self, session: SessionId, frame: ClientFrame<'_>) {

@@ -232,6 +232,20 @@ mod tests {
     dir
   }
 
+  /// Opens a directory a dropped store used: sled's flusher thread lets go of the directory's
+  /// lock a moment after the drop (the server waits for it in `Storage::release`).
+  fn reopen(dir: &std::path::Path) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+      match Store::open(&Location::Directory(dir.to_path_buf())) {
+        Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
+          std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        opened => return opened.expect("reopen"),
+      }
+    }
+  }
+
   #[test]
   fn writes_survive_reopening_the_directory() {
     let dir = temp_dir("reopen");
@@ -246,7 +260,7 @@ mod tests {
         .expect("apply");
       store.flush_now().expect("flush");
     }
-    let store = Store::open(&Location::Directory(dir.clone())).expect("reopen");
+    let store = reopen(&dir);
     assert_eq!(store.get(&key), Ok(Some(b"state".to_vec())));
     store.apply(vec![(key.encode(), None)]).expect("delete");
     assert_eq!(store.get(&key), Ok(None));

@@ -24,7 +24,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::http::{self, HeadError, RequestHead, Route};
 use super::session::{self, Metered, Outcome, Release, SessionLink};
 use super::{static_files, Host};
-use crate::config::{MAX_LINGER_BYTES, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};
+use crate::config::{MAX_BURST_FACTOR, MAX_LINGER_BYTES, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};
 use crate::error::{CloseCode, SessionEnd, UpgradeRejection};
 
 /// Binds synchronously (so a busy port is an immediate error) and starts accepting on `runtime`.
@@ -224,10 +224,12 @@ async fn serve_connection<H: Host>(
     return;
   }
   let config = host.config();
+  let burst_limit = config.max_backpressure_bytes.saturating_mul(MAX_BURST_FACTOR);
   let ws_config = WebSocketConfig::default()
     .read_buffer_size(READ_BUFFER_BYTES)
     .write_buffer_size(WRITE_BUFFER_BYTES)
-    .max_write_buffer_size(WRITE_BUFFER_BYTES + config.max_payload_bytes.max(config.max_backpressure_bytes))
+    // The outbox admits no frame past maxBackpressure × MAX_BURST_FACTOR: one always fits.
+    .max_write_buffer_size(WRITE_BUFFER_BYTES + config.max_payload_bytes.max(burst_limit))
     .max_message_size(Some(config.max_payload_bytes))
     .max_frame_size(Some(config.max_payload_bytes));
   let metered = Metered::new(stream, attached.outbox.clone(), attached.generation);
@@ -275,10 +277,14 @@ async fn write_and_close(
 /// for at most `time` and [`MAX_LINGER_BYTES`]. Closing with unread input would send a reset
 /// instead, and a reset makes the peer's kernel drop what it had not read yet: the close frame
 /// (the client then reports 1006 instead of 1009) or the HTTP answer.
+/// Bytes read at a time while lingering.
+const LINGER_READ_BYTES: usize = 4096;
+
 async fn linger(stream: &mut TcpStream, time: Duration) {
   let drain = async {
     stream.shutdown().await?;
-    let mut discard = [0u8; 4096];
+    // On the heap: a buffer here would be part of every connection's task for its whole life.
+    let mut discard = vec![0u8; LINGER_READ_BYTES];
     let mut read = 0;
     while read < MAX_LINGER_BYTES {
       match stream.read(&mut discard).await? {

@@ -93,8 +93,9 @@ pub trait Host: Send + Sync + 'static {
   /// Socket `generation` of `session` stopped serving it.
   fn detach(&self, session: SessionId, generation: u64, end: SessionEnd);
 
-  /// Waits while the queue towards JS is full (socket readers, before reading on).
-  fn wait_for_space(&self) -> impl Future<Output = ()> + Send + '_;
+  /// Waits while the queue towards JS has no room for `session` (its own share of the batch
+  /// is used up, or the whole batch is full): socket readers, before reading on.
+  fn wait_for_space(&self, session: SessionId) -> impl Future<Output = ()> + Send + '_;
 
   /// An event or call frame of a session, for JS. Pings never get here.
   fn receive(&self, session: SessionId, frame: ClientFrame<'_>);

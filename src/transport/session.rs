@@ -251,7 +251,7 @@ async fn on_text<H: Host>(text: &Utf8Bytes, link: &SessionLink<'_, H>) {
       link.outbox.push(pong_frame());
     }
     Ok(frame) => {
-      link.host.wait_for_space().await;
+      link.host.wait_for_space(link.id).await;
       link.host.receive(link.id, frame);
     }
     Err(error) => {
@@ -283,10 +283,12 @@ where
         };
         tokio::pin!(write);
         // The watchdog: a write still blocked after a stall with no byte accepted meanwhile
-        // tells the outbox, which judges whether the session is a slow consumer.
+        // tells the outbox, which judges whether the session is a slow consumer. The write is
+        // polled first, so one that completes at once never arms the timer.
         let mut seen = link.outbox.accepted_total();
         loop {
           tokio::select! {
+            biased;
             written = &mut write => break written.is_err(),
             _ = link.outbox.interrupted(link.generation) => break false,
             _ = tokio::time::sleep(SLOW_CONSUMER_STALL) => {

@@ -110,6 +110,19 @@ impl Server {
     }
   }
 
+  /// Takes every batch as soon as it is woken for, from now on, without looking at it: a JS
+  /// thread that keeps up but answers nothing.
+  pub fn discard_events(&self) -> tokio::task::JoinHandle<()> {
+    let core = self.core.clone();
+    let woken = self.woken.clone();
+    tokio::spawn(async move {
+      loop {
+        while core.take_events().is_some() {}
+        woken.notified().await;
+      }
+    })
+  }
+
   /// Skips events until one with `tag`, and returns it (within [`PATIENCE`] in all).
   pub async fn event_tagged(&mut self, tag: u64) -> Value {
     let search = async {
