@@ -19,7 +19,7 @@
 import { reconnectDelay } from "./backoff";
 import { PendingCalls } from "./calls";
 import { Emitter } from "./emitter";
-import { WarrenClientError } from "./errors";
+import { closedError, disconnectedError, WarrenClientError } from "./errors";
 import { Heartbeat } from "./heartbeat";
 import {
   buildUrl,
@@ -95,10 +95,8 @@ type Timer = ReturnType<typeof setTimeout>;
  * const count = await client.call("count.get", {});  // the server handler's return value
  * client.close();
  *
- * **Typed.** `new WarrenClient<typeof chat>(url)` with a contract (`defineContract`), or
- * `new WarrenClient<typeof UserConnection>(url)` with a connection definition made with one
- * (`import type`: nothing of the server is loaded), types `on`, `emit`, `call` and `params`.
- * Without a type argument every name and payload is accepted (`any`).
+ * **Typed** by a contract: `new WarrenClient<typeof chat>(url)`, or `<typeof UserConnection>` with
+ * `import type` (nothing of the server loads), checks `on`, `emit`, `call` and `params`.
  */
 export class WarrenClient<T = any> {
   readonly #url: string;
@@ -244,8 +242,7 @@ export class WarrenClient<T = any> {
    *
    * @example
    * const sum = await client.call<number>("add", { a: 1, b: 2 }, { timeout: 2000 });
-   * // typed from a contract: the name, the argument and the result are checked, no type argument
-   * const count = await typed.call("count.get");
+   * const count = await typed.call("count.get"); // typed client: name, argument and result checked
    */
   call<E extends CallNameOf<T>>(event: E, ...args: CallArgs<T, E>): Promise<CallResultOf<T, E>>;
   call<R = unknown>(this: UntypedCalls<T>, event: string, data?: unknown, options?: CallOptions): Promise<R>;
@@ -596,12 +593,4 @@ export class WarrenClient<T = any> {
     if (this.#connectTimer !== null) clearTimeout(this.#connectTimer);
     this.#connectTimer = null;
   }
-}
-
-function closedError(): WarrenClientError {
-  return new WarrenClientError("closed", "the client is closed");
-}
-
-function disconnectedError(event: string): WarrenClientError {
-  return new WarrenClientError("disconnected", `the connection closed before the reply to "${event}"`);
 }

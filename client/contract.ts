@@ -7,7 +7,7 @@
  * and which the server runs on what clients send when the contract is given to
  * `defineConnection`.
  *
- * This file is types plus two tiny functions with no imports, so a front-end package can import
+ * This file is types plus three tiny functions and no imports, so a front-end package can import
  * a contract module (and `warren/client`) without pulling in the server. The type helpers below
  * treat a section that is left out as untyped (any name, `any` data), so a contract can type
  * only part of a connection; a section that is given is closed: other names do not compile.
