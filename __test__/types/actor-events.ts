@@ -1,7 +1,7 @@
 // Type tests of an actor class's events: the fourth type argument of `Actor` types
 // `this._broadcast` and the `on` of `actorClient<Counter>`; without it both take any name.
 // Checked by `npm run test:types`; never run.
-import { Actor, type Rpc } from "warren";
+import { Actor, type Connection, type Rpc } from "warren";
 import { actorClient } from "warren/client";
 
 function expectType<T>(_value: T): void {}
@@ -23,6 +23,11 @@ export class Counter extends Actor<{ count: number }, unknown, unknown, Events> 
     // @ts-expect-error countUpdated carries a number
     this._broadcast("countUpdated", { count: "1" });
     return this._state.count;
+  }
+  protected override _onConnect(conn: Connection<Counter>): void {
+    conn.send("countUpdated", { count: this._state.count });
+    // @ts-expect-error conn.send takes the class's events too
+    conn.send("hello", {});
   }
   clear(): void {
     this._state.count = 0;

@@ -35,7 +35,7 @@ import type {
 import { defineConnection } from "./connection";
 
 /** A connection to an actor, as `_onConnect`, `_onDisconnect` and `this._connections` see it. */
-export interface ActorConnection<ConnState = unknown> {
+export interface ActorConnection<ConnState = unknown, Events = any> {
   /** Stable for the life of the socket (hibernation included). */
   readonly id: string;
   /**
@@ -46,9 +46,10 @@ export interface ActorConnection<ConnState = unknown> {
   /**
    * Sends an event to this connection only. `data` is a plain object (its fields are spread into
    * the event). Returns false when the socket is gone, and for a connection restored after
-   * hibernation that has not sent anything since (the runtime cannot address it yet).
+   * hibernation that has not sent anything since (the runtime cannot address it yet). With the
+   * class's `Events` type argument, the name and the payload are checked.
    */
-  send(event: string, data?: object): boolean;
+  send<E extends EventName<Events>>(event: E, ...data: EventArgs<Events, E>): boolean;
   /** Closes this connection with 1000 and `reason`. Same limit as `send` after hibernation. */
   disconnect(reason?: string): void;
 }
@@ -89,12 +90,13 @@ export type AnyActor = Actor<any, any, any, any>;
 
 type ConnParamsOf<A> = A extends { readonly [actorTypes]?: ActorTypes<any, infer P, any> } ? P : never;
 type ConnStateOf<A> = A extends { readonly [actorTypes]?: ActorTypes<any, any, infer S> } ? S : never;
+type EventsOf<A> = A extends { readonly "~events"?: infer E } ? E : any;
 
 /**
  * A connection to the actor class `A` (Rivet's `Connection<Counter>`): `conn.state` is what
  * `_onBeforeConnect` returned. The same as `ActorConnection<ConnState>`.
  */
-export type Connection<A extends AnyActor = AnyActor> = ActorConnection<ConnStateOf<A>>;
+export type Connection<A extends AnyActor = AnyActor> = ActorConnection<ConnStateOf<A>, EventsOf<A>>;
 
 /**
  * What `_onBeforeConnect` of the actor class `A` receives (Rivet's `OnBeforeConnectOptions<Counter>`):
@@ -211,9 +213,9 @@ export abstract class Actor<State = unknown, ConnParams = unknown, ConnState = u
    */
   protected _onBeforeConnect?(options: BeforeConnectOptions<ConnParams>): ConnState | Promise<ConnState>;
   /** A connection opened (it is in `this._connections` already). A throw closes it with 1011. */
-  protected _onConnect?(conn: ActorConnection<ConnState>): void | Promise<void>;
+  protected _onConnect?(conn: ActorConnection<ConnState, Events>): void | Promise<void>;
   /** A connection closed (it has left `this._connections`). */
-  protected _onDisconnect?(conn: ActorConnection<ConnState>): void | Promise<void>;
+  protected _onDisconnect?(conn: ActorConnection<ConnState, Events>): void | Promise<void>;
 
   /** The persisted state; assigning replaces it. */
   protected get _state(): State {
@@ -229,14 +231,14 @@ export abstract class Actor<State = unknown, ConnParams = unknown, ConnState = u
   }
 
   /** Open connections by id. */
-  protected get _connections(): ReadonlyMap<string, ActorConnection<ConnState>> {
-    return bindingOf(this, "_connections").connections as ReadonlyMap<string, ActorConnection<ConnState>>;
+  protected get _connections(): ReadonlyMap<string, ActorConnection<ConnState, Events>> {
+    return bindingOf(this, "_connections").connections as ReadonlyMap<string, ActorConnection<ConnState, Events>>;
   }
 
   /** The connection whose call is running (across its awaits); undefined outside a call. */
-  protected get _connection(): ActorConnection<ConnState> | undefined {
+  protected get _connection(): ActorConnection<ConnState, Events> | undefined {
     bindingOf(this, "_connection");
-    return currentConnection.getStore() as ActorConnection<ConnState> | undefined;
+    return currentConnection.getStore() as ActorConnection<ConnState, Events> | undefined;
   }
 
   /** The actor's key (the last path segment of its URL, decoded). */
