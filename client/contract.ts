@@ -178,7 +178,7 @@ type CallSpecOf<C, E extends string> = SectionOf<C, "calls"> extends infer M
     : undefined
   : never;
 
-/** The sender's view (client `call`) of a call's argument. */
+/** The sender's view (client `call`) of a call's argument: nothing or `{}` when it declares none. */
 export type CallInput<C, E extends string> = CallSpecOf<C, E> extends infer S
   ? S extends { args: infer A }
     ? In<A>
@@ -188,13 +188,7 @@ export type CallInput<C, E extends string> = CallSpecOf<C, E> extends infer S
   : never;
 
 /** What a call resolves with: the declared result (unknown when it declares none). */
-export type CallResult<C, E extends string> = CallSpecOf<C, E> extends infer S
-  ? S extends { result: infer R }
-    ? Out<R>
-    : S extends object
-      ? unknown
-      : unknown
-  : never;
+export type CallResult<C, E extends string> = CallSpecOf<C, E> extends { result: infer R } ? Out<R> : unknown;
 
 /** Names a server handler may be registered for: client events and calls (any string when either is untyped). */
 export type InboundName<C> = ClientEventName<C> | CallName<C>;
