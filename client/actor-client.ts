@@ -9,8 +9,9 @@
  */
 
 import { WarrenClient } from "./client";
+import type { IsAny, Payload } from "./contract";
 import type { WarrenClientOptions } from "./options";
-import type { EventData } from "./types";
+import type { ListenData, ListenName } from "./types";
 
 /** Names the handle keeps for itself; an actor method with one of them is reached with `call`. */
 type Reserved = "client" | "call" | "on" | "once" | "off" | "close" | "then";
@@ -24,7 +25,7 @@ type Reserved = "client" | "call" | "on" | "once" | "off" | "close" | "then";
  */
 export type ActorMethods<A> = {
   [K in keyof A as K extends string
-    ? K extends `_${string}` | Reserved
+    ? K extends `_${string}` | `~${string}` | Reserved
       ? never
       : A[K] extends (...args: any[]) => any
         ? K
@@ -32,8 +33,20 @@ export type ActorMethods<A> = {
     : never]: A[K] extends (rpc: any, ...args: infer P) => infer R ? (...args: P) => Promise<Awaited<R>> : never;
 };
 
-/** What every handle has besides the actor's methods. */
-export interface ActorHandleBase {
+/**
+ * The events an actor class declares (`Actor<State, ConnParams, ConnState, Events>`), as a
+ * contract's `serverEvents`; `any` (untyped) when it declares none.
+ */
+export type ActorEventsContract<A> = A extends { readonly "~events"?: infer E }
+  ? IsAny<E> extends true
+    ? any
+    : unknown extends E
+      ? any
+      : { readonly "~contract"?: { serverEvents: { [K in keyof Exclude<E, undefined> & string]: Payload<Exclude<E, undefined>[K]> } } }
+  : any;
+
+/** What every handle has besides the actor's methods; `C` types its events. */
+export interface ActorHandleBase<C = any> {
   /** The underlying client (state, reconnection, `emit`, `waitForConnection`...). */
   readonly client: WarrenClient;
   /**
@@ -41,16 +54,19 @@ export interface ActorHandleBase {
    * type. `call("increment", 5)` is `increment(5)`.
    */
   call<T = unknown>(method: string, ...args: unknown[]): Promise<T>;
-  /** Listens to an event the actor sends (`this._broadcast`, `conn.send`) or a lifecycle event. */
-  on<E extends string>(event: E, listener: (data: EventData<E>) => void): () => void;
-  once<E extends string>(event: E, listener: (data: EventData<E>) => void): () => void;
-  off<E extends string>(event: E, listener: (data: EventData<E>) => void): void;
+  /**
+   * Listens to an event the actor sends (`this._broadcast`, `conn.send`) or a lifecycle event;
+   * typed by the class's `Events` type argument when it has one.
+   */
+  on<E extends ListenName<C>>(event: E, listener: (data: ListenData<C, E>) => void): () => void;
+  once<E extends ListenName<C>>(event: E, listener: (data: ListenData<C, E>) => void): () => void;
+  off<E extends ListenName<C>>(event: E, listener: (data: ListenData<C, E>) => void): void;
   /** Closes the connection for good (see {@link WarrenClient.close}). */
   close(): void;
 }
 
-/** A handle on one actor: its public methods, plus {@link ActorHandleBase}. */
-export type ActorClient<A> = ActorMethods<A> & ActorHandleBase;
+/** A handle on one actor: its public methods and its events, plus {@link ActorHandleBase}. */
+export type ActorClient<A> = ActorMethods<A> & ActorHandleBase<ActorEventsContract<A>>;
 
 /** Options of {@link actorClient}: the client's, and the timeout of method calls. */
 export interface ActorClientOptions extends WarrenClientOptions {
@@ -76,7 +92,7 @@ export function actorClient<A = Untyped>(url: string, options: ActorClientOption
   const client = new WarrenClient(url, clientOptions);
   const callOptions = callTimeout === undefined ? {} : { timeout: callTimeout };
   const call = <T>(method: string, ...args: unknown[]) => client.call<T>(method, args, callOptions);
-  const base: ActorHandleBase = {
+  const base: ActorHandleBase<any> = {
     client,
     call,
     on: (event, listener) => client.on(event, listener),

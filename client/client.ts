@@ -19,7 +19,7 @@
 import { reconnectDelay } from "./backoff";
 import { PendingCalls } from "./calls";
 import { Emitter } from "./emitter";
-import { WarrenClientError } from "./errors";
+import { closedError, disconnectedError, WarrenClientError } from "./errors";
 import { Heartbeat } from "./heartbeat";
 import {
   buildUrl,
@@ -32,14 +32,22 @@ import {
 import { decodeServerFrame, encodeCall, encodeEvent, encodePing } from "./protocol";
 import { BoundedQueue, type QueuedFrame } from "./queue";
 import type {
+  CallArgs,
+  CallNameOf,
   CallOptions,
+  CallResultOf,
   ClientState,
   CloseInfo,
   ConnectedInfo,
   ConnectionSnapshot,
-  EventData,
+  EmitArgs,
+  EmitName,
+  ListenData,
+  ListenName,
+  ParamsFor,
   ReconnectingInfo,
   StateListener,
+  UntypedCalls,
 } from "./types";
 import { ConnectionWaiters } from "./waiters";
 
@@ -86,8 +94,11 @@ type Timer = ReturnType<typeof setTimeout>;
  * client.emit("chat.message", { text: "hi" });        // queued until connected
  * const count = await client.call("count.get", {});  // the server handler's return value
  * client.close();
+ *
+ * **Typed** by a contract: `new WarrenClient<typeof chat>(url)`, or `<typeof UserConnection>` with
+ * `import type` (nothing of the server loads), checks `on`, `emit`, `call` and `params`.
  */
-export class WarrenClient {
+export class WarrenClient<T = any> {
   readonly #url: string;
   readonly #options: ResolvedOptions;
   readonly #events = new Emitter();
@@ -119,7 +130,7 @@ export class WarrenClient {
    *   e.g. `ws://127.0.0.1:8787/ws`; relative URLs resolve against the page in browsers.
    * @throws Error for an invalid URL or option, naming it, and for `params` over 4 KiB encoded.
    */
-  constructor(url: string, options: WarrenClientOptions = {}) {
+  constructor(url: string, options: WarrenClientOptions & { params?: ParamsFor<T> } = {}) {
     this.#options = resolveOptions(options);
     this.#url = buildUrl(url, options.params);
     this.#queue = new BoundedQueue(this.#options.maxQueueSize);
@@ -169,33 +180,33 @@ export class WarrenClient {
    * `console.error`; the other listeners still run.
    * @returns A function that removes the listener.
    */
-  on<E extends string>(event: E, listener: (data: EventData<E>) => void): () => void {
+  on<E extends ListenName<T>>(event: E, listener: (data: ListenData<T, E>) => void): () => void {
     return this.#events.on(event, listener);
   }
 
   /** Like {@link on}, but the listener is removed after its first call. `off` takes the same function. */
-  once<E extends string>(event: E, listener: (data: EventData<E>) => void): () => void {
+  once<E extends ListenName<T>>(event: E, listener: (data: ListenData<T, E>) => void): () => void {
     return this.#events.on(event, listener, true);
   }
 
   /** Removes a listener added with {@link on} or {@link once}. */
-  off<E extends string>(event: E, listener: (data: EventData<E>) => void): void {
+  off<E extends ListenName<T>>(event: E, listener: (data: ListenData<T, E>) => void): void {
     this.#events.off(event, listener);
   }
 
   /** Same as `on("open", listener)`: works whenever it is registered. */
   onOpen(listener: () => void): () => void {
-    return this.on("open", listener);
+    return this.#events.on("open", listener);
   }
 
   /** Same as `on("close", listener)`. */
   onClose(listener: (info: CloseInfo) => void): () => void {
-    return this.on("close", listener);
+    return this.#events.on("close", listener);
   }
 
   /** Same as `on("error", listener)`. */
   onError(listener: (error: WarrenClientError) => void): () => void {
-    return this.on("error", listener);
+    return this.#events.on("error", listener);
   }
 
   /**
@@ -212,7 +223,8 @@ export class WarrenClient {
    * Does nothing after {@link close}.
    * @throws TypeError if `event` is `ping` or `call` (protocol frame types) or `data` is not JSON.
    */
-  emit(event: string, data?: unknown): void {
+  emit<E extends EmitName<T>>(event: E, ...data: EmitArgs<T, E>): void;
+  emit(event: string, ...[data]: unknown[]): void {
     if (this.#closed) return;
     const text = encodeEvent(event, data);
     if (!this.#trySend(text)) this.#enqueue({ text });
@@ -230,8 +242,11 @@ export class WarrenClient {
    *
    * @example
    * const sum = await client.call<number>("add", { a: 1, b: 2 }, { timeout: 2000 });
+   * const count = await typed.call("count.get"); // typed client: name, argument and result checked
    */
-  call<T = unknown>(event: string, data?: unknown, options: CallOptions = {}): Promise<T> {
+  call<E extends CallNameOf<T>>(event: E, ...args: CallArgs<T, E>): Promise<CallResultOf<T, E>>;
+  call<R = unknown>(this: UntypedCalls<T>, event: string, data?: unknown, options?: CallOptions): Promise<R>;
+  call(event: string, ...[data, options = {}]: any[]): Promise<any> {
     if (this.#closed) return Promise.reject(closedError());
     const timeout = options.timeout ?? DEFAULT_CALL_TIMEOUT;
     if (typeof timeout !== "number" || !(timeout >= 0)) {
@@ -250,7 +265,7 @@ export class WarrenClient {
     });
     if (this.#trySend(text)) this.#calls.markSent(id, this.#connectionId);
     else this.#enqueue({ text, callId: id });
-    return reply as Promise<T>;
+    return reply;
   }
 
   /**
@@ -578,12 +593,4 @@ export class WarrenClient {
     if (this.#connectTimer !== null) clearTimeout(this.#connectTimer);
     this.#connectTimer = null;
   }
-}
-
-function closedError(): WarrenClientError {
-  return new WarrenClientError("closed", "the client is closed");
-}
-
-function disconnectedError(event: string): WarrenClientError {
-  return new WarrenClientError("disconnected", `the connection closed before the reply to "${event}"`);
 }

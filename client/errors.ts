@@ -48,3 +48,13 @@ export class WarrenClientError extends Error {
     if (options?.meta !== undefined) this.meta = options.meta;
   }
 }
+
+/** The error of anything asked of a client after `close()`. */
+export function closedError(): WarrenClientError {
+  return new WarrenClientError("closed", "the client is closed");
+}
+
+/** The error of a call whose socket closed before its reply (and whose session was not resumed). */
+export function disconnectedError(event: string): WarrenClientError {
+  return new WarrenClientError("disconnected", `the connection closed before the reply to "${event}"`);
+}

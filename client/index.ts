@@ -5,6 +5,7 @@
  * Layout:
  * - `client.ts`       `WarrenClient`, the connection state machine
  * - `actor-client.ts` `actorClient<A>()`, a typed handle on one `Actor` class
+ * - `contract.ts`     `defineContract`, `payload()`, Standard Schema: one declaration for both ends
  * - `protocol.ts`     wire frames, decode (never throws) and encode
  * - `options.ts`      option types, defaults, validation, the connection URL with `params`
  * - `backoff.ts`      reconnect delays with jitter
@@ -19,9 +20,27 @@
 
 export { DEFAULT_CALL_TIMEOUT, WarrenClient, WarrenClient as VeraniClient } from "./client";
 export {
+  defineContract,
+  isContract,
+  payload,
+  type CallSpec,
+  type Contract,
+  type ContractOf,
+  type ContractSpec,
+  type In,
+  type Out,
+  type Payload,
+  type Spec,
+  type StandardIssue,
+  type StandardResult,
+  type StandardSchemaProps,
+  type StandardSchemaV1,
+} from "./contract";
+export {
   actorClient,
   actorUrl,
   type ActorClient,
+  type ActorEventsContract,
   type ActorClientOptions,
   type ActorHandleBase,
   type ActorMethods,
@@ -48,7 +67,15 @@ export type {
   ServerFrame,
 } from "./protocol";
 export type {
+  CallArgs,
+  CallNameOf,
   CallOptions,
+  CallResultOf,
+  EmitArgs,
+  EmitName,
+  ListenData,
+  ListenName,
+  ParamsFor,
   ClientState,
   CloseInfo,
   ConnectedInfo,

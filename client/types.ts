@@ -3,6 +3,19 @@
  * only, so the state machine in `client.ts` reads without them.
  */
 
+import type {
+  CallInput,
+  CallName,
+  CallResult,
+  ClientEventInput,
+  ClientEventName,
+  ContractOf,
+  DataArgs,
+  IsAny,
+  ParamsInput,
+  ServerEventData,
+  ServerEventName,
+} from "./contract";
 import type { WarrenClientError } from "./errors";
 
 /**
@@ -75,6 +88,48 @@ export interface LifecycleEvents {
 
 /** The argument a listener of `E` receives: typed for lifecycle events, the server's payload otherwise. */
 export type EventData<E extends string> = E extends keyof LifecycleEvents ? LifecycleEvents[E] : any;
+
+// ---- typed from a contract (`WarrenClient<typeof contract>`, `WarrenClient<typeof Definition>`) ----
+
+/** Names `on` accepts: lifecycle events, and the contract's server events (any name when untyped). */
+export type ListenName<T> = (keyof LifecycleEvents & string) | ServerEventName<ContractOf<T>>;
+
+/** What a listener of `E` receives: lifecycle arguments, the contract's payload, or `any` when untyped. */
+export type ListenData<T, E extends string> = E extends keyof LifecycleEvents
+  ? LifecycleEvents[E]
+  : ServerEventData<ContractOf<T>, E>;
+
+/** Names `emit` accepts: the contract's client events (any name when untyped). */
+export type EmitName<T> = ClientEventName<ContractOf<T>>;
+
+/** What `emit(event, ...)` takes after the name. */
+export type EmitArgs<T, E extends string> = IsAny<ClientEventInput<ContractOf<T>, E>> extends true
+  ? [data?: unknown]
+  : DataArgs<ClientEventInput<ContractOf<T>, E>>;
+
+/** Names `call` accepts: the contract's calls. */
+export type CallNameOf<T> = CallName<ContractOf<T>>;
+
+/** What `call(event, ...)` takes after the name: the argument, then {@link CallOptions}. */
+export type CallArgs<T, E extends string> = [...DataArgs<CallInput<ContractOf<T>, E>>, options?: CallOptions];
+
+/**
+ * What `call(event)` resolves with: the contract's result for that call, else the return type of
+ * the handler registered for it in a chain on the definition `T`, else `unknown`.
+ */
+export type CallResultOf<T, E extends string> = unknown extends CallResult<ContractOf<T>, E>
+  ? T extends { readonly "~results"?: infer R }
+    ? E extends keyof R
+      ? R[E]
+      : unknown
+    : unknown
+  : CallResult<ContractOf<T>, E>;
+
+/** `unknown` (callable) when the contract leaves calls untyped, `never` otherwise. */
+export type UntypedCalls<T> = string extends CallName<ContractOf<T>> ? unknown : never;
+
+/** The `params` a client of `T` sends. */
+export type ParamsFor<T> = ParamsInput<ContractOf<T>>;
 
 /** A listener of `onStateChange`. */
 export type StateListener = (state: ClientState, previous: ClientState) => void;

@@ -11,6 +11,7 @@ export type ErrorCode =
   | "bad_reply"
   | "bad_frame"
   | "bad_call"
+  | "bad_payload"
   | "binary_unsupported";
 
 /**
@@ -37,6 +38,30 @@ export class WarrenError extends Error {
     super(message);
     this.name = "WarrenError";
     this.code = code;
+  }
+}
+
+/** One problem a schema found in a payload: its message and where (keys and indexes from the root). */
+export interface PayloadIssue {
+  message: string;
+  path: Array<string | number>;
+}
+
+/**
+ * A client sent a payload its contract's schema refused (code `bad_payload`). The handler did not
+ * run; `onError` receives this, and the client got a `bad_payload` error reply (a call, with
+ * `meta.issues`) or a `system:error` event (an event, with `issues`).
+ */
+export class PayloadError extends WarrenError {
+  readonly event: string;
+  readonly issues: PayloadIssue[];
+  constructor(event: string, issues: PayloadIssue[]) {
+    const first = issues[0];
+    const where = first !== undefined && first.path.length > 0 ? ` at ${first.path.join(".")}` : "";
+    super("bad_payload", `invalid payload for "${event}"${first === undefined ? "" : `${where}: ${first.message}`}`);
+    this.name = "PayloadError";
+    this.event = event;
+    this.issues = issues;
   }
 }
 

@@ -15,8 +15,23 @@ export type {
 export { defineConnection } from "./definitions/connection";
 export { createRoomHandler } from "./definitions/room";
 export { createServer, WarrenServer } from "./server";
-export { HttpError, UserError, WarrenError } from "./errors";
-export type { ErrorCode } from "./errors";
+export { HttpError, PayloadError, UserError, WarrenError } from "./errors";
+export type { ErrorCode, PayloadIssue } from "./errors";
+export { defineContract, isContract, payload } from "../client/contract";
+export type {
+  CallSpec,
+  Contract,
+  ContractOf,
+  ContractSpec,
+  In,
+  Out,
+  Payload,
+  Spec,
+  StandardIssue,
+  StandardResult,
+  StandardSchemaProps,
+  StandardSchemaV1,
+} from "../client/contract";
 export type {
   ActorContext,
   ActorEmit,
@@ -30,6 +45,7 @@ export type {
   DisconnectInfo,
   Emit,
   Handler,
+  TypeSpec,
   ListenOptions,
   ListeningAddress,
   RoomContext,

@@ -5,6 +5,17 @@
  * a page of declarations first.
  */
 
+import type {
+  ContractSpec,
+  InboundData,
+  InboundName,
+  InboundResult,
+  ParamsOf,
+  Payload,
+  ServerEmitArgs,
+  ServerEventName,
+  StandardSchemaV1,
+} from "../client/contract";
 import type { ActorClass } from "./definitions/actor";
 
 // ---- connection definitions (`defineConnection`) ----
@@ -21,7 +32,7 @@ export type UpgradeHeaders = Headers & { readonly [name: string]: string };
  * What `onBeforeConnect` and `extractMeta` see: the HTTP upgrade request, before any socket
  * opens. Shaped like a WHATWG `Request` (`method`, `headers`), with `request` the real one.
  */
-export interface UpgradeRequest {
+export interface UpgradeRequest<Params = unknown> {
   /**
    * The absolute URL, as a Fetch `Request` has it: `http://` + the Host header + the path and
    * query as sent, e.g. `http://example.com/ws?token=abc` (so `new URL(req.url)` works).
@@ -33,8 +44,11 @@ export interface UpgradeRequest {
   query: URLSearchParams;
   headers: UpgradeHeaders;
   remoteAddress: string;
-  /** Connection params sent by the client (`params=<JSON>` in the URL, at most 4 KiB), if any. */
-  params: unknown;
+  /**
+   * Connection params sent by the client (`params=<JSON>` in the URL, at most 4 KiB), if any;
+   * typed (and, with a schema, validated) by the contract's `params`.
+   */
+  params: Params;
   /** The actor key from the path, with `keyFromPath`. */
   key?: string;
   /**
@@ -68,12 +82,33 @@ export interface UnhandledFrame {
 /** Why an actor leaves memory, as `onDestroy` sees it in `ctx.reason`. */
 export type DestroyReason = "evicted" | "shutdown" | "destroyed";
 
-export type Handler<Meta extends ConnectionMeta, State> = (
-  ctx: ConnectionContext<Meta, State>,
-  data: any,
-) => unknown;
+/**
+ * An event or call handler. Without a contract `data` is `any`; with one it is the event's (or the
+ * call's argument's) type, and a call's handler must return the declared result.
+ */
+export type Handler<Meta extends ConnectionMeta, State, C extends ContractSpec = any, E extends string = string> = (
+  ctx: ConnectionContext<Meta, State, C>,
+  data: InboundData<C, E>,
+) => InboundResult<C, E>;
 
-export interface ConnectionOptions<Meta extends ConnectionMeta, State extends object> {
+/** A type marker (`payload<Meta>()`) or a schema whose output is `T`. */
+export type TypeSpec<T> = Payload<T> | StandardSchemaV1<any, T>;
+
+export interface ConnectionOptions<Meta extends ConnectionMeta, State extends object, C extends ContractSpec = any> {
+  /**
+   * The connection's contract (`defineContract`): types every handler's `data`, `ctx.emit`,
+   * `toRoom(...).emit`, `toUser(...).emit` and `req.params`, and the client typed from this
+   * definition (`new WarrenClient<typeof Def>(url)`). Its schemas are run on what clients send:
+   * an invalid payload never reaches the handler (a call gets a `bad_payload` error reply, an
+   * event a `system:error` event; `onError` hears both).
+   */
+  contract?: C;
+  /**
+   * Types `ctx.meta` whatever order the options are written in: `meta: payload<Meta>()`.
+   * Types only (a schema is not run). Without it, `ctx.meta` is inferred from `extractMeta`'s
+   * result when `extractMeta` comes before the hooks, and is `ConnectionMeta` otherwise.
+   */
+  meta?: TypeSpec<Meta>;
   /**
    * Name of the definition: rooms bind to it, its stored state is kept under it, and
    * `server.destroyActor(name, userId)` addresses its actors.
@@ -100,53 +135,70 @@ export interface ConnectionOptions<Meta extends ConnectionMeta, State extends ob
    * a throw answers HTTP 401 (or `err.status`) with `{"error": message}` and no socket opens.
    * Default: a fresh `clientId`, `userId = clientId`, `channels: ["default"]`.
    */
-  extractMeta?(req: UpgradeRequest): Meta | Promise<Meta>;
+  extractMeta?(req: UpgradeRequest<ParamsOf<C>>): Meta | Promise<Meta>;
   /** Initial state of each actor (cloned per actor). */
   state?: State;
   /** Keys of `state` that are persisted. @default every key of `state` */
   persistedKeys?: Array<keyof State & string>;
   /** The actor was created (or woken); its state is loaded. Holds later events while it runs. */
-  onInit?(ctx: ActorContext<State>): unknown;
+  onInit?(ctx: ActorContext<State, C>): unknown;
   /** A session opened. A throw goes to `onError` and closes the session with 1011. */
-  onConnect?(ctx: ConnectionContext<Meta, State>): unknown;
+  onConnect?(ctx: ConnectionContext<Meta, State, C>): unknown;
   /**
    * The actor woke from hibernation with sessions restored from their attachments (after
    * `onInit`, before the event that woke it).
    */
-  onHibernationRestore?(ctx: ActorContext<State>): unknown;
+  onHibernationRestore?(ctx: ActorContext<State, C>): unknown;
   /**
    * Persisted state changed: called once per tick however many mutations there were, never on
    * reads. The state is read-only inside (a write throws).
    */
-  onStateChange?(ctx: ActorContext<State>, state: State): unknown;
+  onStateChange?(ctx: ActorContext<State, C>, state: State): unknown;
   /**
    * Validates an upgrade before `extractMeta` (Rivet's `onBeforeConnect`): a throw answers
    * 401 (or `err.status`) with `{"error": message, "code": err.code}`; no socket opens and no
    * hook of the actor runs.
    */
-  onBeforeConnect?(req: UpgradeRequest): unknown;
+  onBeforeConnect?(req: UpgradeRequest<ParamsOf<C>>): unknown;
   /** A session closed. */
-  onDisconnect?(ctx: ConnectionContext<Meta, State>, info: DisconnectInfo): unknown;
+  onDisconnect?(ctx: ConnectionContext<Meta, State, C>, info: DisconnectInfo): unknown;
   /** An event no handler is registered for. */
-  onMessage?(ctx: ConnectionContext<Meta, State>, frame: UnhandledFrame): unknown;
+  onMessage?(ctx: ConnectionContext<Meta, State, C>, frame: UnhandledFrame): unknown;
   /** The actor leaves memory (`ctx.reason`: "evicted", "shutdown" or "destroyed"). */
-  onDestroy?(ctx: ActorContext<State> & { reason: DestroyReason }): unknown;
+  onDestroy?(ctx: ActorContext<State, C> & { reason: DestroyReason }): unknown;
   /** A hook or handler threw. Without it, errors are printed to stderr (`lib/log.ts`). */
-  onError?(error: unknown, ctx: ConnectionContext<Meta, State> | ActorContext<State>): unknown;
+  onError?(error: unknown, ctx: ConnectionContext<Meta, State, C> | ActorContext<State, C>): unknown;
 }
 
-export interface ConnectionDefinition<Meta extends ConnectionMeta = ConnectionMeta, State extends object = {}>
-  extends Readonly<ConnectionOptions<Meta, State>> {
+export interface ConnectionDefinition<
+  Meta extends ConnectionMeta = ConnectionMeta,
+  State extends object = {},
+  C extends ContractSpec = any,
+  Results = {},
+> extends Readonly<ConnectionOptions<Meta, State, C>> {
   readonly name: string;
   readonly websocketPath: string;
   readonly handlers: ReadonlyMap<string, Handler<Meta, State>>;
+  /** Types only (never set): the contract, for `new WarrenClient<typeof Definition>(url)`. */
+  readonly "~contract"?: C;
+  /**
+   * Types only (never set): the (awaited) return type of each handler registered in a chain
+   * (`defineConnection({...}).on("a", ...).on("b", ...)`): a client typed from the definition
+   * gets it as the result of `call` when the contract declares none.
+   */
+  readonly "~results"?: Results;
   /**
    * Registers the handler of an event. When the client sent a call, the handler's (awaited)
-   * return value is the reply. One handler per event: a second `on` replaces the first.
+   * return value is the reply. One handler per event: a second `on` replaces the first. With a
+   * contract, `event` is one of its client events or calls, `data` has its type and a call's
+   * handler returns its result. Returns the definition, its type noting the handler's result.
    * @example UserConnection.on("count.get", (ctx) => ctx.state.count);
    */
-  on(event: string, handler: Handler<Meta, State>): this;
-  off(event: string): this;
+  on<E extends InboundName<C>, R extends InboundResult<C, E>>(
+    event: E,
+    handler: (ctx: ConnectionContext<Meta, State, C>, data: InboundData<C, E>) => R,
+  ): ConnectionDefinition<Meta, State, C, Results & { [K in E]: Awaited<R> }>;
+  off(event: InboundName<C>): this;
 }
 
 // ---- rooms (`createRoomHandler`) ----
@@ -160,7 +212,7 @@ export interface RoomMember {
 }
 
 /** A room as hooks and `server.room(name)` see it. */
-export interface RoomContext<State = any> {
+export interface RoomContext<State = any, C extends ContractSpec = any> {
   /** The full room name, e.g. `conversation:123`. */
   readonly name: string;
   /** Room state (cloned from the definition's `state` when the room instance is created). */
@@ -175,9 +227,9 @@ export interface RoomContext<State = any> {
    * Sends an event to every session of every member.
    * @returns how many sessions it was queued for.
    */
-  emit(event: string, data?: object): number;
+  emit<E extends ServerEventName<C>>(event: E, ...data: ServerEmitArgs<C, E>): number;
   /** The same as `emit`: every session of every member. */
-  broadcast(event: string, data?: object): number;
+  broadcast<E extends ServerEventName<C>>(event: E, ...data: ServerEmitArgs<C, E>): number;
   /**
    * Destroys the room: every member leaves (`onLeave`) and drops it from its room list,
    * `onDestroy` runs with `reason === "destroyed"`, and its stored state is wiped.
@@ -196,9 +248,11 @@ export type RoomDestroyReason = "evicted" | "shutdown" | "destroyed";
  * the whole state unless the state has a key `state`); assigning `state` replaces the state, and
  * assigning any other key writes the state.
  */
-export type RoomHookContext<State> = RoomContext<State> & State;
+export type RoomHookContext<State, C extends ContractSpec = any> = RoomContext<State, C> & State;
 
-export interface RoomOptions<State extends object = Record<string, any>> {
+export interface RoomOptions<State extends object = Record<string, any>, C extends ContractSpec = any> {
+  /** A contract (`defineContract`) whose `serverEvents` type the room's `emit` and `broadcast`. */
+  contract?: C;
   /** Name of the room handler; connections' `rooms` maps name it. @default "VeraniRoomDO" */
   name?: string;
   /**
@@ -210,20 +264,20 @@ export interface RoomOptions<State extends object = Record<string, any>> {
   /** Keys of `state` that are persisted. @default every key of `state` */
   persistedKeys?: Array<keyof State & string>;
   /** The room instance was created (or woken). Holds its later hooks while it runs. */
-  onInit?(roomState: RoomHookContext<State>): unknown;
+  onInit?(roomState: RoomHookContext<State, C>): unknown;
   /** A user became a live member (joined, or came back with a new session). */
-  onJoin?(roomState: RoomHookContext<State>, userId: string, metadata: Record<string, unknown>): unknown;
+  onJoin?(roomState: RoomHookContext<State, C>, userId: string, metadata: Record<string, unknown>): unknown;
   /** A user stopped being a live member (left, or closed its last session). */
-  onLeave?(roomState: RoomHookContext<State>, userId: string): unknown;
+  onLeave?(roomState: RoomHookContext<State, C>, userId: string): unknown;
   /** Persisted room state changed (once per tick); the state is read-only inside. */
-  onStateChange?(roomState: RoomHookContext<State>, state: State): unknown;
+  onStateChange?(roomState: RoomHookContext<State, C>, state: State): unknown;
   /** The room instance leaves memory (`reason`: "evicted" when idle, "shutdown", or "destroyed"). */
-  onDestroy?(roomState: RoomHookContext<State> & { readonly reason: RoomDestroyReason }): unknown;
+  onDestroy?(roomState: RoomHookContext<State, C> & { readonly reason: RoomDestroyReason }): unknown;
   /** A hook threw. Without it, errors are printed to stderr (`lib/log.ts`). */
-  onError?(error: unknown, roomState: RoomHookContext<State>): unknown;
+  onError?(error: unknown, roomState: RoomHookContext<State, C>): unknown;
 }
 
-export interface RoomDefinition<State extends object = any> extends Readonly<RoomOptions<State>> {
+export interface RoomDefinition<State extends object = any, C extends ContractSpec = any> extends Readonly<RoomOptions<State, C>> {
   readonly name: string;
 }
 
@@ -235,41 +289,41 @@ export interface ToRoomOptions {
 }
 
 /** Sends to every session of every live member of a room. */
-export interface RoomTarget {
+export interface RoomTarget<C extends ContractSpec = any> {
   /** @returns how many sessions the event was queued for. */
-  emit(event: string, data?: object): number;
+  emit<E extends ServerEventName<C>>(event: E, ...data: ServerEmitArgs<C, E>): number;
 }
 
 /** Sends to every session of one user. */
-export interface UserTarget {
+export interface UserTarget<C extends ContractSpec = any> {
   /** @returns how many sessions the event was queued for. */
-  emit(event: string, data?: object): number;
+  emit<E extends ServerEventName<C>>(event: E, ...data: ServerEmitArgs<C, E>): number;
 }
 
 /**
  * `ctx.emit`: callable (sends to the current session), with `ctx.emit.emit` as an alias and
  * `ctx.emit.toUser(userId)` for every session of another user of the same definition.
  */
-export interface Emit {
+export interface Emit<C extends ContractSpec = any> {
   /** @returns false when the session has ended. */
-  (event: string, data?: object): boolean;
-  emit(event: string, data?: object): boolean;
-  toUser(userId: string): UserTarget;
+  <E extends ServerEventName<C>>(event: E, ...data: ServerEmitArgs<C, E>): boolean;
+  emit<E extends ServerEventName<C>>(event: E, ...data: ServerEmitArgs<C, E>): boolean;
+  toUser(userId: string): UserTarget<C>;
   /**
    * Every session of every live member of `room`, except the sending session unless
    * `includeSelf`. Encoded once; fan-out happens in the native core.
    * @example ctx.emit.toRoom("chat").emit("chat.message", { text });
    */
-  toRoom(room: string, options?: ToRoomOptions): RoomTarget;
+  toRoom(room: string, options?: ToRoomOptions): RoomTarget<C>;
 }
 
 /** Sends from an actor-level hook: to every session of the actor. */
-export interface ActorEmit {
+export interface ActorEmit<C extends ContractSpec = any> {
   /** @returns how many sessions the event was queued for. */
-  (event: string, data?: object): number;
-  emit(event: string, data?: object): number;
-  toUser(userId: string): UserTarget;
-  toRoom(room: string): RoomTarget;
+  <E extends ServerEventName<C>>(event: E, ...data: ServerEmitArgs<C, E>): number;
+  emit<E extends ServerEventName<C>>(event: E, ...data: ServerEmitArgs<C, E>): number;
+  toUser(userId: string): UserTarget<C>;
+  toRoom(room: string): RoomTarget<C>;
 }
 
 /** A pending scheduled event. */
@@ -329,27 +383,27 @@ export interface ActorHandle {
   destroy(): void;
 }
 
-export interface ActorContext<State> {
+export interface ActorContext<State, C extends ContractSpec = any> {
   readonly actor: ActorHandle;
   state: State;
-  readonly emit: ActorEmit;
+  readonly emit: ActorEmit<C>;
   /** Sends an event to every session of this actor; returns how many. */
-  broadcast(event: string, data?: object): number;
+  broadcast<E extends ServerEventName<C>>(event: E, ...data: ServerEmitArgs<C, E>): number;
   readonly schedule: Scheduler;
 }
 
-export interface ConnectionContext<Meta extends ConnectionMeta, State> {
+export interface ConnectionContext<Meta extends ConnectionMeta, State, C extends ContractSpec = any> {
   readonly meta: Meta;
   readonly sessionId: number;
   readonly actor: ActorHandle;
   state: State;
-  readonly emit: Emit;
+  readonly emit: Emit<C>;
   /** Sends an event to every session of this actor (every tab and device of the user). */
-  broadcast(event: string, data?: object): number;
+  broadcast<E extends ServerEventName<C>>(event: E, ...data: ServerEmitArgs<C, E>): number;
   readonly schedule: Scheduler;
 }
 
-export type DestroyContext<State> = ActorContext<State> & { readonly reason: DestroyReason };
+export type DestroyContext<State, C extends ContractSpec = any> = ActorContext<State, C> & { readonly reason: DestroyReason };
 
 // ---- the server (`createServer`) ----
 

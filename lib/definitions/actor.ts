@@ -20,6 +20,7 @@
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
+import type { DataArgs, IsAny } from "../../client/contract";
 import { UserError, WarrenError } from "../errors";
 import { logger, type Logger } from "../log";
 import { isThenable } from "../runtime/guard";
@@ -34,7 +35,7 @@ import type {
 import { defineConnection } from "./connection";
 
 /** A connection to an actor, as `_onConnect`, `_onDisconnect` and `this._connections` see it. */
-export interface ActorConnection<ConnState = unknown> {
+export interface ActorConnection<ConnState = unknown, Events = any> {
   /** Stable for the life of the socket (hibernation included). */
   readonly id: string;
   /**
@@ -45,9 +46,10 @@ export interface ActorConnection<ConnState = unknown> {
   /**
    * Sends an event to this connection only. `data` is a plain object (its fields are spread into
    * the event). Returns false when the socket is gone, and for a connection restored after
-   * hibernation that has not sent anything since (the runtime cannot address it yet).
+   * hibernation that has not sent anything since (the runtime cannot address it yet). With the
+   * class's `Events` type argument, the name and the payload are checked.
    */
-  send(event: string, data?: object): boolean;
+  send<E extends EventName<Events>>(event: E, ...data: EventArgs<Events, E>): boolean;
   /** Closes this connection with 1000 and `reason`. Same limit as `send` after hibernation. */
   disconnect(reason?: string): void;
 }
@@ -74,17 +76,27 @@ interface ActorTypes<State, ConnParams, ConnState> {
   connState: ConnState;
 }
 
+/** Names `_broadcast` takes: the keys of `Events`, or any string when it is `any`. */
+type EventName<Events> = IsAny<Events> extends true ? string : keyof Events & string;
+/** What `_broadcast(event, ...)` takes after the name. */
+type EventArgs<Events, E> = IsAny<Events> extends true
+  ? [data?: object]
+  : E extends keyof Events
+    ? DataArgs<Events[E]>
+    : never;
+
 /** Any actor class's instance type. */
-export type AnyActor = Actor<any, any, any>;
+export type AnyActor = Actor<any, any, any, any>;
 
 type ConnParamsOf<A> = A extends { readonly [actorTypes]?: ActorTypes<any, infer P, any> } ? P : never;
 type ConnStateOf<A> = A extends { readonly [actorTypes]?: ActorTypes<any, any, infer S> } ? S : never;
+type EventsOf<A> = A extends { readonly "~events"?: infer E } ? E : any;
 
 /**
  * A connection to the actor class `A` (Rivet's `Connection<Counter>`): `conn.state` is what
  * `_onBeforeConnect` returned. The same as `ActorConnection<ConnState>`.
  */
-export type Connection<A extends AnyActor = AnyActor> = ActorConnection<ConnStateOf<A>>;
+export type Connection<A extends AnyActor = AnyActor> = ActorConnection<ConnStateOf<A>, EventsOf<A>>;
 
 /**
  * What `_onBeforeConnect` of the actor class `A` receives (Rivet's `OnBeforeConnectOptions<Counter>`):
@@ -176,9 +188,14 @@ function bindingOf(actor: Actor<any, any, any>, member: string): Binding {
  * }
  * createServer({ actors: { counter: Counter } }); // ws://host/actors/counter/<key>
  */
-export abstract class Actor<State = unknown, ConnParams = unknown, ConnState = unknown> {
+export abstract class Actor<State = unknown, ConnParams = unknown, ConnState = unknown, Events = any> {
   /** Types only (never set): the class's type arguments, for `Rpc<A>`, `Connection<A>` and `OnBeforeConnectOptions<A>`. */
   declare readonly [actorTypes]?: ActorTypes<State, ConnParams, ConnState>;
+  /**
+   * Types only (never set): the events the actor sends, name → payload, for `this._broadcast`
+   * and `actorClient<A>`'s `on`. `any` (every name) unless the class gives `Events`.
+   */
+  declare readonly "~events"?: Events;
 
   /** Runs once per key (the first start ever, or the first after `_shutdown()`); returns the initial state. Without it, state is disabled. */
   protected _onInitialize?(): State | Promise<State>;
@@ -196,9 +213,9 @@ export abstract class Actor<State = unknown, ConnParams = unknown, ConnState = u
    */
   protected _onBeforeConnect?(options: BeforeConnectOptions<ConnParams>): ConnState | Promise<ConnState>;
   /** A connection opened (it is in `this._connections` already). A throw closes it with 1011. */
-  protected _onConnect?(conn: ActorConnection<ConnState>): void | Promise<void>;
+  protected _onConnect?(conn: ActorConnection<ConnState, Events>): void | Promise<void>;
   /** A connection closed (it has left `this._connections`). */
-  protected _onDisconnect?(conn: ActorConnection<ConnState>): void | Promise<void>;
+  protected _onDisconnect?(conn: ActorConnection<ConnState, Events>): void | Promise<void>;
 
   /** The persisted state; assigning replaces it. */
   protected get _state(): State {
@@ -214,14 +231,14 @@ export abstract class Actor<State = unknown, ConnParams = unknown, ConnState = u
   }
 
   /** Open connections by id. */
-  protected get _connections(): ReadonlyMap<string, ActorConnection<ConnState>> {
-    return bindingOf(this, "_connections").connections as ReadonlyMap<string, ActorConnection<ConnState>>;
+  protected get _connections(): ReadonlyMap<string, ActorConnection<ConnState, Events>> {
+    return bindingOf(this, "_connections").connections as ReadonlyMap<string, ActorConnection<ConnState, Events>>;
   }
 
   /** The connection whose call is running (across its awaits); undefined outside a call. */
-  protected get _connection(): ActorConnection<ConnState> | undefined {
+  protected get _connection(): ActorConnection<ConnState, Events> | undefined {
     bindingOf(this, "_connection");
-    return currentConnection.getStore() as ActorConnection<ConnState> | undefined;
+    return currentConnection.getStore() as ActorConnection<ConnState, Events> | undefined;
   }
 
   /** The actor's key (the last path segment of its URL, decoded). */
@@ -253,8 +270,12 @@ export abstract class Actor<State = unknown, ConnParams = unknown, ConnState = u
     return logger(`actor:${bindingOf(this, "_log").kind}`);
   }
 
-  /** Sends an event to every connection; returns how many. `data` is a plain object. */
-  protected _broadcast(event: string, data?: object): number {
+  /**
+   * Sends an event to every connection; returns how many. `data` is a plain object; with the
+   * class's `Events` type argument, the name and the payload are checked.
+   */
+  protected _broadcast<E extends EventName<Events>>(event: E, ...data: EventArgs<Events, E>): number;
+  protected _broadcast(event: string, ...[data]: any[]): number {
     return bindingOf(this, "_broadcast").ctx.broadcast(event, data);
   }
 
@@ -281,7 +302,7 @@ function stateNotEnabled(kind: string): WarrenError {
 }
 
 /** A concrete subclass of `Actor`. */
-export type ActorClass = new () => Actor<any, any, any>;
+export type ActorClass = new () => Actor<any, any, any, any>;
 
 class LiveConnection implements ActorConnection<unknown> {
   /** The session's context: from `onConnect`, or from its first event after a wake. */

@@ -3,11 +3,16 @@
  * holding every session of that user — and its table of event handlers.
  */
 
+import type { ContractSpec } from "../../client/contract";
 import { WarrenError } from "../errors";
 import type { ConnectionDefinition, ConnectionMeta, ConnectionOptions, Handler } from "../types";
+import { compileContract, type Validators } from "./contract";
 import { brand, isBranded, validateCommon } from "./validation";
 
 const DEFINITION = Symbol.for("warren.connection");
+
+/** Where a definition keeps the schemas of its contract (absent without schemas). */
+export const VALIDATORS = Symbol("warren.validators");
 
 /** The path of a definition that names none (Verani's). */
 const DEFAULT_PATH = "/ws";
@@ -51,9 +56,11 @@ const HOOKS = [
  *   onConnect(ctx) { ctx.emit("welcome", { userId: ctx.meta.userId }); },
  * });
  */
-export function defineConnection<Meta extends ConnectionMeta = ConnectionMeta, State extends object = {}>(
-  options: ConnectionOptions<Meta, State>,
-): ConnectionDefinition<Meta, State> {
+export function defineConnection<
+  Meta extends ConnectionMeta = ConnectionMeta,
+  State extends object = {},
+  C extends ContractSpec = any,
+>(options: ConnectionOptions<Meta, State, C>): ConnectionDefinition<Meta, State, C> {
   const { name, where } = validateCommon("defineConnection", options, HOOKS, (o) => defaultName(o.websocketPath));
   const websocketPath = options.websocketPath ?? DEFAULT_PATH;
   if (typeof websocketPath !== "string" || !websocketPath.startsWith("/")) {
@@ -72,6 +79,7 @@ export function defineConnection<Meta extends ConnectionMeta = ConnectionMeta, S
     }
   }
   const handlers = new Map<string, Handler<Meta, State>>();
+  const validators = compileContract(where, options.contract);
   const definition = {
     ...options,
     name,
@@ -94,8 +102,14 @@ export function defineConnection<Meta extends ConnectionMeta = ConnectionMeta, S
       handlers.delete(event);
       return definition;
     },
-  } as ConnectionDefinition<Meta, State>;
+  } as unknown as ConnectionDefinition<Meta, State, C>;
+  if (validators !== null) Object.defineProperty(definition, VALIDATORS, { value: validators });
   return brand(definition, DEFINITION);
+}
+
+/** The schemas of a definition's contract; undefined when it has none (no check per message). */
+export function validatorsOf(definition: ConnectionDefinition<any, any>): Validators | undefined {
+  return (definition as { [VALIDATORS]?: Validators })[VALIDATORS];
 }
 
 export function isConnectionDefinition(value: unknown): value is ConnectionDefinition<any, any> {

@@ -5,6 +5,7 @@
  * the native core; this file holds the definition and its validation.
  */
 
+import type { ContractSpec } from "../../client/contract";
 import { WarrenError } from "../errors";
 import type { RoomDefinition, RoomOptions } from "../types";
 import { brand, isBranded, validateCommon } from "./validation";
@@ -29,7 +30,9 @@ const HOOKS = ["onInit", "onJoin", "onLeave", "onDestroy", "onError", "onStateCh
  *   onJoin(ctx, userId) { ctx.state.totalJoins++; },
  * });
  */
-export function createRoomHandler<State extends object = Record<string, any>>(options: RoomOptions<State>): RoomDefinition<State> {
+export function createRoomHandler<State extends object = Record<string, any>, C extends ContractSpec = any>(
+  options: RoomOptions<State, C>,
+): RoomDefinition<State, C> {
   const { name, where } = validateCommon("createRoomHandler", options, HOOKS, () => DEFAULT_NAME);
   const binding = options.connectionBinding;
   if (binding !== undefined && (typeof binding !== "string" || binding.length === 0)) {

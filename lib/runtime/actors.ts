@@ -9,14 +9,16 @@
  * the process.
  */
 
-import { messageOf, UserError } from "../errors";
+import { validatorsOf } from "../definitions/connection";
+import { messageOf, UserError, type PayloadError } from "../errors";
 import { logger } from "../log";
 import type { Persistence } from "../state";
-import type { ConnectionDefinition, ConnectionMeta, DestroyReason } from "../types";
+import type { ConnectionDefinition, ConnectionMeta, DestroyReason, Handler } from "../types";
 import { StateKind, type NativeServer } from "./bridge";
 import { attempt, isThenable, reportTo, settled } from "./guard";
 import { ActorRecord, SessionRecord, type RoomPort } from "./records";
 import type { CallEntry, CloseEntry, MessageEntry, OpenEntry, ScheduledEntry, WakeEntry } from "./tags";
+import { check } from "./validate";
 
 const log = logger("actors");
 
@@ -135,8 +137,24 @@ export class ActorRuntime {
     session.actor.ordering.run(() => this.#deliver(session, event, data), false);
   }
 
-  /** Runs the handler of an event frame (or `onMessage`); a throw or rejection goes to `onError`. */
+  /** Validates an event frame's data when the contract has a schema for it, then handles it. */
   #deliver(session: SessionRecord, event: string, data: unknown): undefined {
+    const schema = validatorsOf(session.actor.definition)?.events.get(event);
+    if (schema === undefined) return this.#handle(session, event, data);
+    const pass = (value: unknown) => this.#handle(session, event, value);
+    this.#track(session.actor, check(schema, event, data, pass, (error) => this.#refuseEvent(session, error)));
+    return undefined;
+  }
+
+  /** An event's data failed its schema: the client hears `system:error`, `onError` the error. */
+  #refuseEvent(session: SessionRecord, error: PayloadError): void {
+    const { code, message, event, issues } = error;
+    session.context.emit("system:error", { code, message, event, issues });
+    this.#report(session.actor.definition, error, session.context);
+  }
+
+  /** Runs the handler of an event frame (or `onMessage`); a throw or rejection goes to `onError`. */
+  #handle(session: SessionRecord, event: string, data: unknown): undefined {
     const actor = session.actor;
     const definition = actor.definition;
     const handler = definition.handlers.get(event);
@@ -169,6 +187,24 @@ export class ActorRuntime {
       this.#native.replyError(session.id, callId, "unknown_event", `no handler for "${event}"`, undefined);
       return undefined;
     }
+    const schema = validatorsOf(actor.definition)?.calls.get(event);
+    if (schema !== undefined) {
+      const pass = (value: unknown) => this.#invoke(session, callId, handler, value);
+      this.#track(actor, check(schema, event, data, pass, (error) => this.#refuseCall(session, callId, error)));
+      return undefined;
+    }
+    return this.#invoke(session, callId, handler, data);
+  }
+
+  /** A call's argument failed its schema: a `bad_payload` reply with the issues in `meta`. */
+  #refuseCall(session: SessionRecord, callId: number, error: PayloadError): void {
+    const meta = JSON.stringify({ event: error.event, issues: error.issues });
+    this.#native.replyError(session.id, callId, error.code, error.message, meta);
+    this.#report(session.actor.definition, error, session.context);
+  }
+
+  #invoke(session: SessionRecord, callId: number, handler: Handler<any, any>, data: unknown): undefined {
+    const actor = session.actor;
     let result: unknown;
     try {
       result = handler(session.context, data);

@@ -5,12 +5,14 @@
  */
 
 import { randomUUID } from "node:crypto";
+import { validatorsOf } from "../definitions/connection";
 import { messageOf } from "../errors";
 import { logger } from "../log";
 import type { ConnectionDefinition, ConnectionMeta } from "../types";
 import type { NativeServer } from "./bridge";
 import { isThenable, logError } from "./guard";
 import { readRequest } from "./request";
+import { check } from "./validate";
 
 const log = logger("upgrade");
 
@@ -65,19 +67,33 @@ export function authenticate(
     if (isThenable(meta)) meta.then(admit, refuse);
     else admit(meta);
   };
-  if (!definition.onBeforeConnect) {
-    extract();
+  const hooks = () => {
+    if (!definition.onBeforeConnect) {
+      extract();
+      return;
+    }
+    let checked: unknown;
+    try {
+      checked = definition.onBeforeConnect(req);
+    } catch (error) {
+      refuse(error);
+      return;
+    }
+    if (isThenable(checked)) checked.then(extract, refuse);
+    else extract();
+  };
+  // The contract's `params` schema, if any, runs first: bad params answer 400 `bad_params`.
+  const paramsSchema = validatorsOf(definition)?.params;
+  if (paramsSchema === undefined) {
+    hooks();
     return;
   }
-  let checked: unknown;
-  try {
-    checked = definition.onBeforeConnect(req);
-  } catch (error) {
-    refuse(error);
-    return;
-  }
-  if (isThenable(checked)) checked.then(extract, refuse);
-  else extract();
+  const validated = (value: unknown) => {
+    Object.defineProperty(req, "params", { value, enumerable: true });
+    hooks();
+  };
+  const invalid = (error: Error) => native.rejectUpgrade(request, 400, error.message, "bad_params");
+  void check(paramsSchema, "params", req.params, validated, invalid);
 }
 
 /** Meta when there is no `extractMeta`: a fresh id as client, and as user unless the path names the actor. */
