@@ -46,7 +46,7 @@ describe("the upgrade request", () => {
     assert.equal(req.request.method, "GET");
     assert.equal(req.request.headers.get("authorization"), "Bearer t");
     assert.equal(req.request, req.request, "built once");
-    assert.equal(req.url, "/ws?token=abc", "url stays the target as sent");
+    assert.equal(req.url, `http://127.0.0.1:${port}/ws?token=abc`, "url is absolute, as a Request's");
     assert.equal(req.query.get("token"), "abc");
     const copy = { ...req };
     assert.equal(copy.headers.get("x-trace"), "1", "spreading keeps headers and request");
