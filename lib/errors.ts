@@ -7,6 +7,7 @@
 export type ErrorCode =
   | "internal_error"
   | "timeout"
+  | "storage_unavailable"
   | "unknown_event"
   | "bad_reply"
   | "bad_frame"

@@ -9,16 +9,15 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 
 use super::Core;
-use crate::events::Level;
 
 /// Starts the timers of `core` on `runtime`.
 pub(super) fn start(core: &Arc<Core>, runtime: &Handle) {
   let flusher = core.clone();
   runtime.spawn(async move {
-    let report = |error: &crate::error::StoreError| {
-      flusher.report(Level::Error, &format!("storage flush failed: {error}"))
-    };
-    flusher.storage.run_flusher(report).await;
+    flusher
+      .storage
+      .run_flusher(|level, message| flusher.report(level, message))
+      .await;
   });
   let timer = core.clone();
   runtime.spawn(async move {

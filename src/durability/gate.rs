@@ -24,7 +24,7 @@
 //! so a frame sent after the gate opens can never overtake a released one.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -217,8 +217,8 @@ impl OutputGate {
     self.counts.lock().held_bytes
   }
 
-  /// Marks everything applied before `upto` was read as durable and releases what waited.
-  fn made_durable(&self, upto: u64) {
+  /// Settles every held frame that waited for changes up to `upto`, in order, with `each`.
+  fn settle(&self, upto: u64, mut each: impl FnMut(Held)) {
     let mut counts = self.counts.lock();
     counts.durable = counts.durable.max(upto);
     while counts
@@ -228,34 +228,32 @@ impl OutputGate {
     {
       if let Some(held) = counts.held.pop_front() {
         counts.held_bytes -= held.frame.len();
-        for outbox in &held.recipients {
-          outbox.release_held(held.seq, held.frame.clone());
-        }
-        if let Some(then) = held.then {
-          then();
-        }
+        each(held);
       }
     }
+  }
+
+  /// Marks everything applied before `upto` was read as durable and releases what waited.
+  fn made_durable(&self, upto: u64) {
+    self.settle(upto, |held| {
+      for outbox in &held.recipients {
+        outbox.release_held(held.seq, held.frame.clone());
+      }
+      if let Some(then) = held.then {
+        then();
+      }
+    });
   }
 
   /// The writes behind the frames up to `upto` were refused by the replica: those frames never
   /// leave, and their sessions close (1012) so their clients reconnect to whoever owns their
   /// actors now. Later frames flow again.
   fn refused(&self, upto: u64) {
-    let mut counts = self.counts.lock();
-    counts.durable = counts.durable.max(upto);
-    while counts
-      .held
-      .front()
-      .is_some_and(|held| held.needs <= counts.durable)
-    {
-      if let Some(held) = counts.held.pop_front() {
-        counts.held_bytes -= held.frame.len();
-        for outbox in &held.recipients {
-          outbox.abandon_held(held.frame.len(), REFUSED.0, REFUSED.1);
-        }
+    self.settle(upto, |held| {
+      for outbox in &held.recipients {
+        outbox.abandon_held(held.frame.len(), REFUSED.0, REFUSED.1);
       }
-    }
+    });
   }
 
   /// The changes up to `upto` could not be stored here (the disk refused them): the frames that
@@ -263,17 +261,7 @@ impl OutputGate {
   /// (numbered in its place, so a resuming client gets it too); other frames are dropped. The
   /// sessions stay open: the next commit may succeed once the disk has room again.
   fn not_stored(&self, upto: u64) {
-    let mut counts = self.counts.lock();
-    counts.durable = counts.durable.max(upto);
-    while counts
-      .held
-      .front()
-      .is_some_and(|held| held.needs <= counts.durable)
-    {
-      let Some(held) = counts.held.pop_front() else {
-        break;
-      };
-      counts.held_bytes -= held.frame.len();
+    self.settle(upto, |held| {
       let error = held.answers.map(|call| {
         let frame = reply_error_frame(call, STORAGE_UNAVAILABLE.0, STORAGE_UNAVAILABLE.1, None);
         frame.seal((held.seq != 0).then_some(held.seq))
@@ -284,7 +272,19 @@ impl OutputGate {
           outbox.push_numbered(held.seq, error.clone());
         }
       }
-    }
+    });
+  }
+
+  /// Every change reported so far cannot be stored (the store is recovering from a failure):
+  /// see [`OutputGate::not_stored`].
+  pub fn refuse_pending(&self) {
+    let upto = {
+      let mut counts = self.counts.lock();
+      counts.failures += 1;
+      counts.applied = counts.changed;
+      counts.changed
+    };
+    self.not_stored(upto);
   }
 
   /// Commits and flushes that failed so far.
@@ -292,46 +292,49 @@ impl OutputGate {
     self.counts.lock().failures
   }
 
-  /// Flushes the store (and writes through to the replica, when there is one) whenever a commit
-  /// asks for it, until `store` yields `None` (released). A failed local flush is reported and
-  /// the held frames are released anyway: holding them forever would stall every client, and
-  /// the next flush retries the writes. Writes the replica refuses are reported and the frames
-  /// behind them dropped ([`OutputGate::refused`]).
-  pub async fn run_flusher(
+  /// Waits until a commit asks for a flush.
+  pub async fn flush_wanted(&self) {
+    self.flush_wanted.notified().await;
+  }
+
+  /// One group commit: flushes `store` (and writes through to the replica, when there is one)
+  /// for everything applied so far, then releases the frames that waited for it. A failed flush
+  /// is reported and the frames behind it never leave ([`OutputGate::not_stored`]); false then,
+  /// the store needs reopening. Writes the replica refuses are reported and their frames
+  /// dropped ([`OutputGate::refused`]).
+  pub async fn flush_round(
     &self,
-    store: impl Fn() -> Option<Arc<Store>>,
-    replica: &OnceLock<Arc<dyn Replica>>,
-    report: impl Fn(&StoreError),
-  ) {
-    loop {
-      self.flush_wanted.notified().await;
-      let Some(current) = store() else {
-        self.made_durable(u64::MAX);
-        return;
-      };
-      let (upto, replicating) = {
-        let mut counts = self.counts.lock();
-        (counts.applied, std::mem::take(&mut counts.replicating))
-      };
-      if let Err(error) = current.flush().await {
-        // Not on disk: nothing that waited for it may leave.
-        self.counts.lock().failures += 1;
+    store: &Store,
+    replica: Option<&Arc<dyn Replica>>,
+    report: &impl Fn(&StoreError),
+  ) -> bool {
+    let (upto, replicating) = {
+      let mut counts = self.counts.lock();
+      (counts.applied, std::mem::take(&mut counts.replicating))
+    };
+    if let Err(error) = store.flush().await {
+      self.counts.lock().failures += 1;
+      report(&error);
+      self.not_stored(upto);
+      return false;
+    }
+    let replicated = match replica {
+      Some(replica) if !replicating.is_empty() => replica.commit(replicating).await,
+      _ => Ok(()),
+    };
+    match replicated {
+      Ok(()) => self.made_durable(upto),
+      Err(error) => {
         report(&error);
-        self.not_stored(upto);
-        continue;
-      }
-      let replicated = match replica.get() {
-        Some(replica) if !replicating.is_empty() => replica.commit(replicating).await,
-        _ => Ok(()),
-      };
-      match replicated {
-        Ok(()) => self.made_durable(upto),
-        Err(error) => {
-          report(&error);
-          self.refused(upto);
-        }
+        self.refused(upto);
       }
     }
+    true
+  }
+
+  /// The store is gone (released): nothing will be flushed any more, so nothing waits.
+  pub fn release_all(&self) {
+    self.made_durable(u64::MAX);
   }
 
   /// Wakes the flusher so it notices the store is gone.

@@ -15,13 +15,15 @@ pub mod store;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::config::ServerConfig;
+use crate::config::{Location, ServerConfig};
 use crate::error::StoreError;
+use crate::events::Level;
 use gate::OutputGate;
 use records::StateOf;
 use store::{Key, Record, Store, Write};
@@ -54,6 +56,12 @@ pub trait Replica: Send + Sync + 'static {
   ) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + '_>>;
 }
 
+/// What storage calls answer while a failed store is being reopened.
+const RECOVERING: &str = "the store is recovering from a failure (is the disk full?)";
+
+/// Wait between attempts to reopen a failed store.
+const REOPEN_RETRY: Duration = Duration::from_millis(250);
+
 /// Longest wait in [`Storage::release`] for other holders of the store to drop it.
 const STORE_RELEASE_WAIT: Duration = Duration::from_secs(5);
 
@@ -61,9 +69,16 @@ pub struct Storage {
   /// The store until the server is released; taking it out closes the database (and frees
   /// the directory for another owner) once in-flight flushes end.
   store: Mutex<Option<Arc<Store>>>,
+  /// Where the store lives (to reopen it after a failure).
+  location: Location,
   gate: OutputGate,
   /// Cluster mode: where actors' records are written through to.
   replica: OnceLock<Arc<dyn Replica>>,
+  /// Set when the store failed a write or a flush (a full disk). sled does not recover from
+  /// that in place, so commits are refused until the flusher has reopened the store.
+  broken: AtomicBool,
+  /// Set once the server releases its storage: the flusher stops.
+  released: AtomicBool,
 }
 
 impl Storage {
@@ -72,8 +87,11 @@ impl Storage {
     let store = Store::open(&config.storage)?;
     Ok(Self {
       store: Mutex::new(Some(Arc::new(store))),
+      location: config.storage.clone(),
       gate: OutputGate::new(config.durability, !config.resume_window.is_zero()),
       replica: OnceLock::new(),
+      broken: AtomicBool::new(false),
+      released: AtomicBool::new(false),
     })
   }
 
@@ -87,7 +105,28 @@ impl Storage {
   }
 
   fn open_store(&self) -> Result<Arc<Store>, StoreError> {
+    if self.broken.load(Ordering::Acquire) {
+      return Err(StoreError::Io(RECOVERING.into()));
+    }
     self.store().ok_or(StoreError::Closed)
+  }
+
+  /// Applies a batch through the gate; a store that fails it is marked for reopening.
+  fn commit(&self, writes: Vec<Write>, replicated: Vec<ReplicaWrite>) -> Result<(), StoreError> {
+    let store = match self.open_store() {
+      Ok(store) => store,
+      Err(error) => {
+        // Nothing can be stored now: what waited for these changes must not leave.
+        self.gate.refuse_pending();
+        return Err(error);
+      }
+    };
+    let committed = self.gate.commit(&store, writes, replicated);
+    if committed.is_err() {
+      self.broken.store(true, Ordering::Release);
+      self.gate.stop();
+    }
+    committed
   }
 
   /// Writes actors' records through to `replica` from now on (cluster mode; set once).
@@ -101,11 +140,62 @@ impl Storage {
   }
 
   /// Flushes the store whenever a commit asks for it, until it is released.
-  pub async fn run_flusher(&self, report: impl Fn(&StoreError)) {
-    self
-      .gate
-      .run_flusher(|| self.store(), &self.replica, report)
-      .await;
+  pub async fn run_flusher(&self, report: impl Fn(Level, &str)) {
+    let failed = |error: &StoreError| report(Level::Error, &format!("storage flush failed: {error}"));
+    loop {
+      if self.released.load(Ordering::Acquire) {
+        self.gate.release_all();
+        return;
+      }
+      if self.broken.load(Ordering::Acquire) {
+        match self.reopen() {
+          Ok(()) => {
+            self.broken.store(false, Ordering::Release);
+            report(
+              Level::Warn,
+              "the store was reopened after a failure: commits go on",
+            );
+          }
+          Err(error) => {
+            failed(&error);
+            tokio::time::sleep(REOPEN_RETRY).await;
+          }
+        }
+        continue;
+      }
+      self.gate.flush_wanted().await;
+      let Some(store) = self.store() else {
+        continue;
+      };
+      if self.broken.load(Ordering::Acquire) {
+        continue;
+      }
+      if !self.gate.flush_round(&store, self.replica.get(), &failed).await {
+        self.broken.store(true, Ordering::Release);
+      }
+    }
+  }
+
+  /// Closes the failed store and opens its directory again (sled recovers from its log what was
+  /// flushed). The old handle is let go on a thread of its own: a store wedged by a failure may
+  /// block while it closes.
+  fn reopen(&self) -> Result<(), StoreError> {
+    if let Some(old) = self.store.lock().take() {
+      std::thread::spawn(move || drop(old));
+    }
+    let deadline = std::time::Instant::now() + STORE_RELEASE_WAIT;
+    loop {
+      match Store::open(&self.location) {
+        Ok(store) => {
+          *self.store.lock() = Some(Arc::new(store));
+          return Ok(());
+        }
+        Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
+          std::thread::sleep(Duration::from_millis(10));
+        }
+        Err(error) => return Err(error),
+      }
+    }
   }
 
   /// Reads a stored state (bytes of the JS codec), if any.
@@ -147,13 +237,13 @@ impl Storage {
         (key, value)
       })
       .collect();
-    self.gate.commit(&*self.open_store()?, writes, replicated)
+    self.commit(writes, replicated)
   }
 
   /// Applies writes outside the JS state path (room lists, schedules, wipes): visible at once,
   /// flushed with the next group commit.
   pub fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-    self.gate.commit(&*self.open_store()?, writes, Vec::new())
+    self.commit(writes, Vec::new())
   }
 
   /// [`Storage::write`] for an actor's records: written through to the replica under `fence`
@@ -180,7 +270,7 @@ impl Storage {
       }
       None => Vec::new(),
     };
-    self.gate.commit(&*self.open_store()?, writes, replicated)
+    self.commit(writes, replicated)
   }
 
   /// Puts what the replica holds into this node's store (a claimed actor's records), without
@@ -193,6 +283,7 @@ impl Storage {
   /// Returns once the database is closed (its directory free for another server), waiting a
   /// bounded time for a flush in progress on another thread to let go of it.
   pub fn release(&self) -> Result<(), StoreError> {
+    self.released.store(true, Ordering::Release);
     let store = self.store.lock().take();
     self.gate.stop();
     let Some(store) = store else {

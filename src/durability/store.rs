@@ -84,6 +84,10 @@ pub type Write = (Vec<u8>, Option<Vec<u8>>);
 /// A stored record: key and value.
 pub type Record = (Vec<u8>, Vec<u8>);
 
+/// Free space a commit leaves for sled's log besides the batch itself (two of its 512 KiB
+/// segments): below it the commit is refused, so sled never meets a full disk.
+pub const MIN_FREE_BYTES: u64 = 1 << 20;
+
 pub struct Store {
   db: sled::Db,
   tree: sled::Tree,
@@ -156,6 +160,7 @@ impl Store {
   /// Applies writes atomically. They are visible to reads at once and durable after the next
   /// [`Store::flush`].
   pub fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+    self.check_room(&writes)?;
     let mut batch = sled::Batch::default();
     let mut commits = self.commits.lock();
     batch.insert(COMMITS_KEY, &(*commits + 1).to_be_bytes()[..]);
@@ -167,6 +172,31 @@ impl Store {
     }
     self.tree.apply_batch(batch)?;
     *commits += 1;
+    Ok(())
+  }
+
+  /// Refuses a batch the disk may not have room for, before sled sees it: sled does not recover
+  /// in place from a write the disk refused (it has to be reopened, and a failed instance may
+  /// keep its directory locked), while a refusal here leaves it untouched, so commits go on as
+  /// soon as the disk has room again. Room means the batch and [`MIN_FREE_BYTES`] besides.
+  fn check_room(&self, writes: &[Write]) -> Result<(), StoreError> {
+    let Some(directory) = self.marker.as_ref().and_then(|marker| marker.parent()) else {
+      return Ok(());
+    };
+    let Ok(free) = fs2::available_space(directory) else {
+      return Ok(());
+    };
+    let needed: u64 = writes
+      .iter()
+      .map(|(key, value)| (key.len() + value.as_ref().map_or(0, Vec::len)) as u64)
+      .sum::<u64>()
+      .saturating_mul(2)
+      .saturating_add(MIN_FREE_BYTES);
+    if free < needed {
+      return Err(StoreError::Io(format!(
+        "the disk is full: {free} bytes free, a batch needs {needed} (the batch twice over, and {MIN_FREE_BYTES} for the store's log)"
+      )));
+    }
     Ok(())
   }
 
