@@ -148,13 +148,11 @@ impl Core {
         kind,
         data,
       } => {
-        if let Some(local) = self.remote(&from, session) {
-          let frame = ClientFrame::Event {
-            kind: kind.get(),
-            data: data.map(|data| data.get()).filter(|data| *data != "null"),
-          };
-          self.receive_here(local, frame);
-        }
+        let frame = ClientFrame::Event {
+          kind: kind.get(),
+          data: raw_data(data),
+        };
+        self.receive_remote(&from, session, frame);
       }
       NodeMessage::Call {
         from,
@@ -163,14 +161,12 @@ impl Core {
         event,
         data,
       } => {
-        if let Some(local) = self.remote(&from, session) {
-          let frame = ClientFrame::Call {
-            id,
-            event: event.get(),
-            data: data.map(|data| data.get()).filter(|data| *data != "null"),
-          };
-          self.receive_here(local, frame);
-        }
+        let frame = ClientFrame::Call {
+          id,
+          event: event.get(),
+          data: raw_data(data),
+        };
+        self.receive_remote(&from, session, frame);
       }
       NodeMessage::Ended {
         from,
@@ -220,13 +216,17 @@ impl Core {
       .map(|forwarded| forwarded.outbox.clone())
   }
 
-  fn remote(&self, gateway: &str, session: u64) -> Option<SessionId> {
-    self
+  /// Owner side: a frame of a remote session, for JS (as if its socket were here).
+  fn receive_remote(&self, gateway: &str, session: u64, frame: ClientFrame<'_>) {
+    let local = self
       .forwarding
       .lock()
       .remotes
       .get(&(Arc::from(gateway), session))
-      .map(|(local, _)| *local)
+      .map(|(local, _)| *local);
+    if let Some(local) = local {
+      self.receive_here(local, frame);
+    }
   }
 
   /// Owner side: a session of one of this node's actors opened at a gateway.
@@ -390,6 +390,11 @@ impl Core {
       self.end_remote(session, &SessionEnd::dropped());
     }
   }
+}
+
+/// A frame's `data` as the parser gives it: absent when missing or null.
+fn raw_data(data: Option<&serde_json::value::RawValue>) -> Option<&str> {
+  data.map(|data| data.get()).filter(|data| *data != "null")
 }
 
 /// Owner side: the writer of a remote session, publishing what it is sent to its gateway.
