@@ -190,6 +190,8 @@ pub enum StoreError {
   Corrupt(std::path::PathBuf),
   /// A read, write or flush failed.
   Io(String),
+  /// The disk is too full for a batch; nothing of it was written.
+  Full(String),
   /// The server was closed; its storage is released.
   Closed,
 }
@@ -209,6 +211,7 @@ impl fmt::Display for StoreError {
         path.display()
       ),
       StoreError::Io(why) => write!(f, "storage failed: {why}"),
+      StoreError::Full(why) => write!(f, "storage full: {why}"),
       StoreError::Closed => f.write_str("storage failed: the server is closed"),
     }
   }
@@ -250,6 +253,7 @@ impl CoreError {
       CoreError::Store(StoreError::Open(_)) => "storage_open_failed",
       CoreError::Store(StoreError::Corrupt(_)) => "storage_corrupt",
       CoreError::Store(StoreError::Io(_)) => "storage_failed",
+      CoreError::Store(StoreError::Full(_)) => "storage_full",
       CoreError::Store(StoreError::Closed) => "server_closed",
       CoreError::NoSuchActor => "actor_gone",
       CoreError::TooManySchedules(_) => "too_many_schedules",

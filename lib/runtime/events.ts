@@ -53,7 +53,15 @@ export class Runtime {
       const text = this.#native.takeBatch();
       if (text === null) return;
       const batch = JSON.parse(text) as Entry[];
-      for (const entry of batch) this.#route(entry);
+      for (const entry of batch) {
+        // One entry that cannot be handled (its state unreadable while the store recovers, say)
+        // must not take the others, or the process, with it.
+        try {
+          this.#route(entry);
+        } catch (error) {
+          log.error(`an event of the native core could not be handled (tag ${entry[0]}):`, error);
+        }
+      }
     }
   }
 

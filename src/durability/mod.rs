@@ -105,15 +105,17 @@ impl Storage {
   }
 
   fn open_store(&self) -> Result<Arc<Store>, StoreError> {
-    if self.broken.load(Ordering::Acquire) {
-      return Err(StoreError::Io(RECOVERING.into()));
-    }
     self.store().ok_or(StoreError::Closed)
   }
 
   /// Applies a batch through the gate; a store that fails it is marked for reopening.
   fn commit(&self, writes: Vec<Write>, replicated: Vec<ReplicaWrite>) -> Result<(), StoreError> {
-    let store = match self.open_store() {
+    let usable = if self.broken.load(Ordering::Acquire) {
+      Err(StoreError::Io(RECOVERING.into()))
+    } else {
+      self.open_store()
+    };
+    let store = match usable {
       Ok(store) => store,
       Err(error) => {
         // Nothing can be stored now: what waited for these changes must not leave.
@@ -122,7 +124,9 @@ impl Storage {
       }
     };
     let committed = self.gate.commit(&store, writes, replicated);
-    if committed.is_err() {
+    // A batch refused for want of room never reached sled; any other failure may have left it
+    // unusable until reopened.
+    if matches!(committed, Err(ref error) if !matches!(error, StoreError::Full(_))) {
       self.broken.store(true, Ordering::Release);
       self.gate.stop();
     }
@@ -183,19 +187,10 @@ impl Storage {
     if let Some(old) = self.store.lock().take() {
       std::thread::spawn(move || drop(old));
     }
-    let deadline = std::time::Instant::now() + STORE_RELEASE_WAIT;
-    loop {
-      match Store::open(&self.location) {
-        Ok(store) => {
-          *self.store.lock() = Some(Arc::new(store));
-          return Ok(());
-        }
-        Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
-          std::thread::sleep(Duration::from_millis(10));
-        }
-        Err(error) => return Err(error),
-      }
-    }
+    // Until the old handle lets its directory go this fails (locked): the flusher tries again.
+    let store = Store::open(&self.location)?;
+    *self.store.lock() = Some(Arc::new(store));
+    Ok(())
   }
 
   /// Reads a stored state (bytes of the JS codec), if any.

@@ -193,8 +193,8 @@ impl Store {
       .saturating_mul(2)
       .saturating_add(MIN_FREE_BYTES);
     if free < needed {
-      return Err(StoreError::Io(format!(
-        "the disk is full: {free} bytes free, a batch needs {needed} (the batch twice over, and {MIN_FREE_BYTES} for the store's log)"
+      return Err(StoreError::Full(format!(
+        "{free} bytes free, a batch needs {needed} (the batch twice over, and {MIN_FREE_BYTES} for the store's log)"
       )));
     }
     Ok(())
