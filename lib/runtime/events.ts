@@ -22,6 +22,7 @@ const log = logger("native");
 const MAX_BATCHES_PER_WAKE = 64;
 
 export class Runtime {
+  readonly #exposeErrors: boolean;
   readonly #native: NativeServer;
   readonly #definitions: ReadonlyArray<ConnectionDefinition<any, any>>;
   readonly #persistence: Persistence;
@@ -40,7 +41,8 @@ export class Runtime {
     this.#definitions = definitions;
     this.#persistence = new Persistence(native);
     this.#rooms = new RoomRuntime(native, this.#persistence, definitions, roomDefinitions);
-    this.#actors = new ActorRuntime(native, definitions, this.#persistence, this.#rooms, options.exposeErrors === true);
+    this.#exposeErrors = options.exposeErrors === true;
+    this.#actors = new ActorRuntime(native, definitions, this.#persistence, this.#rooms, this.#exposeErrors);
   }
 
   room(name: string): RoomContext {
@@ -69,7 +71,7 @@ export class Runtime {
     switch (entry[0]) {
       case Tag.Upgrade: {
         const [, request, endpoint, url, remoteAddress, headers] = entry;
-        return authenticate(this.#native, this.#definitions[endpoint]!, request, url, remoteAddress, headers);
+        return authenticate(this.#native, this.#definitions[endpoint]!, request, url, remoteAddress, headers, this.#exposeErrors);
       }
       case Tag.Open:
         return this.#actors.open(entry);

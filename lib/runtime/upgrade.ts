@@ -16,6 +16,11 @@ import { check } from "./validate";
 
 const log = logger("upgrade");
 
+/** Errors JavaScript itself throws for a mistake in the code, rather than ones thrown on purpose. */
+function isProgrammingError(error: unknown): boolean {
+  return error instanceof TypeError || error instanceof ReferenceError || error instanceof RangeError || error instanceof SyntaxError;
+}
+
 export function authenticate(
   native: NativeServer,
   definition: ConnectionDefinition<any, any>,
@@ -23,6 +28,7 @@ export function authenticate(
   url: string,
   remoteAddress: string,
   headers: Record<string, string>,
+  exposeErrors: boolean,
 ): void {
   const req = readRequest(url, remoteAddress, headers, definition.keyFromPath ? definition.websocketPath : null);
   if ("status" in req) {
@@ -36,7 +42,12 @@ export function authenticate(
     const code = (error as { code?: unknown } | null)?.code;
     const httpStatus = typeof status === "number" && status >= 400 && status < 600 ? status : 401;
     if (log.enabled) log.debug(`${definition.name}: refused ${req.path} with ${httpStatus}: ${messageOf(error)}`);
-    native.rejectUpgrade(request, httpStatus, messageOf(error), typeof code === "string" ? code : undefined);
+    // A refusal's message is for the client; a bug's (a TypeError from reading what is not
+    // there, say) is not: the client gets "unauthorized" and onError the error, as for calls.
+    const bug = isProgrammingError(error);
+    if (bug) logError(definition, error);
+    const message = bug && !exposeErrors ? "unauthorized" : messageOf(error);
+    native.rejectUpgrade(request, httpStatus, message, typeof code === "string" ? code : undefined);
   };
   const admit = (value: unknown) => {
     const meta = pathKey === undefined || value === null || typeof value !== "object" ? value : { ...value, userId: pathKey };
