@@ -280,6 +280,7 @@ describe("the chat demo in a real browser", () => {
       const text = `back after ${signal}`;
       await say(ben, text);
       await shows(ann, "#log li", text, `ben's message on ann's page after the ${signal} restart`);
+      await shows(ben, "#log li", text, `ben's own message on his page after the ${signal} restart`);
       transcript.push(`ben: ${text}`);
       // The log was rebuilt from the history the server kept across the restart, then the new line.
       assert.deepEqual(await messages(ann), transcript, `ann's log after the ${signal} restart`);
