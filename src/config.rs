@@ -138,14 +138,16 @@ pub struct ClusterConfig {
   pub redis_url: String,
   /// This process's name among the nodes: letters, digits, `.`, `_` and `-` (at most 64).
   pub node_id: String,
+  /// How long the node's lease lasts without renewal ([`NODE_LEASE`]); it is renewed three
+  /// times as often.
+  pub lease: Duration,
 }
 
 /// How long a node's lease in Redis lasts without renewal; another node may take over its
 /// actors after it (see the cluster module).
 pub const NODE_LEASE: Duration = Duration::from_secs(10);
 
-/// How often a node renews its lease: well inside [`NODE_LEASE`], so two missed renewals in a
-/// row still leave time.
+/// How often a node checks on the nodes it forwards sessions to or from.
 pub const NODE_LEASE_RENEWAL: Duration = Duration::from_secs(3);
 
 /// Messages waiting to be published to other nodes; past it a publish is dropped and reported

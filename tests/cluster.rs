@@ -64,6 +64,7 @@ fn node_config(redis: &Redis, node: &str) -> ServerConfig {
     cluster: Some(ClusterConfig {
       redis_url: redis.url(),
       node_id: node.into(),
+      lease: warren::config::NODE_LEASE,
     }),
     durability: Durability::Strict,
     ..common::config(false)
@@ -535,4 +536,59 @@ async fn a_node_whose_actor_was_taken_over_cannot_commit_and_its_held_frames_nev
     .await
     .expect("get");
   assert_eq!(stored, None, "the refused write is not in Redis");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_cannot_renew_its_lease_fences_itself_until_it_holds_it_again() {
+  let redis = Redis::start("lease-lost");
+  let short = ServerConfig {
+    cluster: Some(ClusterConfig {
+      redis_url: redis.url(),
+      node_id: "brief".into(),
+      lease: Duration::from_millis(300),
+    }),
+    ..authenticating(&redis, "brief")
+  };
+  let runtime = tokio::runtime::Handle::current();
+  let mut node = Server::with_core(Core::start(short, &runtime).await.expect("node"));
+  let (mut client, _, _) = node.open_as("/ws", "ann").await;
+  // Redis answers nobody for 1.5 s: the lease cannot be renewed in time.
+  redis_command(&redis, redis::cmd("CLIENT").arg("PAUSE").arg(1500).arg("ALL")).await;
+  assert_eq!(
+    close_code(&mut client).await,
+    1012,
+    "the fenced node closes its sessions"
+  );
+  // Once Redis answers again the node holds its lease and serves again.
+  let deadline = tokio::time::Instant::now() + PATIENCE;
+  loop {
+    let port = node.port;
+    let attempt = tokio::spawn(async move {
+      let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+      tokio_tungstenite::client_async(format!("ws://127.0.0.1:{port}/ws"), stream)
+        .await
+        .is_ok()
+    });
+    // Authentication runs first (the fenced node refuses at placement): answer it.
+    if let Ok(upgrade) = tokio::time::timeout(Duration::from_millis(500), node.event_tagged(0)).await {
+      let identity = warren::transport::Identity {
+        key: "ann".into(),
+        meta_json: r#"{"userId":"ann"}"#.into(),
+      };
+      let request = warren::ids::RequestId(upgrade[1].as_u64().expect("request id"));
+      node
+        .core
+        .decide_upgrade(request, warren::core::Decision::Accept(identity));
+    }
+    if attempt.await.expect("task") {
+      break;
+    }
+    assert!(
+      tokio::time::Instant::now() < deadline,
+      "the node never served again"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+  }
 }

@@ -114,6 +114,7 @@ pub fn server_config(options: NativeOptions) -> Result<ServerConfig, CoreError> 
       node_id: cluster
         .node_id
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
+      lease: crate::config::NODE_LEASE,
     }),
     room_handlers: options.room_handlers,
     storage,

@@ -1,20 +1,22 @@
-//! Keeping the node's lease: renewed every [`NODE_LEASE_RENEWAL`]; when renewals have failed for
-//! as long as the lease lasts, the other nodes may consider this one dead, and it says so.
+//! Keeping the node's lease, renewed three times per lease. When renewals have failed for as
+//! long as the lease lasts, other nodes may take this one's actors over: it fences itself
+//! ([`Peer::fence`]) until it holds the lease again (renewed, or taken anew once it expired).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::{scripts, wire, Cluster, Peer};
-use crate::config::{NODE_LEASE, NODE_LEASE_RENEWAL};
 use crate::events::Level;
 
 pub(super) async fn keep<P: Peer>(cluster: Arc<Cluster>, peer: Arc<P>) {
   let renew = redis::Script::new(scripts::RENEW_LEASE);
   let key = wire::node_key(&cluster.node);
+  let lease_ms = cluster.lease.as_millis() as u64;
+  let period = cluster.lease / 3;
   let mut commands = cluster.commands.clone();
   let mut renewed_at = Instant::now();
-  let mut lost = false;
-  let mut ticks = tokio::time::interval(NODE_LEASE_RENEWAL);
+  let mut fenced = false;
+  let mut ticks = tokio::time::interval(period);
   ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
   loop {
     tokio::select! {
@@ -24,41 +26,47 @@ pub(super) async fn keep<P: Peer>(cluster: Arc<Cluster>, peer: Arc<P>) {
       }
       _ = ticks.tick() => {}
     }
-    let renewal: redis::RedisResult<i64> = tokio::time::timeout(
-      NODE_LEASE_RENEWAL,
-      renew
+    let attempt = async {
+      let renewed: i64 = renew
         .key(&key)
         .arg(&cluster.nonce)
-        .arg(NODE_LEASE.as_millis() as u64)
-        .invoke_async(&mut commands),
-    )
-    .await
-    .unwrap_or_else(|_| Err((redis::ErrorKind::Io, "lease renewal timed out").into()));
-    match renewal {
-      Ok(1) => {
-        renewed_at = Instant::now();
-        if std::mem::take(&mut lost) {
-          peer.report(
-            Level::Warn,
-            &format!("cluster: node {} holds its lease again", cluster.node),
-          );
-        }
+        .arg(lease_ms)
+        .invoke_async(&mut commands)
+        .await?;
+      if renewed == 1 {
+        return Ok(true);
       }
-      outcome if !lost && renewed_at.elapsed() >= NODE_LEASE => {
-        lost = true;
-        let why = match outcome {
-          Ok(_) => "another process holds it".to_string(),
-          Err(error) => error.to_string(),
-        };
+      // Expired (or never ours again): take it anew, unless another process holds it.
+      let taken: Option<String> = redis::cmd("SET")
+        .arg(&key)
+        .arg(&cluster.nonce)
+        .arg("NX")
+        .arg("PX")
+        .arg(lease_ms)
+        .query_async(&mut commands)
+        .await?;
+      Ok::<bool, redis::RedisError>(taken.is_some())
+    };
+    let held = matches!(tokio::time::timeout(period, attempt).await, Ok(Ok(true)));
+    if held {
+      renewed_at = Instant::now();
+      if std::mem::take(&mut fenced) {
         peer.report(
-          Level::Error,
-          &format!(
-            "cluster: node {} lost its lease ({why}); other nodes may take its place",
-            cluster.node
-          ),
+          Level::Warn,
+          &format!("cluster: node {} holds its lease again", cluster.node),
         );
+        peer.fence(false);
       }
-      _ => {}
+    } else if !fenced && renewed_at.elapsed() >= cluster.lease {
+      fenced = true;
+      peer.report(
+        Level::Error,
+        &format!(
+          "cluster: node {} could not renew its lease in time; it stops serving until it holds it again",
+          cluster.node
+        ),
+      );
+      peer.fence(true);
     }
   }
 }

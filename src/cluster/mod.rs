@@ -1,9 +1,11 @@
 //! Cluster mode: several warren processes (nodes) share rooms and users through one Redis 7.
 //!
 //! What a node does here:
-//! - holds a **lease** on its node id (`warren:node:<id>`, [`NODE_LEASE`], renewed every
-//!   [`NODE_LEASE_RENEWAL`] by a script that checks this process's nonce), so two processes can
-//!   never run as the same node, and the other nodes can tell a dead one from a live one;
+//! - holds a **lease** on its node id (`warren:node:<id>`, [`crate::config::NODE_LEASE`] by
+//!   default, renewed three times per lease by a script that checks this process's nonce), so
+//!   two processes can never run as the same node, and the other nodes can tell a dead one from
+//!   a live one. A node that cannot renew in time **fences itself**: it closes its sessions and
+//!   refuses to commit until it holds the lease again;
 //! - **publishes** what leaves it for other nodes: every room message (one script per message
 //!   gives it the room's next offset and epoch, then PUBLISHes it on the room's channel) and
 //!   every message to a user (on one users channel). Publishes are queued without waiting
@@ -39,7 +41,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, Notify};
 
-use crate::config::{ClusterConfig, Durability, MAX_PENDING_PUBLISHES, NODE_LEASE};
+use crate::config::{ClusterConfig, Durability, MAX_PENDING_PUBLISHES};
 use crate::durability::gate::Then;
 use crate::durability::store::Key;
 use crate::durability::{Fence, Replica, ReplicaWrite};
@@ -78,6 +80,9 @@ pub trait Peer: Send + Sync + 'static {
   fn stopped(&self) -> impl Future<Output = ()> + Send + '_;
   /// A message another node addressed to this one (a forwarded session's traffic).
   fn on_node_message(&self, message: nodes::NodeMessage<'_>);
+  /// The node lost its lease (`true`: others may take its actors over, so it must stop serving
+  /// and committing) or holds it again (`false`).
+  fn fence(&self, fenced: bool);
 }
 
 /// Where an actor lives, as the directory says.
@@ -134,6 +139,8 @@ pub struct Cluster {
   first_subscription: Mutex<Option<subscriber::Connection>>,
   /// Publishes dropped because the queue was full, not yet reported.
   dropped: AtomicU64,
+  /// How long the lease lasts without renewal.
+  lease: Duration,
 }
 
 fn redis_error(what: &str, error: redis::RedisError) -> CoreError {
@@ -162,7 +169,7 @@ impl Cluster {
       .arg(&nonce)
       .arg("NX")
       .arg("PX")
-      .arg(NODE_LEASE.as_millis() as u64)
+      .arg(config.lease.as_millis() as u64)
       .query_async(&mut commands)
       .await
       .map_err(|e| redis_error("cannot take the node lease", e))?;
@@ -170,7 +177,7 @@ impl Cluster {
       return Err(CoreError::Cluster(format!(
         "node id {:?} is held by another live process (its lease lasts up to {} s after it stops)",
         config.node_id,
-        NODE_LEASE.as_secs()
+        config.lease.as_secs()
       )));
     }
     redis::Script::new(scripts::PUBLISH_ROOM)
@@ -203,6 +210,7 @@ impl Cluster {
       queued: Mutex::new(Some(queued)),
       first_subscription: Mutex::new(Some(first_subscription)),
       dropped: AtomicU64::new(0),
+      lease: config.lease,
     })
   }
 

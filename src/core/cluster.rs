@@ -20,6 +20,9 @@ use crate::registry::Target;
 /// with `resumed: false` and the application re-syncs.
 const MISSED: CloseCode = CloseCode::Other(1012);
 
+/// Close code for the sessions of a node that lost its lease (1012: reconnect, to another node).
+const LEASE_LOST: CloseCode = CloseCode::Other(1012);
+
 impl Peer for Core {
   fn deliver(&self, target: Target<'_>, frame: Unsealed) {
     self.storage.gate().send(&self.registry, target, frame);
@@ -74,6 +77,18 @@ impl Peer for Core {
   fn on_node_message(&self, message: crate::cluster::nodes::NodeMessage<'_>) {
     if let Some(cluster) = &self.cluster {
       Core::on_node_message(self, cluster, message);
+    }
+  }
+
+  fn fence(&self, fenced: bool) {
+    self.fenced.store(fenced, std::sync::atomic::Ordering::Release);
+    self.storage.fence(fenced);
+    if fenced {
+      // Another node may own these actors now: nothing here may answer for them.
+      self.claims.lock().clear();
+      let reason = "this node lost its place in the cluster: reconnect";
+      self.registry.close_all(LEASE_LOST.as_u16(), reason);
+      self.end_forwarding(LEASE_LOST.as_u16(), reason);
     }
   }
 

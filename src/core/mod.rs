@@ -92,6 +92,8 @@ pub struct Core {
   forwarding: Mutex<forwarding::Forwarding>,
   /// The fencing token of each actor this node claimed, by directory key (cluster mode).
   claims: Mutex<HashMap<String, u64>>,
+  /// Set while this node does not hold its lease (cluster mode): it serves no one.
+  fenced: std::sync::atomic::AtomicBool,
 }
 
 impl Core {
@@ -144,6 +146,7 @@ impl Core {
       cluster,
       forwarding: Mutex::default(),
       claims: Mutex::default(),
+      fenced: std::sync::atomic::AtomicBool::new(false),
       config,
     });
     core.load_schedules()?;

@@ -115,6 +115,11 @@ impl Host for Core {
     // The resume failed (or was not asked for): this is a new session, within the limit like
     // any other, even when the token it named let it past `admits`.
     let identity = identity.unwrap_or_else(default_identity);
+    if self.fenced.load(Ordering::Acquire) {
+      return Err(UpgradeRejection::Unavailable(
+        "this node lost its place in the cluster; connect to another",
+      ));
+    }
     if let Some(cluster) = &self.cluster {
       // An actor in memory here is this node's; otherwise the directory says where it lives.
       if self.registry.actor_of(definition, &identity.key).is_none() {

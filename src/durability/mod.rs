@@ -59,6 +59,9 @@ pub trait Replica: Send + Sync + 'static {
 /// What storage calls answer while a failed store is being reopened.
 const RECOVERING: &str = "the store is recovering from a failure (is the disk full?)";
 
+/// What commits answer while the node does not hold its cluster lease.
+const FENCED: &str = "this node lost its cluster lease: nothing is committed until it holds it again";
+
 /// Wait between attempts to reopen a failed store.
 const REOPEN_RETRY: Duration = Duration::from_millis(250);
 
@@ -79,6 +82,8 @@ pub struct Storage {
   broken: AtomicBool,
   /// Set once the server releases its storage: the flusher stops.
   released: AtomicBool,
+  /// Set while the node does not hold its cluster lease: no commit may be made for it.
+  fenced: AtomicBool,
 }
 
 impl Storage {
@@ -92,6 +97,7 @@ impl Storage {
       replica: OnceLock::new(),
       broken: AtomicBool::new(false),
       released: AtomicBool::new(false),
+      fenced: AtomicBool::new(false),
     })
   }
 
@@ -110,7 +116,9 @@ impl Storage {
 
   /// Applies a batch through the gate; a store that fails it is marked for reopening.
   fn commit(&self, writes: Vec<Write>, replicated: Vec<ReplicaWrite>) -> Result<(), StoreError> {
-    let usable = if self.broken.load(Ordering::Acquire) {
+    let usable = if self.fenced.load(Ordering::Acquire) {
+      Err(StoreError::Io(FENCED.into()))
+    } else if self.broken.load(Ordering::Acquire) {
       Err(StoreError::Io(RECOVERING.into()))
     } else {
       self.open_store()
@@ -131,6 +139,14 @@ impl Storage {
       self.gate.stop();
     }
     committed
+  }
+
+  /// Refuses every commit while `fenced` (the node lost its cluster lease).
+  pub fn fence(&self, fenced: bool) {
+    self.fenced.store(fenced, Ordering::Release);
+    if fenced {
+      self.gate.refuse_pending();
+    }
   }
 
   /// Writes actors' records through to `replica` from now on (cluster mode; set once).
