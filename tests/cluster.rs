@@ -592,3 +592,91 @@ async fn a_node_that_cannot_renew_its_lease_fences_itself_until_it_holds_it_agai
     tokio::time::sleep(Duration::from_millis(100)).await;
   }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroying_an_actor_from_any_node_destroys_it_where_it_lives_or_in_redis() {
+  let redis = Redis::start("destroy");
+  let quick = |node: &str| ServerConfig {
+    hibernate_after: Duration::from_millis(50),
+    ..authenticating(&redis, node)
+  };
+  let runtime = tokio::runtime::Handle::current();
+  let mut owner = Server::with_core(Core::start(quick("owner"), &runtime).await.expect("node"));
+  let other = Server::with_core(Core::start(quick("other"), &runtime).await.expect("node"));
+  let of = StateOf::Actor {
+    definition: "UserConnection",
+    user: "ann",
+  };
+  let data_key = b"warren:data:a\0UserConnection\0ann".as_slice();
+  let stored = || async {
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+    let value: Option<Vec<u8>> = redis::cmd("GET")
+      .arg(data_key)
+      .query_async(&mut connection)
+      .await
+      .expect("get");
+    value
+  };
+
+  // Held by another node: the owner destroys it (its socket closes with 1000).
+  let (mut client, _, _) = owner.open_as("/ws", "ann").await;
+  owner.core.state_changed();
+  owner
+    .core
+    .commit_state(vec![(of, Some(b"kept".to_vec()))])
+    .expect("commit");
+  let deadline = tokio::time::Instant::now() + PATIENCE;
+  while stored().await.is_none() {
+    assert!(
+      tokio::time::Instant::now() < deadline,
+      "the state never reached Redis"
+    );
+    tokio::time::sleep(Duration::from_millis(10)).await;
+  }
+  other.core.destroy_actor_by_key(DefinitionId(0), "ann");
+  assert_eq!(close_code(&mut client).await, 1000);
+  let deadline = tokio::time::Instant::now() + PATIENCE;
+  while stored().await.is_some() {
+    assert!(
+      tokio::time::Instant::now() < deadline,
+      "the owner did not wipe it in Redis"
+    );
+    tokio::time::sleep(Duration::from_millis(10)).await;
+  }
+
+  // Held by no node: the one asked claims it and wipes it in Redis.
+  let (client, _, _) = owner.open_as("/ws", "bob").await;
+  let bob = StateOf::Actor {
+    definition: "UserConnection",
+    user: "bob",
+  };
+  owner.core.state_changed();
+  owner
+    .core
+    .commit_state(vec![(bob, Some(b"bob".to_vec()))])
+    .expect("commit");
+  drop(client);
+  owner.event_tagged(5).await;
+  let bob_key = b"warren:data:a\0UserConnection\0bob".as_slice();
+  let bob_stored = || async {
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+    let value: Option<Vec<u8>> = redis::cmd("GET")
+      .arg(bob_key)
+      .query_async(&mut connection)
+      .await
+      .expect("get");
+    value
+  };
+  assert_eq!(bob_stored().await.as_deref(), Some(b"bob".as_slice()));
+  other.core.destroy_actor_by_key(DefinitionId(0), "bob");
+  let deadline = tokio::time::Instant::now() + PATIENCE;
+  while bob_stored().await.is_some() {
+    assert!(
+      tokio::time::Instant::now() < deadline,
+      "bob's state is still in Redis"
+    );
+    tokio::time::sleep(Duration::from_millis(10)).await;
+  }
+}

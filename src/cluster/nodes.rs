@@ -5,7 +5,8 @@
 //! - gateway → owner: `open` (a socket of a user whose actor the owner holds), `event` and
 //!   `call` (the client's frames, as the gateway parsed them), `ended` (the socket is gone);
 //! - owner → gateway: `frames` (what the session is sent, numbered by the owner), `close` (the
-//!   owner closes the session).
+//!   owner closes the session);
+//! - any node → owner: `destroy` (destroy an actor the owner holds).
 //!
 //! Each message is one JSON object; raw JSON from clients and frames from the owner are carried
 //! as they are (JSON values and strings), never re-encoded.
@@ -62,6 +63,11 @@ pub enum NodeMessage<'a> {
     session: u64,
     code: u16,
     reason: Cow<'a, str>,
+  },
+  /// Destroy the actor of `(definition, key)`, which the receiver owns.
+  Destroy {
+    definition: Cow<'a, str>,
+    key: Cow<'a, str>,
   },
 }
 
@@ -135,6 +141,10 @@ pub fn parse(payload: &[u8]) -> Option<NodeMessage<'_>> {
       session,
       code: wire.code?,
       reason: wire.reason?,
+    },
+    "destroy" => NodeMessage::Destroy {
+      definition: wire.definition?,
+      key: wire.key?,
     },
     _ => return None,
   })
@@ -215,6 +225,17 @@ pub fn frames<'f>(session: u64, frames: impl IntoIterator<Item = &'f str>) -> St
   out
 }
 
+/// `destroy`.
+pub fn destroy(definition: &str, key: &str) -> String {
+  let mut out = head("destroy", None, 0);
+  out.push_str(r#","definition":"#);
+  push_string(&mut out, definition);
+  out.push_str(r#","key":"#);
+  push_string(&mut out, key);
+  out.push('}');
+  out
+}
+
 /// `close`.
 pub fn close(session: u64, code: u16, reason: &str) -> String {
   let mut out = head("close", None, session);
@@ -264,6 +285,11 @@ mod tests {
     assert!(matches!(
       parse(text.as_bytes()),
       Some(NodeMessage::Close { code: 1000, reason, .. }) if reason == "Actor destroyed"
+    ));
+    let text = destroy("Chat", "ann");
+    assert!(matches!(
+      parse(text.as_bytes()),
+      Some(NodeMessage::Destroy { definition, key }) if definition == "Chat" && key == "ann"
     ));
     assert!(parse(b"{\"k\":\"nope\",\"session\":1}").is_none());
     assert!(

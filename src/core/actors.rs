@@ -2,9 +2,10 @@
 //! restart), room queries, persisted state, hibernation, destruction and schedules. Each method
 //! is one complete step: the registry change, the write, the event JS hears.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use super::Core;
+use crate::cluster::{nodes, Cluster, Placement};
 use crate::durability::records::{decode_room_list, encode_room_list, StateOf};
 use crate::durability::store::{Key, Write, SCHEDULE_PREFIX};
 use crate::durability::Fence;
@@ -236,19 +237,72 @@ impl Core {
     };
     let existed = matches!(self.storage.get(&state), Ok(Some(_)));
     self.wipe_actor(definition, user);
+    if let Some(cluster) = &self.cluster {
+      self.destroy_elsewhere(cluster, definition, user);
+    }
     existed
+  }
+
+  /// Cluster mode: destroys an actor this node does not hold wherever it is: its owner destroys
+  /// it, or, when no live node holds it, this node claims it and wipes its records in Redis.
+  fn destroy_elsewhere(&self, cluster: &Arc<Cluster>, definition: DefinitionId, user: &str) {
+    let Some(core) = self.itself.get().and_then(Weak::upgrade) else {
+      return;
+    };
+    let cluster = cluster.clone();
+    let name = self.definition_name(definition).to_string();
+    let user = user.to_string();
+    self.runtime.spawn(async move {
+      match cluster.claim(&name, &user).await {
+        Ok(Placement::Elsewhere { owner }) => cluster.send_to(&owner, nodes::destroy(&name, &user)),
+        Ok(Placement::Here { fence, .. }) => {
+          let records: Vec<Write> = vec![
+            (
+              Key::ActorState {
+                definition: &name,
+                user: &user,
+              }
+              .encode(),
+              None,
+            ),
+            (
+              Key::RoomList {
+                definition: &name,
+                user: &user,
+              }
+              .encode(),
+              None,
+            ),
+          ];
+          if let Err(error) = core.storage.write_actor(records, Some(fence), true) {
+            core.report(Level::Error, &error.to_string());
+          }
+        }
+        Err(error) => {
+          let message = format!("cannot destroy {name} {user:?} across the cluster: {error}");
+          core.report(Level::Error, &message);
+        }
+      }
+    });
   }
 
   /// Cluster mode: an actor that left memory here is no longer this node's.
   pub(super) fn release_claim(&self, definition: DefinitionId, key: &str) {
     if let Some(cluster) = &self.cluster {
-      cluster.release(self.definition_name(definition), key);
+      let name = self.definition_name(definition);
+      self
+        .claims
+        .lock()
+        .remove(&crate::cluster::wire::actor_key(name, key));
+      cluster.release(name, key);
     }
   }
 
+  /// Wipes an actor's records and schedules; in cluster mode its records in Redis too (under
+  /// its claim, which is given up with the last write).
   fn wipe_actor(&self, definition: DefinitionId, user: &str) {
     let name = self.definition_name(definition);
-    let mut writes: Vec<Write> = vec![
+    let records: Vec<Write> = vec![
       (
         Key::ActorState {
           definition: name,
@@ -266,10 +320,25 @@ impl Core {
         None,
       ),
     ];
-    for schedule in self.schedules.remove_actor(definition, user) {
-      writes.push((Key::Schedule { id: &schedule.id }.encode(), None));
+    let fence = self.fence_of(name, user);
+    if fence.is_some() {
+      self
+        .claims
+        .lock()
+        .remove(&crate::cluster::wire::actor_key(name, user));
     }
-    self.write_now(writes);
+    if let Err(error) = self.storage.write_actor(records, fence, true) {
+      self.report(Level::Error, &error.to_string());
+    }
+    let schedules: Vec<Write> = self
+      .schedules
+      .remove_actor(definition, user)
+      .iter()
+      .map(|schedule| (Key::Schedule { id: &schedule.id }.encode(), None))
+      .collect();
+    if !schedules.is_empty() {
+      self.write_now(schedules);
+    }
   }
 
   /// Loads every stored schedule (start-up). Schedules of definitions that no longer exist are

@@ -196,6 +196,11 @@ impl Core {
           }
         }
       }
+      NodeMessage::Destroy { definition, key } => {
+        if let Some(index) = self.config.definitions.iter().position(|d| d.name == *definition) {
+          self.destroy_actor_by_key(DefinitionId(index), &key);
+        }
+      }
       NodeMessage::Close {
         session,
         code,

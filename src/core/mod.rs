@@ -94,6 +94,10 @@ pub struct Core {
   claims: Mutex<HashMap<String, u64>>,
   /// Set while this node does not hold its lease (cluster mode): it serves no one.
   fenced: std::sync::atomic::AtomicBool,
+  /// This core, for the tasks it starts from `&self` methods (set once it is built).
+  itself: std::sync::OnceLock<std::sync::Weak<Core>>,
+  /// Where those tasks run (methods may be called from the JS thread, outside the runtime).
+  runtime: Handle,
 }
 
 impl Core {
@@ -147,8 +151,11 @@ impl Core {
       forwarding: Mutex::default(),
       claims: Mutex::default(),
       fenced: std::sync::atomic::AtomicBool::new(false),
+      itself: std::sync::OnceLock::new(),
+      runtime: runtime.clone(),
       config,
     });
+    let _ = core.itself.set(Arc::downgrade(&core));
     core.load_schedules()?;
     upkeep::start(&core, runtime);
     Ok(core)
