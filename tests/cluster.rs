@@ -257,6 +257,34 @@ async fn lobby_on_two_nodes(redis: &Redis) -> Lobby {
   }
 }
 
+/// A user's state as Redis holds it.
+async fn stored(redis: &Redis, user: &str) -> Option<Vec<u8>> {
+  let client = redis::Client::open(redis.url()).expect("client");
+  let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+  let key = format!("warren:data:a\0UserConnection\0{user}");
+  redis::cmd("GET")
+    .arg(key.as_bytes())
+    .query_async(&mut connection)
+    .await
+    .expect("get")
+}
+
+/// Waits (within [`PATIENCE`]) until `condition` holds.
+async fn eventually<F, C>(what: &str, condition: C)
+where
+  C: Fn() -> F,
+  F: std::future::Future<Output = bool>,
+{
+  let deadline = tokio::time::Instant::now() + PATIENCE;
+  while !condition().await {
+    assert!(
+      tokio::time::Instant::now() < deadline,
+      "waited in vain for {what}"
+    );
+    tokio::time::sleep(Duration::from_millis(10)).await;
+  }
+}
+
 /// Reads frames until the socket closes; returns its close code.
 async fn close_code(client: &mut Client) -> u16 {
   use futures_util::StreamExt;
@@ -525,17 +553,11 @@ async fn a_node_whose_actor_was_taken_over_cannot_commit_and_its_held_frames_nev
     .expect("commit");
   // The frame behind the refused write never arrives: the session closes instead.
   assert_eq!(close_code(&mut client).await, 1012);
-  let client_redis = redis::Client::open(redis.url()).expect("client");
-  let mut connection = client_redis
-    .get_multiplexed_async_connection()
-    .await
-    .expect("connect");
-  let stored: Option<Vec<u8>> = redis::cmd("GET")
-    .arg(b"warren:data:a\0UserConnection\0ann".as_slice())
-    .query_async(&mut connection)
-    .await
-    .expect("get");
-  assert_eq!(stored, None, "the refused write is not in Redis");
+  assert_eq!(
+    stored(&redis, "ann").await,
+    None,
+    "the refused write is not in Redis"
+  );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -607,17 +629,6 @@ async fn destroying_an_actor_from_any_node_destroys_it_where_it_lives_or_in_redi
     definition: "UserConnection",
     user: "ann",
   };
-  let data_key = b"warren:data:a\0UserConnection\0ann".as_slice();
-  let stored = || async {
-    let client = redis::Client::open(redis.url()).expect("client");
-    let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
-    let value: Option<Vec<u8>> = redis::cmd("GET")
-      .arg(data_key)
-      .query_async(&mut connection)
-      .await
-      .expect("get");
-    value
-  };
 
   // Held by another node: the owner destroys it (its socket closes with 1000).
   let (mut client, _, _) = owner.open_as("/ws", "ann").await;
@@ -626,24 +637,16 @@ async fn destroying_an_actor_from_any_node_destroys_it_where_it_lives_or_in_redi
     .core
     .commit_state(vec![(of, Some(b"kept".to_vec()))])
     .expect("commit");
-  let deadline = tokio::time::Instant::now() + PATIENCE;
-  while stored().await.is_none() {
-    assert!(
-      tokio::time::Instant::now() < deadline,
-      "the state never reached Redis"
-    );
-    tokio::time::sleep(Duration::from_millis(10)).await;
-  }
+  eventually("the state to reach Redis", || async {
+    stored(&redis, "ann").await.is_some()
+  })
+  .await;
   other.core.destroy_actor_by_key(DefinitionId(0), "ann");
   assert_eq!(close_code(&mut client).await, 1000);
-  let deadline = tokio::time::Instant::now() + PATIENCE;
-  while stored().await.is_some() {
-    assert!(
-      tokio::time::Instant::now() < deadline,
-      "the owner did not wipe it in Redis"
-    );
-    tokio::time::sleep(Duration::from_millis(10)).await;
-  }
+  eventually("the owner to wipe it in Redis", || async {
+    stored(&redis, "ann").await.is_none()
+  })
+  .await;
 
   // Held by no node: the one asked claims it and wipes it in Redis.
   let (client, _, _) = owner.open_as("/ws", "bob").await;
@@ -658,25 +661,10 @@ async fn destroying_an_actor_from_any_node_destroys_it_where_it_lives_or_in_redi
     .expect("commit");
   drop(client);
   owner.event_tagged(5).await;
-  let bob_key = b"warren:data:a\0UserConnection\0bob".as_slice();
-  let bob_stored = || async {
-    let client = redis::Client::open(redis.url()).expect("client");
-    let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
-    let value: Option<Vec<u8>> = redis::cmd("GET")
-      .arg(bob_key)
-      .query_async(&mut connection)
-      .await
-      .expect("get");
-    value
-  };
-  assert_eq!(bob_stored().await.as_deref(), Some(b"bob".as_slice()));
+  assert_eq!(stored(&redis, "bob").await.as_deref(), Some(b"bob".as_slice()));
   other.core.destroy_actor_by_key(DefinitionId(0), "bob");
-  let deadline = tokio::time::Instant::now() + PATIENCE;
-  while bob_stored().await.is_some() {
-    assert!(
-      tokio::time::Instant::now() < deadline,
-      "bob's state is still in Redis"
-    );
-    tokio::time::sleep(Duration::from_millis(10)).await;
-  }
+  eventually("bob's state to leave Redis", || async {
+    stored(&redis, "bob").await.is_none()
+  })
+  .await;
 }
