@@ -668,3 +668,34 @@ async fn destroying_an_actor_from_any_node_destroys_it_where_it_lives_or_in_redi
   })
   .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_to_a_user_elsewhere_sent_behind_a_state_change_leaves_once_it_is_stored() {
+  let redis = Redis::start("held-publish");
+  let mut first = authenticating_node(&redis, "a").await;
+  let mut second = authenticating_node(&redis, "b").await;
+  let (_ann, _, _) = first.open_as("/ws", "ann").await;
+  let (mut bob, _, _) = second.open_as("/ws", "bob").await;
+  // A change is pending on node a: what it sends now waits for it, including what other nodes
+  // are to get.
+  first.core.state_changed();
+  let target = Target::User {
+    definition: DefinitionId(0),
+    key: "bob",
+    except: None,
+  };
+  let frame = Frame {
+    event: "dm",
+    payload_json: Some(r#"{"text":"after the change"}"#),
+  };
+  assert_eq!(first.core.emit(target, frame).expect("emit"), 0);
+  let ann = StateOf::Actor {
+    definition: "UserConnection",
+    user: "ann",
+  };
+  first
+    .core
+    .commit_state(vec![(ann, Some(b"x".to_vec()))])
+    .expect("commit");
+  assert_eq!(receive(&mut bob).await["data"]["text"], "after the change");
+}

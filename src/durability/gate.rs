@@ -191,7 +191,8 @@ impl OutputGate {
     }
     let mut recipients = Vec::new();
     let reached = registry.hold_for(target, frame.len(), &mut recipients);
-    if recipients.is_empty() {
+    // Nothing to hold for this node's sessions; a publish to the other nodes still waits.
+    if recipients.is_empty() && then.is_none() {
       return reached;
     }
     let needs = counts.changed;
