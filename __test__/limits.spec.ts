@@ -25,6 +25,32 @@ async function tryOpen(url: string): Promise<{ opened: boolean; socket: WebSocke
   return { opened, socket };
 }
 
+/**
+ * Opens `count` TCP connections that never send a byte, and waits until the server counts
+ * `accepted` connections in all.
+ */
+async function silentSockets(
+  port: number,
+  server: { stats(): { connections: number } },
+  count: number,
+  accepted: number,
+): Promise<Socket[]> {
+  const silent: Socket[] = [];
+  for (let i = 0; i < count; i++) {
+    const socket = createConnection({ host: "127.0.0.1", port });
+    socket.on("error", () => {});
+    silent.push(socket);
+  }
+  await Promise.all(silent.map((socket) => once(socket, "connect")));
+  await withTimeout(
+    (async () => {
+      while (server.stats().connections < accepted) await new Promise((r) => setImmediate(r));
+    })(),
+    `the server to accept ${accepted} silent sockets`,
+  );
+  return silent;
+}
+
 describe("limits", () => {
   test("a resume token of another user's waiting session does not get around maxSessions", async () => {
     const { url, server } = await serve({ connections: [Conn], maxSessions: 5 });
@@ -49,19 +75,7 @@ describe("limits", () => {
 
   test("300 sockets that never finish their request head do not lock real users out", async () => {
     const { url, port, server } = await serve({ connections: [Conn], maxSessions: 5 });
-    const silent: Socket[] = [];
-    for (let i = 0; i < 300; i++) {
-      const socket = createConnection({ host: "127.0.0.1", port });
-      socket.on("error", () => {});
-      silent.push(socket);
-    }
-    await Promise.all(silent.map((socket) => once(socket, "connect")));
-    await withTimeout(
-      (async () => {
-        while (server.stats().connections < 300) await new Promise((r) => setImmediate(r));
-      })(),
-      "the server to accept the silent sockets",
-    );
+    const silent = await silentSockets(port, server, 300, 300);
     const users = [];
     for (let i = 0; i < 5; i++) users.push(await tryOpen(`${url}?user=real${i}`));
     const opened = users.filter((u) => u.opened).length;
@@ -72,19 +86,7 @@ describe("limits", () => {
 
   test("handshakes in progress are bounded by maxPendingHandshakes", async () => {
     const { url, port, server } = await serve({ connections: [Conn], maxPendingHandshakes: 10 });
-    const silent: Socket[] = [];
-    for (let i = 0; i < 20; i++) {
-      const socket = createConnection({ host: "127.0.0.1", port });
-      socket.on("error", () => {});
-      silent.push(socket);
-    }
-    await Promise.all(silent.map((socket) => once(socket, "connect")));
-    await withTimeout(
-      (async () => {
-        while (server.stats().connections < 10) await new Promise((r) => setImmediate(r));
-      })(),
-      "ten handshakes",
-    );
+    const silent = await silentSockets(port, server, 20, 10);
     assert.equal(server.stats().connections, 10);
     // The other ten wait in the backlog; a real user behind them gets in once they are gone.
     const user = tryOpen(`${url}?user=real`);

@@ -81,25 +81,21 @@ async fn node(redis: &Redis, id: &str) -> Server {
 /// Waits until every node has subscribed to the room's channel (each has it in memory).
 async fn subscribed(redis: &Redis, room: &str, nodes: usize) {
   let client = redis::Client::open(redis.url()).expect("client");
-  let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+  let connection = client.get_multiplexed_async_connection().await.expect("connect");
   let channel = format!("warren:room:{room}");
-  let deadline = tokio::time::Instant::now() + PATIENCE;
-  loop {
-    let counts: Vec<(String, usize)> = redis::cmd("PUBSUB")
-      .arg("NUMSUB")
-      .arg(&channel)
-      .query_async(&mut connection)
-      .await
-      .expect("numsub");
-    if counts.first().is_some_and(|(_, count)| *count >= nodes) {
-      return;
+  eventually(&format!("{nodes} nodes on {room}"), || {
+    let (mut connection, channel) = (connection.clone(), channel.clone());
+    async move {
+      let counts: Vec<(String, usize)> = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(&channel)
+        .query_async(&mut connection)
+        .await
+        .expect("numsub");
+      counts.first().is_some_and(|(_, count)| *count >= nodes)
     }
-    assert!(
-      tokio::time::Instant::now() < deadline,
-      "nodes did not subscribe to {room}"
-    );
-    tokio::time::sleep(Duration::from_millis(5)).await;
-  }
+  })
+  .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -387,6 +383,18 @@ fn authenticating(redis: &Redis, node: &str) -> ServerConfig {
   }
 }
 
+/// A node whose idle actors leave memory (and give their claim up) after 50 ms.
+async fn quick_node(redis: &Redis, id: &str) -> Server {
+  let config = ServerConfig {
+    hibernate_after: Duration::from_millis(50),
+    ..authenticating(redis, id)
+  };
+  let core = Core::start(config, &tokio::runtime::Handle::current())
+    .await
+    .unwrap_or_else(|error| panic!("node {id}: {error}"));
+  Server::with_core(core)
+}
+
 async fn authenticating_node(redis: &Redis, id: &str) -> Server {
   let core = Core::start(authenticating(redis, id), &tokio::runtime::Handle::current())
     .await
@@ -476,13 +484,8 @@ async fn one_user_through_two_nodes_is_one_actor_on_the_node_that_placed_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_written_through_one_node_is_read_through_another_once_the_actor_moved() {
   let redis = Redis::start("state");
-  let quick = |node: &str| ServerConfig {
-    hibernate_after: Duration::from_millis(50),
-    ..authenticating(&redis, node)
-  };
-  let runtime = tokio::runtime::Handle::current();
-  let mut first = Server::with_core(Core::start(quick("a"), &runtime).await.expect("node a"));
-  let mut second = Server::with_core(Core::start(quick("b"), &runtime).await.expect("node b"));
+  let mut first = quick_node(&redis, "a").await;
+  let mut second = quick_node(&redis, "b").await;
   let of = StateOf::Actor {
     definition: "UserConnection",
     user: "ann",
@@ -618,13 +621,8 @@ async fn a_node_that_cannot_renew_its_lease_fences_itself_until_it_holds_it_agai
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destroying_an_actor_from_any_node_destroys_it_where_it_lives_or_in_redis() {
   let redis = Redis::start("destroy");
-  let quick = |node: &str| ServerConfig {
-    hibernate_after: Duration::from_millis(50),
-    ..authenticating(&redis, node)
-  };
-  let runtime = tokio::runtime::Handle::current();
-  let mut owner = Server::with_core(Core::start(quick("owner"), &runtime).await.expect("node"));
-  let other = Server::with_core(Core::start(quick("other"), &runtime).await.expect("node"));
+  let mut owner = quick_node(&redis, "owner").await;
+  let other = quick_node(&redis, "other").await;
   let of = StateOf::Actor {
     definition: "UserConnection",
     user: "ann",
