@@ -12,7 +12,7 @@ export type {
   OnBeforeConnectOptions,
   Rpc,
 } from "./definitions/actor";
-export { defineConnection } from "./definitions/connection";
+export { defineConnection, defineRawConnection } from "./definitions/connection";
 export { createRoomHandler } from "./definitions/room";
 export { createServer, WarrenServer } from "./server";
 export { HttpError, PayloadError, UserError, WarrenError } from "./errors";
@@ -40,6 +40,10 @@ export type {
   ConnectionDefinition,
   ConnectionMeta,
   ConnectionOptions,
+  RawConnectionContext,
+  RawConnectionDefinition,
+  RawConnectionOptions,
+  RawData,
   DestroyContext,
   DestroyReason,
   DisconnectInfo,

@@ -32,7 +32,7 @@ function connectionsOf(options: ServerOptions): ConnectionDefinition<any, any>[]
     throw new WarrenError("invalid_option", "createServer: actors must map actor kinds to Actor classes");
   }
   const connections = [
-    ...(options.connections ?? []),
+    ...((options.connections ?? []) as ReadonlyArray<ConnectionDefinition<any, any>>),
     ...Object.entries(options.actors ?? {}).map(([kind, actorClass]) => defineActor(kind, actorClass)),
   ];
   if (connections.length === 0) {
@@ -173,8 +173,10 @@ export class WarrenServer {
           path: d.websocketPath,
           authenticates: d.extractMeta !== undefined || d.onBeforeConnect !== undefined || d.keyFromPath === true,
           prefix: d.keyFromPath === true,
+          raw: d.messages === "raw",
         })),
         maxPayloadBytes: positiveInteger(options, "maxPayloadBytes"),
+        maxFragments: positiveInteger(options, "maxFragments"),
         maxBackpressure: positiveInteger(options, "maxBackpressure"),
         backpressure: options.backpressure,
         handshakeTimeoutMs: positiveInteger(options, "handshakeTimeoutMs"),

@@ -118,6 +118,12 @@ export interface ConnectionOptions<Meta extends ConnectionMeta, State extends ob
   /** Path that upgrades to this kind of connection. @default "/ws" */
   websocketPath?: string;
   /**
+   * `"json"`: the JSON event protocol (README "Wire protocol"). `"raw"`: messages as they are,
+   * text or binary, to `onMessage` (see `defineRawConnection`, which types it).
+   * @default "json"
+   */
+  messages?: "json" | "raw";
+  /**
    * When true, `websocketPath` (ending in "/") is a prefix and the path segment after it is the
    * actor's key: `/actors/counter/abc` connects to actor "abc". Every connection to that path
    * shares the actor; `meta.userId` is the key whatever `extractMeta` returns.
@@ -168,6 +174,48 @@ export interface ConnectionOptions<Meta extends ConnectionMeta, State extends ob
   onDestroy?(ctx: ActorContext<State, C> & { reason: DestroyReason }): unknown;
   /** A hook or handler threw. Without it, errors are printed to stderr (`lib/log.ts`). */
   onError?(error: unknown, ctx: ConnectionContext<Meta, State, C> | ActorContext<State, C>): unknown;
+}
+
+// ---- raw endpoints (`defineRawConnection`) ----
+
+/** A raw endpoint's message as it arrived: a string for a text frame, bytes for a binary one. */
+export type RawData = string | Uint8Array;
+
+/** The `ctx` of a raw endpoint's session: a connection context that sends messages as they are. */
+export interface RawConnectionContext<Meta extends ConnectionMeta, State> extends ConnectionContext<Meta, State> {
+  /**
+   * Sends `data` to this session as it is: a string as a text frame, bytes as a binary frame.
+   * False when the session is gone or closing. (`emit` sends JSON events: a raw session gets none.)
+   */
+  send(data: RawData): boolean;
+  /**
+   * Sends `data` as it is to every raw session of every live member of `room` (this session
+   * too, unless `exceptSelf`); returns how many. Encoded once and shared by all of them; JSON
+   * sessions of the room do not get it.
+   */
+  sendToRoom(room: string, data: RawData, options?: { exceptSelf?: boolean }): number;
+}
+
+/**
+ * A raw endpoint: its clients speak no JSON protocol; every message goes to `onMessage` as it
+ * arrived and `ctx.send` answers as it is. Everything else is a connection's (`extractMeta`,
+ * `onConnect`, `onDisconnect`, state, rooms). Raw sessions do not resume: a dropped socket ends
+ * its session (`onDisconnect` with 1006).
+ */
+export interface RawConnectionOptions<Meta extends ConnectionMeta, State extends object>
+  extends Omit<ConnectionOptions<Meta, State>, "contract" | "onConnect" | "onDisconnect" | "onMessage" | "onError"> {
+  onConnect?(ctx: RawConnectionContext<Meta, State>): unknown;
+  onDisconnect?(ctx: RawConnectionContext<Meta, State>, info: DisconnectInfo): unknown;
+  /** Every message of a session, in order: a string (text frame) or bytes (binary frame). */
+  onMessage?(ctx: RawConnectionContext<Meta, State>, data: RawData): unknown;
+  onError?(error: unknown, ctx: RawConnectionContext<Meta, State> | ActorContext<State>): unknown;
+}
+
+export interface RawConnectionDefinition<Meta extends ConnectionMeta = ConnectionMeta, State extends object = {}>
+  extends Readonly<RawConnectionOptions<Meta, State>> {
+  readonly name: string;
+  readonly websocketPath: string;
+  readonly messages: "raw";
 }
 
 export interface ConnectionDefinition<
@@ -409,7 +457,7 @@ export type DestroyContext<State, C extends ContractSpec = any> = ActorContext<S
 
 export interface ServerOptions {
   /** Connection definitions, each on its own `websocketPath`. */
-  connections?: ReadonlyArray<ConnectionDefinition<any, any>>;
+  connections?: ReadonlyArray<ConnectionDefinition<any, any> | RawConnectionDefinition<any, any>>;
   /**
    * `Actor` classes by kind, each served at `/actors/<kind>/<key>` (one actor per key); they
    * join `connections` under the name `kind`.
@@ -420,6 +468,11 @@ export interface ServerOptions {
   rooms?: ReadonlyArray<RoomDefinition>;
   /** Largest inbound message; past it the socket is closed with 1009. @default 1048576 */
   maxPayloadBytes?: number;
+  /**
+   * Frames one inbound message may be split into (pings between them do not count); past it
+   * the socket is closed with 1009 "too many fragments". @default 4096
+   */
+  maxFragments?: number;
   /** Bytes of frames queued for one session before it is a slow consumer. @default 1048576 */
   maxBackpressure?: number;
   /** Slow consumers are closed with 1008 (`"close"`) or lose frames (`"drop"`). @default "close" */

@@ -7,6 +7,14 @@ use std::time::Duration;
 /// 1 MiB matches socket.io's `maxHttpBufferSize` and is ample for JSON events.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
 
+/// Frames one inbound message may be split into (its first frame and its continuations; pings
+/// between them do not count): past it the socket is closed with 1009 "too many fragments"
+/// before the message is assembled. Each frame costs a header's worth of parsing and
+/// bookkeeping, so a client splitting a message into one-byte frames works the server ~10×
+/// harder per byte than one sending it whole. 4096 lets a message of the default
+/// `maxPayloadBytes` arrive in 256-byte pieces; browsers and common clients send one frame.
+pub const DEFAULT_MAX_FRAGMENTS: usize = 4096;
+
 /// Bytes of frames a session may have that its socket has not accepted (queued, or refused by
 /// the kernel) before it counts as a slow consumer (closed 1008, or its frames dropped under
 /// [`OverflowPolicy::Drop`]), once the socket also stalls (see [`SLOW_CONSUMER_STALL`]).
@@ -170,6 +178,9 @@ pub struct Definition {
   /// When true, `path` is a prefix and the rest of the request path (one non-empty segment)
   /// names the actor: `/actors/counter/` serves `/actors/counter/<key>`.
   pub prefix: bool,
+  /// True for a raw endpoint: its messages (text or binary) go to JS as they are, and what JS
+  /// sends goes out as it is; no JSON protocol, no resume.
+  pub raw: bool,
 }
 
 /// Everything a server needs to run; validated once, in [`Self::validate`].
@@ -178,6 +189,8 @@ pub struct ServerConfig {
   /// Connection definitions; a definition id is an index here.
   pub definitions: Vec<Definition>,
   pub max_payload_bytes: usize,
+  /// Frames one inbound message may arrive in; past it the socket is closed with 1009.
+  pub max_fragments: usize,
   pub max_backpressure_bytes: usize,
   pub overflow_policy: OverflowPolicy,
   pub handshake_timeout: Duration,
@@ -209,8 +222,10 @@ impl Default for ServerConfig {
         path: "/ws".into(),
         authenticates: false,
         prefix: false,
+        raw: false,
       }],
       max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+      max_fragments: DEFAULT_MAX_FRAGMENTS,
       max_backpressure_bytes: DEFAULT_MAX_BACKPRESSURE_BYTES,
       overflow_policy: OverflowPolicy::Close,
       handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
@@ -262,6 +277,17 @@ impl ServerConfig {
     }
     if self.max_payload_bytes < 128 {
       return Err("maxPayloadBytes must be at least 128".into());
+    }
+    if self.max_fragments == 0 {
+      return Err("maxFragments must be at least 1".into());
+    }
+    if self.cluster.is_some() {
+      if let Some(raw) = self.definitions.iter().find(|d| d.raw) {
+        return Err(format!(
+          "raw endpoints are not available in cluster mode yet: {:?}",
+          raw.name
+        ));
+      }
     }
     if self.max_backpressure_bytes < 1024 {
       return Err("maxBackpressure must be at least 1024 bytes".into());

@@ -39,6 +39,13 @@ pub enum ClientFrame<'a> {
   },
 }
 
+/// A message of a raw endpoint, as it arrived: JS gets a string for text and bytes for binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawData<'a> {
+  Text(&'a str),
+  Binary(&'a [u8]),
+}
+
 #[derive(Deserialize)]
 struct WireFrame<'a> {
   #[serde(rename = "type", borrow)]

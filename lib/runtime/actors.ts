@@ -13,7 +13,7 @@ import { validatorsOf } from "../definitions/connection";
 import { messageOf, UserError, type PayloadError } from "../errors";
 import { logger } from "../log";
 import type { Persistence } from "../state";
-import type { ConnectionDefinition, ConnectionMeta, DestroyReason, Handler } from "../types";
+import type { ConnectionDefinition, ConnectionMeta, DestroyReason, Handler, RawData } from "../types";
 import { StateKind, type NativeServer } from "./bridge";
 import { attempt, isThenable, reportTo, settled } from "./guard";
 import { ActorRecord, SessionRecord, type RoomPort } from "./records";
@@ -169,6 +169,30 @@ export class ActorRuntime {
     }
     if (isThenable(result)) {
       this.#track(actor, Promise.resolve(result).then(undefined, (error) => this.#report(definition, error, session.context)));
+    }
+    return undefined;
+  }
+
+  /** A raw endpoint's message: to `onMessage` as it arrived, in the actor's order. */
+  rawMessage(sessionId: number, data: RawData): void {
+    const session = this.#sessions.get(sessionId);
+    if (session === undefined) return;
+    session.actor.ordering.run(() => this.#handleRaw(session, data), false);
+  }
+
+  #handleRaw(session: SessionRecord, data: RawData): undefined {
+    const definition = session.actor.definition;
+    const onMessage = definition.onMessage as ((ctx: unknown, data: RawData) => unknown) | undefined;
+    if (onMessage === undefined) return undefined;
+    let result: unknown;
+    try {
+      result = onMessage(session.context, data);
+    } catch (error) {
+      this.#report(definition, error, session.context);
+      return undefined;
+    }
+    if (isThenable(result)) {
+      this.#track(session.actor, Promise.resolve(result).then(undefined, (error) => this.#report(definition, error, session.context)));
     }
     return undefined;
   }

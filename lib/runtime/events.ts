@@ -106,6 +106,10 @@ export class Runtime {
       case Tag.Shutdown:
         this.onShutdown?.();
         return;
+      case Tag.RawText:
+        return this.#actors.rawMessage(entry[1], entry[2]);
+      case Tag.RawBinary:
+        return this.#actors.rawMessage(entry[1], Buffer.from(entry[2], "base64"));
       case Tag.Log:
         if (entry[1] === "warn") log.warn(entry[2]);
         else log.error(entry[2]);

@@ -42,6 +42,10 @@ export enum Tag {
   Scheduled = 15,
   /** `[16, level, message]`: the native core reports something to the application's log. */
   Log = 16,
+  /** `[17, sessionId, text]`: a raw endpoint's text message. */
+  RawText = 17,
+  /** `[18, sessionId, base64]`: a raw endpoint's binary message, its bytes in base64. */
+  RawBinary = 18,
 }
 
 export type UpgradeEntry = [Tag.Upgrade, number, number, string, string, Record<string, string>];
@@ -61,6 +65,8 @@ export type RoomHibernateEntry = [Tag.RoomHibernate, number];
 export type RoomDestroyedEntry = [Tag.RoomDestroyed, number];
 export type ScheduledEntry = [Tag.Scheduled, number, number, string, string, string, unknown];
 export type LogEntry = [Tag.Log, "warn" | "error", string];
+export type RawTextEntry = [Tag.RawText, number, string];
+export type RawBinaryEntry = [Tag.RawBinary, number, string];
 
 export type Entry =
   | UpgradeEntry
@@ -79,4 +85,6 @@ export type Entry =
   | RoomHibernateEntry
   | RoomDestroyedEntry
   | ScheduledEntry
-  | LogEntry;
+  | LogEntry
+  | RawTextEntry
+  | RawBinaryEntry;

@@ -410,7 +410,7 @@ async fn write_to_gateway(cluster: Arc<Cluster>, outbox: Arc<Outbox>, gateway: A
       return;
     };
     if !queued.is_empty() {
-      let message = nodes::frames(session, queued.iter().map(|q| q.frame.as_str()));
+      let message = nodes::frames(session, queued.iter().filter_map(|q| q.frame.as_text()));
       let bytes = queued.iter().map(|q| wire_len(q.frame.len())).sum();
       cluster.send_to(&gateway, message);
       // Handed on: the gateway's own outbox bounds what its socket has not taken.

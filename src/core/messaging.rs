@@ -8,6 +8,7 @@ use crate::ids::SessionId;
 use crate::protocol::{encoded_event_frame, event_frame, parse_outgoing, reply_error_frame, reply_frame};
 use crate::protocol::{Outgoing, Unsealed};
 use crate::registry::Target;
+use crate::transport::outbox::WireFrame;
 
 /// Longest close reason a close frame can carry (125 bytes of payload less the code).
 const MAX_CLOSE_REASON_BYTES: usize = 123;
@@ -49,6 +50,14 @@ impl Core {
         .gate()
         .send_then(&self.registry, target, frame, publish),
     )
+  }
+
+  /// Sends a raw endpoint's frame (text or binary, as it is) to a session or a room; returns
+  /// how many sessions it was (or will be) delivered to. Behind state changes like any frame;
+  /// shared, not copied, by a room's members. Only raw sessions receive it: a JSON session of
+  /// the room would not understand it.
+  pub fn send_raw(&self, target: Target<'_>, frame: WireFrame) -> u32 {
+    self.storage.gate().send_raw(&self.registry, target, frame)
   }
 
   fn send(&self, target: Target<'_>, frame: Unsealed) -> u32 {

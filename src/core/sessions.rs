@@ -19,7 +19,7 @@ use crate::config::ServerConfig;
 use crate::error::{SessionEnd, UpgradeRejection};
 use crate::events::{Event, Level};
 use crate::ids::{DefinitionId, RequestId, SessionId};
-use crate::protocol::{session_frame, ClientFrame};
+use crate::protocol::{session_frame, ClientFrame, RawData};
 use crate::registry::{NewSession, Suspended};
 use crate::transport::http::{RequestHead, ResumeRequest};
 use crate::transport::outbox::Outbox;
@@ -106,6 +106,13 @@ impl Host for Core {
     identity: Option<Identity>,
     resume: Option<ResumeRequest>,
   ) -> Result<Attached, UpgradeRejection> {
+    // Raw sessions do not resume: their messages carry no numbers to replay from.
+    let raw = self
+      .config
+      .definitions
+      .get(definition.get())
+      .is_some_and(|d| d.raw);
+    let resume = resume.filter(|_| !raw);
     if let Some(resumed) = resume
       .as_ref()
       .and_then(|request| self.resume(request, definition, identity.as_ref()))
@@ -179,6 +186,16 @@ impl Host for Core {
     self.events.wait_for_space(session)
   }
 
+  fn receive_raw(&self, session: SessionId, data: RawData<'_>) {
+    // Raw endpoints are refused in cluster mode (see `ServerConfig::validate`): every raw
+    // session is held here.
+    let event = match data {
+      RawData::Text(text) => Event::RawText { session, text },
+      RawData::Binary(bytes) => Event::RawBinary { session, bytes },
+    };
+    self.registry.deliver(session, event);
+  }
+
   fn receive(&self, session: SessionId, frame: ClientFrame<'_>) {
     if let Some(cluster) = &self.cluster {
       if self.forward_frame(cluster, session, &frame) {
@@ -234,6 +251,14 @@ impl Core {
       self.config.max_backpressure_bytes,
       self.config.overflow_policy,
     ));
+    if self
+      .config
+      .definitions
+      .get(definition.get())
+      .is_some_and(|d| d.raw)
+    {
+      outbox.serve_raw();
+    }
     let keeps = resumable && !self.config.resume_window.is_zero();
     let token: Option<Arc<str>> = keeps.then(|| Arc::from(uuid::Uuid::new_v4().to_string()));
     if keeps {

@@ -28,7 +28,6 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::store::{Store, Write};
 use super::{Replica, ReplicaWrite};
@@ -36,7 +35,7 @@ use crate::config::Durability;
 use crate::error::StoreError;
 use crate::protocol::{reply_error_frame, Unsealed};
 use crate::registry::{Registry, Target};
-use crate::transport::outbox::Outbox;
+use crate::transport::outbox::{Outbox, WireFrame};
 
 /// The error a call gets when the state it changed could not be stored.
 const STORAGE_UNAVAILABLE: (&str, &str) = (
@@ -56,7 +55,7 @@ struct Held {
   needs: u64,
   recipients: Vec<Arc<Outbox>>,
   seq: u64,
-  frame: Utf8Bytes,
+  frame: WireFrame,
   then: Option<Then>,
   /// The call this frame answers, if it is a reply: should the state before it fail to be
   /// stored, the caller gets a `storage_unavailable` error instead of nothing.
@@ -144,6 +143,13 @@ impl OutputGate {
     self.send_then(registry, target, frame, None)
   }
 
+  /// [`OutputGate::send`] for a raw endpoint's frame, sent as it is: it waits behind state
+  /// changes like any frame, and its number is only used for ordering (raw sessions do not
+  /// resume).
+  pub fn send_raw(&self, registry: &Registry, target: Target<'_>, frame: WireFrame) -> u32 {
+    self.send_held(registry, target, |_| frame, None, None)
+  }
+
   /// [`OutputGate::send`] for the reply to call `call` of `session`.
   pub fn send_reply(
     &self,
@@ -152,7 +158,8 @@ impl OutputGate {
     call: u64,
     frame: Unsealed,
   ) -> u32 {
-    self.send_held(registry, Target::Session(session), frame, None, Some(call))
+    let sealed = |seq| WireFrame::from(frame.seal(seq));
+    self.send_held(registry, Target::Session(session), sealed, None, Some(call))
   }
 
   /// [`OutputGate::send`], and `then` when the frame leaves (at once, or when released).
@@ -163,14 +170,14 @@ impl OutputGate {
     frame: Unsealed,
     then: Option<Then>,
   ) -> u32 {
-    self.send_held(registry, target, frame, then, None)
+    self.send_held(registry, target, |seq| frame.seal(seq).into(), then, None)
   }
 
   fn send_held(
     &self,
     registry: &Registry,
     target: Target<'_>,
-    frame: Unsealed,
+    seal: impl FnOnce(Option<u64>) -> WireFrame,
     then: Option<Then>,
     answers: Option<u64>,
   ) -> u32 {
@@ -181,7 +188,7 @@ impl OutputGate {
     } else {
       0
     };
-    let frame = frame.seal((seq != 0).then_some(seq));
+    let frame = seal((seq != 0).then_some(seq));
     if counts.durable >= counts.changed {
       let reached = registry.send(target, seq, &frame);
       if let Some(then) = then {
@@ -190,7 +197,7 @@ impl OutputGate {
       return reached;
     }
     let mut recipients = Vec::new();
-    let reached = registry.hold_for(target, frame.len(), &mut recipients);
+    let reached = registry.hold_for(target, &frame, &mut recipients);
     // Nothing to hold for this node's sessions; a publish to the other nodes still waits.
     if recipients.is_empty() && then.is_none() {
       return reached;

@@ -174,7 +174,7 @@ mod tests {
     assert_eq!(registry.join_room(alice.actor, listed("chat")), Ok(false));
     assert_eq!(events.take(), None);
     assert_eq!(registry.join_room(bob.actor, listed("chat")), Ok(true));
-    let frame = Utf8Bytes::from("x");
+    let frame = crate::transport::outbox::WireFrame::from(Utf8Bytes::from("x"));
     let room = |except: Option<u64>| Target::Room {
       name: "chat",
       except: except.map(SessionId),

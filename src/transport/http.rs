@@ -388,6 +388,7 @@ mod tests {
       path: "/ws".into(),
       authenticates: false,
       prefix: false,
+      raw: false,
     }]
   }
 

@@ -232,14 +232,16 @@ async fn serve_connection<H: Host>(
     .max_write_buffer_size(WRITE_BUFFER_BYTES + config.max_payload_bytes.max(burst_limit))
     .max_message_size(Some(config.max_payload_bytes))
     .max_frame_size(Some(config.max_payload_bytes));
-  let metered = Metered::new(stream, attached.outbox.clone(), attached.generation);
-  let socket = WebSocketStream::from_partially_read(metered, leftover, Role::Server, Some(ws_config)).await;
+  let metered = Metered::new(stream, attached.outbox.clone(), attached.generation)
+    .counting_fragments(leftover, config.max_fragments);
+  let socket = WebSocketStream::from_partially_read(metered, Vec::new(), Role::Server, Some(ws_config)).await;
   let link = SessionLink {
     id: attached.session,
     outbox: attached.outbox,
     generation: attached.generation,
     host: &*host,
     close_timeout: config.close_timeout,
+    raw: config.definitions.get(definition.get()).is_some_and(|d| d.raw),
   };
   let (outcome, socket, release) = session::run(socket, &link).await;
   if let Outcome::Ended(end) = outcome {

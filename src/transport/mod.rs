@@ -5,9 +5,11 @@
 //! - [`listener`]: the accept loop and the life of one connection (head → route → auth → 101);
 //! - [`http`]: request heads, routing, plain responses;
 //! - [`static_files`]: a directory served beside the sockets;
+//! - [`fragments`]: the fragment count of inbound messages (`maxFragments`);
 //! - [`session`]: one open WebSocket (reader, writer, pings, close handshake);
 //! - [`outbox`]: the bounded queue of frames towards one socket, with its replay buffer.
 
+pub mod fragments;
 pub mod http;
 pub mod listener;
 pub mod outbox;
@@ -25,7 +27,7 @@ use tokio::time::Instant;
 use crate::config::ServerConfig;
 use crate::error::{SessionEnd, UpgradeRejection};
 use crate::ids::{DefinitionId, SessionId};
-use crate::protocol::ClientFrame;
+use crate::protocol::{ClientFrame, RawData};
 use http::{RequestHead, ResumeRequest};
 use outbox::Outbox;
 
@@ -99,6 +101,9 @@ pub trait Host: Send + Sync + 'static {
 
   /// An event or call frame of a session, for JS. Pings never get here.
   fn receive(&self, session: SessionId, frame: ClientFrame<'_>);
+
+  /// A message of a raw endpoint's session, as it arrived, for JS.
+  fn receive_raw(&self, session: SessionId, data: RawData<'_>);
 }
 
 /// Counts live connections (handshaking or open), so shutdown can wait for the last one.

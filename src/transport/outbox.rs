@@ -25,10 +25,12 @@
 //! old socket's writer finds itself superseded (its socket generation is no longer current) and stops.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::config::{OverflowPolicy, MAX_BURST_FACTOR};
 use crate::error::CloseCode;
@@ -56,10 +58,64 @@ pub struct CloseRequest {
   pub urgent: bool,
 }
 
+/// A frame as the socket sends it: protocol text (every JSON endpoint's frame), or what a raw
+/// endpoint sends as it is (text or binary). Shared, not copied, between recipients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WireFrame {
+  /// A protocol frame (JSON).
+  Text(Utf8Bytes),
+  /// A raw endpoint's text message.
+  RawText(Utf8Bytes),
+  /// A raw endpoint's binary message.
+  Binary(Bytes),
+}
+
+impl WireFrame {
+  /// Payload bytes.
+  pub fn len(&self) -> usize {
+    match self {
+      WireFrame::Text(text) | WireFrame::RawText(text) => text.len(),
+      WireFrame::Binary(bytes) => bytes.len(),
+    }
+  }
+
+  /// The text of a text frame (forwarded sessions carry protocol text only: raw endpoints are
+  /// not available in cluster mode).
+  pub fn as_text(&self) -> Option<&str> {
+    match self {
+      WireFrame::Text(text) | WireFrame::RawText(text) => Some(text.as_str()),
+      WireFrame::Binary(_) => None,
+    }
+  }
+
+  /// Whether only raw sessions take it (and they take nothing else).
+  pub fn is_raw(&self) -> bool {
+    !matches!(self, WireFrame::Text(_))
+  }
+
+  pub fn is_empty(&self) -> bool {
+    self.len() == 0
+  }
+
+  /// The WebSocket message that carries it.
+  pub fn into_message(self) -> Message {
+    match self {
+      WireFrame::Text(text) | WireFrame::RawText(text) => Message::Text(text),
+      WireFrame::Binary(bytes) => Message::Binary(bytes),
+    }
+  }
+}
+
+impl From<Utf8Bytes> for WireFrame {
+  fn from(text: Utf8Bytes) -> Self {
+    WireFrame::Text(text)
+  }
+}
+
 /// A frame waiting for the socket, with its number (0 for frames that are never replayed).
 pub struct Queued {
   pub seq: u64,
-  pub frame: Utf8Bytes,
+  pub frame: WireFrame,
 }
 
 /// The writer asking for frames no longer owns the session: a resumed socket took it over.
@@ -79,7 +135,7 @@ pub enum ResumeRefused {
 
 /// Numbered frames taken by a writer and not yet acknowledged by the client.
 struct Replay {
-  sent: VecDeque<(u64, Utf8Bytes)>,
+  sent: VecDeque<(u64, WireFrame)>,
   bytes: usize,
   limit: usize,
   /// Highest number dropped before it was acknowledged: a resume from below it is refused.
@@ -87,7 +143,7 @@ struct Replay {
 }
 
 impl Replay {
-  fn keep(&mut self, seq: u64, frame: &Utf8Bytes) {
+  fn keep(&mut self, seq: u64, frame: &WireFrame) {
     self.bytes += frame.len();
     self.sent.push_back((seq, frame.clone()));
     while self.bytes > self.limit {
@@ -149,6 +205,8 @@ pub struct Outbox {
   /// socket drains.
   burst_limit: usize,
   policy: OverflowPolicy,
+  /// A raw endpoint's session: it takes raw frames only (see [`Outbox::takes`]).
+  raw: AtomicBool,
 }
 
 impl Outbox {
@@ -170,7 +228,19 @@ impl Outbox {
       limit,
       burst_limit: limit.saturating_mul(MAX_BURST_FACTOR),
       policy,
+      raw: AtomicBool::new(false),
     }
+  }
+
+  /// Makes this a raw endpoint's session: from now on it takes raw frames only.
+  pub fn serve_raw(&self) {
+    self.raw.store(true, Ordering::Relaxed);
+  }
+
+  /// Whether a broadcast of `frame` is for this session: raw frames go to raw sessions, protocol
+  /// frames to the others (a room may have members of both kinds).
+  pub fn takes(&self, frame: &WireFrame) -> bool {
+    frame.is_raw() == self.raw.load(Ordering::Relaxed)
   }
 
   /// Keeps up to `limit` bytes of sent frames until the client acknowledges them, so that a
@@ -185,12 +255,13 @@ impl Outbox {
   }
 
   /// Queues a frame that is never replayed (pongs, errors about the client's own frames).
-  pub fn push(&self, frame: Utf8Bytes) -> Pushed {
+  pub fn push(&self, frame: impl Into<WireFrame>) -> Pushed {
     self.push_numbered(0, frame)
   }
 
   /// Queues frame number `seq` for the socket; never waits.
-  pub fn push_numbered(&self, seq: u64, frame: Utf8Bytes) -> Pushed {
+  pub fn push_numbered(&self, seq: u64, frame: impl Into<WireFrame>) -> Pushed {
+    let frame = frame.into();
     let mut state = self.state.lock();
     if state.close.is_some() {
       return Pushed::Closed;
@@ -222,7 +293,7 @@ impl Outbox {
     }
   }
 
-  fn enqueue(&self, mut state: parking_lot::MutexGuard<'_, State>, seq: u64, frame: Utf8Bytes, wire: usize) {
+  fn enqueue(&self, mut state: parking_lot::MutexGuard<'_, State>, seq: u64, frame: WireFrame, wire: usize) {
     let was_empty = state.frames.is_empty();
     state.frames.push_back(Queued { seq, frame });
     state.unsent += wire;
@@ -252,7 +323,7 @@ impl Outbox {
   }
 
   /// Queues a frame held since [`Outbox::hold`] (its room is already reserved).
-  pub fn release_held(&self, seq: u64, frame: Utf8Bytes) {
+  pub fn release_held(&self, seq: u64, frame: WireFrame) {
     let mut state = self.state.lock();
     let wire = wire_len(frame.len());
     state.held = state.held.saturating_sub(wire);
@@ -426,7 +497,10 @@ impl Outbox {
       .into_iter()
       .map(|(seq, frame)| Queued { seq, frame })
       .collect();
-    frames.push_front(Queued { seq: 0, frame: first });
+    frames.push_front(Queued {
+      seq: 0,
+      frame: first.into(),
+    });
     frames.append(&mut state.frames);
     state.unsent = frames.iter().map(|queued| wire_len(queued.frame.len())).sum();
     state.stalled = false;
@@ -534,7 +608,7 @@ mod tests {
     assert_eq!(outbox.push(Utf8Bytes::from("12345")), Pushed::Overflowed);
     let fresh = Outbox::new(20, OverflowPolicy::Close);
     assert_eq!(fresh.hold(5), Pushed::Queued);
-    fresh.release_held(7, Utf8Bytes::from("12345"));
+    fresh.release_held(7, Utf8Bytes::from("12345").into());
     assert_eq!(fresh.unsent(), 7);
     let mut frames = VecDeque::new();
     assert_eq!(fresh.take(0, &mut frames).await, Ok(None));
@@ -542,7 +616,10 @@ mod tests {
   }
 
   fn texts(frames: &VecDeque<Queued>) -> Vec<String> {
-    frames.iter().map(|queued| queued.frame.to_string()).collect()
+    frames
+      .iter()
+      .map(|queued| queued.frame.as_text().unwrap_or_default().to_string())
+      .collect()
   }
 
   #[tokio::test]
