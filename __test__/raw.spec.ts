@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { randomBytes } from "node:crypto";
+import { createConnection } from "node:net";
 import { describe, test } from "node:test";
 import WebSocket from "ws";
 import { createRoomHandler, defineConnection, defineRawConnection, type RawData } from "../index.js";
@@ -41,6 +42,14 @@ class RawClient {
     const [code, reason] = (await withTimeout(once(this.socket, "close"), "the raw socket to close")) as [number, Buffer];
     return { code, reason: reason.toString() };
   }
+}
+
+/** A masked client frame (RFC 6455 §5.2) with a short payload. */
+function clientFrame(opcode: number, fin: boolean, text: string): Buffer {
+  const payload = Buffer.from(text);
+  const mask = [1, 2, 3, 4];
+  const header = Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | payload.length, ...mask]);
+  return Buffer.concat([header, payload.map((byte, i) => byte ^ mask[i % 4]!)]);
 }
 
 function echoApp(log: string[] = []) {
@@ -159,6 +168,28 @@ describe("raw endpoints", () => {
     within.socket.close();
   });
 
+  test("frames that arrive in the same packet as the request head are counted too", async () => {
+    const { Echo, Doc } = echoApp();
+    const { port } = await serve({ connections: [Echo], rooms: [Doc], maxFragments: 2 });
+    const socket = createConnection({ host: "127.0.0.1", port });
+    await withTimeout(once(socket, "connect"), "the TCP connection");
+    const head =
+      "GET /echo?user=eager HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    // One write: the head, then a text message in three frames (one over the limit).
+    socket.write(Buffer.concat([Buffer.from(head), clientFrame(0x1, false, "a"), clientFrame(0x0, false, "b"), clientFrame(0x0, true, "c")]));
+    const received: Buffer[] = [];
+    socket.on("data", (chunk: Buffer) => received.push(chunk));
+    await withTimeout(once(socket, "close"), "the server to close the connection");
+    const bytes = Buffer.concat(received);
+    const body = bytes.subarray(bytes.indexOf("\r\n\r\n") + 4);
+    // Server frames: "hello eager" (text), then a close frame with 1009.
+    const closeAt = body.indexOf(Buffer.from([0x88]));
+    assert.ok(closeAt >= 0, `a close frame in ${body.toString("hex")}`);
+    assert.equal(body.readUInt16BE(closeAt + 2), 1009);
+    assert.equal(body.subarray(closeAt + 4, closeAt + 2 + body[closeAt + 1]!).toString(), "too many fragments");
+  });
+
   test("a raw session does not resume: a dropped socket ends it at once", async () => {
     const log: string[] = [];
     const { Echo, Doc } = echoApp(log);
@@ -170,6 +201,29 @@ describe("raw endpoints", () => {
     await eventually(() => log.some((line) => line.startsWith("disconnect:")), "onDisconnect");
     assert.deepEqual(log, ["connect:drop", "disconnect:drop:1006"]);
     assert.equal(server.stats().sessions, 0);
+  });
+
+  test("a hibernated raw actor keeps its socket, and the next message wakes it with its state", async () => {
+    const Counter = defineRawConnection({
+      name: "RawCounter",
+      websocketPath: "/count",
+      extractMeta: () => ({ userId: "only" }),
+      state: { count: 0 },
+      onMessage(ctx, data) {
+        ctx.state.count++;
+        ctx.send(typeof data === "string" ? `text ${ctx.state.count}` : new Uint8Array([ctx.state.count, ...data]));
+      },
+    });
+    const { server, port } = await serve({ connections: [Counter] });
+    const client = await new RawClient(`ws://127.0.0.1:${port}/count`).open();
+    client.socket.send("one");
+    assert.equal(await client.message(0), "text 1");
+    assert.equal(server.hibernate("RawCounter", "only"), true);
+    await eventually(() => server.stats().hibernated === 1, "the actor to hibernate");
+    client.socket.send(Buffer.from([7, 7]), { binary: true });
+    assert.deepEqual(await client.message(1), Buffer.from([2, 7, 7]));
+    assert.equal(server.stats().hibernated, 0);
+    client.socket.close();
   });
 
   test("defineConnection takes messages: \"raw\" too, and refuses a contract with it", async () => {
