@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import { createConnection } from "node:net";
 import { describe, test } from "node:test";
 import WebSocket from "ws";
-import { createRoomHandler, defineConnection, defineRawConnection, type RawData } from "../index.js";
+import { createRoomHandler, createServer, defineConnection, defineRawConnection, WarrenError, type RawData } from "../index.js";
 import { eventually, serve, TestClient, withTimeout } from "./helpers.js";
 
 /** A message as the `ws` client received it: a string for text, exact bytes for binary. */
@@ -236,6 +236,11 @@ describe("raw endpoints", () => {
         (ctx as unknown as { send(data: unknown): boolean }).send(data);
       },
     });
+    assert.throws(
+      () => createServer({ connections: [Plain], storage: ":memory:", cluster: { redis: "redis://127.0.0.1:1" } }),
+      (error: WarrenError) => error.code === "invalid_option" && /raw endpoints are not available in cluster mode/.test(error.message),
+    );
+    assert.throws(() => createServer({ connections: [Plain], storage: ":memory:", maxFragments: 0 }), /maxFragments/);
     const { port } = await serve({ connections: [Plain] });
     const client = await new RawClient(`ws://127.0.0.1:${port}/plain`).open();
     client.socket.send(Buffer.from([9, 8, 7]), { binary: true });

@@ -1,6 +1,9 @@
 //! One open WebSocket: a reader that parses frames once and answers pings, and a writer that
 //! drains the session's outbox, both in one task.
 //!
+//! A raw endpoint's session skips the protocol: its reader hands every text or binary message
+//! to the host as it arrived, and its writer sends raw frames as they are.
+//!
 //! The reader hands events and calls to its host (waiting while the queue to JS is full, which
 //! pushes back on the client through TCP). The writer takes every queued frame at once and
 //! feeds them to tungstenite before one flush, so a burst becomes one write.
