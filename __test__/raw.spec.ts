@@ -241,6 +241,7 @@ describe("raw endpoints", () => {
       (error: WarrenError) => error.code === "invalid_option" && /raw endpoints are not available in cluster mode/.test(error.message),
     );
     assert.throws(() => createServer({ connections: [Plain], storage: ":memory:", maxFragments: 0 }), /maxFragments/);
+    assert.throws(() => Plain.on("x", () => {}), /a raw endpoint has no events/);
     const { port } = await serve({ connections: [Plain] });
     const client = await new RawClient(`ws://127.0.0.1:${port}/plain`).open();
     client.socket.send(Buffer.from([9, 8, 7]), { binary: true });

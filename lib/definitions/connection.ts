@@ -99,6 +99,9 @@ export function defineConnection<
     websocketPath,
     handlers,
     on(event: string, handler: Handler<Meta, State>) {
+      if (options.messages === "raw") {
+        throw new WarrenError("invalid_option", `${name}.on: a raw endpoint has no events; onMessage gets every message`);
+      }
       if (typeof event !== "string" || event.length === 0) {
         throw new WarrenError("invalid_option", `${name}.on: event must be a non-empty string`);
       }
