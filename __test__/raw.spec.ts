@@ -116,7 +116,7 @@ describe("raw endpoints", () => {
 
   test("a room sends one binary update to its other raw members, byte for byte", async () => {
     const { Echo, Doc } = echoApp();
-    const { port } = await serve({ connections: [Echo], rooms: [Doc] });
+    const { server, port } = await serve({ connections: [Echo], rooms: [Doc] });
     const clients = await Promise.all(["a", "b", "c"].map((user) => new RawClient(`ws://127.0.0.1:${port}/echo?user=${user}`).open()));
     for (const client of clients) {
       assert.match(String(await client.message(0)), /^hello /);
@@ -130,6 +130,9 @@ describe("raw endpoints", () => {
     // The sender got nothing back: its next message is the echo of what it sends next.
     clients[0]!.socket.send("after");
     assert.equal(await clients[0]!.message(2), "after");
+    // The room itself sends to every raw member (server.room, or a room hook's ctx).
+    assert.equal(server.room("doc").sendRaw("from the room"), 3);
+    for (const client of clients) assert.equal(await client.message(3), "from the room");
     for (const client of clients) client.socket.close();
   });
 

@@ -279,6 +279,12 @@ export interface RoomContext<State = any, C extends ContractSpec = any> {
   /** The same as `emit`: every session of every member. */
   broadcast<E extends ServerEventName<C>>(event: E, ...data: ServerEmitArgs<C, E>): number;
   /**
+   * Sends `data` as it is (a string as a text frame, bytes as a binary frame) to every raw
+   * session of every member (see `defineRawConnection`); JSON sessions do not get it.
+   * @returns how many sessions it was queued for.
+   */
+  sendRaw(data: RawData): number;
+  /**
    * Destroys the room: every member leaves (`onLeave`) and drops it from its room list,
    * `onDestroy` runs with `reason === "destroyed"`, and its stored state is wiped.
    */

@@ -275,6 +275,8 @@ const RawEcho = defineRawConnection<Meta, { seen: number }>({
   },
 });
 expectType<"raw">(RawEcho.messages);
+declare const someRoom: RoomContext;
+expectType<number>(someRoom.sendRaw(new Uint8Array([1, 2])));
 createServer({ connections: [UserConnection, RawEcho], maxFragments: 64 });
 // @ts-expect-error a raw endpoint has no contract
 defineRawConnection({ contract: {} });

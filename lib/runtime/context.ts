@@ -261,6 +261,7 @@ export function roomContext(
     },
     emit,
     broadcast: emit,
+    sendRaw: (data: RawData) => native.broadcastRaw(name, rawPayload(data), undefined),
   };
 }
 
