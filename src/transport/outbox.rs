@@ -536,6 +536,25 @@ impl Outbox {
 mod tests {
   use super::*;
 
+  #[test]
+  fn raw_sessions_take_raw_frames_only_and_others_protocol_frames_only() {
+    let protocol = WireFrame::from(Utf8Bytes::from("{}"));
+    let raw_text = WireFrame::RawText(Utf8Bytes::from("hi"));
+    let binary = WireFrame::Binary(Bytes::from_static(&[0, 255]));
+    let json = Outbox::new(1024, OverflowPolicy::Close);
+    let raw = Outbox::new(1024, OverflowPolicy::Close);
+    raw.serve_raw();
+    assert!(json.takes(&protocol) && !json.takes(&raw_text) && !json.takes(&binary));
+    assert!(!raw.takes(&protocol) && raw.takes(&raw_text) && raw.takes(&binary));
+    assert_eq!(binary.len(), 2);
+    assert_eq!(binary.as_text(), None);
+    assert_eq!(
+      binary.into_message(),
+      Message::Binary(Bytes::from_static(&[0, 255]))
+    );
+    assert_eq!(raw_text.into_message(), Message::Text(Utf8Bytes::from("hi")));
+  }
+
   #[tokio::test]
   async fn a_burst_over_the_limit_waits_for_a_draining_socket() {
     // Limit 20 wire bytes: each 5-byte frame takes 7.
