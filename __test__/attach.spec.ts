@@ -16,7 +16,7 @@ import { WebSocket, WebSocketServer } from "ws";
 
 import { WarrenClient, type ConnectedInfo } from "../client/index";
 import { createServer, defineConnection, HttpError, WarrenError, type ServerOptions } from "../index.js";
-import { refusedUpgrade, TestClient, withTimeout } from "./helpers.js";
+import { deferred, refusedUpgrade, TestClient, withTimeout } from "./helpers.js";
 import { TcpProxy } from "./proxy.js";
 
 interface Meta {
@@ -243,6 +243,42 @@ test("an https server cannot be attached, and a socket without a descriptor is n
   assert.equal(notTcp.destroyed, false, "left to its owner");
   const elsewhere = { ...req, url: "/nope" } as http.IncomingMessage;
   assert.equal(server.handleUpgrade(elsewhere, notTcp, Buffer.alloc(0)), false);
+});
+
+test("maxPendingHandshakes holds for handed-over sockets: past it the core answers 503 at once", async (t) => {
+  const started = deferred();
+  const release = deferred();
+  const Slow = defineConnection<Meta>({
+    name: "AttachSlow",
+    websocketPath: "/ws",
+    async extractMeta(req) {
+      const user = req.query.get("user") ?? "anonymous";
+      if (user === "slow") {
+        started.resolve();
+        await release.promise;
+      }
+      return { userId: user };
+    },
+  });
+  const server = createServer({ connections: [Slow], storage: ":memory:", maxPendingHandshakes: 1 });
+  t.after(() => server.close());
+  const httpServer = http.createServer((_req, res) => res.end("plain"));
+  server.attach(httpServer);
+  const port = await listening(t, httpServer);
+
+  const slow = new TestClient(`ws://127.0.0.1:${port}/ws?user=slow`);
+  await withTimeout(started.promise, "the slow handshake");
+  const refused = await refusedUpgrade(`ws://127.0.0.1:${port}/ws?user=other`);
+  assert.equal(refused.status, 503);
+  assert.equal(refused.opened, false);
+  release.resolve();
+  await withTimeout(once(slow.socket, "open"), "the slow socket");
+  // A pong comes from the task that served the handshake, once past it (its permit is back).
+  slow.send({ type: "ping" });
+  await slow.next((frame) => frame.type === "pong", "a pong");
+  const next = await TestClient.open(`ws://127.0.0.1:${port}/ws?user=other`);
+  await next.close();
+  await slow.close();
 });
 
 /** Polls `check` until it holds (server-side counters no frame announces). */

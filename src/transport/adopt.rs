@@ -9,15 +9,13 @@
 //! end the connection. Only connected TCP sockets are taken; anything else (a Unix socket, a
 //! descriptor that is not a socket) is refused and left to its owner.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::runtime::Handle;
 
-use super::http::{self, definition_for};
-use super::{listener, Host};
+use super::http::definition_for;
+use super::Host;
 use crate::config::Definition;
-use crate::error::UpgradeRejection;
 
 /// Whether an upgrade request for `target` (path and query) is one warren answers.
 pub fn serves(definitions: &[Definition], target: &str) -> bool {
@@ -32,7 +30,11 @@ pub fn serves(definitions: &[Definition], target: &str) -> bool {
 /// not a connected TCP socket.
 #[cfg(unix)]
 pub fn adopt<H: Host>(host: &Arc<H>, runtime: &Handle, fd: i32, read: Vec<u8>) -> std::io::Result<()> {
+  use std::net::SocketAddr;
   use std::os::fd::{BorrowedFd, OwnedFd};
+
+  use super::listener;
+  use crate::error::UpgradeRejection;
 
   if fd < 0 {
     return Err(std::io::Error::new(
@@ -89,8 +91,8 @@ pub fn adopt<H: Host>(_host: &Arc<H>, _runtime: &Handle, _fd: i32, _read: Vec<u8
 /// Answers a refused connection without a task (there is no permit for one): a fresh socket's
 /// send buffer takes the short answer at once, and the connection closes when `stream` drops.
 #[cfg(unix)]
-fn refuse_now(mut stream: &std::net::TcpStream, rejection: &UpgradeRejection) {
+fn refuse_now(mut stream: &std::net::TcpStream, rejection: &crate::error::UpgradeRejection) {
   use std::io::Write;
-  let _ = stream.write_all(&http::rejection_response(rejection));
+  let _ = stream.write_all(&super::http::rejection_response(rejection));
   let _ = stream.shutdown(std::net::Shutdown::Write);
 }
