@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import http from "node:http";
 import https from "node:https";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { Duplex } from "node:stream";
 import { test, type TestContext } from "node:test";
 import express from "express";
@@ -141,6 +141,34 @@ test("plain http + handleUpgrade: warren takes its paths and leaves the others u
   other.close();
   assert.deepEqual(taken, [true, false]);
   await client.close();
+});
+
+test("a frame sent with the upgrade request (Node's `head` bytes) reaches the core", async (t) => {
+  const { server } = warren(t);
+  const httpServer = http.createServer();
+  server.attach(httpServer);
+  const port = await listening(t, httpServer);
+  const socket = net.connect(port, "127.0.0.1");
+  await once(socket, "connect");
+  t.after(() => socket.destroy());
+  const ping = Buffer.from('{"type":"ping"}');
+  // A masked text frame with a zero mask: the payload goes as is.
+  const frame = Buffer.concat([Buffer.from([0x81, 0x80 | ping.length, 0, 0, 0, 0]), ping]);
+  const request =
+    "GET /ws?user=henry HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+  socket.write(Buffer.concat([Buffer.from(request), frame]));
+  let received = Buffer.alloc(0);
+  await withTimeout(
+    (async () => {
+      for await (const chunk of socket) {
+        received = Buffer.concat([received, chunk as Buffer]);
+        if (received.includes('{"type":"pong"}')) return;
+      }
+    })(),
+    "the pong",
+  );
+  assert.match(received.toString("latin1"), /^HTTP\/1\.1 101 Switching Protocols\r\n/);
 });
 
 test("attach leaves another upgrade listener's paths to it, and answers 404 when it is alone", async (t) => {

@@ -330,7 +330,12 @@ export class WarrenServer {
     const fd = descriptorOf(socket);
     this.#startServing();
     socket.pause();
-    this.#native.adopt(fd, head.length === 0 ? requestHead(req) : Buffer.concat([requestHead(req), head]));
+    try {
+      this.#native.adopt(fd, head.length === 0 ? requestHead(req) : Buffer.concat([requestHead(req), head]));
+    } catch (error) {
+      socket.resume();
+      throw error;
+    }
     // The core has its own descriptor now: closing Node's leaves the connection open.
     socket.destroy();
     return true;
