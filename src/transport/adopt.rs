@@ -96,3 +96,34 @@ fn refuse_now(mut stream: &std::net::TcpStream, rejection: &crate::error::Upgrad
   let _ = stream.write_all(&super::http::rejection_response(rejection));
   let _ = stream.shutdown(std::net::Shutdown::Write);
 }
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn serves_the_socket_paths_only() {
+    let definitions = vec![
+      Definition {
+        name: "C".into(),
+        path: "/ws".into(),
+        authenticates: false,
+        prefix: false,
+      },
+      Definition {
+        name: "Counter".into(),
+        path: "/actors/counter/".into(),
+        authenticates: true,
+        prefix: true,
+      },
+    ];
+    assert!(serves(&definitions, "/ws"));
+    assert!(serves(&definitions, "/ws?token=a#x"));
+    assert!(serves(&definitions, "/actors/counter/k1?x=1"));
+    assert!(!serves(&definitions, "/actors/counter/"));
+    assert!(!serves(&definitions, "/actors/counter/a/b"));
+    assert!(!serves(&definitions, "/ws/more"));
+    assert!(!serves(&definitions, "/healthz"));
+    assert!(!serves(&definitions, "/_next/webpack-hmr"));
+  }
+}

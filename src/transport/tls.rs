@@ -64,3 +64,30 @@ fn acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, String> {
   config.alpn_protocols = vec![b"http/1.1".to_vec()];
   Ok(TlsAcceptor::from(Arc::new(config)))
 }
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn config(cert: &str, key: &str) -> TlsConfig {
+    TlsConfig {
+      cert_pem: cert.as_bytes().to_vec(),
+      key_pem: key.as_bytes().to_vec(),
+      ca_pem: None,
+    }
+  }
+
+  fn error_of(tls: &TlsConfig) -> String {
+    match TlsSlot::new(tls) {
+      Ok(_) => panic!("accepted a bad certificate"),
+      Err(error) => error,
+    }
+  }
+
+  #[test]
+  fn a_certificate_that_is_not_pem_is_refused_in_words() {
+    assert!(error_of(&config("not a certificate", "")).contains("tls.cert holds no PEM certificate"));
+    let broken = "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n";
+    assert!(error_of(&config(broken, "")).contains("tls.cert"));
+  }
+}
