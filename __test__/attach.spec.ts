@@ -6,8 +6,11 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import http from "node:http";
+import { mkdtempSync, rmSync } from "node:fs";
 import https from "node:https";
 import net, { type AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Duplex } from "node:stream";
 import { test, type TestContext } from "node:test";
 import express from "express";
@@ -307,6 +310,34 @@ test("maxPendingHandshakes holds for handed-over sockets: past it the core answe
   const next = await TestClient.open(`ws://127.0.0.1:${port}/ws?user=other`);
   await next.close();
   await slow.close();
+});
+
+test("an upgrade on a Unix-socket server is not taken: 500 from the attached listener, logged", async (t) => {
+  const { server } = warren(t);
+  const httpServer = http.createServer((_req, res) => res.end("plain"));
+  server.attach(httpServer);
+  const dir = mkdtempSync(join(tmpdir(), "warren-attach-"));
+  const path = join(dir, "http.sock");
+  httpServer.listen(path);
+  await once(httpServer, "listening");
+  t.after(() => {
+    httpServer.closeAllConnections();
+    httpServer.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const logged: string[] = [];
+  const original = console.error;
+  console.error = (...parts: unknown[]) => void logged.push(parts.map(String).join(" "));
+  try {
+    const socket = new WebSocket(`ws+unix://${path}:/ws`);
+    socket.on("error", () => {});
+    const [, response] = (await withTimeout(once(socket, "unexpected-response"), "the refusal")) as [unknown, http.IncomingMessage];
+    assert.equal(response.statusCode, 500);
+  } finally {
+    console.error = original;
+  }
+  assert.ok(logged.some((line) => line.includes("socket_not_adoptable") || line.includes("cannot take the socket")), logged.join("\n"));
+  assert.equal(server.stats().connections, 0);
 });
 
 /** Polls `check` until it holds (server-side counters no frame announces). */
