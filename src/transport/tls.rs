@@ -3,6 +3,11 @@
 //! server is created, so a bad certificate or key is an error there. The configuration sits
 //! behind a lock as an `Arc`: replacing it serves the new certificate to the next handshakes
 //! while connections already open keep theirs, with no restart.
+//!
+//! Bounds: each connection's rustls buffers are rustls's own defaults, at most 64 KiB of
+//! encrypted records waiting for the kernel (past it a write waits, so the session's outbox
+//! sees backpressure as over plain TCP, less those 64 KiB), up to 16 KiB decrypted and not yet
+//! read, and the record being read (at most about 16 KiB).
 
 use std::sync::Arc;
 
