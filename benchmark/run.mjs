@@ -67,6 +67,12 @@ async function freePort(extra = []) {
  */
 const SERVERS = {
   warren: { cmd: () => [process.execPath, join(here, "servers/warren.mjs"), "0"], proto: "warren", target: "warren" },
+  // The same app attached to a node:http server (`server.attach`): sockets handed over by Node.
+  "warren-attached": {
+    cmd: () => [process.execPath, join(here, "servers/warren.mjs"), "0", "--attach"],
+    proto: "warren",
+    target: "warren",
+  },
   ws: { cmd: () => [process.execPath, join(here, "servers/ws-echo.mjs"), "0"], proto: "warren" },
   socketio: { cmd: () => [process.execPath, join(here, "servers/socketio.mjs"), "0"], proto: "socketio" },
   bun: { cmd: () => [bunBin, join(here, "servers/bun.ts"), "0"], proto: "warren" },
@@ -486,6 +492,7 @@ function versions() {
   };
   const all = {
     warren: JSON.parse(readFileSync(join(here, "../package.json"), "utf8")).version,
+    "warren-attached": "warren's app on node:http (server.attach)",
     node: process.version,
     ws: pkg(here, "ws") ?? pkg(join(here, ".."), "ws"),
     socketio: pkg(here, "socket.io"),
