@@ -29,6 +29,8 @@ pub struct NativeCluster {
   pub redis: String,
   /// This process's name among the nodes. @default a random id
   pub node_id: Option<String>,
+  /// How long the node's lease lasts without renewal. @default 10000
+  pub lease_ms: Option<u32>,
 }
 
 /// Options of the native server; the JS layer fills them from `createServer` options.
@@ -114,7 +116,7 @@ pub fn server_config(options: NativeOptions) -> Result<ServerConfig, CoreError> 
       node_id: cluster
         .node_id
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
-      lease: crate::config::NODE_LEASE,
+      lease: millis(cluster.lease_ms, crate::config::NODE_LEASE),
     }),
     room_handlers: options.room_handlers,
     storage,

@@ -218,6 +218,11 @@ impl Cluster {
     &self.node
   }
 
+  /// How long this node's lease lasts without renewal.
+  pub fn lease(&self) -> Duration {
+    self.lease
+  }
+
   /// Starts the lease, publisher and subscriber tasks on `runtime`; they stop with `peer`.
   pub fn start<P: Peer>(self: &Arc<Self>, peer: &Arc<P>, runtime: &Handle) {
     runtime.spawn(lease::keep(self.clone(), peer.clone()));

@@ -7,8 +7,7 @@
 //!
 //! Nothing is left hanging: a gateway that stops hearing its owner's lease closes the owner's
 //! sessions (1012: the client reconnects and its actor is placed again), and an owner whose
-//! gateway died ends the sessions that gateway held (1006), checked every
-//! [`NODE_LEASE_RENEWAL`].
+//! gateway died ends the sessions that gateway held (1006), checked every third of a lease.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
@@ -19,7 +18,6 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use super::Core;
 use crate::cluster::nodes::{self, NodeMessage};
 use crate::cluster::Cluster;
-use crate::config::NODE_LEASE_RENEWAL;
 use crate::error::{CloseCode, SessionEnd};
 use crate::events::Event;
 use crate::ids::{DefinitionId, SessionId};
@@ -330,9 +328,9 @@ impl Core {
   }
 
   /// Checks the leases of the nodes this one forwards to or from; sessions tied to a dead node
-  /// end. Runs every [`NODE_LEASE_RENEWAL`] until shutdown.
+  /// end. Runs every third of a lease until shutdown.
   pub(super) async fn watch_peers(self: Arc<Self>, cluster: Arc<Cluster>) {
-    let mut ticks = tokio::time::interval(NODE_LEASE_RENEWAL);
+    let mut ticks = tokio::time::interval(cluster.lease() / 3);
     let mut shutdown = self.shutdown.subscribe();
     loop {
       tokio::select! {
