@@ -255,7 +255,7 @@ class Node {
   }
 }
 
-/** A session of `user` on `node`, or undefined when refused (the node is not serving it now). */
+/** A session of `user` (and any more query after it) on `node`, or undefined when refused. */
 async function connect(node: Node, user: string): Promise<TestClient | undefined> {
   try {
     return await TestClient.open(`${node.url}?user=${user}`);
@@ -406,6 +406,7 @@ describe("cluster mode under failure: three node processes, each behind a fault 
 
     n3.redisLink.restore();
     await n3.logged(/holds its lease again/, since, "n3 to hold its lease again");
+    await n3.logged(/pub\/sub link to Redis is back/, since, "n3 to listen on Redis again");
     const back = await callThrough(n3, "bea", "get");
     assert.equal(back.data.count, acknowledged, "n3 serves bea again");
   });
@@ -429,6 +430,62 @@ describe("cluster mode under failure: three node processes, each behind a fault 
     const reply = await callThrough(n2, "rio", "get");
     assert.ok(reply.data.count >= acknowledged);
     await client.close().catch(() => {});
+  });
+
+  test("kill a gateway: its client resumes through a third node with every frame it missed, seq contiguous", async () => {
+    await heal();
+    const [n1, n2, n3] = [nodes[0]!, nodes[1]!, nodes[2]!];
+    const anchor = (await connect(n1, "gus"))!; // places gus's actor on n1
+    await increment(anchor, 1);
+    const client = await TestClient.open(`${n2.url}?user=gus&_resume=`);
+    const session = await client.next((f) => f.type === "session", "the session frame");
+    assert.equal(session.resumed, false);
+    assert.equal(typeof session.token, "string", "the owner gave the forwarded session a token");
+    const ticks = (of: TestClient) => of.history.filter((f) => f.data?.type === "tick");
+    for (const n of [1, 2, 3]) anchor.emit("tick", { n });
+    await client.until(() => ticks(client).length === 3, "ticks 1-3 through n2");
+    const lastSeq = ticks(client).at(-1)!.seq as number;
+
+    await n2.kill();
+    await client.closed;
+    for (const n of [4, 5, 6]) anchor.emit("tick", { n });
+    await anchor.until(() => ticks(anchor).length === 6, "the owner sent ticks 4-6");
+    const resumed = await TestClient.open(`${n3.url}?user=gus&_resume=${session.token}&_lastSeq=${lastSeq}`);
+    const again = await resumed.next((f) => f.type === "session", "the resumed session frame");
+    assert.equal(again.resumed, true, "resumed through n3");
+    anchor.emit("tick", { n: 7 });
+    await resumed.until(() => ticks(resumed).length === 4, "ticks 4-6 replayed, then 7 live");
+    const all = [...ticks(client), ...ticks(resumed)];
+    assert.deepEqual(
+      all.map((f) => f.data.n),
+      [1, 2, 3, 4, 5, 6, 7],
+      "every tick once, in order",
+    );
+    const seqs = all.map((f) => f.seq as number);
+    assert.deepEqual(seqs, seqs.map((_, i) => seqs[0]! + i), "seq contiguous across the resume");
+    await Promise.all([anchor.close(), resumed.close()]);
+  });
+
+  test("kill the owner: its client, resuming through another node, gets resumed:false and the acknowledged state", async () => {
+    await heal();
+    const [n1, n3] = [nodes[0]!, nodes[2]!];
+    const client = await TestClient.open(`${n1.url}?user=ida&_resume=`);
+    const { token } = await client.next((f) => f.type === "session", "the session frame");
+    const acknowledged = await increment(client, 3);
+    const lastSeq = client.history.filter((f) => typeof f.seq === "number").at(-1)!.seq as number;
+
+    await n1.kill();
+    await client.closed;
+    const { next, session } = await poll(async () => {
+      const next = await connect(n3, `ida&_resume=${token}&_lastSeq=${lastSeq}`);
+      if (!next) return undefined;
+      const session = await Promise.race([next.next((f) => f.type === "session", "a session frame"), next.closed.then(() => undefined)]);
+      if (!session) return undefined;
+      return { next, session };
+    }, "a session for ida through n3");
+    assert.equal(session.resumed, false, "the session died with its owner");
+    assert.deepEqual((await next.call("get")).data, { node: "n3", count: acknowledged });
+    await next.close();
   });
 
   test(`randomised faults (${ROUNDS} rounds): every acknowledged increment is stored, every time`, async () => {

@@ -145,6 +145,9 @@ pub struct Cluster {
   dropped: AtomicU64,
   /// How long the lease lasts without renewal.
   lease: Duration,
+  /// Signalled when Redis stopped answering on the command connection: the pub/sub one is
+  /// likely dead too, so the subscriber replaces it.
+  relink: Notify,
 }
 
 fn redis_error(what: &str, error: redis::RedisError) -> CoreError {
@@ -211,6 +214,7 @@ impl Cluster {
       first_subscription: Mutex::new(Some(first_subscription)),
       dropped: AtomicU64::new(0),
       lease: config.lease,
+      relink: Notify::new(),
     })
   }
 
@@ -224,11 +228,13 @@ impl Cluster {
   }
 
   /// Redis did not answer in time. A connection whose peer vanished without a word (a network
-  /// black hole) may wait forever, so the next command goes through a new one.
+  /// black hole) may wait forever, so the next command goes through a new one, and the pub/sub
+  /// link is replaced too.
   fn unanswered(&self) {
     if let Ok(fresh) = ConnectionManager::new_lazy_with_config(self.client.clone(), connection_settings()) {
       *self.commands.lock() = fresh;
     }
+    self.relink.notify_one();
   }
 
   /// How long this node's lease lasts without renewal.

@@ -132,6 +132,7 @@ impl<P: Peer> Subscription<P> {
     loop {
       tokio::select! {
         _ = self.peer.stopped() => return true,
+        _ = self.cluster.relink.notified() => return false,
         _ = self.peer.rooms_changed().notified() => {
           if self.sync_rooms().await.is_err() {
             return false;

@@ -131,7 +131,7 @@ impl Host for Core {
       if self.registry.actor_of(definition, &identity.key).is_none() {
         match cluster.claim(name, &identity.key).await {
           Ok(Placement::Elsewhere { owner }) => {
-            return Ok(self.forward(cluster, definition, &identity, owner, resume.is_some()));
+            return Ok(self.forward(cluster, definition, &identity, owner, resume.as_ref()));
           }
           Ok(Placement::Here { fence, records }) => {
             // This node's copy becomes what Redis holds, before any hook reads it.
