@@ -466,6 +466,34 @@ describe("cluster mode under failure: three node processes, each behind a fault 
     await Promise.all([anchor.close(), resumed.close()]);
   });
 
+  test("a client's acknowledgements through a gateway reach the owner, which replays only what was not acknowledged", async () => {
+    await heal();
+    const [n1, n2, n3] = [nodes[0]!, nodes[1]!, nodes[2]!];
+    const anchor = (await connect(n1, "joy"))!;
+    await increment(anchor, 1);
+    const client = await TestClient.open(`${n2.url}?user=joy&_resume=`);
+    const { token } = await client.next((f) => f.type === "session", "the session frame");
+    for (const n of [1, 2, 3]) anchor.emit("tick", { n });
+    await client.until(() => client.history.filter((f) => f.data?.type === "tick").length === 3, "three ticks");
+    const lastSeq = client.history.at(-1)!.seq as number;
+    client.send({ type: "ping", ack: lastSeq });
+    // A call sent after the ping travels the same way: once it is answered, the owner has the ack.
+    await client.call("get");
+    client.socket.terminate();
+    await client.closed;
+    // Resuming from 0 replays only what was not acknowledged: the reply to `get`.
+    const again = await TestClient.open(`${n3.url}?user=joy&_resume=${token}&_lastSeq=0`);
+    const session = await again.next((f) => f.type === "session", "a session frame");
+    assert.equal(session.resumed, true);
+    await again.next((f) => f.type === "reply", "the unacknowledged reply, replayed");
+    assert.deepEqual(
+      again.history.filter((f) => f.data?.type === "tick"),
+      [],
+      "the acknowledged ticks were forgotten by the owner",
+    );
+    await Promise.all([anchor.close(), again.close()]);
+  });
+
   test("kill the owner: its client, resuming through another node, gets resumed:false and the acknowledged state", async () => {
     await heal();
     const [n1, n3] = [nodes[0]!, nodes[2]!];

@@ -4,7 +4,8 @@
 //!
 //! - gateway → owner: `open` (a socket of a user whose actor the owner holds, maybe resuming a
 //!   session the owner keeps), `event` and `call` (the client's frames, as the gateway parsed
-//!   them), `ended` (the socket is gone: closed, or dropped and resumable);
+//!   them), `ack` (the client has every frame up to a number: the owner's replay buffer lets
+//!   them go), `ended` (the socket is gone: closed, or dropped and resumable);
 //! - owner → gateway: `frames` (what the session is sent, numbered by the owner), `close` (the
 //!   owner closes the session);
 //! - any node → owner: `destroy` (destroy an actor the owner holds).
@@ -50,6 +51,12 @@ pub enum NodeMessage<'a> {
     id: u64,
     event: &'a RawValue,
     data: Option<&'a RawValue>,
+  },
+  /// The gateway's client has every frame of the session up to `seq`.
+  Ack {
+    from: Cow<'a, str>,
+    session: u64,
+    seq: u64,
   },
   /// The gateway's socket for the session is gone; `blip`: it dropped (the client may resume).
   Ended {
@@ -120,6 +127,8 @@ struct Wire<'a> {
   last_seq: u64,
   #[serde(default)]
   blip: bool,
+  #[serde(default)]
+  seq: Option<u64>,
 }
 
 /// Reads a message; `None` for one this node does not understand.
@@ -158,6 +167,11 @@ pub fn parse(payload: &[u8]) -> Option<NodeMessage<'_>> {
       code: wire.code?,
       reason: wire.reason?,
       blip: wire.blip,
+    },
+    "ack" => NodeMessage::Ack {
+      from: wire.from?,
+      session,
+      seq: wire.seq?,
     },
     "frames" => NodeMessage::Frames {
       session,
@@ -242,6 +256,15 @@ pub fn call(from: &str, session: u64, id: u64, event_json: &str, data_json: Opti
     out.push_str(r#","data":"#);
     out.push_str(data);
   }
+  out.push('}');
+  out
+}
+
+/// `ack`.
+pub fn ack(from: &str, session: u64, seq: u64) -> String {
+  let mut out = head("ack", Some(from), session);
+  out.push_str(r#","seq":"#);
+  push_int(&mut out, seq);
   out.push('}');
   out
 }
@@ -355,6 +378,11 @@ mod tests {
         blip: false,
         ..
       })
+    ));
+    let text = ack("g1", 7, 41);
+    assert!(matches!(
+      parse(text.as_bytes()),
+      Some(NodeMessage::Ack { from, session: 7, seq: 41 }) if from == "g1"
     ));
     let text = close(7, 1000, "Actor destroyed");
     assert!(matches!(

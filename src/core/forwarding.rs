@@ -134,7 +134,9 @@ impl Core {
     let message = match *frame {
       ClientFrame::Event { kind, data } => nodes::event(node, session.get(), kind, data),
       ClientFrame::Call { id, event, data } => nodes::call(node, session.get(), id, event, data),
-      ClientFrame::Ping { .. } => return true,
+      // The owner keeps the replay buffer: it hears what the client has.
+      ClientFrame::Ping { ack: Some(seq) } => nodes::ack(node, session.get(), seq),
+      ClientFrame::Ping { ack: None } => return true,
     };
     cluster.send_to(&owner, message);
     true
@@ -206,6 +208,17 @@ impl Core {
             blip,
           };
           self.end_remote(local, end);
+        }
+      }
+      NodeMessage::Ack { from, session, seq } => {
+        let outbox = self
+          .forwarding
+          .lock()
+          .remotes
+          .get(&(Arc::from(&*from), session))
+          .map(|remote| remote.outbox.clone());
+        if let Some(outbox) = outbox {
+          outbox.acknowledge(seq);
         }
       }
       NodeMessage::Frames { session, frames } => {
