@@ -17,7 +17,8 @@
 //              socket.io with its Redis adapter across 3 processes
 //   takeover   (once, `takeovers` trials) a node holding a user's actor is SIGKILLed: time until
 //              an increment through another node is answered with the user's state (p50 / p99).
-//              Every node runs with a `lease` ms lease; the takeover waits for it to run out
+//              Every node runs with a `lease` ms lease (renewed every third of it); the takeover
+//              waits for it to run out, so it takes between 2/3 of a lease and a lease
 //
 // Prints a table and writes benchmark/results/cluster-<date>.json.
 import { spawn } from "node:child_process";
@@ -183,6 +184,8 @@ async function takeover(redisUrl, survivor, trial) {
   await owner.opened;
   let count = 0;
   for (let i = 0; i < 3; i++) count = await owner.increment();
+  // The kill lands anywhere between two lease renewals, as a crash would.
+  await new Promise((resolve) => setTimeout(resolve, Math.random() * LEASE_MS));
   const killed = once(victim.child, "exit");
   const start = performance.now();
   victim.child.kill("SIGKILL");
