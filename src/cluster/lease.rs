@@ -1,6 +1,9 @@
 //! Keeping the node's lease, renewed three times per lease. When renewals have failed for as
 //! long as the lease lasts, other nodes may take this one's actors over: it fences itself
 //! ([`Peer::fence`]) until it holds the lease again (renewed, or taken anew once it expired).
+//! A lapse it did not see as it happened (the process was paused past its lease, then took the
+//! lease anew) fences it too, for a moment: it lets its actors go before serving on. A renewal
+//! Redis does not answer in time replaces the connection (a black hole never answers).
 
 use std::sync::Arc;
 use std::time::Instant;
