@@ -4,9 +4,11 @@
 // noticed within seconds. Every test waits on signals (a reply, a close, a key in Redis, a line
 // on a node's stderr), never on a fixed sleep.
 //
-// The invariant every test checks: an increment a client saw acknowledged is never lost, whatever
-// failed (`acknowledged <= stored`, the stored value read straight from Redis).
-// CHAOS_ROUNDS sets how many faults the randomised test injects (a few by default).
+// The invariant the fault tests check: an increment a client saw acknowledged is never lost,
+// whatever failed (`acknowledged <= stored`, the stored value read straight from Redis). The
+// resume tests kill a gateway or an owner under a resumable session.
+// CHAOS_ROUNDS sets how many faults the randomised test injects (a few by default; `npm run
+// chaos` runs 30), CHAOS_SEED replays a run.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
