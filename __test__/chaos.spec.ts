@@ -526,11 +526,12 @@ describe("cluster mode under failure: three node processes, each behind a fault 
       seed = (seed * 48271) % 2147483647;
       return seed / 2147483647;
     };
+    // A fault: the victim killed, paused past its lease or cut off from Redis, or Redis restarted.
     const acknowledged = new Map<string, number>();
     for (let round = 0; round < ROUNDS; round++) {
       const user = `r${round % 3}`;
       const victim = nodes[Math.floor(random() * 3)]!;
-      const fault = ["kill", "stop", "isolate"][Math.floor(random() * 3)]!;
+      const fault = ["kill", "stop", "isolate", "redis"][Math.floor(random() * 4)]!;
       // Clients increment through every node until the cluster is whole again.
       let healed = false;
       const writers = nodes.map(async (node) => {
@@ -549,7 +550,12 @@ describe("cluster mode under failure: three node processes, each behind a fault 
       if (fault === "kill") await victim.kill();
       if (fault === "stop") victim.signal("SIGSTOP");
       if (fault === "isolate") victim.redisLink.isolate();
-      await poll(async () => ((await redis.holdsLease(victim.id)) ? undefined : true), `${victim.id}'s lease to run out`);
+      if (fault === "redis") {
+        await redis.kill();
+        await redis.start();
+      } else {
+        await poll(async () => ((await redis.holdsLease(victim.id)) ? undefined : true), `${victim.id}'s lease to run out`);
+      }
       if (fault === "stop") victim.signal("SIGCONT");
       await heal();
       healed = true;
