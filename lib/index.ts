@@ -51,6 +51,7 @@ export type {
   Handler,
   TypeSpec,
   ListenOptions,
+  TlsOptions,
   ListeningAddress,
   RoomContext,
   RoomDefinition,

@@ -155,8 +155,13 @@ pub struct ClusterConfig {
 /// actors after it (see the cluster module).
 pub const NODE_LEASE: Duration = Duration::from_secs(10);
 
-/// How often a node checks on the nodes it forwards sessions to or from.
-pub const NODE_LEASE_RENEWAL: Duration = Duration::from_secs(3);
+/// The shortest lease `cluster.leaseMs` accepts: a node renews every third of it, and each
+/// renewal must reach Redis and back within that third.
+pub const MIN_NODE_LEASE: Duration = Duration::from_millis(300);
+
+/// The longest lease `cluster.leaseMs` accepts (a dead node's actors wait this long for another
+/// node to take them over).
+pub const MAX_NODE_LEASE: Duration = Duration::from_secs(600);
 
 /// Messages waiting to be published to other nodes; past it a publish is dropped and reported
 /// (the JS thread never waits on Redis).
@@ -181,6 +186,26 @@ pub struct Definition {
   /// True for a raw endpoint: its messages (text or binary) go to JS as they are, and what JS
   /// sends goes out as it is; no JSON protocol, no resume.
   pub raw: bool,
+}
+
+/// The certificate warren's own listener serves `wss://` with (PEM text, as given to
+/// `createServer({ tls })`). The transport turns it into a rustls configuration when the server
+/// is created, so a bad certificate or key fails there, not at the first handshake.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+  /// The server's certificate, optionally followed by its chain (PEM).
+  pub cert_pem: Vec<u8>,
+  /// The private key of the certificate (PEM: PKCS #8, PKCS #1 or SEC1).
+  pub key_pem: Vec<u8>,
+  /// Further chain certificates sent after `cert_pem`'s (PEM), if any.
+  pub ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TlsConfig {
+  /// Never prints the key.
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    f.debug_struct("TlsConfig").finish_non_exhaustive()
+  }
 }
 
 /// Everything a server needs to run; validated once, in [`Self::validate`].
@@ -212,6 +237,8 @@ pub struct ServerConfig {
   pub admin_token: Option<String>,
   /// Cluster mode; none runs this process alone.
   pub cluster: Option<ClusterConfig>,
+  /// `wss://` on warren's own listener; none serves plain `ws://`.
+  pub tls: Option<TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -242,6 +269,7 @@ impl Default for ServerConfig {
       call_timeout: DEFAULT_CALL_TIMEOUT,
       admin_token: None,
       cluster: None,
+      tls: None,
     }
   }
 }
@@ -307,6 +335,14 @@ impl ServerConfig {
       if id.is_empty() || id.len() > 64 || !id.chars().all(allowed) {
         return Err(format!(
           "cluster.nodeId must be 1-64 letters, digits, '.', '_' or '-', got {id:?}"
+        ));
+      }
+      if cluster.lease < MIN_NODE_LEASE || cluster.lease > MAX_NODE_LEASE {
+        return Err(format!(
+          "cluster.leaseMs must be between {} and {}, got {}",
+          MIN_NODE_LEASE.as_millis(),
+          MAX_NODE_LEASE.as_millis(),
+          cluster.lease.as_millis()
         ));
       }
       if !cluster.redis_url.starts_with("redis://") {

@@ -239,6 +239,11 @@ pub enum CoreError {
   Runtime(String),
   /// Cluster mode cannot work: Redis unreachable or unfit, or the node id taken.
   Cluster(String),
+  /// The `tls` certificate or key cannot be used; the message says why.
+  Tls(String),
+  /// A socket handed over by an HTTP server cannot be taken by the core (no file descriptor
+  /// of its own, such as a TLS socket, or the platform cannot share it).
+  NotAdoptable(String),
 }
 
 impl CoreError {
@@ -259,6 +264,8 @@ impl CoreError {
       CoreError::TooManySchedules(_) => "too_many_schedules",
       CoreError::Runtime(_) => "runtime_failed",
       CoreError::Cluster(_) => "cluster_unavailable",
+      CoreError::Tls(_) => "invalid_tls",
+      CoreError::NotAdoptable(_) => "socket_not_adoptable",
     }
   }
 }
@@ -270,7 +277,9 @@ impl fmt::Display for CoreError {
       | CoreError::InvalidArgument(why)
       | CoreError::Listen(why)
       | CoreError::AddressInUse(why)
-      | CoreError::Cluster(why) => f.write_str(why),
+      | CoreError::Cluster(why)
+      | CoreError::Tls(why)
+      | CoreError::NotAdoptable(why) => f.write_str(why),
       CoreError::Store(error) => error.fmt(f),
       CoreError::NoSuchActor => f.write_str("the actor is no longer in memory"),
       CoreError::TooManySchedules(limit) => write!(f, "an actor may have at most {limit} pending schedules"),

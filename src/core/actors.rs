@@ -187,7 +187,7 @@ impl Core {
   }
 
   /// Cluster mode: the claim an actor's records are written under, if this node holds it.
-  fn fence_of(&self, definition: &str, user: &str) -> Option<Fence> {
+  pub(super) fn fence_of(&self, definition: &str, user: &str) -> Option<Fence> {
     self.cluster.as_ref()?;
     let actor = crate::cluster::wire::actor_key(definition, user);
     let token = *self.claims.lock().get(&actor)?;
