@@ -16,7 +16,8 @@ cleanup() {
 trap cleanup EXIT
 
 # Python 2.7: pyenv's when there is one (it may not be the default python), else the PATH's.
-if command -v pyenv >/dev/null && pyenv versions --bare 2>/dev/null | grep -qx '2.7.18'; then
+# (No `pyenv versions | grep -q`: under pipefail, grep quitting early fails the pipe.)
+if command -v pyenv >/dev/null && pyenv prefix 2.7.18 >/dev/null 2>&1; then
   export PYENV_VERSION=2.7.18
 fi
 python=python2.7
