@@ -10,6 +10,7 @@ import { defineActor } from "./definitions/actor";
 import { isConnectionDefinition } from "./definitions/connection";
 import { isRoomDefinition } from "./definitions/room";
 import { WarrenError } from "./errors";
+import { isWarrenLogger, serverLog } from "./log";
 import { createNative, type NativeServer } from "./runtime/bridge";
 import { Runtime } from "./runtime/events";
 import { batchSends } from "./runtime/outgoing";
@@ -164,6 +165,15 @@ export class WarrenServer {
     const connections = connectionsOf(options);
     const rooms = roomsOf(options, connections);
     checkScalars(options);
+    if (options.logger !== undefined && !isWarrenLogger(options.logger)) {
+      throw new WarrenError("invalid_option", "createServer: logger must be pino-compatible: trace, debug, info, warn, error, fatal and child methods");
+    }
+    for (const name of ["metrics", "inspector"] as const) {
+      if (options[name] !== undefined && typeof options[name] !== "boolean") {
+        throw new WarrenError("invalid_option", `createServer: ${name} must be a boolean`);
+      }
+    }
+    const logs = serverLog(options.logger);
     this.#definitions = [...connections];
     let runtime: Runtime | undefined;
     this.#native = batchSends(createNative(
@@ -191,10 +201,12 @@ export class WarrenServer {
         callTimeoutMs: positiveInteger(options, "callTimeoutMs"),
         adminToken: options.adminToken,
         cluster: clusterOf(options),
+        metrics: options.metrics,
+        inspector: options.inspector,
       },
       () => runtime?.wake(),
-    ));
-    runtime = new Runtime(this.#native, this.#definitions, rooms, { exposeErrors: options.exposeErrors });
+    ), logs("outgoing"));
+    runtime = new Runtime(this.#native, this.#definitions, rooms, { exposeErrors: options.exposeErrors, logs });
     this.#runtime = runtime;
     // Nothing is served before listen(): do not keep the process alive until then.
     this.#native.setRef(false);
@@ -312,6 +324,15 @@ export class WarrenServer {
   /** Counts of open sessions, actors and rooms in memory, and TCP connections. */
   stats(): ServerStats {
     return this.#native.stats();
+  }
+
+  /**
+   * The server's metrics in the Prometheus text format: what `GET /metrics` serves with
+   * `metrics: true`, available whatever the option (for a route of your own).
+   * @example res.setHeader("Content-Type", "text/plain; version=0.0.4"); res.end(server.metrics());
+   */
+  metrics(): string {
+    return this.#native.metrics();
   }
 }
 

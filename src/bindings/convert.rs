@@ -69,6 +69,10 @@ pub struct NativeOptions {
   /// Bearer token that enables `DELETE /actors/<kind>/<key>`.
   pub admin_token: Option<String>,
   pub cluster: Option<NativeCluster>,
+  /// Serve `GET /metrics`. @default false
+  pub metrics: Option<bool>,
+  /// Serve the inspector under `/_warren/` (needs `adminToken`). @default false
+  pub inspector: Option<bool>,
 }
 
 fn millis(value: Option<u32>, default: Duration) -> Duration {
@@ -117,6 +121,8 @@ pub fn server_config(options: NativeOptions) -> Result<ServerConfig, CoreError> 
       lease: crate::config::NODE_LEASE,
     }),
     room_handlers: options.room_handlers,
+    metrics: options.metrics.unwrap_or(false),
+    inspector: options.inspector.unwrap_or(false),
     storage,
     durability,
     definitions: options

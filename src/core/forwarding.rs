@@ -23,6 +23,7 @@ use crate::config::NODE_LEASE_RENEWAL;
 use crate::error::{CloseCode, SessionEnd};
 use crate::events::Event;
 use crate::ids::{DefinitionId, SessionId};
+use crate::metrics::{Direction, Metrics};
 use crate::protocol::{session_frame, ClientFrame};
 use crate::registry::NewSession;
 use crate::transport::outbox::{wire_len, Outbox};
@@ -52,10 +53,10 @@ impl Core {
   }
 
   fn new_outbox(&self) -> Arc<Outbox> {
-    Arc::new(Outbox::new(
-      self.config.max_backpressure_bytes,
-      self.config.overflow_policy,
-    ))
+    Arc::new(
+      Outbox::new(self.config.max_backpressure_bytes, self.config.overflow_policy)
+        .metered(self.metrics.clone()),
+    )
   }
 
   /// Gateway side: serves a socket whose actor `owner` holds.
@@ -119,6 +120,7 @@ impl Core {
       ClientFrame::Ping { .. } => return true,
     };
     cluster.send_to(&owner, message);
+    self.metrics.forwarded(&owner, Direction::ToOwner, 1);
     true
   }
 
@@ -294,6 +296,7 @@ impl Core {
       outbox,
       gateway,
       gateway_session,
+      self.metrics.clone(),
     ));
   }
 
@@ -403,7 +406,13 @@ fn raw_data(data: Option<&serde_json::value::RawValue>) -> Option<&str> {
 }
 
 /// Owner side: the writer of a remote session, publishing what it is sent to its gateway.
-async fn write_to_gateway(cluster: Arc<Cluster>, outbox: Arc<Outbox>, gateway: Arc<str>, session: u64) {
+async fn write_to_gateway(
+  cluster: Arc<Cluster>,
+  outbox: Arc<Outbox>,
+  gateway: Arc<str>,
+  session: u64,
+  metrics: Arc<Metrics>,
+) {
   let mut queued = VecDeque::new();
   loop {
     let Ok(close) = outbox.take(0, &mut queued).await else {
@@ -413,6 +422,7 @@ async fn write_to_gateway(cluster: Arc<Cluster>, outbox: Arc<Outbox>, gateway: A
       let message = nodes::frames(session, queued.iter().map(|q| q.frame.as_str()));
       let bytes = queued.iter().map(|q| wire_len(q.frame.len())).sum();
       cluster.send_to(&gateway, message);
+      metrics.forwarded(&gateway, Direction::ToGateway, queued.len() as u64);
       // Handed on: the gateway's own outbox bounds what its socket has not taken.
       outbox.accepted(0, bytes);
       queued.clear();

@@ -25,6 +25,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -33,7 +34,9 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use super::store::{Store, Write};
 use super::{Replica, ReplicaWrite};
 use crate::config::Durability;
+use crate::config::MAX_TIMED_COMMITS;
 use crate::error::StoreError;
+use crate::metrics::Metrics;
 use crate::protocol::{reply_error_frame, Unsealed};
 use crate::registry::{Registry, Target};
 use crate::transport::outbox::Outbox;
@@ -80,6 +83,9 @@ struct Counts {
   replicating: Vec<ReplicaWrite>,
   /// Commits or flushes that failed (the disk is full, or failing), for stats.
   failures: u64,
+  /// When each commit since the last flush began was applied (at most [`MAX_TIMED_COMMITS`]):
+  /// the flush that makes them durable observes each in `warren_commit_seconds`.
+  committed_at: Vec<Instant>,
 }
 
 pub struct OutputGate {
@@ -89,15 +95,17 @@ pub struct OutputGate {
   counts: Mutex<Counts>,
   /// Wakes the flusher: something was applied that is not durable yet.
   flush_wanted: Notify,
+  metrics: Arc<Metrics>,
 }
 
 impl OutputGate {
-  pub fn new(durability: Durability, numbered: bool) -> Self {
+  pub fn new(durability: Durability, numbered: bool, metrics: Arc<Metrics>) -> Self {
     Self {
       durability,
       numbered,
       counts: Mutex::new(Counts::default()),
       flush_wanted: Notify::new(),
+      metrics,
     }
   }
 
@@ -132,6 +140,9 @@ impl OutputGate {
       }
     }
     counts.replicating.extend(replicated);
+    if counts.committed_at.len() < MAX_TIMED_COMMITS {
+      counts.committed_at.push(Instant::now());
+    }
     counts.applied = counts.changed;
     drop(counts);
     self.flush_wanted.notify_one();
@@ -309,9 +320,13 @@ impl OutputGate {
     replica: Option<&Arc<dyn Replica>>,
     report: &impl Fn(&StoreError),
   ) -> bool {
-    let (upto, replicating) = {
+    let (upto, replicating, committed_at) = {
       let mut counts = self.counts.lock();
-      (counts.applied, std::mem::take(&mut counts.replicating))
+      (
+        counts.applied,
+        std::mem::take(&mut counts.replicating),
+        std::mem::take(&mut counts.committed_at),
+      )
     };
     if let Err(error) = store.flush().await {
       self.counts.lock().failures += 1;
@@ -319,8 +334,16 @@ impl OutputGate {
       self.not_stored(upto);
       return false;
     }
+    for at in committed_at {
+      self.metrics.commit_seconds.observe(at.elapsed());
+    }
     let replicated = match replica {
-      Some(replica) if !replicating.is_empty() => replica.commit(replicating).await,
+      Some(replica) if !replicating.is_empty() => {
+        let started = Instant::now();
+        let replicated = replica.commit(replicating).await;
+        self.metrics.redis_commit_seconds.observe(started.elapsed());
+        replicated
+      }
       _ => Ok(()),
     };
     match replicated {

@@ -25,6 +25,7 @@
 //! old socket's writer finds itself superseded (its socket generation is no longer current) and stops.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -32,6 +33,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::config::{OverflowPolicy, MAX_BURST_FACTOR};
 use crate::error::CloseCode;
+use crate::metrics::Metrics;
 
 pub use crate::config::SLOW_CONSUMER_STALL;
 
@@ -149,6 +151,8 @@ pub struct Outbox {
   /// socket drains.
   burst_limit: usize,
   policy: OverflowPolicy,
+  /// Where frames sent, frames dropped and slow-consumer closes are counted (none in tests).
+  meter: Option<Arc<Metrics>>,
 }
 
 impl Outbox {
@@ -170,7 +174,14 @@ impl Outbox {
       limit,
       burst_limit: limit.saturating_mul(MAX_BURST_FACTOR),
       policy,
+      meter: None,
     }
+  }
+
+  /// Counts this session's traffic into `metrics`.
+  pub fn metered(mut self, metrics: Arc<Metrics>) -> Self {
+    self.meter = Some(metrics);
+    self
   }
 
   /// Keeps up to `limit` bytes of sent frames until the client acknowledges them, so that a
@@ -216,6 +227,9 @@ impl Outbox {
     match self.policy {
       OverflowPolicy::Drop => {
         state.dropped += 1;
+        if let Some(meter) = &self.meter {
+          meter.frames_dropped.inc();
+        }
         Err(Pushed::Dropped)
       }
       OverflowPolicy::Close => Err(Pushed::Overflowed),
@@ -278,6 +292,9 @@ impl Outbox {
   /// Makes the session a slow consumer: its queue is discarded and the writer is told to close
   /// with 1008 at once.
   fn overflow(&self, mut state: parking_lot::MutexGuard<'_, State>) {
+    if let Some(meter) = &self.meter {
+      meter.backpressure_closes.inc();
+    }
     state.frames.clear();
     state.unsent = 0;
     state.close = Some(CloseRequest {
@@ -391,6 +408,12 @@ impl Outbox {
             for queued in into.iter().filter(|queued| queued.seq != 0) {
               replay.keep(queued.seq, &queued.frame);
             }
+          }
+          if let (Some(meter), false) = (&self.meter, into.is_empty()) {
+            meter.frames_sent.add(into.len() as u64);
+            meter
+              .bytes_sent
+              .add(into.iter().map(|queued| queued.frame.len() as u64).sum());
           }
           return Ok(state.close.clone());
         }
