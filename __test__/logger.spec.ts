@@ -5,17 +5,14 @@
  * come through at pino's debug level; the default logger stays on stderr.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer as createTcpServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Writable } from "node:stream";
 import pino from "pino";
 import { createServer, defineConnection } from "../index.js";
-import { listenForTest, serve, TestClient, withTimeout } from "./helpers.js";
+import { freePort, listenForTest, serve, startRedis, TestClient, withTimeout } from "./helpers.js";
 
 /** A pino logger at `level` whose JSON lines land in `lines`; `next(match)` waits for one. */
 function capture(level = "info") {
@@ -43,35 +40,6 @@ function capture(level = "info") {
       what,
     );
   return { logger, lines, next };
-}
-
-async function freePort(): Promise<number> {
-  const probe = createTcpServer().listen(0, "127.0.0.1");
-  await once(probe, "listening");
-  const { port } = probe.address() as { port: number };
-  probe.close();
-  return port;
-}
-
-/** A redis-server on `port`, durable enough for strict mode. */
-async function startRedis(port: number, dir: string): Promise<() => Promise<void>> {
-  const child = spawn(
-    "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dir],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  let output = "";
-  child.stdout!.on("data", (chunk) => (output += chunk));
-  await withTimeout(
-    (async () => {
-      while (!output.includes("Ready to accept connections")) await once(child.stdout!, "data");
-    })(),
-    "redis-server to start",
-  );
-  return async () => {
-    child.kill();
-    await once(child, "exit");
-  };
 }
 
 describe("a pino logger", () => {

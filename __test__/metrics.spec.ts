@@ -4,12 +4,13 @@
  * frames in and out, hibernated actors.
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { createServer, defineConnection, UserError } from "../index.js";
-import { deferred, eventually, serve, TestClient } from "./helpers.js";
+import { deferred, eventually, freePort, listenForTest, serve, startRedis, TestClient } from "./helpers.js";
 
 const TOKEN = "metrics-s3cret";
 
@@ -132,6 +133,38 @@ describe("metrics", () => {
     await eventually(() => sample(dropping.server.metrics(), "warren_frames_dropped_total") > 0, "dropped frames to be counted");
     reader.socket.terminate();
     slow.socket.terminate();
+  });
+
+  test("cluster mode: frames forwarded per node and direction, and Redis commit round trips", { timeout: 60_000 }, async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "warren-metrics-redis-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const port = await freePort();
+    const stopRedis = await startRedis(port, dir);
+    t.after(stopRedis);
+    const Counter = defineConnection({
+      name: "Counter",
+      extractMeta: (req) => ({ userId: req.query.get("u")! }),
+      state: { count: 0 },
+    }).on("inc", (ctx) => ++ctx.state.count);
+    const node = (nodeId: string) =>
+      createServer({ connections: [Counter], storage: ":memory:", cluster: { redis: `redis://127.0.0.1:${port}`, nodeId } });
+    const owner = node("metrics-a");
+    const gateway = node("metrics-b");
+    const a = await listenForTest(t, owner);
+    const b = await listenForTest(t, gateway);
+    const here = await TestClient.open(`${a.url}?u=ann`);
+    assert.equal((await here.call("inc")).data, 1);
+    // The same user on the other node: its session is forwarded to the node that owns the actor.
+    const there = await TestClient.open(`${b.url}?u=ann`);
+    assert.equal((await there.call("inc")).data, 2);
+    const ownerText = owner.metrics();
+    const gatewayText = gateway.metrics();
+    assert.equal(sample(gatewayText, 'warren_forwarded_frames_total{node="metrics-a",direction="to_owner"}'), 1);
+    assert.ok(sample(ownerText, 'warren_forwarded_frames_total{node="metrics-b",direction="to_gateway"}') >= 1);
+    assert.ok(sample(ownerText, "warren_redis_commit_seconds_count") >= 2, "each commit went through Redis");
+    assert.doesNotMatch(gatewayText, /node="metrics-b"/, "a node does not count itself");
+    await here.close();
+    await there.close();
   });
 
   test("metrics must be a boolean", () => {

@@ -9,7 +9,9 @@
 //   (fan-out in Rust, one encoding for every member);
 // - `increment` (a call) -> `++ctx.state.count`, the reply is the new count; `noop` (a call) -> 1.
 // With WARREN_CLUSTER=redis://… (and WARREN_NODE=<id>) it runs as one node of a cluster.
+// With --metrics it runs with `metrics: true` and scrapes its own /metrics once a second.
 import { mkdtempSync, rmSync } from "node:fs";
+import { get } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRoomHandler, createServer, defineConnection } from "../../index.js";
@@ -61,7 +63,12 @@ const server = createServer({
   durability: process.env.WARREN_DURABILITY === "relaxed" ? "relaxed" : "strict",
   // WARREN_CLUSTER=redis://host:port (and WARREN_NODE=<id>): one node of a cluster.
   cluster: process.env.WARREN_CLUSTER ? { redis: process.env.WARREN_CLUSTER, nodeId: process.env.WARREN_NODE } : undefined,
+  metrics: process.argv.includes("--metrics"),
 });
 const address = await server.listen({ port, host: "127.0.0.1" });
+if (process.argv.includes("--metrics")) {
+  const scrape = () => get(`http://127.0.0.1:${address.port}/metrics`, (res) => res.resume()).on("error", () => {});
+  setInterval(scrape, 1000).unref();
+}
 process.stdout.write(`READY ${address.port}\n`);
 for (const signal of ["SIGINT", "SIGTERM"]) process.once(signal, () => server.close().then(() => process.exit(0)));
