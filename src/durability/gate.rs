@@ -129,6 +129,8 @@ impl OutputGate {
     replicated: Vec<ReplicaWrite>,
   ) -> Result<(), StoreError> {
     let mut counts = self.counts.lock();
+    // An empty batch (nothing left to write) is no commit: it is not timed.
+    let timed = !writes.is_empty() || !replicated.is_empty();
     if !writes.is_empty() {
       if let Err(error) = store.apply(writes) {
         counts.failures += 1;
@@ -140,7 +142,7 @@ impl OutputGate {
       }
     }
     counts.replicating.extend(replicated);
-    if counts.committed_at.len() < MAX_TIMED_COMMITS {
+    if timed && counts.committed_at.len() < MAX_TIMED_COMMITS {
       counts.committed_at.push(Instant::now());
     }
     counts.applied = counts.changed;
