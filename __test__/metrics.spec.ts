@@ -117,22 +117,26 @@ describe("metrics", () => {
     await client.close();
   });
 
-  test("a slow consumer's close and dropped frames are counted", async () => {
+  test("a slow consumer's close and dropped frames are counted", async (t) => {
+    // 16 MiB in one tick to a client that reads nothing: more than the kernel's socket buffers
+    // hold on loopback, so the session's frames pile up past its budget whatever the build.
     const Flood = defineConnection({ name: "Flood" }).on("flood", (ctx) => {
-      for (let i = 0; i < 200; i++) ctx.emit("big", { pad: "x".repeat(16 * 1024) });
+      const pad = "x".repeat(16 * 1024);
+      for (let i = 0; i < 1024; i++) ctx.emit("big", { pad });
     });
     const closing = await serve({ connections: [Flood], maxBackpressure: 64 * 1024 });
     const reader = await TestClient.open(closing.url);
+    // A paused socket never reads its close or EOF: it must be torn down, pass or fail.
+    t.after(() => reader.socket.terminate());
     reader.socket.pause();
     reader.emit("flood", {});
     await eventually(() => sample(closing.server.metrics(), "warren_backpressure_closes_total") === 1, "a 1008 close to be counted");
     const dropping = await serve({ connections: [Flood], maxBackpressure: 64 * 1024, backpressure: "drop" });
     const slow = await TestClient.open(dropping.url);
+    t.after(() => slow.socket.terminate());
     slow.socket.pause();
     slow.emit("flood", {});
     await eventually(() => sample(dropping.server.metrics(), "warren_frames_dropped_total") > 0, "dropped frames to be counted");
-    reader.socket.terminate();
-    slow.socket.terminate();
   });
 
   test("cluster mode: frames forwarded per node and direction, and Redis commit round trips", { timeout: 60_000 }, async (t) => {
