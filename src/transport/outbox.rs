@@ -325,9 +325,26 @@ impl Outbox {
 
   /// The writer's watchdog: the socket took no byte for [`SLOW_CONSUMER_STALL`]. Over the limit,
   /// the session is a slow consumer now (closed, or its frames dropped until the socket moves).
+  /// A session already closing gives its queued frames up and closes at once.
   pub fn stalled(&self, generation: u64) {
     let mut state = self.state.lock();
-    if state.generation != generation || state.unsent + state.held <= self.limit || state.close.is_some() {
+    if state.generation != generation {
+      return;
+    }
+    if let Some(close) = state.close.as_mut() {
+      // Closing (a shutdown, say) behind frames a socket takes nothing of: the close would wait
+      // for them forever, under either policy. It goes first now, the frames are given up.
+      if !close.urgent {
+        close.urgent = true;
+        state.frames.clear();
+        state.unsent = 0;
+        drop(state);
+        self.ready.notify_one();
+        self.urgent.notify_one();
+      }
+      return;
+    }
+    if state.unsent + state.held <= self.limit {
       return;
     }
     match self.policy {
@@ -545,6 +562,19 @@ mod tests {
     // The socket moves again: frames are queued again.
     outbox.accepted(0, 12);
     assert_eq!(outbox.push(Utf8Bytes::from("1")), Pushed::Queued);
+  }
+
+  #[tokio::test]
+  async fn a_close_behind_frames_a_stalled_socket_never_takes_goes_first() {
+    for policy in [OverflowPolicy::Drop, OverflowPolicy::Close] {
+      let outbox = Outbox::new(1 << 20, policy);
+      assert_eq!(outbox.push(Utf8Bytes::from("frame")), Pushed::Queued);
+      assert!(outbox.request_close(1001, "server shutdown"));
+      assert_eq!(outbox.close_request().map(|close| close.urgent), Some(false));
+      outbox.stalled(0);
+      assert_eq!(outbox.close_request().map(|close| close.urgent), Some(true));
+      assert_eq!(outbox.unsent(), 0, "{policy:?}: the frames were given up");
+    }
   }
 
   #[tokio::test]
