@@ -3,7 +3,8 @@
  * `chromium` driven by playwright-core, as in browser.spec.ts) showing an actor this test created,
  * its state changing live, its recent events, and destroying it.
  *
- * Writes docs/inspector.png (the README shows it).
+ * Writes its screenshot to __test__/artifacts/ (ignored by git); with WARREN_UPDATE_DOCS=1, to
+ * docs/inspector.png, which the README shows.
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
@@ -19,7 +20,7 @@ const TOKEN = "inspector-s3cret";
 const CHROMIUM = "/usr/bin/chromium";
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const WAIT_MS = 15_000;
-const DOCS = fileURLToPath(new URL("../docs/", import.meta.url));
+const SCREENSHOTS = fileURLToPath(new URL(process.env.WARREN_UPDATE_DOCS === "1" ? "../docs/" : "./artifacts/", import.meta.url));
 
 function app() {
   const Counter = defineConnection({
@@ -125,8 +126,8 @@ describe("inspector", () => {
     await page.locator("#state", { hasText: '"count": 42' }).waitFor({ timeout: WAIT_MS });
     await page.locator("#events td", { hasText: '{"by":41}' }).first().waitFor({ timeout: WAIT_MS });
     await page.locator("#rooms td", { hasText: "ann, bob" }).waitFor({ timeout: WAIT_MS });
-    await mkdir(DOCS, { recursive: true });
-    await page.screenshot({ path: join(DOCS, "inspector.png") });
+    await mkdir(SCREENSHOTS, { recursive: true });
+    await page.screenshot({ path: join(SCREENSHOTS, "inspector.png") });
     await page.locator("#destroy").click();
     assert.deepEqual(await withTimeout(ann.closed, "ann's socket to close"), { code: 1000, reason: "Actor destroyed" });
     await row.waitFor({ state: "detached", timeout: WAIT_MS });
