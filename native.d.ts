@@ -39,6 +39,12 @@ export declare class NativeServer {
    * `code` must be 1000 or 3000–4999 unless `internal` (1008, 1011 from the runtime itself).
    */
   closeSession(sessionId: number, code: number, reason: string, internal?: boolean | undefined | null): boolean
+  /** The Prometheus text exposition of this server's metrics (what `GET /metrics` serves). */
+  metrics(): string
+  /** Whether the inspector is on (JS then shows it actors' states). */
+  inspects(): boolean
+  /** Shows the inspector the state (JSON) of the actor `key` of definition `kind`. */
+  showState(kind: string, key: string, stateJson: string): boolean
   /**
    * Adds a room to an actor's list (live membership while it has a session) and stores the
    * list. Returns false when the room was already listed. The membership change reaches JS as
@@ -197,6 +203,10 @@ export interface NativeOptions {
   cluster?: NativeCluster
   /** Serve `wss://` on the server's own listener with this certificate. */
   tls?: NativeTls
+  /** Serve `GET /metrics`. @default false */
+  metrics?: boolean
+  /** Serve the inspector under `/_warren/` (needs `adminToken`). @default false */
+  inspector?: boolean
 }
 
 export interface NativeStats {

@@ -17,6 +17,7 @@ export { createRoomHandler } from "./definitions/room";
 export { createServer, WarrenServer } from "./server";
 export { HttpError, PayloadError, UserError, WarrenError } from "./errors";
 export type { ErrorCode, PayloadIssue } from "./errors";
+export type { LogFn, WarrenLogger } from "./log";
 export { defineContract, isContract, payload } from "../client/contract";
 export type {
   CallSpec,

@@ -5,6 +5,7 @@
  * a page of declarations first.
  */
 
+import type { WarrenLogger } from "./log";
 import type {
   ContractSpec,
   InboundData,
@@ -549,6 +550,25 @@ export interface ServerOptions {
    * without a restart. Not used by `attach`, whose server does its own TLS (or has a proxy).
    */
   tls?: TlsOptions;
+  /**
+   * Serves `GET /metrics` in the Prometheus text format (with `adminToken`, only to
+   * `Authorization: Bearer <adminToken>`). `server.metrics()` returns the same text either way.
+   * @default false
+   */
+  metrics?: boolean;
+  /**
+   * Serves the inspector at `/_warren/inspector#token=<adminToken>`: live actors, sessions,
+   * rooms, an actor's state and recent events, destroy and hibernate. Requires `adminToken`.
+   * @default false
+   */
+  inspector?: boolean;
+  /**
+   * Where warren logs: a pino-compatible logger (`trace`…`fatal` taking `(obj, msg)` or
+   * `(msg)`, and `child`). Each module logs through `logger.child({ module: "warren:<module>" })`;
+   * errors of user code carry `definition`, `key`, `event` and `err`. By default debug lines go
+   * to stderr when `DEBUG=warren:*` enables them, warnings and errors always.
+   */
+  logger?: WarrenLogger;
 }
 
 /** `createServer({ tls })`: PEM text (strings or Buffers). */

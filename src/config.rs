@@ -107,6 +107,26 @@ pub const MAX_PENDING_DISPATCH_BYTES_PER_SESSION: usize = 64 << 10;
 /// Largest static file served (the demo's page and scripts are far smaller).
 pub const MAX_STATIC_FILE_BYTES: u64 = 8 << 20;
 
+/// Commits timed per flush for `warren_commit_seconds`. Commits are one per JS tick and a flush
+/// takes milliseconds, so a flush rarely covers more than a few; past this many (a disk that
+/// stalls) the rest of that flush's commits are not observed, so the timing list stays bounded.
+pub const MAX_TIMED_COMMITS: usize = 1024;
+
+/// Actors and rooms the inspector lists (the rest are counted, not listed), and actors whose
+/// last shown state it keeps.
+pub const MAX_INSPECTED: usize = 1000;
+
+/// Recent actor events the inspector keeps, across all actors (the oldest goes first).
+pub const MAX_INSPECTOR_EVENTS: usize = 1000;
+
+/// Bytes of an event's data (and of its name) the inspector keeps; past it the data is cut.
+/// With [`MAX_INSPECTOR_EVENTS`], the journal holds at most about 1 MiB.
+pub const MAX_INSPECTOR_EVENT_DATA_BYTES: usize = 512;
+
+/// Bytes of one actor's state (as JSON) the inspector keeps; a larger state shows a note.
+/// With [`MAX_INSPECTED`], at most 64 MiB; states are usually far smaller.
+pub const MAX_INSPECTED_STATE_BYTES: usize = 64 << 10;
+
 /// Memory sled may use to cache the store. Hot actor state is read on wake-ups only, so a
 /// small cache is enough; sled's 1 GiB default would dominate an idle server's RSS.
 pub const STORE_CACHE_BYTES: u64 = 32 << 20;
@@ -239,6 +259,10 @@ pub struct ServerConfig {
   pub cluster: Option<ClusterConfig>,
   /// `wss://` on warren's own listener; none serves plain `ws://`.
   pub tls: Option<TlsConfig>,
+  /// Serves `GET /metrics` (Prometheus text; behind `admin_token` when one is set).
+  pub metrics: bool,
+  /// Serves the inspector under `/_warren/` (needs `admin_token`).
+  pub inspector: bool,
 }
 
 impl Default for ServerConfig {
@@ -270,6 +294,8 @@ impl Default for ServerConfig {
       admin_token: None,
       cluster: None,
       tls: None,
+      metrics: false,
+      inspector: false,
     }
   }
 }
@@ -302,6 +328,15 @@ impl ServerConfig {
       if definition.path == "/healthz" {
         return Err("websocketPath /healthz is reserved for the health check".into());
       }
+      if self.metrics && definition.path == "/metrics" {
+        return Err("websocketPath /metrics is reserved for the metrics (metrics: true)".into());
+      }
+      if self.inspector && definition.path.starts_with("/_warren/") {
+        return Err("websocketPaths under /_warren/ are reserved for the inspector".into());
+      }
+    }
+    if self.inspector && self.admin_token.as_deref().is_none_or(str::is_empty) {
+      return Err("inspector: true requires adminToken (the inspector shows and destroys actors)".into());
     }
     if self.max_payload_bytes < 128 {
       return Err("maxPayloadBytes must be at least 128".into());

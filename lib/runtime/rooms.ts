@@ -6,15 +6,13 @@
 
 import { bindingFor } from "../definitions/room";
 import { WarrenError } from "../errors";
-import { logger } from "../log";
+import type { LogFactory, Logger } from "../log";
 import type { Persistence } from "../state";
 import type { ConnectionDefinition, RoomContext, RoomDefinition, RoomDestroyReason } from "../types";
 import { StateKind, type NativeServer } from "./bridge";
 import { roomContext } from "./context";
 import { attempt, reportTo, settled } from "./guard";
 import { RoomRecord, type RoomPort } from "./records";
-
-const log = logger("rooms");
 
 export class RoomRuntime implements RoomPort {
   readonly #native: NativeServer;
@@ -23,13 +21,18 @@ export class RoomRuntime implements RoomPort {
   readonly #definitions: ReadonlyArray<RoomDefinition>;
   readonly #byId = new Map<number, RoomRecord>();
   readonly #byName = new Map<string, RoomRecord>();
+  readonly #log: Logger;
+  readonly #hooks: Logger;
 
   constructor(
     native: NativeServer,
     persistence: Persistence,
     connections: ReadonlyArray<ConnectionDefinition<any, any>>,
     definitions: ReadonlyArray<RoomDefinition>,
+    logs: LogFactory,
   ) {
+    this.#log = logs("rooms");
+    this.#hooks = logs("hooks");
     this.#native = native;
     this.#persistence = persistence;
     this.#connections = connections;
@@ -92,7 +95,7 @@ export class RoomRuntime implements RoomPort {
     const known = this.#byId.get(id);
     if (known !== undefined) return known;
     const definition = this.#definitions[handler]!;
-    if (log.enabled) log.debug(`room "${name}" (${definition.name}) enters the heap`);
+    if (this.#log.enabled) this.#log.debug(`room "${name}" (${definition.name}) enters the heap`);
     let room!: RoomRecord;
     const cell = this.#persistence.cell(StateKind.Room, definition.name, name, definition.state, definition.persistedKeys, () => room);
     room = new RoomRecord(id, definition, name, this.#native, cell, () => this.#destroy(name, handler));
@@ -111,7 +114,7 @@ export class RoomRuntime implements RoomPort {
   }
 
   #report(room: RoomRecord, error: unknown): void {
-    reportTo(room.definition, error, room.context);
+    reportTo(this.#hooks, room.definition, error, room.context);
   }
 
   joined(id: number, handler: number, name: string, userId: string, metadata: Record<string, unknown>): void {
@@ -133,7 +136,7 @@ export class RoomRuntime implements RoomPort {
     const room = this.#byId.get(id);
     if (room === undefined) return;
     this.#byId.delete(id);
-    if (log.enabled) log.debug(`room "${room.name}" leaves the heap (${reason})`);
+    if (this.#log.enabled) this.#log.debug(`room "${room.name}" leaves the heap (${reason})`);
     if (this.#byName.get(room.name) === room) this.#byName.delete(room.name);
     if (reason === "destroyed") room.destroyed = true;
     room.ordering.run(() => {

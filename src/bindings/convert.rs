@@ -88,6 +88,10 @@ pub struct NativeOptions {
   pub cluster: Option<NativeCluster>,
   /// Serve `wss://` on the server's own listener with this certificate.
   pub tls: Option<NativeTls>,
+  /// Serve `GET /metrics`. @default false
+  pub metrics: Option<bool>,
+  /// Serve the inspector under `/_warren/` (needs `adminToken`). @default false
+  pub inspector: Option<bool>,
 }
 
 fn millis(value: Option<u32>, default: Duration) -> Duration {
@@ -137,6 +141,8 @@ pub fn server_config(options: NativeOptions) -> Result<ServerConfig, CoreError> 
       lease: millis(cluster.lease_ms, crate::config::NODE_LEASE),
     }),
     room_handlers: options.room_handlers,
+    metrics: options.metrics.unwrap_or(false),
+    inspector: options.inspector.unwrap_or(false),
     storage,
     durability,
     definitions: options

@@ -91,6 +91,24 @@ impl Host for Core {
     }
   }
 
+  fn hibernate_actor_named(&self, kind: &str, key: &str) -> bool {
+    self
+      .definition_of_kind(kind)
+      .is_some_and(|definition| self.hibernate(definition, key))
+  }
+
+  fn metrics_text(&self) -> String {
+    Core::metrics_text(self)
+  }
+
+  fn inspect_overview(&self) -> String {
+    self.overview_json()
+  }
+
+  fn inspect_actor(&self, kind: &str, key: &str) -> Option<String> {
+    self.actor_json(kind, key)
+  }
+
   fn destroy_actor_named(&self, kind: &str, key: &str) -> bool {
     self
       .config
@@ -202,6 +220,7 @@ impl Host for Core {
   }
 
   fn receive(&self, session: SessionId, frame: ClientFrame<'_>) {
+    self.metrics.frames_received.inc();
     if let Some(cluster) = &self.cluster {
       if self.forward_frame(cluster, session, &frame) {
         return;
@@ -214,6 +233,7 @@ impl Host for Core {
 impl Core {
   /// A frame of a session this node holds: JS hears it (its actor woken first if needed).
   pub(super) fn receive_here(&self, session: SessionId, frame: ClientFrame<'_>) {
+    self.record_frame(session, &frame);
     match frame {
       ClientFrame::Event { kind, data } => {
         self.registry.deliver(
@@ -235,7 +255,7 @@ impl Core {
         // Registered first: JS may answer as soon as the event is queued.
         self.calls.started(session, id);
         if !self.registry.deliver(session, call) {
-          self.calls.answered(session, id);
+          let _ = self.calls.answered(session, id);
         }
       }
       ClientFrame::Ping { .. } => {}
@@ -252,10 +272,10 @@ impl Core {
     resumable: bool,
   ) -> Option<(SessionId, Arc<Outbox>)> {
     let id = SessionId(self.next_session.fetch_add(1, Ordering::Relaxed) + 1);
-    let outbox = Arc::new(Outbox::new(
-      self.config.max_backpressure_bytes,
-      self.config.overflow_policy,
-    ));
+    let outbox = Arc::new(
+      Outbox::new(self.config.max_backpressure_bytes, self.config.overflow_policy)
+        .metered(self.metrics.clone()),
+    );
     if self
       .config
       .definitions

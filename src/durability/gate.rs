@@ -25,6 +25,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -32,7 +33,9 @@ use tokio::sync::Notify;
 use super::store::{Store, Write};
 use super::{Replica, ReplicaError, ReplicaWrite};
 use crate::config::Durability;
+use crate::config::MAX_TIMED_COMMITS;
 use crate::error::StoreError;
+use crate::metrics::Metrics;
 use crate::protocol::{reply_error_frame, Unsealed};
 use crate::registry::{Registry, Target};
 use crate::transport::outbox::{Outbox, WireFrame};
@@ -79,6 +82,9 @@ struct Counts {
   replicating: Vec<ReplicaWrite>,
   /// Commits or flushes that failed (the disk is full, or failing), for stats.
   failures: u64,
+  /// When each commit since the last flush began was applied (at most [`MAX_TIMED_COMMITS`]):
+  /// the flush that makes them durable observes each in `warren_commit_seconds`.
+  committed_at: Vec<Instant>,
 }
 
 pub struct OutputGate {
@@ -88,15 +94,17 @@ pub struct OutputGate {
   counts: Mutex<Counts>,
   /// Wakes the flusher: something was applied that is not durable yet.
   flush_wanted: Notify,
+  metrics: Arc<Metrics>,
 }
 
 impl OutputGate {
-  pub fn new(durability: Durability, numbered: bool) -> Self {
+  pub fn new(durability: Durability, numbered: bool, metrics: Arc<Metrics>) -> Self {
     Self {
       durability,
       numbered,
       counts: Mutex::new(Counts::default()),
       flush_wanted: Notify::new(),
+      metrics,
     }
   }
 
@@ -120,6 +128,8 @@ impl OutputGate {
     replicated: Vec<ReplicaWrite>,
   ) -> Result<(), StoreError> {
     let mut counts = self.counts.lock();
+    // An empty batch (nothing left to write) is no commit: it is not timed.
+    let timed = !writes.is_empty() || !replicated.is_empty();
     if !writes.is_empty() {
       if let Err(error) = store.apply(writes) {
         counts.failures += 1;
@@ -131,6 +141,9 @@ impl OutputGate {
       }
     }
     counts.replicating.extend(replicated);
+    if timed && counts.committed_at.len() < MAX_TIMED_COMMITS {
+      counts.committed_at.push(Instant::now());
+    }
     counts.applied = counts.changed;
     drop(counts);
     self.flush_wanted.notify_one();
@@ -317,9 +330,13 @@ impl OutputGate {
     replica: Option<&Arc<dyn Replica>>,
     report: &impl Fn(&StoreError),
   ) -> bool {
-    let (upto, replicating) = {
+    let (upto, replicating, committed_at) = {
       let mut counts = self.counts.lock();
-      (counts.applied, std::mem::take(&mut counts.replicating))
+      (
+        counts.applied,
+        std::mem::take(&mut counts.replicating),
+        std::mem::take(&mut counts.committed_at),
+      )
     };
     if let Err(error) = store.flush().await {
       self.counts.lock().failures += 1;
@@ -327,8 +344,16 @@ impl OutputGate {
       self.not_stored(upto);
       return false;
     }
+    for at in committed_at {
+      self.metrics.commit_seconds.observe(at.elapsed());
+    }
     let replicated = match replica {
-      Some(replica) if !replicating.is_empty() => replica.commit(replicating).await,
+      Some(replica) if !replicating.is_empty() => {
+        let started = Instant::now();
+        let replicated = replica.commit(replicating).await;
+        self.metrics.redis_commit_seconds.observe(started.elapsed());
+        replicated
+      }
       _ => Ok(()),
     };
     match replicated {

@@ -13,6 +13,7 @@
 //! - this file: the maps, sessions coming and going, fan-out to a [`Target`];
 //! - [`actors`]: the actor entry and its one constructor;
 //! - [`membership`]: joining and leaving rooms, room queries;
+//! - [`inspect`]: read-only views of actors, sessions and rooms for the inspector;
 //! - [`lifecycle`]: hibernation, waking, eviction and destruction of actors;
 //! - [`resume`]: sessions whose socket dropped, kept for their client to resume;
 //! - [`rooms`]: room instances and live membership (the index this module locks).
@@ -22,6 +23,7 @@
 //! is never held across an `.await` or a call into JS.
 
 mod actors;
+mod inspect;
 mod lifecycle;
 mod membership;
 mod resume;
@@ -39,6 +41,7 @@ use crate::transport::outbox::{Outbox, Pushed, WireFrame};
 use actors::ActorEntry;
 use rooms::{RoomChange, Rooms};
 
+pub use inspect::{ActorView, Overview, RoomView};
 pub use lifecycle::Destroyed;
 pub use membership::Joined;
 pub use resume::{ResumeError, Resumed, Suspended};

@@ -28,7 +28,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::http::{self, HeadError, RequestHead, Route};
 use super::session::{self, Metered, Outcome, Release, SessionLink};
 use super::tls::TlsSlot;
-use super::{static_files, Host};
+use super::{admin, static_files, Host};
 use crate::config::{MAX_BURST_FACTOR, MAX_LINGER_BYTES, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};
 use crate::error::{CloseCode, SessionEnd, UpgradeRejection};
 
@@ -114,6 +114,16 @@ async fn handshake<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     Ok(Err(HeadError::Gone)) | Err(_) => return Err(None),
   };
   let config = host.config();
+  if let Some(request) = admin::route(&head, config) {
+    write_and_close(
+      stream,
+      &admin::respond(host, &request),
+      deadline,
+      config.close_timeout,
+    )
+    .await;
+    return Err(None);
+  }
   let serves_static = config.static_dir.is_some();
   let (definition, accept_key) = match http::route(
     &head,

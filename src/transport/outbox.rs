@@ -26,6 +26,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -34,6 +35,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::config::{OverflowPolicy, MAX_BURST_FACTOR};
 use crate::error::CloseCode;
+use crate::metrics::Metrics;
 
 pub use crate::config::SLOW_CONSUMER_STALL;
 
@@ -207,6 +209,8 @@ pub struct Outbox {
   policy: OverflowPolicy,
   /// A raw endpoint's session: it takes raw frames only (see [`Outbox::takes`]).
   raw: AtomicBool,
+  /// Where frames sent, frames dropped and slow-consumer closes are counted (none in tests).
+  meter: Option<Arc<Metrics>>,
 }
 
 impl Outbox {
@@ -229,7 +233,14 @@ impl Outbox {
       burst_limit: limit.saturating_mul(MAX_BURST_FACTOR),
       policy,
       raw: AtomicBool::new(false),
+      meter: None,
     }
+  }
+
+  /// Counts this session's traffic into `metrics`.
+  pub fn metered(mut self, metrics: Arc<Metrics>) -> Self {
+    self.meter = Some(metrics);
+    self
   }
 
   /// Makes this a raw endpoint's session: from now on it takes raw frames only.
@@ -287,6 +298,9 @@ impl Outbox {
     match self.policy {
       OverflowPolicy::Drop => {
         state.dropped += 1;
+        if let Some(meter) = &self.meter {
+          meter.frames_dropped.inc();
+        }
         Err(Pushed::Dropped)
       }
       OverflowPolicy::Close => Err(Pushed::Overflowed),
@@ -349,6 +363,9 @@ impl Outbox {
   /// Makes the session a slow consumer: its queue is discarded and the writer is told to close
   /// with 1008 at once.
   fn overflow(&self, mut state: parking_lot::MutexGuard<'_, State>) {
+    if let Some(meter) = &self.meter {
+      meter.backpressure_closes.inc();
+    }
     state.frames.clear();
     state.unsent = 0;
     state.close = Some(CloseRequest {
@@ -379,9 +396,26 @@ impl Outbox {
 
   /// The writer's watchdog: the socket took no byte for [`SLOW_CONSUMER_STALL`]. Over the limit,
   /// the session is a slow consumer now (closed, or its frames dropped until the socket moves).
+  /// A session already closing gives its queued frames up and closes at once.
   pub fn stalled(&self, generation: u64) {
     let mut state = self.state.lock();
-    if state.generation != generation || state.unsent + state.held <= self.limit || state.close.is_some() {
+    if state.generation != generation {
+      return;
+    }
+    if let Some(close) = state.close.as_mut() {
+      // Closing (a shutdown, say) behind frames a socket takes nothing of: the close would wait
+      // for them forever, under either policy. It goes first now, the frames are given up.
+      if !close.urgent {
+        close.urgent = true;
+        state.frames.clear();
+        state.unsent = 0;
+        drop(state);
+        self.ready.notify_one();
+        self.urgent.notify_one();
+      }
+      return;
+    }
+    if state.unsent + state.held <= self.limit {
       return;
     }
     match self.policy {
@@ -462,6 +496,12 @@ impl Outbox {
             for queued in into.iter().filter(|queued| queued.seq != 0) {
               replay.keep(queued.seq, &queued.frame);
             }
+          }
+          if let (Some(meter), false) = (&self.meter, into.is_empty()) {
+            meter.frames_sent.add(into.len() as u64);
+            meter
+              .bytes_sent
+              .add(into.iter().map(|queued| queued.frame.len() as u64).sum());
           }
           return Ok(state.close.clone());
         }
@@ -615,6 +655,19 @@ mod tests {
     // The socket moves again: frames are queued again.
     outbox.accepted(0, 12);
     assert_eq!(outbox.push(Utf8Bytes::from("1")), Pushed::Queued);
+  }
+
+  #[tokio::test]
+  async fn a_close_behind_frames_a_stalled_socket_never_takes_goes_first() {
+    for policy in [OverflowPolicy::Drop, OverflowPolicy::Close] {
+      let outbox = Outbox::new(1 << 20, policy);
+      assert_eq!(outbox.push(Utf8Bytes::from("frame")), Pushed::Queued);
+      assert!(outbox.request_close(1001, "server shutdown"));
+      assert_eq!(outbox.close_request().map(|close| close.urgent), Some(false));
+      outbox.stalled(0);
+      assert_eq!(outbox.close_request().map(|close| close.urgent), Some(true));
+      assert_eq!(outbox.unsent(), 0, "{policy:?}: the frames were given up");
+    }
   }
 
   #[tokio::test]
