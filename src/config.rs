@@ -157,6 +157,13 @@ pub const MAX_PENDING_PUBLISHES: usize = 65_536;
 /// Publishes sent to Redis in one pipeline (one round trip).
 pub const PUBLISH_BATCH: usize = 256;
 
+/// How often a node looks for due schedules of actors no node holds (cluster mode): such a
+/// schedule fires at most this late.
+pub const ALARM_POLL: Duration = Duration::from_millis(500);
+
+/// Due alarms a node takes on per look (the rest wait for the next one, or another node).
+pub const ALARM_BATCH: usize = 64;
+
 /// A connection definition as the core sees it: where its sockets upgrade and whether the
 /// upgrade waits for `extractMeta` in JS.
 #[derive(Clone, Debug)]

@@ -697,3 +697,152 @@ async fn a_message_to_a_user_elsewhere_sent_behind_a_state_change_leaves_once_it
     .expect("commit");
   assert_eq!(receive(&mut bob).await["data"]["text"], "after the change");
 }
+
+/// Epoch milliseconds `ms` from now, as `ctx.schedule.at` gives them.
+fn in_ms(ms: u64) -> f64 {
+  (warren::registry::rooms::now_ms() + ms) as f64
+}
+
+/// How many actors have a pending alarm in Redis.
+async fn alarms(redis: &Redis) -> usize {
+  let client = redis::Client::open(redis.url()).expect("client");
+  let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+  redis::cmd("ZCARD")
+    .arg("warren:alarms")
+    .query_async(&mut connection)
+    .await
+    .expect("zcard")
+}
+
+/// The `Scheduled` events JS was handed so far on `server` (without waiting).
+fn scheduled_now(server: &Server) -> Vec<serde_json::Value> {
+  let mut fired = Vec::new();
+  while let Some(batch) = server.core.take_events() {
+    let events: serde_json::Value = serde_json::from_str(&batch).expect("batch");
+    fired.extend(
+      events
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|event| event[0] == 15)
+        .cloned(),
+    );
+  }
+  fired
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_made_through_one_node_is_kept_in_redis_and_fires_once_on_the_owner() {
+  let redis = Redis::start("schedule-owner");
+  let mut owner = authenticating_node(&redis, "owner").await;
+  let other = authenticating_node(&redis, "other").await;
+  let (_client, _, actor) = owner.open_as("/ws", "ann").await;
+  let id = owner
+    .core
+    .add_schedule(
+      DefinitionId(0),
+      "ann",
+      in_ms(300),
+      "tick".into(),
+      r#"{"n":1}"#.into(),
+    )
+    .expect("schedule");
+  eventually("the schedule to reach Redis", || async {
+    alarms(&redis).await == 1
+  })
+  .await;
+  let fired = owner.event_tagged(15).await;
+  assert_eq!(fired[1].as_u64(), Some(actor), "on the owner, in its actor");
+  assert_eq!(
+    (fired[4].as_str(), fired[6]["n"].as_u64()),
+    (Some(id.as_str()), Some(1))
+  );
+  assert_eq!(alarms(&redis).await, 0, "taken out of Redis as it fired");
+  assert!(scheduled_now(&other).is_empty(), "the other node never had it");
+  assert_eq!(owner.core.schedules_json(DefinitionId(0), "ann"), "[]");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_of_actors_no_node_holds_fire_once_each_on_some_node() {
+  let redis = Redis::start("schedule-alarm");
+  let mut maker = quick_node(&redis, "maker").await;
+  let others = [quick_node(&redis, "b").await, quick_node(&redis, "c").await];
+  let users = ["ann", "bob", "cid", "dee"];
+  let mut ids = std::collections::HashSet::new();
+  for user in users {
+    let (client, _, _) = maker.open_as("/ws", user).await;
+    for n in 0..5 {
+      let id = maker
+        .core
+        .add_schedule(
+          DefinitionId(0),
+          user,
+          in_ms(1_200 + n * 10),
+          "tick".into(),
+          "{}".into(),
+        )
+        .expect("schedule");
+      ids.insert(id);
+    }
+    drop(client);
+  }
+  // Every actor leaves memory and gives its claim up before its schedules are due.
+  eventually("the actors to leave the maker", || async {
+    maker.core.stats().actors == 0
+  })
+  .await;
+  assert_eq!(alarms(&redis).await, users.len());
+
+  let mut fired: Vec<String> = Vec::new();
+  let deadline = tokio::time::Instant::now() + PATIENCE;
+  while fired.len() < ids.len() {
+    assert!(
+      tokio::time::Instant::now() < deadline,
+      "only {} fired",
+      fired.len()
+    );
+    for server in std::iter::once(&maker).chain(others.iter()) {
+      for event in scheduled_now(server) {
+        fired.push(event[4].as_str().expect("id").to_string());
+      }
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+  }
+  assert_eq!(alarms(&redis).await, 0);
+  for server in std::iter::once(&maker).chain(others.iter()) {
+    fired.extend(
+      scheduled_now(server)
+        .iter()
+        .filter_map(|e| e[4].as_str().map(String::from)),
+    );
+  }
+  let distinct: std::collections::HashSet<String> = fired.iter().cloned().collect();
+  assert_eq!(distinct, ids, "every schedule fired");
+  assert_eq!(fired.len(), ids.len(), "and each once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_of_a_node_that_stopped_cleanly_fires_on_another() {
+  let redis = Redis::start("schedule-stop");
+  let mut maker = authenticating_node(&redis, "maker").await;
+  let mut heir = authenticating_node(&redis, "heir").await;
+  let (client, _, _) = maker.open_as("/ws", "ann").await;
+  let id = maker
+    .core
+    .add_schedule(DefinitionId(0), "ann", in_ms(800), "tick".into(), "{}".into())
+    .expect("schedule");
+  eventually("the schedule to reach Redis", || async {
+    alarms(&redis).await == 1
+  })
+  .await;
+  drop(client);
+  // A clean stop gives the node's lease back: its actors are free to be placed elsewhere.
+  drop(maker);
+  let fired = heir.event_tagged(15).await;
+  assert_eq!(
+    (fired[3].as_str(), fired[4].as_str()),
+    (Some("ann"), Some(id.as_str()))
+  );
+  assert_eq!(heir.core.stats().actors, 1, "woken on the heir");
+  assert_eq!(alarms(&redis).await, 0);
+}

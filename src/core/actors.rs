@@ -187,7 +187,7 @@ impl Core {
   }
 
   /// Cluster mode: the claim an actor's records are written under, if this node holds it.
-  fn fence_of(&self, definition: &str, user: &str) -> Option<Fence> {
+  pub(super) fn fence_of(&self, definition: &str, user: &str) -> Option<Fence> {
     self.cluster.as_ref()?;
     let actor = crate::cluster::wire::actor_key(definition, user);
     let token = *self.claims.lock().get(&actor)?;
@@ -256,7 +256,18 @@ impl Core {
       match cluster.claim(&name, &user).await {
         Ok(Placement::Elsewhere { owner }) => cluster.send_to(&owner, nodes::destroy(&name, &user)),
         Ok(Placement::Here { fence, .. }) => {
-          let records: Vec<Write> = vec![
+          let schedules = match cluster.schedules_of(&fence.actor).await {
+            Ok(schedules) => schedules,
+            Err(error) => {
+              core.report(Level::Error, &error.to_string());
+              Vec::new()
+            }
+          };
+          let mut records: Vec<Write> = schedules
+            .iter()
+            .map(|(id, _)| (Key::Schedule { id }.encode(), None))
+            .collect();
+          records.extend([
             (
               Key::ActorState {
                 definition: &name,
@@ -273,7 +284,7 @@ impl Core {
               .encode(),
               None,
             ),
-          ];
+          ]);
           if let Err(error) = core.storage.write_actor(records, Some(fence), true) {
             core.report(Level::Error, &error.to_string());
           }
@@ -294,6 +305,8 @@ impl Core {
         .claims
         .lock()
         .remove(&crate::cluster::wire::actor_key(name, key));
+      // Its schedules stay in Redis: the node that holds it next fires them.
+      self.schedules.remove_actor(definition, key);
       cluster.release(name, key);
     }
   }
@@ -302,7 +315,14 @@ impl Core {
   /// its claim, which is given up with the last write).
   fn wipe_actor(&self, definition: DefinitionId, user: &str) {
     let name = self.definition_name(definition);
-    let records: Vec<Write> = vec![
+    // Schedules first: in cluster mode they go under the claim, given up with the last write.
+    let mut records: Vec<Write> = self
+      .schedules
+      .remove_actor(definition, user)
+      .iter()
+      .map(|schedule| (Key::Schedule { id: &schedule.id }.encode(), None))
+      .collect();
+    records.extend([
       (
         Key::ActorState {
           definition: name,
@@ -319,7 +339,7 @@ impl Core {
         .encode(),
         None,
       ),
-    ];
+    ]);
     let fence = self.fence_of(name, user);
     if fence.is_some() {
       self
@@ -330,20 +350,15 @@ impl Core {
     if let Err(error) = self.storage.write_actor(records, fence, true) {
       self.report(Level::Error, &error.to_string());
     }
-    let schedules: Vec<Write> = self
-      .schedules
-      .remove_actor(definition, user)
-      .iter()
-      .map(|schedule| (Key::Schedule { id: &schedule.id }.encode(), None))
-      .collect();
-    if !schedules.is_empty() {
-      self.write_now(schedules);
-    }
   }
 
   /// Loads every stored schedule (start-up). Schedules of definitions that no longer exist are
-  /// left in storage untouched.
+  /// left in storage untouched. In cluster mode schedules come from Redis with their actor's
+  /// claim instead (see [`crate::cluster::alarms`]).
   pub(super) fn load_schedules(&self) -> Result<(), StoreError> {
+    if self.cluster.is_some() {
+      return Ok(());
+    }
     let definition_of = |name: &str| {
       self
         .config
@@ -389,22 +404,37 @@ impl Core {
       event,
       data: data_json,
     };
-    let stored = schedule.to_stored(self.definition_name(definition));
+    let name = self.definition_name(definition);
+    let stored = schedule.to_stored(name);
+    // Cluster mode: stored in Redis under the actor's claim, with its state.
+    let fence = self.fence_of(name, key);
+    if self.cluster.is_some() && fence.is_none() {
+      return Err(CoreError::Cluster(format!(
+        "this node does not hold {name} {key:?} (it lost its claim): the schedule was not made"
+      )));
+    }
     self
       .schedules
       .add(schedule)
       .map_err(|ScheduleError::TooMany| CoreError::TooManySchedules(MAX_SCHEDULES_PER_ACTOR))?;
-    self.write_now(vec![(Key::Schedule { id: &id }.encode(), Some(stored))]);
+    let record = vec![(Key::Schedule { id: &id }.encode(), Some(stored))];
+    if let Err(error) = self.storage.write_actor(record, fence, false) {
+      self.report(Level::Error, &error.to_string());
+    }
     Ok(id)
   }
 
   /// Cancels a schedule; false when it already fired or never existed.
   pub fn cancel_schedule(&self, id: &str) -> bool {
-    let cancelled = self.schedules.cancel(id).is_some();
-    if cancelled {
-      self.write_now(vec![(Key::Schedule { id }.encode(), None)]);
+    let Some(schedule) = self.schedules.cancel(id) else {
+      return false;
+    };
+    let fence = self.fence_of(self.definition_name(schedule.definition), &schedule.user);
+    let record = vec![(Key::Schedule { id }.encode(), None)];
+    if let Err(error) = self.storage.write_actor(record, fence, false) {
+      self.report(Level::Error, &error.to_string());
     }
-    cancelled
+    true
   }
 
   /// Pending schedules of an actor as JSON: `[{"id","at","event","data"}]`, soonest first.
@@ -416,6 +446,12 @@ impl Core {
   /// sessions, back in its rooms) and JS hears `Scheduled`.
   pub(super) fn fire(&self, schedule: Schedule) {
     self.write_now(vec![(Key::Schedule { id: &schedule.id }.encode(), None)]);
+    self.announce_schedule(schedule);
+  }
+
+  /// A fired schedule reaches JS: its actor is found (woken, or created without sessions, back
+  /// in its rooms) and JS hears `Scheduled`.
+  pub(super) fn announce_schedule(&self, schedule: Schedule) {
     let (actor, created) = self.registry.ensure_actor(schedule.definition, &schedule.user);
     if created {
       self.restore_room_list(actor, schedule.definition, &schedule.user);

@@ -8,12 +8,14 @@
 //! - [`sessions`]: the transport's side: upgrades, sessions opening, resuming and ending;
 //! - [`messaging`]: frames from JS to sessions, users and rooms; replies; closes;
 //! - [`actors`]: rooms, state, hibernation, destruction and schedules as JS drives them;
+//! - [`alarms`]: schedules in cluster mode (fired once, by the node that holds the actor);
 //! - [`upkeep`]: the timers (idle sweeps, call deadlines, resume windows, schedules, flushes);
 //! - [`cluster`]: the core as a node of a cluster (what other nodes publish reaches it here);
 //! - [`forwarding`]: sessions whose actor lives on another node, and the other nodes' sessions
 //!   of this node's actors.
 
 mod actors;
+mod alarms;
 mod cluster;
 mod forwarding;
 mod messaging;
@@ -124,6 +126,7 @@ impl Core {
       core.storage.set_replica(cluster.clone());
       cluster.start(&core, runtime);
       runtime.spawn(core.clone().watch_peers(cluster.clone()));
+      runtime.spawn(core.clone().watch_alarms(cluster.clone()));
     }
     Ok(core)
   }
