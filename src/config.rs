@@ -161,6 +161,14 @@ pub const PUBLISH_BATCH: usize = 256;
 /// schedule fires at most this late.
 pub const ALARM_POLL: Duration = Duration::from_millis(500);
 
+/// Changes of this node's room memberships waiting to reach their rooms' owners (cluster mode);
+/// past it a change is dropped and the log says so.
+pub const MAX_PENDING_ROOM_CHANGES: usize = 65_536;
+
+/// `members()` requests of one node waiting for other nodes' answers (cluster mode); past it a
+/// request fails at once.
+pub const MAX_PENDING_ROOM_QUERIES: usize = 1024;
+
 /// Due alarms a node takes on per look (the rest wait for the next one, or another node).
 pub const ALARM_BATCH: usize = 64;
 

@@ -846,3 +846,180 @@ async fn a_schedule_of_a_node_that_stopped_cleanly_fires_on_another() {
   assert_eq!(heir.core.stats().actors, 1, "woken on the heir");
   assert_eq!(alarms(&redis).await, 0);
 }
+
+/// The users `fetch_room_members` lists for `room` through `server`, in join order.
+async fn members_through(server: &Server, room: &str) -> Vec<String> {
+  let json = server
+    .core
+    .fetch_room_members(room, HandlerId(0))
+    .await
+    .expect("members");
+  let members: serde_json::Value = serde_json::from_str(&json).expect("members JSON");
+  members
+    .as_array()
+    .into_iter()
+    .flatten()
+    .filter_map(|member| member["userId"].as_str().map(String::from))
+    .collect()
+}
+
+/// The node Redis names as the owner of `room`.
+async fn room_owner(redis: &Redis, room: &str) -> Option<String> {
+  let client = redis::Client::open(redis.url()).expect("client");
+  let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+  redis::cmd("HGET")
+    .arg(format!("warren:roomowner:{room}"))
+    .arg("owner")
+    .query_async(&mut connection)
+    .await
+    .expect("hget")
+}
+
+/// The room events (joins 6, leaves 7) JS was handed so far on `server`, as `(tag, user)`.
+fn room_events_now(server: &Server) -> Vec<(u64, String)> {
+  let mut seen = Vec::new();
+  while let Some(batch) = server.core.take_events() {
+    let events: serde_json::Value = serde_json::from_str(&batch).expect("batch");
+    for event in events.as_array().into_iter().flatten() {
+      match event[0].as_u64() {
+        Some(6) => seen.push((6, event[5].as_str().unwrap_or_default().to_string())),
+        Some(7) => seen.push((7, event[2].as_str().unwrap_or_default().to_string())),
+        _ => {}
+      }
+    }
+  }
+  seen
+}
+
+/// Three nodes with one user each, all members of `lobby`; the first joins first (so its node
+/// owns the room).
+async fn lobby_on_three_nodes(redis: &Redis) -> ([Server; 3], Vec<Client>) {
+  let mut nodes = [
+    authenticating_node(redis, "first").await,
+    authenticating_node(redis, "second").await,
+    authenticating_node(redis, "third").await,
+  ];
+  let mut clients = Vec::new();
+  for (server, user) in nodes.iter_mut().zip(["ann", "bob", "cid"]) {
+    let (client, _, actor) = server.open_as("/ws", user).await;
+    server
+      .core
+      .join_room(ActorId(actor), "lobby", HandlerId(0), r#"{"seat":1}"#)
+      .expect("join");
+    clients.push(client);
+    eventually("the room to be placed", || async {
+      room_owner(redis, "lobby").await.as_deref() == Some("first")
+    })
+    .await;
+  }
+  (nodes, clients)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_lives_on_one_node_which_runs_its_hooks_and_answers_members_for_every_node() {
+  let redis = Redis::start("room-owner");
+  let (mut nodes, mut clients) = lobby_on_three_nodes(&redis).await;
+  for server in &nodes {
+    eventually("every member to reach the owner", || async {
+      members_through(server, "lobby").await == ["ann", "bob", "cid"]
+    })
+    .await;
+  }
+  let [owner, second, third] = &mut nodes;
+  let mut joins = room_events_now(owner);
+  joins.sort();
+  let expected: Vec<(u64, String)> = ["ann", "bob", "cid"].iter().map(|u| (6, u.to_string())).collect();
+  assert_eq!(joins, expected, "onJoin once per join, on the owner");
+  assert!(room_events_now(second).is_empty(), "no room hook elsewhere");
+  assert!(room_events_now(third).is_empty(), "no room hook elsewhere");
+
+  // Room messages still fan out from every node to its own members' sessions.
+  subscribed(&redis, "lobby", 3).await;
+  let target = Target::Room {
+    name: "lobby",
+    except: None,
+  };
+  let frame = Frame {
+    event: "hi",
+    payload_json: None,
+  };
+  assert_eq!(
+    third.core.emit(target, frame).expect("emit"),
+    1,
+    "cid, on this node"
+  );
+  for client in &mut clients {
+    assert_eq!(receive(client).await["data"]["type"], "hi");
+  }
+
+  // bob's last session ends: the owner hears the leave (onLeave there), every node sees it.
+  drop(clients.remove(1));
+  eventually("bob to leave", || async {
+    members_through(third, "lobby").await == ["ann", "cid"]
+  })
+  .await;
+  assert_eq!(room_events_now(owner), vec![(7, "bob".to_string())]);
+  assert!(room_events_now(second).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_a_rooms_owner_stops_its_members_elsewhere_join_it_again_on_a_new_owner() {
+  let redis = Redis::start("room-moves");
+  let ([owner, mut second, mut third], clients) = lobby_on_three_nodes(&redis).await;
+  eventually("every member to reach the owner", || async {
+    members_through(&second, "lobby").await.len() == 3
+  })
+  .await;
+  let lobby = StateOf::Room {
+    handler: "ChatRoom",
+    room: "lobby",
+  };
+  owner.core.state_changed();
+  owner
+    .core
+    .commit_state(vec![(lobby, Some(b"joins=3".to_vec()))])
+    .expect("commit");
+  eventually("the room's state to reach Redis", || async {
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+    let key = "warren:data:r\0ChatRoom\0lobby";
+    let value: Option<Vec<u8>> = redis::cmd("GET")
+      .arg(key.as_bytes())
+      .query_async(&mut connection)
+      .await
+      .expect("get");
+    value.is_some()
+  })
+  .await;
+  room_events_now(&second);
+  room_events_now(&third);
+  drop(owner);
+
+  // The others notice (within a lease renewal period) and send their members' joins again:
+  // the room is placed on one of them, which runs onJoin for each.
+  eventually("the room to be placed again", || async {
+    matches!(
+      room_owner(&redis, "lobby").await.as_deref(),
+      Some("second" | "third")
+    )
+  })
+  .await;
+  eventually("the members left to be listed", || async {
+    members_through(&second, "lobby").await == ["bob", "cid"]
+      || members_through(&second, "lobby").await == ["cid", "bob"]
+  })
+  .await;
+  let new_owner = match room_owner(&redis, "lobby").await.as_deref() {
+    Some("second") => &mut second,
+    _ => &mut third,
+  };
+  let mut joins = room_events_now(new_owner);
+  joins.sort();
+  assert_eq!(joins, vec![(6, "bob".to_string()), (6, "cid".to_string())]);
+  assert_eq!(
+    new_owner.core.load_state(lobby),
+    Ok(Some(b"joins=3".to_vec())),
+    "the room's state as Redis held it"
+  );
+  drop(clients);
+}

@@ -27,6 +27,7 @@ pub mod alarms;
 mod lease;
 pub mod nodes;
 mod publisher;
+pub mod rooms;
 pub mod scripts;
 mod subscriber;
 pub mod wire;

@@ -181,7 +181,7 @@ impl Core {
   pub fn commit_state(&self, writes: Vec<(StateOf<'_>, Option<Vec<u8>>)>) -> Result<(), CoreError> {
     let fence = |of: StateOf<'_>| match of {
       StateOf::Actor { definition, user } => self.fence_of(definition, user),
-      StateOf::Room { .. } => None,
+      StateOf::Room { room, .. } => self.fence_of_room(room),
     };
     Ok(self.storage.commit_state(writes, fence)?)
   }

@@ -86,6 +86,7 @@ impl Peer for Core {
     if fenced {
       // Another node may own these actors now: nothing here may answer for them.
       self.claims.lock().clear();
+      self.rooms_placed.forget_all();
       let reason = "this node lost its place in the cluster: reconnect";
       self.registry.close_all(LEASE_LOST.as_u16(), reason);
       self.end_forwarding(LEASE_LOST.as_u16(), reason);

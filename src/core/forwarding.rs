@@ -210,6 +210,7 @@ impl Core {
           outbox.request_close(code, &reason);
         }
       }
+      room => self.on_room_message(cluster, room),
     }
   }
 

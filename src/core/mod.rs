@@ -12,13 +12,15 @@
 //! - [`upkeep`]: the timers (idle sweeps, call deadlines, resume windows, schedules, flushes);
 //! - [`cluster`]: the core as a node of a cluster (what other nodes publish reaches it here);
 //! - [`forwarding`]: sessions whose actor lives on another node, and the other nodes' sessions
-//!   of this node's actors.
+//!   of this node's actors;
+//! - [`placement`]: rooms placed on one node, whose hooks and membership it holds.
 
 mod actors;
 mod alarms;
 mod cluster;
 mod forwarding;
 mod messaging;
+mod placement;
 mod sessions;
 mod upkeep;
 
@@ -92,8 +94,11 @@ pub struct Core {
   cluster: Option<Arc<Cluster>>,
   /// Sessions forwarded between this node and others (cluster mode).
   forwarding: Mutex<forwarding::Forwarding>,
-  /// The fencing token of each actor this node claimed, by directory key (cluster mode).
+  /// The fencing token of each actor (and room) this node claimed, by directory key (cluster
+  /// mode).
   claims: Mutex<HashMap<String, u64>>,
+  /// Where rooms live (cluster mode).
+  rooms_placed: placement::RoomPlaces,
   /// Set while this node does not hold its lease (cluster mode): it serves no one.
   fenced: std::sync::atomic::AtomicBool,
   /// This core, for the tasks it starts from `&self` methods (set once it is built).
@@ -127,6 +132,7 @@ impl Core {
       cluster.start(&core, runtime);
       runtime.spawn(core.clone().watch_peers(cluster.clone()));
       runtime.spawn(core.clone().watch_alarms(cluster.clone()));
+      placement::start(&core, cluster, runtime);
     }
     Ok(core)
   }
@@ -153,6 +159,7 @@ impl Core {
       cluster,
       forwarding: Mutex::default(),
       claims: Mutex::default(),
+      rooms_placed: placement::RoomPlaces::default(),
       fenced: std::sync::atomic::AtomicBool::new(false),
       itself: std::sync::OnceLock::new(),
       runtime: runtime.clone(),

@@ -7,7 +7,7 @@ use super::Registry;
 use crate::error::CoreError;
 use crate::events::Event;
 use crate::ids::{ActorId, HandlerId, RoomId};
-use crate::registry::rooms::{Listed, MemberInfo};
+use crate::registry::rooms::{Listed, Member, MemberInfo, RoomChange, RoomRouter};
 
 /// What `leave_room` and `join_room` did to the actor's list.
 pub type Joined = bool;
@@ -27,7 +27,7 @@ impl Registry {
     inner.membership_version += 1;
     if live {
       if let Some(change) = inner.rooms.add_member(&listed, &user, actor) {
-        self.events.push(change.event());
+        inner.rooms.announce(&self.events, change);
       }
     }
     Ok(true)
@@ -46,7 +46,7 @@ impl Registry {
     let user = entry.key.clone();
     inner.membership_version += 1;
     if let Some(change) = inner.rooms.remove_member(name, &user) {
-      self.events.push(change.event());
+      inner.rooms.announce(&self.events, change);
     }
     Ok(true)
   }
@@ -71,7 +71,7 @@ impl Registry {
     }
     for room in &fresh {
       if let Some(change) = inner.rooms.add_member(room, &user, actor) {
-        self.events.push(change.event());
+        inner.rooms.announce(&self.events, change);
       }
     }
   }
@@ -110,7 +110,7 @@ impl Registry {
       .rooms
       .get(name)
       .and_then(|room| room.members.get(user))
-      .map(|m| m.actor)?;
+      .and_then(|m| m.actor)?;
     if let Some(listed) = inner
       .actors
       .get_mut(&actor)
@@ -122,6 +122,101 @@ impl Registry {
       .rooms
       .set_member_metadata(name, user, metadata)
       .then_some(actor)
+  }
+
+  /// Cluster mode: this node's membership changes go to `router` from now on.
+  pub fn set_room_router(&self, router: Arc<dyn RoomRouter>) {
+    self.inner.lock().rooms.set_router(router);
+  }
+
+  /// Cluster mode, on a room's owner: `user`, whose actor lives on `node`, became a live member
+  /// (JS hears the join here, where the room's hooks run). False when it already was one.
+  pub fn add_remote_member(&self, listed: &Listed, user: &str, node: Arc<str>) -> bool {
+    let mut inner = self.inner.lock();
+    let member = Member {
+      actor: None,
+      node: Some(node),
+      joined_at_ms: super::rooms::now_ms(),
+      metadata: listed.metadata.clone(),
+    };
+    match inner.rooms.insert_member(listed, &Arc::from(user), member) {
+      Some(change) => {
+        self.events.push(change.event());
+        true
+      }
+      None => false,
+    }
+  }
+
+  /// Cluster mode, on a room's owner: a member from another node left. False when `user` is
+  /// not a member from another node.
+  pub fn remove_remote_member(&self, name: &str, user: &str) -> bool {
+    let mut inner = self.inner.lock();
+    let remote = inner
+      .rooms
+      .get(name)
+      .and_then(|room| room.members.get(user))
+      .is_some_and(|member| member.actor.is_none());
+    if !remote {
+      return false;
+    }
+    if let Some(change) = inner.rooms.remove_member(name, user) {
+      self.events.push(change.event());
+    }
+    true
+  }
+
+  /// Cluster mode: the members whose actors lived on `nodes` (gone) leave every room here.
+  pub fn remove_members_of(&self, nodes: &std::collections::HashSet<Arc<str>>) {
+    let mut inner = self.inner.lock();
+    let gone: Vec<(Arc<str>, Arc<str>)> = inner
+      .rooms
+      .all()
+      .flat_map(|room| {
+        room
+          .members
+          .iter()
+          .filter(|(_, member)| member.node.as_ref().is_some_and(|node| nodes.contains(node)))
+          .map(|(user, _)| (room.name.clone(), user.clone()))
+      })
+      .collect();
+    for (name, user) in gone {
+      if let Some(change) = inner.rooms.remove_member(&name, &user) {
+        self.events.push(change.event());
+      }
+    }
+  }
+
+  /// Cluster mode: the nodes the members from other nodes live on.
+  pub fn remote_member_nodes(&self) -> std::collections::HashSet<Arc<str>> {
+    let inner = self.inner.lock();
+    inner
+      .rooms
+      .all()
+      .flat_map(|room| room.members.values().filter_map(|member| member.node.clone()))
+      .collect()
+  }
+
+  /// Cluster mode: this node's own live members of `name`, as joins to send again (the room's
+  /// owner is gone: the next one must hear of them).
+  pub fn local_joins(&self, name: &str) -> Vec<RoomChange> {
+    let inner = self.inner.lock();
+    let Some(room) = inner.rooms.get(name) else {
+      return Vec::new();
+    };
+    room
+      .members
+      .iter()
+      .filter(|(_, member)| member.actor.is_some())
+      .map(|(user, member)| RoomChange::Joined {
+        room: room.id,
+        created: false,
+        handler: room.handler,
+        name: room.name.clone(),
+        user: user.clone(),
+        metadata: member.metadata.clone(),
+      })
+      .collect()
   }
 
   /// Removes a room: every live member leaves and the room leaves every member's list; JS hears
