@@ -49,9 +49,9 @@ async function startRedis(): Promise<{ url: string; port: number; stop: () => Pr
   };
 }
 
-/** A warren node in its own process. */
-async function startNode(redis: string, id: string): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [fixture, redis, id], { stdio: ["pipe", "pipe", "inherit"] });
+/** A warren node in its own process (of the `script` fixture). */
+async function startNode(redis: string, id: string, script = fixture): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, [script, redis, id], { stdio: ["pipe", "pipe", "inherit"] });
   let output = "";
   child.stdout!.on("data", (chunk) => (output += chunk));
   await withTimeout(
@@ -173,5 +173,99 @@ describe("cluster mode: three node processes on one redis-server", () => {
     } finally {
       await run("redis-cli", ["-p", String(redis.port), "CONFIG", "SET", "appendfsync", "always"]);
     }
+  });
+});
+
+describe("cluster mode: rooms placed on one node, schedules in Redis", () => {
+  const roomsFixture = fileURLToPath(new URL("./fixtures/cluster-rooms-node.mjs", import.meta.url));
+  let redis: Awaited<ReturnType<typeof startRedis>>;
+  const nodes: Array<{ url: string; child: ChildProcess }> = [];
+  const stopped = new Set<number>();
+  /** A user on n2 that the scheduled events report to. */
+  let watcher: TestClient;
+  const rang = (user: string) => watcher.history.filter((f) => f.data?.type === "rang" && f.data.user === user);
+
+  before(async () => {
+    redis = await startRedis();
+    for (const id of ["n1", "n2", "n3"]) nodes.push(await startNode(redis.url, id, roomsFixture));
+    watcher = await TestClient.open(`${nodes[1]!.url}?user=watcher`);
+  });
+
+  after(async () => {
+    await watcher.close();
+    for (const [i, node] of nodes.entries()) if (!stopped.has(i)) await stopNode(node);
+    await redis.stop();
+  });
+
+  test("a room lives on the node of its first member: onJoin runs there once per join, and members() from any node lists every member", async () => {
+    const m1 = await TestClient.open(`${nodes[0]!.url}?user=m1`);
+    await m1.next((f) => f.data?.type === "joined" && f.data.userId === "m1", "m1's join");
+    const m2 = await TestClient.open(`${nodes[1]!.url}?user=m2`);
+    const m3 = await TestClient.open(`${nodes[2]!.url}?user=m3`);
+    const joined = () => m1.history.filter((f) => f.data?.type === "joined").map((f) => f.data);
+    await m1.until(() => joined().length >= 3, "three joins");
+    assert.deepEqual(
+      joined().map((d) => [d.userId, d.node, d.joins, d.members]),
+      [
+        ["m1", "n1", 1, 1],
+        ["m2", "n1", 2, 2],
+        ["m3", "n1", 3, 3],
+      ].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)),
+      "every onJoin on n1, once each, with every member counted there",
+    );
+    for (const client of [m1, m2, m3]) {
+      const { data } = await client.call("members");
+      assert.deepEqual([...data].sort(), ["m1", "m2", "m3"], "members() answered by the owner");
+    }
+    // m3 leaves: onLeave runs on the owner.
+    await m3.close();
+    const left = await m1.next((f) => f.data?.type === "left", "m3's leave");
+    assert.deepEqual(left.data, { type: "left", userId: "m3", node: "n1" });
+    assert.deepEqual([...(await m2.call("members")).data].sort(), ["m1", "m2"]);
+    assert.equal(joined().length, 3, "no onJoin ran twice");
+    await Promise.all([m1.close(), m2.close()]);
+  });
+
+  test("a schedule made through one node fires once, on the node that holds the actor", async () => {
+    const sam = await TestClient.open(`${nodes[2]!.url}?user=sam`);
+    await sam.call("remind", { ms: 300, notify: "watcher" });
+    await watcher.until(() => rang("sam").length > 0, "sam's reminder");
+    assert.deepEqual(rang("sam")[0]!.data, { type: "rang", node: "n3", user: "sam" });
+    await sam.close();
+  });
+
+  test("a schedule of an actor that left memory fires once on some node", async () => {
+    const sue = await TestClient.open(`${nodes[2]!.url}?user=sue`);
+    await sue.call("remind", { ms: 1_500, notify: "watcher" });
+    // Its actor leaves n3's memory (and gives its claim up) long before the reminder is due.
+    await sue.close();
+    await watcher.until(() => rang("sue").length > 0, "sue's reminder");
+    assert.equal(rang("sue")[0]!.data.user, "sue");
+  });
+
+  test("when a node stops cleanly, its rooms and schedules go on elsewhere: the members left join the room again on a new owner, and its schedules fire on another node", async () => {
+    const m1 = await TestClient.open(`${nodes[0]!.url}?user=m1`);
+    await m1.next((f) => f.data?.type === "joined" && f.data.userId === "m1", "m1's join");
+    const m2 = await TestClient.open(`${nodes[1]!.url}?user=m2`);
+    const m3 = await TestClient.open(`${nodes[2]!.url}?user=m3`);
+    await m1.until(() => m1.history.filter((f) => f.data?.type === "joined").length >= 3, "three joins");
+    const sid = await TestClient.open(`${nodes[0]!.url}?user=sid`);
+    await sid.call("remind", { ms: 1_000, notify: "watcher" });
+
+    // n1 owns the room (its state: 6 joins so far) and holds sid's actor; it stops.
+    await stopNode(nodes[0]!);
+    stopped.add(0);
+    const rejoined = () => m2.history.filter((f) => f.data?.type === "joined" && f.data.node !== "n1").map((f) => f.data);
+    await m2.until(() => rejoined().length >= 2, "m2 and m3 to join the room on its new owner");
+    const moved = rejoined();
+    assert.deepEqual(moved.map((d) => d.userId).sort(), ["m2", "m3"]);
+    assert.equal(moved[0]!.node, moved[1]!.node, "one new owner");
+    assert.deepEqual(moved.map((d) => d.joins).sort(), [7, 8], "from the state the old owner stored");
+    assert.deepEqual([...(await m3.call("members")).data].sort(), ["m2", "m3"]);
+
+    await watcher.until(() => rang("sid").length > 0, "sid's reminder");
+    assert.notEqual(rang("sid")[0]!.data.node, "n1");
+    for (const user of ["sam", "sue", "sid"]) assert.equal(rang(user).length, 1, `${user}'s reminder fired once`);
+    await Promise.all([m2.close(), m3.close(), sid.close().catch(() => undefined)]);
   });
 });

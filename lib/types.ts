@@ -217,8 +217,18 @@ export interface RoomContext<State = any, C extends ContractSpec = any> {
   readonly name: string;
   /** Room state (cloned from the definition's `state` when the room instance is created). */
   state: State;
-  /** Live members, in join order. */
+  /**
+   * Live members, in join order, as this process has them. In cluster mode that is every member
+   * on the node that owns the room (where its hooks run) and only this node's members elsewhere:
+   * use `fetchMembers()` outside the room's hooks.
+   */
   members(): RoomMember[];
+  /**
+   * Live members, in join order, as the room's owner has them: in cluster mode one request to
+   * the node that owns the room (placing it here when no node does), from any node. Rejects with
+   * a `WarrenError` (`cluster_unavailable`) when the owner does not answer within `callTimeoutMs`.
+   */
+  fetchMembers(): Promise<RoomMember[]>;
   memberCount(): number;
   hasMember(userId: string): boolean;
   /** Shallow-merges `patch` into a member's metadata; false when the user is not a member. */

@@ -68,6 +68,9 @@ pub enum Tag {
   Scheduled = 15,
   /// `[16, level, message]`: something the core reports to the application's log.
   Log = 16,
+  /// `[17, requestId, members]` or `[17, requestId, null, code, message]`: the answer to a
+  /// `fetchRoomMembers` request.
+  RoomMembers = 17,
 }
 
 /// How serious a [`Event::Log`] is.
@@ -163,6 +166,11 @@ pub enum Event<'a> {
   Log {
     level: Level,
     message: &'a str,
+  },
+  /// The members of a room (JSON), or why they could not be had (error code, message).
+  RoomMembers {
+    request: u64,
+    answer: Result<&'a str, (&'a str, &'a str)>,
   },
 }
 
@@ -338,6 +346,18 @@ impl Event<'_> {
           },
         );
         push_field_str(out, message);
+      }
+      Event::RoomMembers { request, answer } => {
+        push_tag(out, Tag::RoomMembers);
+        push_field_int(out, request);
+        match answer {
+          Ok(members) => push_field_raw(out, Some(members)),
+          Err((code, message)) => {
+            push_field_raw(out, None);
+            push_field_str(out, code);
+            push_field_str(out, message);
+          }
+        }
       }
     }
     out.push(']');

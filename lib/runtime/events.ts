@@ -110,6 +110,8 @@ export class Runtime {
         if (entry[1] === "warn") log.warn(entry[2]);
         else log.error(entry[2]);
         return;
+      case Tag.RoomMembers:
+        return this.#rooms.membersAnswered(entry);
     }
   }
 

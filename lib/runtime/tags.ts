@@ -42,6 +42,8 @@ export enum Tag {
   Scheduled = 15,
   /** `[16, level, message]`: the native core reports something to the application's log. */
   Log = 16,
+  /** `[17, requestId, members]` or `[17, requestId, null, code, message]`: a `fetchMembers` answer. */
+  RoomMembers = 17,
 }
 
 export type UpgradeEntry = [Tag.Upgrade, number, number, string, string, Record<string, string>];
@@ -61,6 +63,9 @@ export type RoomHibernateEntry = [Tag.RoomHibernate, number];
 export type RoomDestroyedEntry = [Tag.RoomDestroyed, number];
 export type ScheduledEntry = [Tag.Scheduled, number, number, string, string, string, unknown];
 export type LogEntry = [Tag.Log, "warn" | "error", string];
+export type RoomMembersEntry =
+  | [Tag.RoomMembers, number, Array<{ userId: string; joinedAt: number; metadata: Record<string, unknown> }>]
+  | [Tag.RoomMembers, number, null, string, string];
 
 export type Entry =
   | UpgradeEntry
@@ -79,4 +84,5 @@ export type Entry =
   | RoomHibernateEntry
   | RoomDestroyedEntry
   | ScheduledEntry
-  | LogEntry;
+  | LogEntry
+  | RoomMembersEntry;

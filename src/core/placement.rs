@@ -56,7 +56,8 @@ struct Router {
 
 impl RoomRouter for Router {
   fn route(&self, change: RoomChange) {
-    if self.changes.try_send(change).is_err() {
+    // A closed queue means the node is stopping: nothing is owed to the rooms' owners then.
+    if let Err(mpsc::error::TrySendError::Full(_)) = self.changes.try_send(change) {
       self.events.push(Event::Log {
         level: Level::Error,
         message: "cluster: too many room membership changes wait for their rooms' owners; one was dropped",
@@ -300,6 +301,34 @@ impl Core {
     Err(CoreError::Cluster(format!(
       "room {room:?} moved between nodes while its members were asked for"
     )))
+  }
+
+  /// [`Core::fetch_room_members`] for JS: returns a request id at once; the answer reaches JS
+  /// as a `RoomMembers` event with that id.
+  pub fn ask_room_members(&self, room: &str, handler: HandlerId) -> u64 {
+    let request = self.rooms_placed.next_query.fetch_add(1, Ordering::Relaxed) + 1;
+    let Some(core) = self.itself.get().and_then(Weak::upgrade) else {
+      let answer = Err(("server_closed", "the server was closed"));
+      self.events.push(Event::RoomMembers { request, answer });
+      return request;
+    };
+    let room = room.to_string();
+    self.runtime.spawn(async move {
+      match core.fetch_room_members(&room, handler).await {
+        Ok(members) => core.events.push(Event::RoomMembers {
+          request,
+          answer: Ok(&members),
+        }),
+        Err(error) => {
+          let message = error.to_string();
+          core.events.push(Event::RoomMembers {
+            request,
+            answer: Err((error.code(), &message)),
+          });
+        }
+      }
+    });
+    request
   }
 
   /// Every [`NODE_LEASE_RENEWAL`] until shutdown: members from nodes that died leave this
