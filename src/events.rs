@@ -572,6 +572,14 @@ mod tests {
         level: Level::Warn,
         message: "disk",
       },
+      Event::RoomMembers {
+        request: 4,
+        answer: Ok(r#"[{"userId":"a"}]"#),
+      },
+      Event::RoomMembers {
+        request: 5,
+        answer: Err(("cluster_unavailable", "no answer")),
+      },
     ]);
     let batch = events.take().unwrap_or_default();
     assert_eq!(
@@ -579,7 +587,8 @@ mod tests {
       concat!(
         r#"[[2,0,"echo",{"n":1}],[3,18446744073709551615,10,"inc",null],"#,
         r#"[0,1,0,"/ws?x=1","127.0.0.1",{"host":"h","x-q":"\""}],"#,
-        r#"[10,2,1,"a",[[3,{"userId":"a"}]]],[16,"warn","disk"]]"#
+        r#"[10,2,1,"a",[[3,{"userId":"a"}]]],[16,"warn","disk"],"#,
+        r#"[17,4,[{"userId":"a"}]],[17,5,null,"cluster_unavailable","no answer"]]"#
       )
     );
     assert!(serde_json::from_str::<serde_json::Value>(&batch).is_ok());
