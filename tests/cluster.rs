@@ -1023,3 +1023,84 @@ async fn when_a_rooms_owner_stops_its_members_elsewhere_join_it_again_on_a_new_o
   );
   drop(clients);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actors_schedules_move_with_it_and_are_cancelled_where_it_lives_next() {
+  let redis = Redis::start("schedule-moves");
+  let mut first = quick_node(&redis, "a").await;
+  let mut second = quick_node(&redis, "b").await;
+  let (client, _, _) = first.open_as("/ws", "ann").await;
+  let ids: Vec<String> = [60_000, 61_000]
+    .into_iter()
+    .map(|ms| {
+      first
+        .core
+        .add_schedule(DefinitionId(0), "ann", in_ms(ms), "later".into(), "{}".into())
+        .expect("schedule")
+    })
+    .collect();
+  drop(client);
+  eventually("ann to leave node a", || async { first.core.stats().actors == 0 }).await;
+  assert_eq!(
+    first.core.schedules_json(DefinitionId(0), "ann"),
+    "[]",
+    "not a's any more"
+  );
+
+  // Placed on b next: its schedules come with it, and are cancelled there (in Redis too).
+  let (_client, _, _) = second.open_as("/ws", "ann").await;
+  let listed: serde_json::Value =
+    serde_json::from_str(&second.core.schedules_json(DefinitionId(0), "ann")).expect("list");
+  let listed: Vec<&str> = listed
+    .as_array()
+    .into_iter()
+    .flatten()
+    .filter_map(|schedule| schedule["id"].as_str())
+    .collect();
+  assert_eq!(listed, ids);
+  let pending = || async {
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+    let count: usize = redis::cmd("ZCARD")
+      .arg("warren:schedules:14:UserConnection:ann")
+      .query_async(&mut connection)
+      .await
+      .expect("zcard");
+    count
+  };
+  assert_eq!(pending().await, 2);
+  assert!(second.core.cancel_schedule(&ids[0]));
+  eventually("the cancel to reach Redis", || async { pending().await == 1 }).await;
+  assert_eq!(alarms(&redis).await, 1);
+  assert!(second.core.cancel_schedule(&ids[1]));
+  eventually("the alarm to go", || async { alarms(&redis).await == 0 }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rooms_owner_runs_on_leave_for_the_members_of_a_node_that_stopped() {
+  let redis = Redis::start("room-member-node");
+  let mut owner = authenticating_node(&redis, "owner").await;
+  let mut other = authenticating_node(&redis, "other").await;
+  let (_ann, _, ann) = owner.open_as("/ws", "ann").await;
+  owner
+    .core
+    .join_room(ActorId(ann), "lobby", HandlerId(0), "{}")
+    .expect("join");
+  eventually("the room to be placed", || async {
+    room_owner(&redis, "lobby").await.as_deref() == Some("owner")
+  })
+  .await;
+  let (_bob, _, bob) = other.open_as("/ws", "bob").await;
+  other
+    .core
+    .join_room(ActorId(bob), "lobby", HandlerId(0), "{}")
+    .expect("join");
+  eventually("bob to reach the owner", || async {
+    members_through(&owner, "lobby").await == ["ann", "bob"]
+  })
+  .await;
+  drop(other);
+  let left = owner.event_tagged(7).await;
+  assert_eq!(left[2], "bob");
+  assert_eq!(members_through(&owner, "lobby").await, ["ann"]);
+}

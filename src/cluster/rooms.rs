@@ -5,7 +5,7 @@
 //! leaves. Fan-out does not go through the owner: each node still sends a room's messages to
 //! its own members' sessions.
 
-use super::{data_key, redis_error, scripts, Cluster, Placement, Publish};
+use super::{data_key, redis_error, scripts, Cluster, Placement};
 use crate::durability::store::Key;
 use crate::durability::Fence;
 use crate::error::CoreError;
@@ -46,9 +46,16 @@ impl Cluster {
     })
   }
 
-  /// Gives up this node's claim on a room that left memory (queued).
-  pub fn release_room(self: &std::sync::Arc<Self>, room: &str) {
-    let actor = room_owner_key(room);
-    (self.queue(Publish::Release { actor }))();
+  /// Gives up this node's claim on a room that left memory, and returns once Redis did (so a
+  /// claim made after it cannot be undone by it).
+  pub async fn release_room(&self, room: &str) -> Result<(), CoreError> {
+    let mut commands = self.commands.clone();
+    let _: i64 = redis::Script::new(scripts::RELEASE_ACTOR)
+      .key(room_owner_key(room))
+      .arg(&*self.node)
+      .invoke_async(&mut commands)
+      .await
+      .map_err(|e| redis_error("cannot give the room up", e))?;
+    Ok(())
   }
 }

@@ -182,7 +182,10 @@ impl Core {
         let owner = self.rooms_placed.owners.lock().remove(name);
         if owner.is_some_and(|owner| *owner == *node) {
           self.claims.lock().remove(&room_owner_key(name));
-          cluster.release_room(name);
+          // Awaited: the next change of this room is routed (and may claim it) after.
+          if let Err(error) = cluster.release_room(name).await {
+            self.report(Level::Warn, &error.to_string());
+          }
         }
         self.events.push(change.event());
       }

@@ -174,9 +174,7 @@ impl Inner {
 }
 
 fn announce(events: &EventSink, rooms: &Rooms, changes: Vec<RoomChange>) {
-  for change in changes {
-    rooms.announce(events, change);
-  }
+  rooms.announce_all(events, changes);
 }
 
 impl Registry {

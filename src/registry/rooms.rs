@@ -164,6 +164,16 @@ impl Rooms {
     }
   }
 
+  /// [`Rooms::announce`] for several changes (one push into the sink without a router).
+  pub fn announce_all(&self, events: &EventSink, changes: Vec<RoomChange>) {
+    match &self.router {
+      Some(_) => changes
+        .into_iter()
+        .for_each(|change| self.announce(events, change)),
+      None => events.push_all(changes.iter().map(RoomChange::event)),
+    }
+  }
+
   /// Names of the rooms in memory.
   pub fn names(&self) -> Vec<Arc<str>> {
     self.by_name.keys().cloned().collect()
