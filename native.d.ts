@@ -47,7 +47,10 @@ export declare class NativeServer {
    * event with it.
    */
   fetchRoomMembers(name: string, handlerId: number): number
-  /** Live members as JSON: `[{"userId","joinedAt","metadata"}]`, in join order. */
+  /**
+   * Live members as JSON: `[{"userId","joinedAt","metadata"}]`, in join order. In cluster
+   * mode only on the node that owns the room (`room_elsewhere` on the others).
+   */
   roomMembers(name: string): string
   /** Replaces a live member's metadata; false when the user is not a member. */
   setMemberMetadata(name: string, user: string, metadataJson: string): boolean

@@ -204,19 +204,17 @@ describe("cluster mode: rooms placed on one node, schedules in Redis", () => {
     const m3 = await TestClient.open(`${nodes[2]!.url}?user=m3`);
     const joined = () => m1.history.filter((f) => f.data?.type === "joined").map((f) => f.data);
     await m1.until(() => joined().length >= 3, "three joins");
-    assert.deepEqual(
-      joined().map((d) => [d.userId, d.node, d.joins, d.members]),
-      [
-        ["m1", "n1", 1, 1],
-        ["m2", "n1", 2, 2],
-        ["m3", "n1", 3, 3],
-      ].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)),
-      "every onJoin on n1, once each, with every member counted there",
-    );
+    // m2 and m3 join at the same moment through two nodes: either may reach the owner first.
+    const joins = joined();
+    assert.deepEqual(joins.map((d) => d.userId).sort(), ["m1", "m2", "m3"], "one onJoin per join");
+    assert.deepEqual(joins.map((d) => d.node), ["n1", "n1", "n1"], "every onJoin on the owner");
+    assert.deepEqual(joins.map((d) => [d.joins, d.members]), [[1, 1], [2, 2], [3, 3]], "with every member counted there");
     for (const client of [m1, m2, m3]) {
       const { data } = await client.call("members");
-      assert.deepEqual([...data].sort(), ["m1", "m2", "m3"], "members() answered by the owner");
+      assert.deepEqual([...data].sort(), ["m1", "m2", "m3"], "fetchMembers() answered by the owner");
     }
+    assert.deepEqual([...(await m1.call("members here")).data].sort(), ["m1", "m2", "m3"], "members() on the owner");
+    assert.deepEqual((await m2.call("members here")).data, { code: "room_elsewhere" }, "members() elsewhere");
     // m3 leaves: onLeave runs on the owner.
     await m3.close();
     const left = await m1.next((f) => f.data?.type === "left", "m3's leave");

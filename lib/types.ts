@@ -218,9 +218,9 @@ export interface RoomContext<State = any, C extends ContractSpec = any> {
   /** Room state (cloned from the definition's `state` when the room instance is created). */
   state: State;
   /**
-   * Live members, in join order, as this process has them. In cluster mode that is every member
-   * on the node that owns the room (where its hooks run) and only this node's members elsewhere:
-   * use `fetchMembers()` outside the room's hooks.
+   * Live members, in join order. In cluster mode only the node that owns the room (where its
+   * hooks run) knows them all: elsewhere this throws a `WarrenError` (`room_elsewhere`), and
+   * `fetchMembers()` asks the owner.
    */
   members(): RoomMember[];
   /**

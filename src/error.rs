@@ -239,6 +239,8 @@ pub enum CoreError {
   Runtime(String),
   /// Cluster mode cannot work: Redis unreachable or unfit, or the node id taken.
   Cluster(String),
+  /// Cluster mode: what was asked of a room only its owner, another node, knows.
+  RoomElsewhere(String),
 }
 
 impl CoreError {
@@ -259,6 +261,7 @@ impl CoreError {
       CoreError::TooManySchedules(_) => "too_many_schedules",
       CoreError::Runtime(_) => "runtime_failed",
       CoreError::Cluster(_) => "cluster_unavailable",
+      CoreError::RoomElsewhere(_) => "room_elsewhere",
     }
   }
 }
@@ -270,7 +273,8 @@ impl fmt::Display for CoreError {
       | CoreError::InvalidArgument(why)
       | CoreError::Listen(why)
       | CoreError::AddressInUse(why)
-      | CoreError::Cluster(why) => f.write_str(why),
+      | CoreError::Cluster(why)
+      | CoreError::RoomElsewhere(why) => f.write_str(why),
       CoreError::Store(error) => error.fmt(f),
       CoreError::NoSuchActor => f.write_str("the actor is no longer in memory"),
       CoreError::TooManySchedules(limit) => write!(f, "an actor may have at most {limit} pending schedules"),

@@ -112,10 +112,11 @@ impl NativeServer {
     Ok(i64::try_from(request).unwrap_or(i64::MAX))
   }
 
-  /// Live members as JSON: `[{"userId","joinedAt","metadata"}]`, in join order.
+  /// Live members as JSON: `[{"userId","joinedAt","metadata"}]`, in join order. In cluster
+  /// mode only on the node that owns the room (`room_elsewhere` on the others).
   #[napi(catch_unwind)]
-  pub fn room_members(&self, name: String) -> String {
-    self.core.room_members_json(&name)
+  pub fn room_members(&self, name: String) -> Result<String, String> {
+    self.core.room_members_here(&name).map_err(js_error)
   }
 
   /// Replaces a live member's metadata; false when the user is not a member.

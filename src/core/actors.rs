@@ -114,7 +114,10 @@ impl Core {
         self.store_room_list(actor);
         true
       }
-      None => false,
+      // Cluster mode: a member from another node, as this node (the room's owner) lists it.
+      None => self
+        .registry
+        .set_remote_member_metadata(name, user, metadata_json),
     }
   }
 

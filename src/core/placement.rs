@@ -88,6 +88,24 @@ impl Core {
       .is_some_and(|owner| **owner == *cluster.node())
   }
 
+  /// Live members as JSON, as this node has them: every member where the room is placed (or
+  /// without a cluster); elsewhere an error, since only the owner knows them all.
+  pub fn room_members_here(&self, room: &str) -> Result<String, CoreError> {
+    if let Some(cluster) = &self.cluster {
+      if !self.is_here(cluster, room) {
+        let owner = self.rooms_placed.owners.lock().get(room).cloned();
+        let placed = owner.map_or_else(
+          || "is not placed here".to_string(),
+          |owner| format!("lives on node {owner}"),
+        );
+        return Err(CoreError::RoomElsewhere(format!(
+          "room {room:?} {placed}: only its owner knows every member (use fetchMembers())"
+        )));
+      }
+    }
+    Ok(self.room_members_json(room))
+  }
+
   /// Cluster mode: the claim a room's state is written under, if this node owns the room.
   pub(super) fn fence_of_room(&self, room: &str) -> Option<Fence> {
     self.cluster.as_ref()?;

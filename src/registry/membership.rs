@@ -187,6 +187,18 @@ impl Registry {
     }
   }
 
+  /// Cluster mode, on a room's owner: replaces the metadata of a member from another node as
+  /// the owner lists it. False when `user` is not such a member.
+  pub fn set_remote_member_metadata(&self, name: &str, user: &str, metadata: &str) -> bool {
+    let mut inner = self.inner.lock();
+    let remote = inner
+      .rooms
+      .get(name)
+      .and_then(|room| room.members.get(user))
+      .is_some_and(|member| member.actor.is_none());
+    remote && inner.rooms.set_member_metadata(name, user, Arc::from(metadata))
+  }
+
   /// Cluster mode: the nodes the members from other nodes live on.
   pub fn remote_member_nodes(&self) -> std::collections::HashSet<Arc<str>> {
     let inner = self.inner.lock();
