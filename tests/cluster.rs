@@ -1104,3 +1104,67 @@ async fn a_rooms_owner_runs_on_leave_for_the_members_of_a_node_that_stopped() {
   assert_eq!(left[2], "bob");
   assert_eq!(members_through(&owner, "lobby").await, ["ann"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroying_a_room_from_any_node_destroys_it_on_its_owner_and_everywhere_it_has_members() {
+  let redis = Redis::start("room-destroy");
+  let ([mut owner, second, third], _clients) = lobby_on_three_nodes(&redis).await;
+  eventually("every member to reach the owner", || async {
+    members_through(&owner, "lobby").await.len() == 3
+  })
+  .await;
+  let lobby = StateOf::Room {
+    handler: "ChatRoom",
+    room: "lobby",
+  };
+  owner.core.state_changed();
+  owner
+    .core
+    .commit_state(vec![(lobby, Some(b"joins=3".to_vec()))])
+    .expect("commit");
+  let state_in_redis = || async {
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+    let value: Option<Vec<u8>> = redis::cmd("GET")
+      .arg("warren:data:r\0ChatRoom\0lobby".as_bytes())
+      .query_async(&mut connection)
+      .await
+      .expect("get");
+    value.is_some()
+  };
+  eventually("the room's state to reach Redis", state_in_redis).await;
+  room_events_now(&owner);
+
+  // Asked on a node that does not own it: the owner destroys it (onLeave for every member
+  // there, then onDestroy) and every node drops it from its members' lists.
+  third.core.destroy_room("ChatRoom", "lobby");
+  let mut left = Vec::new();
+  loop {
+    let event = tokio::time::timeout(PATIENCE, owner.next_event())
+      .await
+      .expect("the owner destroys the room");
+    match event[0].as_u64() {
+      Some(7) => left.push(event[2].as_str().unwrap_or_default().to_string()),
+      Some(14) => break,
+      _ => {}
+    }
+  }
+  left.sort();
+  assert_eq!(
+    left,
+    ["ann", "bob", "cid"],
+    "onLeave for every member, on the owner"
+  );
+  for server in [&owner, &second, &third] {
+    eventually("the room to leave every node", || async {
+      server.core.stats().rooms == 0
+    })
+    .await;
+  }
+  eventually("the room's state to leave Redis", || async {
+    !state_in_redis().await
+  })
+  .await;
+  assert_eq!(room_owner(&redis, "lobby").await, None, "its claim given up");
+  assert_eq!(members_through(&second, "lobby").await, Vec::<String>::new());
+}

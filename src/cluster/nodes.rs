@@ -8,7 +8,9 @@
 //!   owner closes the session);
 //! - any node → owner: `destroy` (destroy an actor the owner holds);
 //! - any node → a room's owner: `rjoin` and `rleave` (a member of that node joined or left the
-//!   room), `rmembers` (who the members are); owner → asking node: `rmembersof` (the answer).
+//!   room), `rmembers` (who the members are); owner → asking node: `rmembersof` (the answer);
+//!   `rdestroy` both ways (destroy a room: any node to its owner, the owner to the nodes with
+//!   members in it).
 //!
 //! Each message is one JSON object; raw JSON from clients and frames from the owner are carried
 //! as they are (JSON values and strings), never re-encoded.
@@ -94,6 +96,13 @@ pub enum NodeMessage<'a> {
   /// The answer to request `id`: the members as JSON, or `None` when the receiver does not own
   /// the room (any more).
   Members { id: u64, members: Option<&'a RawValue> },
+  /// Destroy `room` (of `handler`): sent to its owner, and by the owner to the nodes with
+  /// members in it.
+  RoomDestroy {
+    from: Cow<'a, str>,
+    room: Cow<'a, str>,
+    handler: Cow<'a, str>,
+  },
 }
 
 /// Every field any message has; which ones a message needs depends on its kind `k`. (Raw JSON
@@ -195,6 +204,11 @@ pub fn parse(payload: &[u8]) -> Option<NodeMessage<'_>> {
     "rmembersof" => NodeMessage::Members {
       id: wire.id?,
       members: wire.data,
+    },
+    "rdestroy" => NodeMessage::RoomDestroy {
+      from: wire.from?,
+      room: wire.room?,
+      handler: wire.handler?,
     },
     _ => return None,
   })
@@ -334,6 +348,17 @@ pub fn members(id: u64, members_json: Option<&str>) -> String {
   out
 }
 
+/// `rdestroy`.
+pub fn room_destroy(from: &str, room: &str, handler: &str) -> String {
+  let mut out = head("rdestroy", Some(from), 0);
+  out.push_str(r#","room":"#);
+  push_string(&mut out, room);
+  out.push_str(r#","handler":"#);
+  push_string(&mut out, handler);
+  out.push('}');
+  out
+}
+
 /// `close`.
 pub fn close(session: u64, code: u16, reason: &str) -> String {
   let mut out = head("close", None, session);
@@ -413,6 +438,12 @@ mod tests {
     assert!(matches!(
       parse(members(9, None).as_bytes()),
       Some(NodeMessage::Members { id: 9, members: None })
+    ));
+    let text = room_destroy("n1", "chat:1", "ChatRoom");
+    assert!(matches!(
+      parse(text.as_bytes()),
+      Some(NodeMessage::RoomDestroy { from, room, handler })
+        if from == "n1" && room == "chat:1" && handler == "ChatRoom"
     ));
     assert!(parse(b"{\"k\":\"nope\",\"session\":1}").is_none());
     assert!(

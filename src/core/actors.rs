@@ -71,8 +71,13 @@ impl Core {
   }
 
   /// The room instance called `name` (created, empty, when missing), and whether it was created.
+  /// In cluster mode only on the room's owner (its state lives there).
   pub fn open_room(&self, name: &str, handler: HandlerId) -> Result<(RoomId, bool), CoreError> {
     self.check_handler(handler)?;
+    self.check_room_here(
+      name,
+      "its state lives with its owner (use it in the room's hooks)",
+    )?;
     Ok(self.registry.open_room(name, handler))
   }
 
@@ -122,8 +127,18 @@ impl Core {
   }
 
   /// Destroys a room: its members leave (and drop it from their lists) and its stored state is
-  /// wiped, in memory or not. False when it was not in memory.
+  /// wiped, in memory or not. False when it was not in memory. In cluster mode on every node
+  /// (see [`Core::destroy_placed_room`]).
   pub fn destroy_room(&self, handler_name: &str, name: &str) -> bool {
+    match &self.cluster {
+      Some(cluster) => self.destroy_placed_room(cluster, handler_name, name, None),
+      None => self.destroy_room_here(handler_name, name, None),
+    }
+  }
+
+  /// [`Core::destroy_room`] on this node: its members leave, and the state is wiped (in Redis
+  /// too under `fence`, the room's claim, which is given up with it).
+  pub(super) fn destroy_room_here(&self, handler_name: &str, name: &str, fence: Option<Fence>) -> bool {
     let touched = self.registry.destroy_room(name);
     for actor in touched.iter().flatten() {
       self.store_room_list(*actor);
@@ -132,7 +147,12 @@ impl Core {
       handler: handler_name,
       room: name,
     };
-    self.write_now(vec![(state.key().encode(), None)]);
+    if let Err(error) = self
+      .storage
+      .write_actor(vec![(state.key().encode(), None)], fence, true)
+    {
+      self.report(Level::Error, &error.to_string());
+    }
     touched.is_some()
   }
 

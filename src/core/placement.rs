@@ -91,19 +91,24 @@ impl Core {
   /// Live members as JSON, as this node has them: every member where the room is placed (or
   /// without a cluster); elsewhere an error, since only the owner knows them all.
   pub fn room_members_here(&self, room: &str) -> Result<String, CoreError> {
-    if let Some(cluster) = &self.cluster {
-      if !self.is_here(cluster, room) {
-        let owner = self.rooms_placed.owners.lock().get(room).cloned();
-        let placed = owner.map_or_else(
-          || "is not placed here".to_string(),
-          |owner| format!("lives on node {owner}"),
-        );
-        return Err(CoreError::RoomElsewhere(format!(
-          "room {room:?} {placed}: only its owner knows every member (use fetchMembers())"
-        )));
-      }
-    }
+    self.check_room_here(room, "only its owner knows every member (use fetchMembers())")?;
     Ok(self.room_members_json(room))
+  }
+
+  /// Cluster mode: an error saying `why` when this node does not own `room`.
+  pub(super) fn check_room_here(&self, room: &str, why: &str) -> Result<(), CoreError> {
+    let Some(cluster) = &self.cluster else {
+      return Ok(());
+    };
+    if self.is_here(cluster, room) {
+      return Ok(());
+    }
+    let owner = self.rooms_placed.owners.lock().get(room).cloned();
+    let placed = owner.map_or_else(
+      || "is not placed on this node".to_string(),
+      |owner| format!("lives on node {owner}"),
+    );
+    Err(CoreError::RoomElsewhere(format!("room {room:?} {placed}: {why}")))
   }
 
   /// Cluster mode: the claim a room's state is written under, if this node owns the room.
@@ -275,8 +280,66 @@ impl Core {
           let _ = waiting.send(members.map(|members| members.get().to_string()));
         }
       }
+      NodeMessage::RoomDestroy { from, room, handler }
+        if self.config.room_handlers.iter().any(|h| *h == handler) =>
+      {
+        self.destroy_placed_room(cluster, &handler, &room, Some(&from));
+      }
       _ => {}
     }
+  }
+
+  /// Destroys a room across the cluster. Its owner destroys it (every member leaves, on every
+  /// node: `onLeave` runs there, then `onDestroy`), wipes its state in Redis and gives its claim
+  /// up, and tells the nodes with members in it, which drop it from their members' lists. Any
+  /// other node does the same for its own members and asks the owner (placing the room here
+  /// when no node holds it). `from`: the node that told this one. False when the room was not
+  /// in memory here.
+  pub(super) fn destroy_placed_room(
+    &self,
+    cluster: &Arc<Cluster>,
+    handler_name: &str,
+    room: &str,
+    from: Option<&str>,
+  ) -> bool {
+    let node = cluster.node();
+    if self.is_here(cluster, room) {
+      let nodes = self.registry.room_member_nodes(room);
+      let fence = self.fence_of_room(room);
+      self.claims.lock().remove(&room_owner_key(room));
+      self.rooms_placed.owners.lock().remove(room);
+      let existed = self.destroy_room_here(handler_name, room, fence);
+      for member_node in nodes.iter().filter(|n| Some(&***n) != from) {
+        cluster.send_to(member_node, nodes::room_destroy(node, room, handler_name));
+      }
+      return existed;
+    }
+    let existed = self.destroy_room_here(handler_name, room, None);
+    self.rooms_placed.owners.lock().remove(room);
+    if from.is_some() {
+      // The owner's word: nothing more to do here.
+      return existed;
+    }
+    let Some(handler) = self.config.room_handlers.iter().position(|h| h == handler_name) else {
+      return existed;
+    };
+    let Some(core) = self.itself.get().and_then(Weak::upgrade) else {
+      return existed;
+    };
+    let (cluster, handler_name, room) = (cluster.clone(), handler_name.to_string(), room.to_string());
+    self.runtime.spawn(async move {
+      match core.room_owner(&cluster, &room, HandlerId(handler)).await {
+        Ok(owner) if *owner == *cluster.node() => {
+          core.destroy_placed_room(&cluster, &handler_name, &room, None);
+        }
+        Ok(owner) => cluster.send_to(&owner, nodes::room_destroy(cluster.node(), &room, &handler_name)),
+        Err(error) => core.report(
+          Level::Warn,
+          &format!("cluster: cannot destroy room {room:?}: {error}"),
+        ),
+      }
+    });
+    existed
   }
 
   /// Live members of a room, as its owner has them (`[{"userId","joinedAt","metadata"}]`, in

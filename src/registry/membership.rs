@@ -199,6 +199,22 @@ impl Registry {
     remote && inner.rooms.set_member_metadata(name, user, Arc::from(metadata))
   }
 
+  /// Cluster mode: the nodes the members of `name` from other nodes live on.
+  pub fn room_member_nodes(&self, name: &str) -> std::collections::HashSet<Arc<str>> {
+    let inner = self.inner.lock();
+    inner
+      .rooms
+      .get(name)
+      .map(|room| {
+        room
+          .members
+          .values()
+          .filter_map(|member| member.node.clone())
+          .collect()
+      })
+      .unwrap_or_default()
+  }
+
   /// Cluster mode: the nodes the members from other nodes live on.
   pub fn remote_member_nodes(&self) -> std::collections::HashSet<Arc<str>> {
     let inner = self.inner.lock();
