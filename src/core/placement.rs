@@ -153,6 +153,14 @@ impl Core {
     Ok(owner)
   }
 
+  /// Forgets where `room` lives unless it is in memory here: a placement learned only to ask
+  /// or tell its owner something is not kept (a room in memory forgets it when it leaves).
+  fn forget_unused_placement(&self, room: &str) {
+    if !self.registry.has_room(room) {
+      self.rooms_placed.owners.lock().remove(room);
+    }
+  }
+
   /// Routes this node's membership changes in order, until shutdown.
   async fn route_rooms(self: Arc<Self>, cluster: Arc<Cluster>, mut changes: mpsc::Receiver<RoomChange>) {
     let mut shutdown = self.shutdown.subscribe();
@@ -250,6 +258,7 @@ impl Core {
               core.registry.add_remote_member(&listed, &user, from);
             }
             Ok(owner) => {
+              core.forget_unused_placement(&listed.name);
               let join = nodes::room_join(
                 &from,
                 &listed.name,
@@ -332,7 +341,10 @@ impl Core {
         Ok(owner) if *owner == *cluster.node() => {
           core.destroy_placed_room(&cluster, &handler_name, &room, None);
         }
-        Ok(owner) => cluster.send_to(&owner, nodes::room_destroy(cluster.node(), &room, &handler_name)),
+        Ok(owner) => {
+          core.forget_unused_placement(&room);
+          cluster.send_to(&owner, nodes::room_destroy(cluster.node(), &room, &handler_name));
+        }
         Err(error) => core.report(
           Level::Warn,
           &format!("cluster: cannot destroy room {room:?}: {error}"),
@@ -369,6 +381,7 @@ impl Core {
       cluster.send_to(&owner, nodes::members_ask(cluster.node(), id, room));
       let answer = tokio::time::timeout(self.config.call_timeout, answer).await;
       self.rooms_placed.queries.lock().remove(&id);
+      self.forget_unused_placement(room);
       match answer {
         Ok(Ok(Some(members))) => return Ok(members),
         Ok(Ok(None)) => {

@@ -199,6 +199,11 @@ impl Registry {
     remote && inner.rooms.set_member_metadata(name, user, Arc::from(metadata))
   }
 
+  /// Whether the room called `name` is in memory.
+  pub fn has_room(&self, name: &str) -> bool {
+    self.inner.lock().rooms.get(name).is_some()
+  }
+
   /// Cluster mode: the nodes the members of `name` from other nodes live on.
   pub fn room_member_nodes(&self, name: &str) -> std::collections::HashSet<Arc<str>> {
     let inner = self.inner.lock();
