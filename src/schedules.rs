@@ -244,6 +244,10 @@ mod tests {
     let (due, next) = schedules.take_due(25);
     assert_eq!(due.iter().map(|s| &*s.id).collect::<Vec<_>>(), vec!["a"]);
     assert_eq!(next, Some(30));
+    // Restoring what is indexed already changes nothing; a new one is indexed past the cap.
+    schedules.restore(schedule("c", "v", 30));
+    schedules.restore(schedule("d", "v", 40));
+    assert_eq!(schedules.of(DefinitionId(0), "v").len(), 2);
     let stored = schedule("c", "v", 30).to_stored("Counter");
     assert_eq!(
       Schedule::from_stored("c", &stored, |name| (name == "Counter")

@@ -323,6 +323,55 @@ mod tests {
     assert_eq!(registry.room_list(alice.actor).map(|l| l.len()), Ok(0));
   }
 
+  /// Keeps what it is handed (the cluster's router, in tests).
+  #[derive(Default)]
+  struct Kept(parking_lot::Mutex<Vec<RoomChange>>);
+
+  impl RoomRouter for Kept {
+    fn route(&self, change: RoomChange) {
+      self.0.lock().push(change);
+    }
+  }
+
+  #[test]
+  fn with_a_router_members_changes_go_to_it_and_members_from_other_nodes_are_listed_not_sent_to() {
+    let (registry, events) = registry();
+    let router = Arc::new(Kept::default());
+    registry.set_room_router(router.clone());
+    let alice = add(&registry, "alice", 1);
+    assert_eq!(registry.join_room(alice.actor, listed("chat")), Ok(true));
+    assert_eq!(events.take(), None, "JS does not hear it here");
+    assert!(matches!(
+      router.0.lock().as_slice(),
+      [RoomChange::Joined { user, .. }] if &**user == "alice"
+    ));
+
+    // The owner's side: a member from another node is listed and heard of, never sent to.
+    assert!(registry.add_remote_member(&listed("chat"), "bob", Arc::from("n2")));
+    assert!(!registry.add_remote_member(&listed("chat"), "bob", Arc::from("n2")));
+    assert_eq!(events.take().as_deref(), Some(r#"[[6,1,0,0,"chat","bob",{}]]"#));
+    assert_eq!(registry.room_members("chat").len(), 2);
+    let frame = Utf8Bytes::from("x");
+    let room = Target::Room {
+      name: "chat",
+      except: None,
+    };
+    assert_eq!(registry.send(room, 0, &frame), 1, "alice's session only");
+    assert_eq!(registry.room_member_nodes("chat").len(), 1);
+    assert!(registry.set_remote_member_metadata("chat", "bob", r#"{"seat":2}"#));
+    assert!(
+      !registry.remove_remote_member("chat", "alice"),
+      "a member of this node"
+    );
+    assert_eq!(registry.local_joins("chat").len(), 1, "alice, to send again");
+
+    // The node of bob is gone: bob leaves.
+    let gone: std::collections::HashSet<Arc<str>> = [Arc::from("n2")].into_iter().collect();
+    registry.remove_members_of(&gone);
+    assert_eq!(events.take().as_deref(), Some(r#"[[7,1,"bob"]]"#));
+    assert_eq!(registry.room_members("chat").len(), 1);
+  }
+
   #[test]
   fn a_destroyed_room_leaves_every_members_list() {
     let (registry, events) = registry();
