@@ -11,7 +11,7 @@
 //! with members die makes them leave (`onLeave`).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::Mutex;
@@ -37,6 +37,8 @@ pub(super) struct RoomPlaces {
   /// `members()` requests waiting for the owner's answer, by id.
   queries: Mutex<HashMap<u64, oneshot::Sender<Option<String>>>>,
   next_query: AtomicU64,
+  /// `fetchMembers()` requests of JS being answered (bounded by [`MAX_PENDING_ROOM_QUERIES`]).
+  asking: AtomicUsize,
   /// The queue of membership changes to route (set once the node joined the cluster).
   changes: OnceLock<mpsc::Sender<RoomChange>>,
 }
@@ -404,14 +406,35 @@ impl Core {
   /// as a `RoomMembers` event with that id.
   pub fn ask_room_members(&self, room: &str, handler: HandlerId) -> u64 {
     let request = self.rooms_placed.next_query.fetch_add(1, Ordering::Relaxed) + 1;
-    let Some(core) = self.itself.get().and_then(Weak::upgrade) else {
-      let answer = Err(("server_closed", "the server was closed"));
-      self.events.push(Event::RoomMembers { request, answer });
+    let here = self
+      .cluster
+      .as_ref()
+      .is_none_or(|cluster| self.is_here(cluster, room));
+    if here {
+      let members = self.room_members_json(room);
+      self.events.push(Event::RoomMembers {
+        request,
+        answer: Ok(&members),
+      });
       return request;
+    }
+    let refused = |why: &str| {
+      let answer = Err(("cluster_unavailable", why));
+      self.events.push(Event::RoomMembers { request, answer });
+      request
     };
+    let Some(core) = self.itself.get().and_then(Weak::upgrade) else {
+      return refused("the server was closed");
+    };
+    if self.rooms_placed.asking.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING_ROOM_QUERIES {
+      self.rooms_placed.asking.fetch_sub(1, Ordering::AcqRel);
+      return refused("too many members() requests wait for other nodes");
+    }
     let room = room.to_string();
     self.runtime.spawn(async move {
-      match core.fetch_room_members(&room, handler).await {
+      let answer = core.fetch_room_members(&room, handler).await;
+      core.rooms_placed.asking.fetch_sub(1, Ordering::AcqRel);
+      match answer {
         Ok(members) => core.events.push(Event::RoomMembers {
           request,
           answer: Ok(&members),
