@@ -1168,3 +1168,58 @@ async fn destroying_a_room_from_any_node_destroys_it_on_its_owner_and_everywhere
   assert_eq!(room_owner(&redis, "lobby").await, None, "its claim given up");
   assert_eq!(members_through(&second, "lobby").await, Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_rooms_owner_a_returning_member_is_back_in_the_room_before_its_session_opens() {
+  let redis = Redis::start("room-order");
+  let mut owner = authenticating_node(&redis, "owner").await;
+  let (_ann, _, ann) = owner.open_as("/ws", "ann").await;
+  owner
+    .core
+    .join_room(ActorId(ann), "lobby", HandlerId(0), "{}")
+    .expect("join");
+  eventually("the room to be placed", || async {
+    room_owner(&redis, "lobby").await.as_deref() == Some("owner")
+  })
+  .await;
+  let (bob_client, _, bob) = owner.open_as("/ws", "bob").await;
+  owner
+    .core
+    .join_room(ActorId(bob), "lobby", HandlerId(0), "{}")
+    .expect("join");
+  drop(bob_client);
+  owner.event_tagged(7).await;
+
+  // bob comes back: he re-joins the room before JS hears of his session (onConnect), as on
+  // one node.
+  let port = owner.port;
+  let connecting = tokio::spawn(async move {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+      .await
+      .expect("connect");
+    tokio_tungstenite::client_async(format!("ws://127.0.0.1:{port}/ws"), stream).await
+  });
+  let upgrade = owner.event_tagged(0).await;
+  let identity = warren::transport::Identity {
+    key: "bob".into(),
+    meta_json: r#"{"userId":"bob"}"#.into(),
+  };
+  let request = warren::ids::RequestId(upgrade[1].as_u64().expect("request id"));
+  assert!(owner
+    .core
+    .decide_upgrade(request, warren::core::Decision::Accept(identity)));
+  let mut seen = Vec::new();
+  loop {
+    let event = owner.next_event().await;
+    match event[0].as_u64() {
+      Some(6) => seen.push(format!("join {}", event[5].as_str().unwrap_or_default())),
+      Some(1) => {
+        seen.push("open".to_string());
+        break;
+      }
+      _ => {}
+    }
+  }
+  assert_eq!(seen, ["join bob", "open"]);
+  drop(connecting.await);
+}

@@ -29,11 +29,18 @@ use crate::events::{Event, EventSink, Level};
 use crate::ids::HandlerId;
 use crate::registry::rooms::{Listed, RoomChange, RoomRouter};
 
+/// Room → the node that owns it (this node's id when here), as last learned.
+type Owners = Arc<Mutex<HashMap<Arc<str>, Arc<str>>>>;
+
 /// Where this node's rooms live, and its questions to other nodes about them.
 #[derive(Default)]
 pub(super) struct RoomPlaces {
-  /// Room → the node that owns it (this node's id when here), as last learned.
-  owners: Mutex<HashMap<Arc<str>, Arc<str>>>,
+  /// Where rooms live. Locked after the registry (the router reads it under the registry's
+  /// lock), never before it.
+  owners: Owners,
+  /// Membership changes queued or being routed: while there are any, a change of a room placed
+  /// here waits its turn behind them instead of reaching JS at once.
+  routing: Arc<AtomicUsize>,
   /// `members()` requests waiting for the owner's answer, by id.
   queries: Mutex<HashMap<u64, oneshot::Sender<Option<String>>>>,
   next_query: AtomicU64,
@@ -50,20 +57,52 @@ impl RoomPlaces {
   }
 }
 
-/// The registry's side: membership changes queued without waiting (bounded).
+/// The registry's side: a join or leave of a room placed here, with nothing queued before it,
+/// reaches JS at once (in order with the session events around it, as on one node); any other
+/// change is queued without waiting (bounded).
 struct Router {
   changes: mpsc::Sender<RoomChange>,
   events: Arc<EventSink>,
+  owners: Owners,
+  routing: Arc<AtomicUsize>,
+  node: Arc<str>,
+}
+
+impl Router {
+  fn placed_here(&self, change: &RoomChange) -> bool {
+    let name = match change {
+      RoomChange::Joined { name, .. } | RoomChange::Left { name, .. } => name,
+      _ => return false,
+    };
+    self.routing.load(Ordering::Acquire) == 0
+      && self
+        .owners
+        .lock()
+        .get(name)
+        .is_some_and(|owner| *owner == self.node)
+  }
 }
 
 impl RoomRouter for Router {
   fn route(&self, change: RoomChange) {
-    // A closed queue means the node is stopping: nothing is owed to the rooms' owners then.
-    if let Err(mpsc::error::TrySendError::Full(_)) = self.changes.try_send(change) {
-      self.events.push(Event::Log {
-        level: Level::Error,
-        message: "cluster: too many room membership changes wait for their rooms' owners; one was dropped",
-      });
+    if self.placed_here(&change) {
+      self.events.push(change.event());
+      return;
+    }
+    self.routing.fetch_add(1, Ordering::AcqRel);
+    match self.changes.try_send(change) {
+      Ok(()) => {}
+      Err(mpsc::error::TrySendError::Full(_)) => {
+        self.routing.fetch_sub(1, Ordering::AcqRel);
+        self.events.push(Event::Log {
+          level: Level::Error,
+          message: "cluster: too many room membership changes wait for their rooms' owners; one was dropped",
+        });
+      }
+      // The node is stopping: nothing is owed to the rooms' owners then.
+      Err(mpsc::error::TrySendError::Closed(_)) => {
+        self.routing.fetch_sub(1, Ordering::AcqRel);
+      }
     }
   }
 }
@@ -75,6 +114,9 @@ pub(super) fn start(core: &Arc<Core>, cluster: &Arc<Cluster>, runtime: &Handle) 
   core.registry.set_room_router(Arc::new(Router {
     changes: sender,
     events: core.events.clone(),
+    owners: core.rooms_placed.owners.clone(),
+    routing: core.rooms_placed.routing.clone(),
+    node: Arc::from(cluster.node()),
   }));
   runtime.spawn(core.clone().route_rooms(cluster.clone(), receiver));
   runtime.spawn(core.clone().watch_room_nodes(cluster.clone()));
@@ -175,6 +217,7 @@ impl Core {
         return;
       };
       self.route_room_change(&cluster, change).await;
+      self.rooms_placed.routing.fetch_sub(1, Ordering::AcqRel);
     }
   }
 
@@ -510,7 +553,9 @@ impl Core {
     };
     for room in orphaned {
       for join in self.registry.local_joins(&room) {
+        self.rooms_placed.routing.fetch_add(1, Ordering::AcqRel);
         if changes.try_send(join).is_err() {
+          self.rooms_placed.routing.fetch_sub(1, Ordering::AcqRel);
           self.report(
             Level::Error,
             "cluster: too many room membership changes wait; a member was not re-joined",
