@@ -50,6 +50,18 @@ impl Core {
         {
           self.report(Level::Error, &error.to_string());
         }
+        // The actor may have left memory (and its claim) while Redis answered: it is claimed
+        // again before it wakes here, so what its handler writes is written under a claim.
+        if self.fence_of(name, &schedule.user).is_none() {
+          if let Err(error) = self.reclaim(cluster, schedule.definition, &schedule.user).await {
+            let message = format!(
+              "schedule {} of {name} {:?} was taken but its actor could not be placed here: {error}",
+              schedule.id, schedule.user
+            );
+            self.report(Level::Error, &message);
+            return;
+          }
+        }
         self.announce_schedule(schedule);
       }
       Ok(false) => {}
@@ -60,6 +72,20 @@ impl Core {
         );
         self.report(Level::Warn, &message);
       }
+    }
+  }
+
+  /// Claims an actor for this node again (its records cached, its schedules loaded); an error
+  /// when a live node holds it.
+  async fn reclaim(&self, cluster: &Cluster, definition: DefinitionId, key: &str) -> Result<(), CoreError> {
+    let name = self.definition_name(definition);
+    match cluster.claim(name, key).await? {
+      Placement::Here { fence, records } => {
+        self.storage.cache(records)?;
+        self.claims.lock().insert(fence.actor, fence.token);
+        self.adopt_schedules(cluster, definition, key).await
+      }
+      Placement::Elsewhere { owner } => Err(CoreError::Cluster(format!("node {owner} holds it"))),
     }
   }
 
