@@ -182,8 +182,10 @@ export class RoomRuntime implements RoomPort {
     return attempt(() => onDestroy(ctx), (e) => this.#report(room, e));
   }
 
-  /** `onDestroy` for every room in the heap (server shutdown). */
+  /** `onDestroy` for every room in the heap (server shutdown); unanswered `fetchMembers()` reject. */
   destroyAll(reason: RoomDestroyReason): Promise<void>[] {
+    for (const waiting of this.#asked.values()) waiting.reject(new WarrenError("server_closed", "the server was closed"));
+    this.#asked.clear();
     const pending = [...this.#byId.values()].map((room) => settled(room.ordering, () => this.#runDestroy(room, reason)));
     this.#byId.clear();
     this.#byName.clear();
