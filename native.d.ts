@@ -95,6 +95,17 @@ export declare class NativeServer {
   constructor(options: NativeOptions, onWake: () => void)
   /** Binds and starts accepting. Throws on a busy port or a bad host. */
   listen(host: string, port: number): ListenAddress
+  /** Whether an upgrade request for `target` (path and query, as `req.url`) is this server's. */
+  serves(target: string): boolean
+  /**
+   * Serves the connected TCP socket `fd` of a Node HTTP server from its upgrade request:
+   * `read` is the request head rebuilt as bytes followed by what Node read past it. The
+   * descriptor is duplicated; the caller closes its own afterwards. Throws
+   * `socket_not_adoptable` when `fd` is not a connected TCP socket (or not on Unix).
+   */
+  adopt(fd: number, read: Buffer): void
+  /** Serves a new certificate to the `wss://` handshakes from now on (open ones keep theirs). */
+  setTls(tls: NativeTls): void
   /** Everything queued for JS as one JSON array text, or null. */
   takeBatch(): string | null
   /** Opens the socket of an upgrade request for user `key` with `metaJson` (JSON) as its meta. */
@@ -177,6 +188,8 @@ export interface NativeOptions {
   /** Bearer token that enables `DELETE /actors/<kind>/<key>`. */
   adminToken?: string
   cluster?: NativeCluster
+  /** Serve `wss://` on the server's own listener with this certificate. */
+  tls?: NativeTls
 }
 
 export interface NativeStats {
@@ -201,6 +214,13 @@ export interface NativeStats {
   storageFailures: number
   /** Sessions whose socket dropped, waiting for their client to resume them. */
   detached: number
+}
+
+/** A certificate for `wss://`, PEM. */
+export interface NativeTls {
+  cert: Buffer
+  key: Buffer
+  ca?: Buffer
 }
 
 export interface OpenedRoom {

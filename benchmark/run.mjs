@@ -67,6 +67,12 @@ async function freePort(extra = []) {
  */
 const SERVERS = {
   warren: { cmd: () => [process.execPath, join(here, "servers/warren.mjs"), "0"], proto: "warren", target: "warren" },
+  // The same app attached to a node:http server (`server.attach`): sockets handed over by Node.
+  "warren-attached": {
+    cmd: () => [process.execPath, join(here, "servers/warren.mjs"), "0", "--attach"],
+    proto: "warren",
+    target: "warren",
+  },
   ws: { cmd: () => [process.execPath, join(here, "servers/ws-echo.mjs"), "0"], proto: "warren" },
   socketio: { cmd: () => [process.execPath, join(here, "servers/socketio.mjs"), "0"], proto: "socketio" },
   bun: { cmd: () => [bunBin, join(here, "servers/bun.ts"), "0"], proto: "warren" },
@@ -260,6 +266,19 @@ function procStat(pid) {
   } catch {
     return null;
   }
+}
+
+/**
+ * A throughput scenario's figure per second of server CPU (median over rounds), or undefined for
+ * memory and latency scenarios or when the CPU was not sampled.
+ */
+function perCpuSecond(scenario, runs) {
+  const { unit, lowerIsBetter } = SCENARIOS[scenario];
+  if (lowerIsBetter || !unit.endsWith("/s")) return undefined;
+  const perCpu = runs
+    .filter((r) => (r.result.server_cpu_pct ?? 0) > 0)
+    .map((r) => r.figure / (r.result.server_cpu_pct / 100));
+  return perCpu.length ? Math.round(median(perCpu)) : undefined;
 }
 
 /** CPU seconds used by a process so far, from /proc. */
@@ -473,6 +492,7 @@ function versions() {
   };
   const all = {
     warren: JSON.parse(readFileSync(join(here, "../package.json"), "utf8")).version,
+    "warren-attached": "warren's app on node:http (server.attach)",
     node: process.version,
     ws: pkg(here, "ws") ?? pkg(join(here, ".."), "ws"),
     socketio: pkg(here, "socket.io"),
@@ -580,6 +600,9 @@ async function main() {
         p50_us: p50.length ? median(p50) : undefined,
         p99_us: p99.length ? median(p99) : undefined,
         server_cpu_pct: median(mine.map((r) => r.result.server_cpu_pct ?? 0)),
+        // Work per server CPU-second: a multi-threaded server and a single-threaded one compare
+        // equally only per unit of CPU they burn (throughput scenarios only).
+        per_cpu_second: perCpuSecond(scenario, mine),
         generator_cpu_pct: median(genCpu),
         generator_bound: median(genCpu) >= 90,
         client: mine[0].result.client,
@@ -603,9 +626,10 @@ async function main() {
     for (const [server, s] of Object.entries(summary[scenario])) {
       const ratio = base && server !== "warren" ? (lowerIsBetter ? s.median / base : base / s.median) : undefined;
       const latency = s.p99_us !== undefined ? `  p50 ${s.p50_us} µs  p99 ${s.p99_us} µs` : "";
+      const perCpu = s.per_cpu_second !== undefined ? `  ${s.per_cpu_second} per server CPU-s` : "";
       console.log(
         `  ${server.padEnd(12)} ${String(s.median).padStart(11)}  [${s.min} – ${s.max}]${latency}` +
-          `${ratio ? `  warren ×${ratio.toFixed(2)}` : ""}` +
+          `${ratio ? `  warren ×${ratio.toFixed(2)}` : ""}${perCpu}` +
           `  (cpu: server ${s.server_cpu_pct}%, generator ${s.generator_cpu_pct}%${s.generator_bound ? ", generator-bound" : ""})`,
       );
     }

@@ -47,6 +47,7 @@ export type {
   Handler,
   TypeSpec,
   ListenOptions,
+  TlsOptions,
   ListeningAddress,
   RoomContext,
   RoomDefinition,

@@ -6,10 +6,15 @@
  * native server must not be garbage-collected while it serves, even when the user drops it.
  */
 
+import type { IncomingMessage, Server as HttpServer } from "node:http";
+import type { Duplex } from "node:stream";
+import { Server as TlsServer } from "node:tls";
 import { defineActor } from "./definitions/actor";
 import { isConnectionDefinition } from "./definitions/connection";
 import { isRoomDefinition } from "./definitions/room";
 import { WarrenError } from "./errors";
+import { logger } from "./log";
+import { descriptorOf, refuseOnSocket, requestHead } from "./runtime/attach";
 import { createNative, type NativeServer } from "./runtime/bridge";
 import { Runtime } from "./runtime/events";
 import { batchSends } from "./runtime/outgoing";
@@ -21,7 +26,10 @@ import type {
   RoomDefinition,
   ServerOptions,
   ServerStats,
+  TlsOptions,
 } from "./types";
+
+const log = logger("attach");
 
 /** The connection definitions served, the `actors` classes' included, checked. */
 function connectionsOf(options: ServerOptions): ConnectionDefinition<any, any>[] {
@@ -125,6 +133,33 @@ function checkScalars(options: ServerOptions): void {
   }
 }
 
+/** PEM text as the native core takes it: bytes. */
+function pem(value: unknown, name: string): Buffer {
+  if (typeof value === "string") return Buffer.from(value);
+  if (Buffer.isBuffer(value)) return value;
+  throw new WarrenError("invalid_option", `tls.${name} must be a PEM string or Buffer`);
+}
+
+/** `tls` checked and converted; the native core checks the certificate and key themselves. */
+function tlsOf(tls: TlsOptions | undefined, what: string): { cert: Buffer; key: Buffer; ca?: Buffer } | undefined {
+  if (tls === undefined) return undefined;
+  if (tls === null || typeof tls !== "object") {
+    throw new WarrenError("invalid_option", `${what}: tls must be { cert, key, ca? }`);
+  }
+  const ca = tls.ca === undefined ? undefined : Array.isArray(tls.ca) ? tls.ca : [tls.ca];
+  return {
+    cert: pem(tls.cert, "cert"),
+    key: pem(tls.key, "key"),
+    ca: ca === undefined ? undefined : Buffer.concat(ca.flatMap((c) => [pem(c, "ca"), Buffer.from("\n")])),
+  };
+}
+
+/** An HTTP server warren answers upgrades on, and its listener. */
+interface Attachment {
+  readonly server: HttpServer;
+  readonly onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+}
+
 /** Servers between `listen` and the end of `close`: kept reachable so they cannot be collected. */
 const live = new Set<WarrenServer>();
 
@@ -154,6 +189,11 @@ export class WarrenServer {
   readonly #runtime: Runtime;
   readonly #definitions: ReadonlyArray<ConnectionDefinition<any, any>>;
   #address: ListeningAddress | null = null;
+  /** HTTP servers whose upgrades warren answers (`attach`). */
+  readonly #attachments: Attachment[] = [];
+  /** Set once a socket may be served: listening, attached, or a socket handed over. */
+  #serving = false;
+  #tls: boolean;
   #closing: Promise<void> | null = null;
   #referenced = true;
 
@@ -191,9 +231,11 @@ export class WarrenServer {
         callTimeoutMs: positiveInteger(options, "callTimeoutMs"),
         adminToken: options.adminToken,
         cluster: clusterOf(options),
+        tls: tlsOf(options.tls, "createServer"),
       },
       () => runtime?.wake(),
     ));
+    this.#tls = options.tls !== undefined;
     runtime = new Runtime(this.#native, this.#definitions, rooms, { exposeErrors: options.exposeErrors });
     this.#runtime = runtime;
     // Nothing is served before listen(): do not keep the process alive until then.
@@ -218,15 +260,95 @@ export class WarrenServer {
       throw new WarrenError("invalid_option", `listen: port must be an integer between 0 and 65535, got ${port}`);
     }
     const bound = this.#native.listen(host, port);
-    live.add(this);
-    if (this.#referenced) this.#native.setRef(true);
+    this.#startServing();
     const urlHost = bound.host === "0.0.0.0" || bound.host === "::" ? "localhost" : bound.host.includes(":") ? `[${bound.host}]` : bound.host;
     this.#address = {
       port: bound.port,
       host: bound.host,
-      url: `ws://${urlHost}:${bound.port}${this.#definitions[0]!.websocketPath}`,
+      url: `${this.#tls ? "wss" : "ws"}://${urlHost}:${bound.port}${this.#definitions[0]!.websocketPath}`,
     };
     return this.#address;
+  }
+
+  /** From the first socket on, the server is kept alive (and keeps the process alive unless unref'd). */
+  #startServing(): void {
+    if (this.#serving) return;
+    this.#serving = true;
+    live.add(this);
+    if (this.#referenced) this.#native.setRef(true);
+  }
+
+  /**
+   * Answers the WebSocket upgrades of an HTTP server you run (Express, Fastify, Next.js, plain
+   * `node:http`) for warren's socket paths; its other requests and other paths' upgrades stay
+   * with it (when no other `upgrade` listener is registered, those get 404). Each accepted
+   * socket is handed to the native core, which serves it like one of its own listener. `close()`
+   * detaches from it and leaves it running. Unix only; an https server cannot be attached
+   * (`socket_not_adoptable`): use `createServer({ tls })` or a TLS proxy in front.
+   * @example server.attach(app.listen(3000));
+   */
+  attach(httpServer: HttpServer): this {
+    if (this.#closing) throw new WarrenError("server_closed", "attach: the server is closed");
+    if (httpServer instanceof TlsServer) {
+      throw new WarrenError(
+        "socket_not_adoptable",
+        "attach: warren cannot take TLS sockets from an https server; attach to a plain http server behind your TLS proxy, or give createServer a tls option",
+      );
+    }
+    if (this.#attachments.some((a) => a.server === httpServer)) {
+      throw new WarrenError("already_attached", "attach: the server is already attached to this HTTP server");
+    }
+    const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+      let taken: boolean;
+      try {
+        taken = this.handleUpgrade(req, socket, head);
+      } catch (error) {
+        log.error(`the upgrade for ${req.url} could not be handed over:`, error);
+        refuseOnSocket(socket, 500, "Internal Server Error", "the socket could not be handed over");
+        return;
+      }
+      // Alone on the server, nobody else will answer this upgrade.
+      if (!taken && httpServer.listenerCount("upgrade") === 1) refuseOnSocket(socket, 404, "Not Found", "not found");
+    };
+    httpServer.on("upgrade", onUpgrade);
+    this.#attachments.push({ server: httpServer, onUpgrade });
+    this.#startServing();
+    return this;
+  }
+
+  /**
+   * Takes an upgrade request for one of warren's socket paths, for servers that route upgrades
+   * themselves: returns true when warren took the socket (Node's handle is closed then, the
+   * connection lives on in the native core), false when the path is not warren's or the server
+   * is closed (the socket is untouched: answer or destroy it). Throws `socket_not_adoptable`,
+   * leaving the socket untouched, when it has no file descriptor of its own (a TLS socket, or
+   * not on Unix).
+   * @example httpServer.on("upgrade", (req, socket, head) => { if (!server.handleUpgrade(req, socket, head)) socket.destroy(); });
+   */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    if (this.#closing || !this.#native.serves(req.url ?? "/")) return false;
+    const fd = descriptorOf(socket);
+    this.#startServing();
+    socket.pause();
+    try {
+      this.#native.adopt(fd, head.length === 0 ? requestHead(req) : Buffer.concat([requestHead(req), head]));
+    } catch (error) {
+      socket.resume();
+      throw error;
+    }
+    // The core has its own descriptor now: closing Node's leaves the connection open.
+    socket.destroy();
+    return true;
+  }
+
+  /**
+   * Serves a new certificate to `wss://` handshakes from now on, without a restart (open
+   * sockets keep theirs). Throws `invalid_tls` (the certificate in use stays) for a bad one.
+   */
+  setTls(tls: TlsOptions): void {
+    const converted = tlsOf(tls, "setTls");
+    if (converted === undefined) throw new WarrenError("invalid_option", "setTls: tls must be { cert, key, ca? }");
+    this.#native.setTls(converted);
   }
 
   /**
@@ -240,7 +362,8 @@ export class WarrenServer {
   }
 
   async #shutdown(): Promise<void> {
-    if (this.#address !== null) {
+    for (const { server, onUpgrade } of this.#attachments.splice(0)) server.off("upgrade", onUpgrade);
+    if (this.#serving) {
       const finished = new Promise<void>((resolve) => {
         this.#runtime.onShutdown = resolve;
       });
@@ -257,14 +380,14 @@ export class WarrenServer {
   /** Lets the process exit while the server is listening (like `net.Server#unref`). */
   unref(): this {
     this.#referenced = false;
-    if (this.#address && !this.#closing) this.#native.setRef(false);
+    if (this.#serving && !this.#closing) this.#native.setRef(false);
     return this;
   }
 
   /** Undoes `unref`. */
   ref(): this {
     this.#referenced = true;
-    if (this.#address && !this.#closing) this.#native.setRef(true);
+    if (this.#serving && !this.#closing) this.#native.setRef(true);
     return this;
   }
 

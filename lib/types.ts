@@ -494,6 +494,22 @@ export interface ServerOptions {
    * user reach the sessions on every node. See the README's "Running several processes".
    */
   cluster?: ClusterOptions;
+  /**
+   * Serve `wss://` on warren's own listener (`listen`) with this certificate (rustls; TLS 1.2
+   * and 1.3). A bad certificate or key throws `invalid_tls` here. `server.setTls` replaces it
+   * without a restart. Not used by `attach`, whose server does its own TLS (or has a proxy).
+   */
+  tls?: TlsOptions;
+}
+
+/** `createServer({ tls })`: PEM text (strings or Buffers). */
+export interface TlsOptions {
+  /** The certificate, optionally followed by its chain. */
+  cert: string | Buffer;
+  /** Its private key (PKCS #8, PKCS #1 or SEC1), unencrypted. */
+  key: string | Buffer;
+  /** Further chain (intermediate) certificates, sent after `cert`'s. */
+  ca?: string | Buffer | ReadonlyArray<string | Buffer>;
 }
 
 /** `createServer({ cluster })`. */

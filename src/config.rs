@@ -187,6 +187,26 @@ pub struct Definition {
   pub prefix: bool,
 }
 
+/// The certificate warren's own listener serves `wss://` with (PEM text, as given to
+/// `createServer({ tls })`). The transport turns it into a rustls configuration when the server
+/// is created, so a bad certificate or key fails there, not at the first handshake.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+  /// The server's certificate, optionally followed by its chain (PEM).
+  pub cert_pem: Vec<u8>,
+  /// The private key of the certificate (PEM: PKCS #8, PKCS #1 or SEC1).
+  pub key_pem: Vec<u8>,
+  /// Further chain certificates sent after `cert_pem`'s (PEM), if any.
+  pub ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TlsConfig {
+  /// Never prints the key.
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    f.debug_struct("TlsConfig").finish_non_exhaustive()
+  }
+}
+
 /// Everything a server needs to run; validated once, in [`Self::validate`].
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -214,6 +234,8 @@ pub struct ServerConfig {
   pub admin_token: Option<String>,
   /// Cluster mode; none runs this process alone.
   pub cluster: Option<ClusterConfig>,
+  /// `wss://` on warren's own listener; none serves plain `ws://`.
+  pub tls: Option<TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -242,6 +264,7 @@ impl Default for ServerConfig {
       call_timeout: DEFAULT_CALL_TIMEOUT,
       admin_token: None,
       cluster: None,
+      tls: None,
     }
   }
 }

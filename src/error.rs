@@ -239,6 +239,11 @@ pub enum CoreError {
   Runtime(String),
   /// Cluster mode cannot work: Redis unreachable or unfit, or the node id taken.
   Cluster(String),
+  /// The `tls` certificate or key cannot be used; the message says why.
+  Tls(String),
+  /// A socket handed over by an HTTP server cannot be taken by the core (no file descriptor
+  /// of its own, such as a TLS socket, or the platform cannot share it).
+  NotAdoptable(String),
   /// Cluster mode: what was asked of a room only its owner, another node, knows.
   RoomElsewhere(String),
 }
@@ -261,6 +266,8 @@ impl CoreError {
       CoreError::TooManySchedules(_) => "too_many_schedules",
       CoreError::Runtime(_) => "runtime_failed",
       CoreError::Cluster(_) => "cluster_unavailable",
+      CoreError::Tls(_) => "invalid_tls",
+      CoreError::NotAdoptable(_) => "socket_not_adoptable",
       CoreError::RoomElsewhere(_) => "room_elsewhere",
     }
   }
@@ -274,6 +281,8 @@ impl fmt::Display for CoreError {
       | CoreError::Listen(why)
       | CoreError::AddressInUse(why)
       | CoreError::Cluster(why)
+      | CoreError::Tls(why)
+      | CoreError::NotAdoptable(why)
       | CoreError::RoomElsewhere(why) => f.write_str(why),
       CoreError::Store(error) => error.fmt(f),
       CoreError::NoSuchActor => f.write_str("the actor is no longer in memory"),

@@ -15,6 +15,23 @@ const readme = readFileSync(join(root, "README.md"), "utf8").split("\n");
 /** Names the README uses as stand-ins for application code, declared in every module. */
 const PLACEHOLDERS = "declare function resync(): void;";
 
+/**
+ * Next.js is too heavy a devDependency for one README block: its custom-server API (the part
+ * the README uses, as `next` declares it) is declared here instead. Express and Fastify are
+ * devDependencies and checked against their own types.
+ */
+const AMBIENT = `declare module "next" {
+  import type { IncomingMessage, ServerResponse } from "node:http";
+  import type { Duplex } from "node:stream";
+  interface NextServer {
+    prepare(): Promise<void>;
+    getRequestHandler(): (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+    getUpgradeHandler(): (req: IncomingMessage, socket: Duplex, head: Buffer) => Promise<void>;
+  }
+  export default function next(options: { dev?: boolean; dir?: string; hostname?: string; port?: number }): NextServer;
+}
+`;
+
 /** Each module: its README lines as [README line number (1-based), text]. */
 const modules = [];
 for (let i = 0; i < readme.length; i++) {
@@ -36,6 +53,7 @@ try {
     writeFileSync(join(dir, name), `${text}\n`);
     return name;
   });
+  writeFileSync(join(dir, "ambient.d.ts"), AMBIENT);
   writeFileSync(
     join(dir, "tsconfig.json"),
     JSON.stringify({
@@ -52,9 +70,11 @@ try {
         paths: {
           warren: [join(root, "lib/index.ts")],
           "warren/client": [join(root, "client/index.ts")],
+          express: [join(root, "node_modules/@types/express/index.d.ts")],
+          fastify: [join(root, "node_modules/fastify/fastify.d.ts")],
         },
       },
-      files,
+      files: ["ambient.d.ts", ...files],
     }),
   );
   const tsc = join(root, "node_modules/typescript/bin/tsc");

@@ -1,7 +1,9 @@
 // warren doing the benchmark app's work (the same frames the peer servers send):
 //
-//   node warren.mjs [port]     (or PORT=...; 0 or nothing = any free port)
+//   node warren.mjs [port] [--attach]     (or PORT=...; 0 or nothing = any free port)
 //
+// With --attach, warren answers the upgrades of a node:http server (`server.attach`) that
+// listens on the port, instead of listening itself.
 // Prints `READY <port>` on stdout once listening on 127.0.0.1.
 // - `extractMeta` reads `?token=` in JS (the accept-rate scenario measures it);
 // - `echo` -> `ctx.emit("echo", data)`;
@@ -10,6 +12,7 @@
 // - `increment` (a call) -> `++ctx.state.count`, the reply is the new count; `noop` (a call) -> 1.
 // With WARREN_CLUSTER=redis://… (and WARREN_NODE=<id>) it runs as one node of a cluster.
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRoomHandler, createServer, defineConnection } from "../../index.js";
@@ -62,6 +65,14 @@ const server = createServer({
   // WARREN_CLUSTER=redis://host:port (and WARREN_NODE=<id>): one node of a cluster.
   cluster: process.env.WARREN_CLUSTER ? { redis: process.env.WARREN_CLUSTER, nodeId: process.env.WARREN_NODE } : undefined,
 });
-const address = await server.listen({ port, host: "127.0.0.1" });
+let address;
+if (process.argv.includes("--attach")) {
+  const httpServer = createHttpServer((_req, res) => res.writeHead(404).end());
+  server.attach(httpServer);
+  await new Promise((resolve) => httpServer.listen(port, "127.0.0.1", resolve));
+  address = httpServer.address();
+} else {
+  address = await server.listen({ port, host: "127.0.0.1" });
+}
 process.stdout.write(`READY ${address.port}\n`);
 for (const signal of ["SIGINT", "SIGTERM"]) process.once(signal, () => server.close().then(() => process.exit(0)));

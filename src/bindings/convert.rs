@@ -3,9 +3,12 @@
 
 use std::time::Duration;
 
+use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 
-use crate::config::{ClusterConfig, Definition, Durability, Location, OverflowPolicy, ServerConfig};
+use crate::config::{
+  ClusterConfig, Definition, Durability, Location, OverflowPolicy, ServerConfig, TlsConfig,
+};
 use crate::error::CoreError;
 use crate::ids::{ActorId, DefinitionId, HandlerId, SessionId};
 
@@ -29,6 +32,14 @@ pub struct NativeCluster {
   pub redis: String,
   /// This process's name among the nodes. @default a random id
   pub node_id: Option<String>,
+}
+
+/// A certificate for `wss://`, PEM.
+#[napi(object)]
+pub struct NativeTls {
+  pub cert: Buffer,
+  pub key: Buffer,
+  pub ca: Option<Buffer>,
 }
 
 /// Options of the native server; the JS layer fills them from `createServer` options.
@@ -69,6 +80,8 @@ pub struct NativeOptions {
   /// Bearer token that enables `DELETE /actors/<kind>/<key>`.
   pub admin_token: Option<String>,
   pub cluster: Option<NativeCluster>,
+  /// Serve `wss://` on the server's own listener with this certificate.
+  pub tls: Option<NativeTls>,
 }
 
 fn millis(value: Option<u32>, default: Duration) -> Duration {
@@ -107,6 +120,7 @@ pub fn server_config(options: NativeOptions) -> Result<ServerConfig, CoreError> 
     dir => Location::Directory(std::path::PathBuf::from(dir)),
   };
   let config = ServerConfig {
+    tls: options.tls.map(tls_config),
     call_timeout: millis(options.call_timeout_ms, defaults.call_timeout),
     admin_token: options.admin_token.filter(|token| !token.is_empty()),
     cluster: options.cluster.map(|cluster| ClusterConfig {
@@ -161,6 +175,14 @@ pub fn server_config(options: NativeOptions) -> Result<ServerConfig, CoreError> 
     },
   };
   Ok(config)
+}
+
+pub fn tls_config(tls: NativeTls) -> TlsConfig {
+  TlsConfig {
+    cert_pem: tls.cert.to_vec(),
+    key_pem: tls.key.to_vec(),
+    ca_pem: tls.ca.map(|ca| ca.to_vec()),
+  }
 }
 
 /// A number from JS as an id; a negative one names nothing.

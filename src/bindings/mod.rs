@@ -33,7 +33,7 @@ use crate::events::Waker;
 use crate::ids::RequestId;
 use crate::transport::Identity;
 
-pub use convert::{NativeCluster, NativeEndpoint, NativeOptions};
+pub use convert::{NativeCluster, NativeEndpoint, NativeOptions, NativeTls};
 
 /// A core error as a JS error: its `code` is the [`CoreError::code`].
 fn js_error(error: CoreError) -> Error<String> {
@@ -149,6 +149,30 @@ impl NativeServer {
       host: address.ip().to_string(),
       port: u32::from(address.port()),
     })
+  }
+
+  /// Whether an upgrade request for `target` (path and query, as `req.url`) is this server's.
+  #[napi(catch_unwind)]
+  pub fn serves(&self, target: String) -> bool {
+    self.core.serves(&target)
+  }
+
+  /// Serves the connected TCP socket `fd` of a Node HTTP server from its upgrade request:
+  /// `read` is the request head rebuilt as bytes followed by what Node read past it. The
+  /// descriptor is duplicated; the caller closes its own afterwards. Throws
+  /// `socket_not_adoptable` when `fd` is not a connected TCP socket (or not on Unix).
+  #[napi(catch_unwind)]
+  pub fn adopt(&self, fd: i32, read: Buffer) -> Result<(), String> {
+    self
+      .core
+      .adopt(runtime()?.handle(), fd, read.to_vec())
+      .map_err(js_error)
+  }
+
+  /// Serves a new certificate to the `wss://` handshakes from now on (open ones keep theirs).
+  #[napi(catch_unwind)]
+  pub fn set_tls(&self, tls: NativeTls) -> Result<(), String> {
+    self.core.set_tls(&convert::tls_config(tls)).map_err(js_error)
   }
 
   /// Everything queued for JS as one JSON array text, or null.

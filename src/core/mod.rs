@@ -42,7 +42,8 @@ use crate::events::{Event, EventSink, Level, Waker};
 use crate::ids::RequestId;
 use crate::registry::Registry;
 use crate::schedules::Schedules;
-use crate::transport::{listener, Connections, Identity};
+use crate::transport::tls::TlsSlot;
+use crate::transport::{adopt, listener, Connections, Identity};
 
 pub use messaging::Frame;
 
@@ -105,6 +106,8 @@ pub struct Core {
   itself: std::sync::OnceLock<std::sync::Weak<Core>>,
   /// Where those tasks run (methods may be called from the JS thread, outside the runtime).
   runtime: Handle,
+  /// The certificate of the `wss://` listener, when the server has `tls`.
+  tls: Option<Arc<TlsSlot>>,
 }
 
 impl Core {
@@ -143,6 +146,10 @@ impl Core {
     cluster: Option<Arc<Cluster>>,
   ) -> Result<Arc<Self>, CoreError> {
     config.validate().map_err(CoreError::InvalidOption)?;
+    let tls = match &config.tls {
+      Some(tls) => Some(Arc::new(TlsSlot::new(tls).map_err(CoreError::Tls)?)),
+      None => None,
+    };
     let storage = Storage::open(&config)?;
     let events = Arc::new(EventSink::new());
     let core = Arc::new(Self {
@@ -163,6 +170,7 @@ impl Core {
       fenced: std::sync::atomic::AtomicBool::new(false),
       itself: std::sync::OnceLock::new(),
       runtime: runtime.clone(),
+      tls,
       config,
     });
     let _ = core.itself.set(Arc::downgrade(&core));
@@ -185,15 +193,37 @@ impl Core {
     self.events.take()
   }
 
-  /// Binds and starts accepting (and the idle sweeps with it).
+  /// Binds and starts accepting (`wss://` when the server has `tls`).
   pub fn listen(self: &Arc<Self>, runtime: &Handle, host: &str, port: u16) -> Result<SocketAddr, CoreError> {
-    listener::listen(self, runtime, host, port).map_err(|error| {
+    listener::listen(self, runtime, host, port, self.tls.clone()).map_err(|error| {
       let message = format!("cannot listen on {host}:{port}: {error}");
       match error.kind() {
         std::io::ErrorKind::AddrInUse => CoreError::AddressInUse(message),
         _ => CoreError::Listen(message),
       }
     })
+  }
+
+  /// Whether an upgrade request for `target` (path and query) is one of this server's.
+  pub fn serves(&self, target: &str) -> bool {
+    adopt::serves(&self.config.definitions, target)
+  }
+
+  /// Serves the connected TCP socket `fd` of another HTTP server, from its upgrade request
+  /// (`read`: the request head and what followed it). The descriptor stays the caller's.
+  pub fn adopt(self: &Arc<Self>, runtime: &Handle, fd: i32, read: Vec<u8>) -> Result<(), CoreError> {
+    adopt::adopt(self, runtime, fd, read)
+      .map_err(|error| CoreError::NotAdoptable(format!("cannot take the socket: {error}")))
+  }
+
+  /// Serves a new certificate to the `wss://` handshakes from now on.
+  pub fn set_tls(&self, tls: &crate::config::TlsConfig) -> Result<(), CoreError> {
+    match &self.tls {
+      Some(slot) => slot.replace(tls).map_err(CoreError::Tls),
+      None => Err(CoreError::InvalidArgument(
+        "setTls: the server was created without tls".into(),
+      )),
+    }
   }
 
   pub fn stats(&self) -> Stats {

@@ -101,14 +101,27 @@ pub enum HeadError {
 
 /// Reads until a complete request head (bounded by [`MAX_REQUEST_HEAD_BYTES`]).
 pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<RequestHead, HeadError> {
-  let mut buf = Vec::with_capacity(1024);
+  read_head_after(stream, Vec::new()).await
+}
+
+/// [`read_head`] for a connection whose first bytes were read already (`read`, possibly a
+/// whole head: a socket handed over by another HTTP server).
+pub async fn read_head_after<S: AsyncRead + Unpin>(
+  stream: &mut S,
+  read: Vec<u8>,
+) -> Result<RequestHead, HeadError> {
+  let mut buf = read;
+  buf.reserve(1024);
   let mut chunk = [0u8; 2048];
+  let mut first = !buf.is_empty();
   loop {
-    let read = stream.read(&mut chunk).await.map_err(|_| HeadError::Gone)?;
-    if read == 0 {
-      return Err(HeadError::Gone);
+    if !std::mem::take(&mut first) {
+      let read = stream.read(&mut chunk).await.map_err(|_| HeadError::Gone)?;
+      if read == 0 {
+        return Err(HeadError::Gone);
+      }
+      buf.extend_from_slice(&chunk[..read]);
     }
-    buf.extend_from_slice(&chunk[..read]);
     let mut headers = [httparse::EMPTY_HEADER; MAX_REQUEST_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(&buf) {
@@ -198,6 +211,17 @@ fn has_token(value: Option<&str>, token: &str) -> bool {
   value.is_some_and(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case(token)))
 }
 
+/// The definition whose sockets upgrade at `path` (without its query), if any.
+pub fn definition_for(definitions: &[Definition], path: &str) -> Option<usize> {
+  definitions.iter().position(|e| {
+    if e.prefix {
+      names_actor(&e.path, path)
+    } else {
+      e.path == path
+    }
+  })
+}
+
 pub fn route(
   head: &RequestHead,
   definitions: &[Definition],
@@ -229,13 +253,7 @@ pub fn route(
       _ => Route::Reject(UpgradeRejection::NotFound),
     };
   }
-  let Some(index) = definitions.iter().position(|e| {
-    if e.prefix {
-      names_actor(&e.path, path)
-    } else {
-      e.path == path
-    }
-  }) else {
+  let Some(index) = definition_for(definitions, path) else {
     if serves_static && (head.method == "GET" || head.method == "HEAD") {
       return Route::Static;
     }

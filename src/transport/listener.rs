@@ -1,6 +1,10 @@
-//! The accept loop and the life of one connection: the request head, its route (health check,
-//! admin API, static file, or an upgrade), `extractMeta` through the host, the 101, then the
-//! session until its socket is gone.
+//! The accept loop and the life of one connection: the TLS handshake when the listener serves
+//! `wss://`, the request head, its route (health check, admin API, static file, or an upgrade),
+//! `extractMeta` through the host, the 101, then the session until its socket is gone.
+//!
+//! A connection is served the same way whatever carries it ([`TcpStream`], a TLS stream over
+//! one, or a socket handed over by another HTTP server through [`super::adopt`]): the code is
+//! generic over the stream, so the plain path compiles to what it was without TLS.
 //!
 //! Every connection holds a [`super::LiveGuard`] for as long as it exists, so shutdown can wait
 //! until the last socket is released: nothing is left running when `close()` resolves. Until
@@ -13,26 +17,29 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{timeout_at, Instant};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
 use super::http::{self, HeadError, RequestHead, Route};
 use super::session::{self, Metered, Outcome, Release, SessionLink};
+use super::tls::TlsSlot;
 use super::{static_files, Host};
 use crate::config::{MAX_BURST_FACTOR, MAX_LINGER_BYTES, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};
 use crate::error::{CloseCode, SessionEnd, UpgradeRejection};
 
-/// Binds synchronously (so a busy port is an immediate error) and starts accepting on `runtime`.
+/// Binds synchronously (so a busy port is an immediate error) and starts accepting on `runtime`;
+/// with `tls`, every connection first completes a TLS handshake with its current certificate.
 pub fn listen<H: Host>(
   host: &Arc<H>,
   runtime: &Handle,
   address: &str,
   port: u16,
+  tls: Option<Arc<TlsSlot>>,
 ) -> std::io::Result<SocketAddr> {
   let std_listener = std::net::TcpListener::bind((address, port))?;
   std_listener.set_nonblocking(true)?;
@@ -41,13 +48,15 @@ pub fn listen<H: Host>(
     let _entered = runtime.enter();
     TcpListener::from_std(std_listener)?
   };
-  runtime.spawn(accept_loop(host.clone(), listener));
+  runtime.spawn(accept_loop(host.clone(), listener, tls));
   Ok(bound)
 }
 
-async fn accept_loop<H: Host>(host: Arc<H>, listener: TcpListener) {
+async fn accept_loop<H: Host>(host: Arc<H>, listener: TcpListener, tls: Option<Arc<TlsSlot>>) {
   let mut backoff = Duration::from_millis(5);
-  let handshakes = Arc::new(Semaphore::new(host.config().max_pending_handshakes));
+  let handshakes = host
+    .connections()
+    .handshakes(host.config().max_pending_handshakes);
   loop {
     // At the bound, accepting pauses: new connections wait in the kernel's backlog.
     let permit = tokio::select! {
@@ -62,7 +71,14 @@ async fn accept_loop<H: Host>(host: Arc<H>, listener: TcpListener) {
       accepted = listener.accept() => match accepted {
         Ok((stream, peer)) => {
           backoff = Duration::from_millis(5);
-          tokio::spawn(serve_connection(host.clone(), stream, peer, permit));
+          match &tls {
+            None => {
+              tokio::spawn(serve_connection(host.clone(), stream, peer, permit, Vec::new()));
+            }
+            Some(tls) => {
+              tokio::spawn(serve_tls(host.clone(), tls.clone(), stream, peer, permit));
+            }
+          }
         }
         Err(_) => {
           // Out of file descriptors or a transient error: wait, then retry.
@@ -85,13 +101,14 @@ struct Upgrade {
 
 /// Reads the head and answers it: `Ok` for an upgrade to perform, `Err(Some(..))` for a
 /// refusal to send, `Err(None)` when the connection is done (answered, or gone).
-async fn handshake<H: Host>(
+async fn handshake<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
   host: &H,
-  stream: &mut TcpStream,
+  stream: &mut S,
   peer: SocketAddr,
   deadline: Instant,
+  read: Vec<u8>,
 ) -> Result<Upgrade, Option<UpgradeRejection>> {
-  let head = match timeout_at(deadline, http::read_head(stream)).await {
+  let head = match timeout_at(deadline, http::read_head_after(stream, read)).await {
     Ok(Ok(head)) => head,
     Ok(Err(HeadError::Reject(rejection))) => return Err(Some(rejection)),
     Ok(Err(HeadError::Gone)) | Err(_) => return Err(None),
@@ -164,18 +181,56 @@ async fn handshake<H: Host>(
   })
 }
 
-async fn serve_connection<H: Host>(
+/// Serves one TCP connection; `read` holds what was read from it already (a socket handed
+/// over by another HTTP server), else nothing.
+pub(super) async fn serve_connection<H: Host>(
   host: Arc<H>,
-  mut stream: TcpStream,
+  stream: TcpStream,
+  peer: SocketAddr,
+  handshaking: OwnedSemaphorePermit,
+  read: Vec<u8>,
+) {
+  let _live = host.connections().enter();
+  let _ = stream.set_nodelay(true);
+  let deadline = Instant::now() + host.config().handshake_timeout;
+  serve_stream(&host, stream, peer, handshaking, deadline, read).await;
+}
+
+/// Serves one connection of a `wss://` listener: the TLS handshake (within the handshake
+/// deadline, under the same permit), then the connection as over plain TCP.
+async fn serve_tls<H: Host>(
+  host: Arc<H>,
+  tls: Arc<TlsSlot>,
+  stream: TcpStream,
   peer: SocketAddr,
   handshaking: OwnedSemaphorePermit,
 ) {
   let _live = host.connections().enter();
   let _ = stream.set_nodelay(true);
   let deadline = Instant::now() + host.config().handshake_timeout;
+  // Boxed: the TLS handshake's state is large and only needed until it completes.
+  let accept = Box::pin(timeout_at(deadline, tls.acceptor().accept(stream)));
+  let accepted = tokio::select! {
+    accepted = accept => accepted,
+    _ = host.shutdown_signal() => return,
+  };
+  // A failed or timed-out TLS handshake has no HTTP to answer: the connection just closes.
+  if let Ok(Ok(stream)) = accepted {
+    serve_stream(&host, stream, peer, handshaking, deadline, Vec::new()).await;
+  }
+}
+
+async fn serve_stream<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
+  host: &Arc<H>,
+  mut stream: S,
+  peer: SocketAddr,
+  handshaking: OwnedSemaphorePermit,
+  deadline: Instant,
+  read: Vec<u8>,
+) {
   // Boxed, so that its state is freed once the socket opens instead of staying in this task
   // (a future's slots live as long as the whole function) for the socket's lifetime.
-  let handshake = Box::pin(handshake(&*host, &mut stream, peer, deadline));
+  let handshake = Box::pin(handshake(&**host, &mut stream, peer, deadline, read));
   let outcome = tokio::select! {
     outcome = handshake => outcome,
     _ = host.shutdown_signal() => Err(Some(UpgradeRejection::Unavailable("server is shutting down"))),
@@ -238,7 +293,7 @@ async fn serve_connection<H: Host>(
     id: attached.session,
     outbox: attached.outbox,
     generation: attached.generation,
-    host: &*host,
+    host: &**host,
     close_timeout: config.close_timeout,
   };
   let (outcome, socket, release) = session::run(socket, &link).await;
@@ -261,8 +316,8 @@ async fn static_response<H: Host>(host: &H, head: &RequestHead) -> Vec<u8> {
 }
 
 /// Answers a plain HTTP request and closes the connection without losing the answer.
-async fn write_and_close(
-  stream: &mut TcpStream,
+async fn write_and_close<S: AsyncRead + AsyncWrite + Unpin>(
+  stream: &mut S,
   response: &[u8],
   deadline: Instant,
   close_timeout: Duration,
@@ -280,7 +335,7 @@ async fn write_and_close(
 /// Bytes read at a time while lingering.
 const LINGER_READ_BYTES: usize = 4096;
 
-async fn linger(stream: &mut TcpStream, time: Duration) {
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, time: Duration) {
   let drain = async {
     stream.shutdown().await?;
     // On the heap: a buffer here would be part of every connection's task for its whole life.

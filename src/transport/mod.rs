@@ -3,23 +3,27 @@
 //! session *means* is asked of its [`Host`] (the core), which is the only thing it calls up into.
 //!
 //! - [`listener`]: the accept loop and the life of one connection (head → route → auth → 101);
+//! - [`tls`]: the certificate of a `wss://` listener, replaceable while it runs;
+//! - [`adopt`]: sockets accepted by another HTTP server and handed over to be served here;
 //! - [`http`]: request heads, routing, plain responses;
 //! - [`static_files`]: a directory served beside the sockets;
 //! - [`session`]: one open WebSocket (reader, writer, pings, close handshake);
 //! - [`outbox`]: the bounded queue of frames towards one socket, with its replay buffer.
 
+pub mod adopt;
 pub mod http;
 pub mod listener;
 pub mod outbox;
 pub mod session;
 pub mod static_files;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
 use crate::config::ServerConfig;
@@ -106,6 +110,8 @@ pub trait Host: Send + Sync + 'static {
 pub struct Connections {
   live: AtomicUsize,
   drained: Notify,
+  /// The `maxPendingHandshakes` permits, shared by the listener and adopted sockets.
+  handshakes: OnceLock<Arc<Semaphore>>,
 }
 
 /// Counts a connection as live for as long as it exists.
@@ -123,6 +129,15 @@ impl Connections {
   pub fn enter(&self) -> LiveGuard<'_> {
     self.live.fetch_add(1, Ordering::SeqCst);
     LiveGuard(self)
+  }
+
+  /// The permits of connections whose handshake has not finished (`limit` of them, set by
+  /// the first caller: the limit comes from the configuration, which does not change).
+  pub fn handshakes(&self, limit: usize) -> Arc<Semaphore> {
+    self
+      .handshakes
+      .get_or_init(|| Arc::new(Semaphore::new(limit)))
+      .clone()
   }
 
   pub fn count(&self) -> usize {
