@@ -135,6 +135,8 @@ export interface NativeCluster {
   redis: string
   /** This process's name among the nodes. @default a random id */
   nodeId?: string
+  /** How long the node's lease lasts without renewal. @default 10000 */
+  leaseMs?: number
 }
 
 /** A connection definition's endpoint. */

@@ -3,7 +3,8 @@
  * ways real networks break: `cut()` drops every connection without a close handshake and refuses
  * new ones (Wi-Fi off: the server sees the socket die), `blackhole()` silently stops forwarding
  * while both ends keep their sockets (a dead NAT entry: nobody notices until a heartbeat times
- * out), `restore()` heals it.
+ * out), `isolate()` black-holes new connections too (a partition: connecting seems to work, nothing
+ * crosses), `restore()` heals it.
  */
 import { once } from "node:events";
 import net from "node:net";
@@ -20,6 +21,7 @@ export class TcpProxy {
   readonly #target: number;
   readonly #pairs = new Set<Pair>();
   #down = false;
+  #isolated = false;
 
   private constructor(server: net.Server, target: number) {
     this.#server = server;
@@ -59,9 +61,16 @@ export class TcpProxy {
     for (const pair of this.#pairs) pair.frozen = true;
   }
 
+  /** Black-holes the current connections and every new one until {@link restore}. */
+  isolate(): void {
+    this.#isolated = true;
+    this.blackhole();
+  }
+
   /** New connections are forwarded again (frozen ones stay frozen). */
   restore(): void {
     this.#down = false;
+    this.#isolated = false;
   }
 
   async close(): Promise<void> {
@@ -77,7 +86,7 @@ export class TcpProxy {
     }
     const upstream = net.connect(this.#target, "127.0.0.1");
     upstream.on("error", () => {});
-    const pair: Pair = { client, upstream, frozen: false };
+    const pair: Pair = { client, upstream, frozen: this.#isolated };
     this.#pairs.add(pair);
     client.on("data", (chunk) => {
       if (!pair.frozen) upstream.write(chunk);

@@ -1,9 +1,10 @@
 // Cluster mode figures, one run: a redis-server of its own (AOF, appendfsync always) and warren
 // nodes (benchmark/servers/warren.mjs with WARREN_CLUSTER), each in its own process, driven from
-// this process with the `ws` package.
+// this process with the `ws` package; socket.io 4 with @socket.io/redis-adapter on the same
+// redis-server for the fan-out comparison (benchmark/servers/socketio.mjs with SOCKETIO_REDIS).
 //
 //   node benchmark/cluster.mjs [--calls 2000] [--clients 100] [--duration 5] [--members 300]
-//                              [--messages 200] [--rounds 3]
+//                              [--messages 200] [--rounds 3] [--lease 1500] [--takeovers 20]
 //
 // Scenarios, each run `rounds` times interleaved, medians reported:
 //   calls      sequential calls of one user (`noop`, no state): through the node that holds its
@@ -12,7 +13,12 @@
 //              flight each, for `duration` s: ops/s on a cluster node (written through to Redis)
 //              and on a single node without cluster (sled only)
 //   fanout     `members` sessions on each of 3 nodes in one room; one publisher sends `messages`:
-//              deliveries/s across the cluster, and the same with every member on one node
+//              deliveries/s across the cluster, the same with every member on one node, and
+//              socket.io with its Redis adapter across 3 processes
+//   takeover   (once, `takeovers` trials) a node holding a user's actor is SIGKILLed: time until
+//              an increment through another node is answered with the user's state (p50 / p99).
+//              Every node runs with a `lease` ms lease (renewed every third of it); the takeover
+//              waits for it to run out, so it takes between 2/3 of a lease and a lease
 //
 // Prints a table and writes benchmark/results/cluster-<date>.json.
 import { spawn } from "node:child_process";
@@ -37,6 +43,8 @@ const DURATION = option("duration", 5);
 const MEMBERS = option("members", 300);
 const MESSAGES = option("messages", 200);
 const ROUNDS = option("rounds", 3);
+const LEASE_MS = option("lease", 1500);
+const TAKEOVERS = option("takeovers", 20);
 
 async function freePort() {
   const probe = createServer().listen(0, "127.0.0.1");
@@ -73,11 +81,124 @@ async function startRedis() {
 
 /** A warren bench server; `cluster`: the Redis URL (or none for a single node). */
 async function startNode(cluster, node) {
-  const env = { ...process.env, ...(cluster ? { WARREN_CLUSTER: cluster, WARREN_NODE: node } : {}) };
+  const env = { ...process.env, ...(cluster ? { WARREN_CLUSTER: cluster, WARREN_NODE: node, WARREN_LEASE_MS: String(LEASE_MS) } : {}) };
   const child = spawn(process.execPath, [join(here, "servers/warren.mjs"), "0"], { stdio: ["ignore", "pipe", "inherit"], env });
   const output = await waitForOutput(child, "READY", `node ${node}`);
   const port = Number(/READY (\d+)/.exec(output)[1]);
+  return { port, child, stop: () => child.kill() };
+}
+
+/** A socket.io bench server sharing rooms through Redis. */
+async function startSocketIo(redisUrl) {
+  const env = { ...process.env, SOCKETIO_REDIS: redisUrl };
+  const child = spawn(process.execPath, [join(here, "servers/socketio.mjs"), "0"], { stdio: ["ignore", "pipe", "inherit"], env });
+  const output = await waitForOutput(child, "READY", "socket.io");
+  const port = Number(/READY (\d+)/.exec(output)[1]);
   return { port, stop: () => child.kill() };
+}
+
+/** A socket.io 4 client over engine.io 4's WebSocket transport, speaking the protocol's text frames. */
+class SocketIoClient {
+  constructor(port) {
+    this.socket = new WebSocket(`ws://127.0.0.1:${port}/socket.io/?EIO=4&transport=websocket`);
+    this.handlers = new Map();
+    this.opened = new Promise((resolve, reject) => {
+      this.socket.once("error", reject);
+      this.socket.on("message", (data) => {
+        const text = String(data);
+        if (text.startsWith("0{")) this.socket.send("40");
+        else if (text.startsWith("40")) resolve();
+        else if (text === "2") this.socket.send("3");
+        else if (text.startsWith("42")) {
+          const [event, payload] = JSON.parse(text.slice(2));
+          this.handlers.get(event)?.(payload);
+        }
+      });
+    });
+  }
+
+  emit(event, data) {
+    this.socket.send(`42${JSON.stringify([event, data])}`);
+  }
+
+  on(event, handler) {
+    this.handlers.set(event, handler);
+  }
+}
+
+/** `members` socket.io sessions per port in room "bench"; one publisher; deliveries/s. */
+async function fanoutSocketIo(ports, publisherPort) {
+  const members = [];
+  for (const port of ports) {
+    for (let i = 0; i < MEMBERS; i++) {
+      const client = new SocketIoClient(port);
+      await client.opened;
+      client.emit("join", { room: "bench" });
+      members.push(client);
+    }
+  }
+  const publisher = new SocketIoClient(publisherPort);
+  await publisher.opened;
+  const expected = members.length;
+  let total = 0;
+  let probeSeen = 0;
+  let onProbe;
+  let onDone;
+  members.forEach((client) =>
+    client.on("tick", (data) => {
+      if (data.probe) {
+        if (++probeSeen === expected) onProbe();
+        return;
+      }
+      total++;
+      if (total === expected * MESSAGES) onDone();
+    }),
+  );
+  for (;;) {
+    probeSeen = 0;
+    const probed = new Promise((resolve) => (onProbe = resolve));
+    publisher.emit("publish", { probe: true });
+    const ok = await Promise.race([probed.then(() => true), new Promise((r) => setTimeout(() => r(false), 500))]);
+    if (ok) break;
+  }
+  const finished = new Promise((resolve) => (onDone = resolve));
+  const start = performance.now();
+  for (let n = 0; n < MESSAGES; n++) publisher.emit("publish", { n });
+  await Promise.race([finished, new Promise((r) => setTimeout(r, 60_000))]);
+  const seconds = (performance.now() - start) / 1000;
+  const complete = total === expected * MESSAGES;
+  for (const client of [...members, publisher]) client.socket.terminate();
+  return { deliveries_per_s: Math.round(total / seconds), complete, delivered: total, expected: expected * MESSAGES };
+}
+
+/**
+ * One takeover: a fresh node places a user's actor and stores a count, is SIGKILLed, and an
+ * increment through `survivor` is retried (each attempt on a new session, given 250 ms) until it
+ * is answered. Returns the milliseconds from the kill to that answer, and whether the count
+ * went on from the stored one.
+ */
+async function takeover(redisUrl, survivor, trial) {
+  const victim = await startNode(redisUrl, `victim-${trial}`);
+  const user = `takeover-${trial}`;
+  const owner = new WarrenCaller(`ws://127.0.0.1:${victim.port}/ws?token=${user}`);
+  await owner.opened;
+  let count = 0;
+  for (let i = 0; i < 3; i++) count = await owner.increment();
+  // The kill lands anywhere between two lease renewals, as a crash would.
+  await new Promise((resolve) => setTimeout(resolve, Math.random() * LEASE_MS));
+  const killed = once(victim.child, "exit");
+  const start = performance.now();
+  victim.child.kill("SIGKILL");
+  await killed;
+  for (;;) {
+    const caller = new WarrenCaller(`ws://127.0.0.1:${survivor.port}/ws?token=${user}`);
+    const answer = await Promise.race([
+      caller.opened.then(() => caller.increment()).catch(() => undefined),
+      new Promise((resolve) => setTimeout(resolve, 250)),
+    ]);
+    caller.close();
+    if (answer !== undefined) return { ms: performance.now() - start, kept: answer >= count + 1 };
+  }
 }
 
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
@@ -173,7 +294,18 @@ const redis = await startRedis();
 const nodes = [];
 for (const id of ["n1", "n2", "n3"]) nodes.push(await startNode(redis.url, id));
 const single = await startNode(undefined, "single");
-const results = { calls_local: [], calls_forwarded: [], commits_cluster: [], commits_single: [], fanout_cluster: [], fanout_single: [] };
+const socketio = [];
+for (let i = 0; i < 3; i++) socketio.push(await startSocketIo(redis.url));
+const results = {
+  calls_local: [],
+  calls_forwarded: [],
+  commits_cluster: [],
+  commits_single: [],
+  fanout_cluster: [],
+  fanout_single: [],
+  fanout_socketio_cluster: [],
+  takeovers: [],
+};
 try {
   for (let round = 1; round <= ROUNDS; round++) {
     const user = `lat-${round}`;
@@ -191,25 +323,35 @@ try {
     results.commits_single.push(await commits(single.port, `s${round}`));
     results.fanout_cluster.push(await fanout(nodes.map((n) => n.port), nodes[0].port, `fc${round}`));
     results.fanout_single.push(await fanout([single.port, single.port, single.port], single.port, `fs${round}`));
+    results.fanout_socketio_cluster.push(await fanoutSocketIo(socketio.map((s) => s.port), socketio[0].port));
     process.stderr.write(`round ${round} done\n`);
   }
+  for (let trial = 1; trial <= TAKEOVERS; trial++) results.takeovers.push(await takeover(redis.url, nodes[trial % 3], trial));
 } finally {
-  for (const node of [...nodes, single]) node.stop();
+  for (const node of [...nodes, single, ...socketio]) node.stop();
   redis.stop();
 }
+const takeoverMs = results.takeovers.map((t) => t.ms).sort((a, b) => a - b);
 
 const summary = {
   date: new Date().toISOString(),
   machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}`,
   node: process.version,
-  params: { CALLS, CLIENTS, DURATION, MEMBERS, MESSAGES, ROUNDS },
+  params: { CALLS, CLIENTS, DURATION, MEMBERS, MESSAGES, ROUNDS, LEASE_MS, TAKEOVERS },
   calls_local: { p50_us: median(results.calls_local.map((r) => r.p50_us)), p99_us: median(results.calls_local.map((r) => r.p99_us)) },
   calls_forwarded: { p50_us: median(results.calls_forwarded.map((r) => r.p50_us)), p99_us: median(results.calls_forwarded.map((r) => r.p99_us)) },
   commits_per_s: { cluster_redis_strict: Math.round(median(results.commits_cluster)), single_sled_strict: Math.round(median(results.commits_single)) },
   fanout_deliveries_per_s: {
     cluster_3_nodes: median(results.fanout_cluster.map((r) => r.deliveries_per_s)),
     single_node: median(results.fanout_single.map((r) => r.deliveries_per_s)),
-    all_complete: [...results.fanout_cluster, ...results.fanout_single].every((r) => r.complete),
+    socketio_redis_adapter_3_processes: median(results.fanout_socketio_cluster.map((r) => r.deliveries_per_s)),
+    all_complete: [...results.fanout_cluster, ...results.fanout_single, ...results.fanout_socketio_cluster].every((r) => r.complete),
+  },
+  takeover_after_sigkill_ms: {
+    lease_ms: LEASE_MS,
+    p50: Math.round(percentile(takeoverMs, 50)),
+    p99: Math.round(percentile(takeoverMs, 99)),
+    state_kept: results.takeovers.every((t) => t.kept),
   },
   rounds: results,
 };
@@ -219,6 +361,8 @@ console.log(`calls, one user, sequential:  local p50 ${fmt(summary.calls_local.p
 console.log(`                              forwarded p50 ${fmt(summary.calls_forwarded.p50_us)} µs, p99 ${fmt(summary.calls_forwarded.p99_us)} µs`);
 console.log(`persisted increments (strict): cluster (Redis AOF always) ${fmt(summary.commits_per_s.cluster_redis_strict)}/s, single node (sled) ${fmt(summary.commits_per_s.single_sled_strict)}/s`);
 console.log(`room fan-out, ${MEMBERS * 3} members:  3 nodes ${fmt(summary.fanout_deliveries_per_s.cluster_3_nodes)} deliveries/s, one node ${fmt(summary.fanout_deliveries_per_s.single_node)} deliveries/s (complete: ${summary.fanout_deliveries_per_s.all_complete})`);
+console.log(`                              socket.io + redis-adapter, 3 processes ${fmt(summary.fanout_deliveries_per_s.socketio_redis_adapter_3_processes)} deliveries/s`);
+console.log(`takeover after SIGKILL (lease ${LEASE_MS} ms, ${TAKEOVERS} trials): p50 ${fmt(summary.takeover_after_sigkill_ms.p50)} ms, p99 ${fmt(summary.takeover_after_sigkill_ms.p99)} ms (state kept: ${summary.takeover_after_sigkill_ms.state_kept})`);
 mkdirSync(join(here, "results"), { recursive: true });
 const file = join(here, "results", `cluster-${summary.date.replace(/[:.]/g, "-")}.json`);
 writeFileSync(file, `${JSON.stringify(summary, null, 2)}\n`);

@@ -172,7 +172,7 @@ function positiveInteger(options: ServerOptions, name: keyof ServerOptions, max 
   return value;
 }
 
-function clusterOf(options: ServerOptions): { redis: string; nodeId?: string } | undefined {
+function clusterOf(options: ServerOptions): { redis: string; nodeId?: string; leaseMs?: number } | undefined {
   const cluster = options.cluster;
   if (cluster === undefined) return undefined;
   if (cluster === null || typeof cluster !== "object" || typeof cluster.redis !== "string") {
@@ -181,7 +181,11 @@ function clusterOf(options: ServerOptions): { redis: string; nodeId?: string } |
   if (cluster.nodeId !== undefined && typeof cluster.nodeId !== "string") {
     throw new WarrenError("invalid_option", "createServer: cluster.nodeId must be a string");
   }
-  return { redis: cluster.redis, nodeId: cluster.nodeId };
+  const leaseMs = cluster.leaseMs;
+  if (leaseMs !== undefined && (typeof leaseMs !== "number" || !Number.isInteger(leaseMs) || leaseMs < 0 || leaseMs > 0xffff_ffff)) {
+    throw new WarrenError("invalid_option", "createServer: cluster.leaseMs must be an integer number of milliseconds");
+  }
+  return { redis: cluster.redis, nodeId: cluster.nodeId, leaseMs };
 }
 
 export class WarrenServer {

@@ -518,6 +518,12 @@ export interface ClusterOptions {
   redis: string;
   /** This process's name among the nodes (letters, digits, `.`, `_`, `-`). @default a random id */
   nodeId?: string;
+  /**
+   * How long this node's lease in Redis lasts without renewal (renewed every third of it): a node
+   * that could not renew it for this long stops serving, and another node may take its users
+   * over after it. Between 300 and 600000. @default 10000
+   */
+  leaseMs?: number;
 }
 
 export interface ListenOptions {

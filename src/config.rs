@@ -147,8 +147,13 @@ pub struct ClusterConfig {
 /// actors after it (see the cluster module).
 pub const NODE_LEASE: Duration = Duration::from_secs(10);
 
-/// How often a node checks on the nodes it forwards sessions to or from.
-pub const NODE_LEASE_RENEWAL: Duration = Duration::from_secs(3);
+/// The shortest lease `cluster.leaseMs` accepts: a node renews every third of it, and each
+/// renewal must reach Redis and back within that third.
+pub const MIN_NODE_LEASE: Duration = Duration::from_millis(300);
+
+/// The longest lease `cluster.leaseMs` accepts (a dead node's actors wait this long for another
+/// node to take them over).
+pub const MAX_NODE_LEASE: Duration = Duration::from_secs(600);
 
 /// Messages waiting to be published to other nodes; past it a publish is dropped and reported
 /// (the JS thread never waits on Redis).
@@ -319,6 +324,14 @@ impl ServerConfig {
       if id.is_empty() || id.len() > 64 || !id.chars().all(allowed) {
         return Err(format!(
           "cluster.nodeId must be 1-64 letters, digits, '.', '_' or '-', got {id:?}"
+        ));
+      }
+      if cluster.lease < MIN_NODE_LEASE || cluster.lease > MAX_NODE_LEASE {
+        return Err(format!(
+          "cluster.leaseMs must be between {} and {}, got {}",
+          MIN_NODE_LEASE.as_millis(),
+          MAX_NODE_LEASE.as_millis(),
+          cluster.lease.as_millis()
         ));
       }
       if !cluster.redis_url.starts_with("redis://") {

@@ -10,7 +10,8 @@
 // - `join` -> `ctx.actor.joinRoom(room)`; `publish` -> `ctx.emit.toRoom("bench").emit("tick", data)`
 //   (fan-out in Rust, one encoding for every member);
 // - `increment` (a call) -> `++ctx.state.count`, the reply is the new count; `noop` (a call) -> 1.
-// With WARREN_CLUSTER=redis://… (and WARREN_NODE=<id>) it runs as one node of a cluster.
+// With WARREN_CLUSTER=redis://… (and WARREN_NODE=<id>, WARREN_LEASE_MS) it runs as one node of a
+// cluster.
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
 import { tmpdir } from "node:os";
@@ -62,8 +63,14 @@ const server = createServer({
   maxSessions: 1_000_000,
   storage,
   durability: process.env.WARREN_DURABILITY === "relaxed" ? "relaxed" : "strict",
-  // WARREN_CLUSTER=redis://host:port (and WARREN_NODE=<id>): one node of a cluster.
-  cluster: process.env.WARREN_CLUSTER ? { redis: process.env.WARREN_CLUSTER, nodeId: process.env.WARREN_NODE } : undefined,
+  // WARREN_CLUSTER=redis://host:port (and WARREN_NODE=<id>, WARREN_LEASE_MS): one node of a cluster.
+  cluster: process.env.WARREN_CLUSTER
+    ? {
+        redis: process.env.WARREN_CLUSTER,
+        nodeId: process.env.WARREN_NODE,
+        leaseMs: process.env.WARREN_LEASE_MS ? Number(process.env.WARREN_LEASE_MS) : undefined,
+      }
+    : undefined,
 });
 let address;
 if (process.argv.includes("--attach")) {

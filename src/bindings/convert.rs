@@ -32,6 +32,8 @@ pub struct NativeCluster {
   pub redis: String,
   /// This process's name among the nodes. @default a random id
   pub node_id: Option<String>,
+  /// How long the node's lease lasts without renewal. @default 10000
+  pub lease_ms: Option<u32>,
 }
 
 /// A certificate for `wss://`, PEM.
@@ -128,7 +130,7 @@ pub fn server_config(options: NativeOptions) -> Result<ServerConfig, CoreError> 
       node_id: cluster
         .node_id
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
-      lease: crate::config::NODE_LEASE,
+      lease: millis(cluster.lease_ms, crate::config::NODE_LEASE),
     }),
     room_handlers: options.room_handlers,
     storage,

@@ -83,7 +83,7 @@ pub(super) fn push_schedule_write(
 impl Cluster {
   /// The stored schedules of an actor this node holds: `(id, record)`, soonest first.
   pub async fn schedules_of(&self, actor: &str) -> Result<Vec<(String, Vec<u8>)>, CoreError> {
-    let mut commands = self.commands.clone();
+    let mut commands = self.commands();
     let ids: Vec<String> = redis::cmd("ZRANGE")
       .arg(schedules_key(actor))
       .arg(0)
@@ -114,7 +114,7 @@ impl Cluster {
   /// Takes a due schedule out of Redis under `fence`: true when this call took it (fire it),
   /// false when it was already gone; an error when the claim is no longer this node's.
   pub async fn take_schedule(&self, fence: &Fence, id: &str) -> Result<bool, CoreError> {
-    let mut commands = self.commands.clone();
+    let mut commands = self.commands();
     let taken: i64 = redis::Script::new(scripts::TAKE_SCHEDULE)
       .key(data_key(&Key::Schedule { id }.encode()))
       .key(&fence.actor)
@@ -131,7 +131,7 @@ impl Cluster {
 
   /// Directory keys of actors with a schedule due at `now_ms`, soonest first (at most `limit`).
   pub async fn due_alarms(&self, now_ms: u64, limit: usize) -> Result<Vec<String>, CoreError> {
-    let mut commands = self.commands.clone();
+    let mut commands = self.commands();
     redis::cmd("ZRANGE")
       .arg(ALARMS_KEY)
       .arg("-inf")

@@ -1,6 +1,9 @@
 //! Keeping the node's lease, renewed three times per lease. When renewals have failed for as
 //! long as the lease lasts, other nodes may take this one's actors over: it fences itself
 //! ([`Peer::fence`]) until it holds the lease again (renewed, or taken anew once it expired).
+//! A lapse it did not see as it happened (the process was paused past its lease, then took the
+//! lease anew) fences it too, for a moment: it lets its actors go before serving on. A renewal
+//! Redis does not answer in time replaces the connection (a black hole never answers).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,7 +16,6 @@ pub(super) async fn keep<P: Peer>(cluster: Arc<Cluster>, peer: Arc<P>) {
   let key = wire::node_key(&cluster.node);
   let lease_ms = cluster.lease.as_millis() as u64;
   let period = cluster.lease / 3;
-  let mut commands = cluster.commands.clone();
   let mut renewed_at = Instant::now();
   let mut fenced = false;
   let mut ticks = tokio::time::interval(period);
@@ -26,6 +28,7 @@ pub(super) async fn keep<P: Peer>(cluster: Arc<Cluster>, peer: Arc<P>) {
       }
       _ = ticks.tick() => {}
     }
+    let mut commands = cluster.commands();
     let attempt = async {
       let renewed: i64 = renew
         .key(&key)
@@ -34,7 +37,7 @@ pub(super) async fn keep<P: Peer>(cluster: Arc<Cluster>, peer: Arc<P>) {
         .invoke_async(&mut commands)
         .await?;
       if renewed == 1 {
-        return Ok(true);
+        return Ok(Held::Renewed);
       }
       // Expired (or never ours again): take it anew, unless another process holds it.
       let taken: Option<String> = redis::cmd("SET")
@@ -45,11 +48,38 @@ pub(super) async fn keep<P: Peer>(cluster: Arc<Cluster>, peer: Arc<P>) {
         .arg(lease_ms)
         .query_async(&mut commands)
         .await?;
-      Ok::<bool, redis::RedisError>(taken.is_some())
+      Ok::<Held, redis::RedisError>(if taken.is_some() { Held::Anew } else { Held::Not })
     };
-    let held = matches!(tokio::time::timeout(period, attempt).await, Ok(Ok(true)));
-    if held {
+    let held = match tokio::time::timeout(period, attempt).await {
+      Ok(Ok(held)) => held,
+      Ok(Err(error)) => {
+        if error.is_timeout() {
+          cluster.unanswered();
+        }
+        Held::Not
+      }
+      Err(_) => {
+        cluster.unanswered();
+        Held::Not
+      }
+    };
+    if held != Held::Not {
+      // Held again after a lapse this node did not see as it happened (the process was paused,
+      // or the lease expired in Redis): others may have taken its actors over meanwhile, so
+      // it lets them go before serving on.
+      let lapsed = held == Held::Anew || renewed_at.elapsed() >= cluster.lease;
       renewed_at = Instant::now();
+      if lapsed && !fenced {
+        peer.report(
+          Level::Error,
+          &format!(
+            "cluster: node {} held no lease for a while (paused, or cut off from Redis); it let its actors go",
+            cluster.node
+          ),
+        );
+        peer.fence(true);
+        fenced = true;
+      }
       if std::mem::take(&mut fenced) {
         peer.report(
           Level::Warn,
@@ -69,4 +99,15 @@ pub(super) async fn keep<P: Peer>(cluster: Arc<Cluster>, peer: Arc<P>) {
       peer.fence(true);
     }
   }
+}
+
+/// What a renewal attempt found.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Held {
+  /// The lease was this process's and is extended.
+  Renewed,
+  /// The lease had expired and was taken anew.
+  Anew,
+  /// Not held: Redis did not answer in time, or another process holds the id.
+  Not,
 }

@@ -46,9 +46,8 @@ use tokio::sync::{mpsc, Notify};
 use crate::config::{ClusterConfig, Durability, MAX_PENDING_PUBLISHES};
 use crate::durability::gate::Then;
 use crate::durability::store::Key;
-use crate::durability::{Fence, Replica, ReplicaWrite};
+use crate::durability::{Fence, Replica, ReplicaError, ReplicaWrite};
 use crate::error::CoreError;
-use crate::error::StoreError;
 use crate::events::Level;
 use crate::ids::DefinitionId;
 use crate::json;
@@ -63,6 +62,9 @@ const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Reconnection attempts before a command fails (the next command tries again).
 const REDIS_CONNECT_RETRIES: usize = 2;
+
+/// The error code [`scripts::WRITE_FENCED`] answers with when another node owns the actor.
+const FENCED_CODE: &str = "FENCED";
 
 /// What the cluster asks of the node it runs in (the core).
 pub trait Peer: Send + Sync + 'static {
@@ -132,7 +134,9 @@ pub struct Cluster {
   /// A random value that says this process holds the node's lease.
   nonce: String,
   client: redis::Client,
-  commands: ConnectionManager,
+  /// The connection commands go through; replaced by a new one when Redis stops answering on
+  /// it ([`Cluster::unanswered`]).
+  commands: Mutex<ConnectionManager>,
   publishes: mpsc::Sender<Publish>,
   /// The other end of `publishes`, until [`Cluster::start`] hands it to the publisher.
   queued: Mutex<Option<mpsc::Receiver<Publish>>>,
@@ -143,6 +147,9 @@ pub struct Cluster {
   dropped: AtomicU64,
   /// How long the lease lasts without renewal.
   lease: Duration,
+  /// Signalled when Redis stopped answering on the command connection: the pub/sub one is
+  /// likely dead too, so the subscriber replaces it.
+  relink: Notify,
 }
 
 fn redis_error(what: &str, error: redis::RedisError) -> CoreError {
@@ -155,11 +162,7 @@ impl Cluster {
   pub async fn connect(config: &ClusterConfig, durability: Durability) -> Result<Self, CoreError> {
     let client =
       redis::Client::open(config.redis_url.as_str()).map_err(|e| redis_error("bad cluster.redis URL", e))?;
-    let settings = ConnectionManagerConfig::new()
-      .set_connection_timeout(Some(REDIS_CONNECT_TIMEOUT))
-      .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT))
-      .set_number_of_retries(REDIS_CONNECT_RETRIES);
-    let mut commands = ConnectionManager::new_with_config(client.clone(), settings)
+    let mut commands = ConnectionManager::new_with_config(client.clone(), connection_settings())
       .await
       .map_err(|e| redis_error(&format!("cannot connect to Redis at {}", config.redis_url), e))?;
     if durability == Durability::Strict {
@@ -209,17 +212,38 @@ impl Cluster {
       node_json: json::string(&config.node_id),
       nonce,
       client,
-      commands,
+      commands: Mutex::new(commands),
       publishes,
       queued: Mutex::new(Some(queued)),
       first_subscription: Mutex::new(Some(first_subscription)),
       dropped: AtomicU64::new(0),
       lease: config.lease,
+      relink: Notify::new(),
     })
   }
 
   pub fn node(&self) -> &str {
     &self.node
+  }
+
+  /// The connection to send commands on.
+  fn commands(&self) -> ConnectionManager {
+    self.commands.lock().clone()
+  }
+
+  /// Redis did not answer in time. A connection whose peer vanished without a word (a network
+  /// black hole) may wait forever, so the next command goes through a new one, and the pub/sub
+  /// link is replaced too.
+  fn unanswered(&self) {
+    if let Ok(fresh) = ConnectionManager::new_lazy_with_config(self.client.clone(), connection_settings()) {
+      *self.commands.lock() = fresh;
+    }
+    self.relink.notify_one();
+  }
+
+  /// How long this node's lease lasts without renewal.
+  pub fn lease(&self) -> Duration {
+    self.lease
   }
 
   /// Starts the lease, publisher and subscriber tasks on `runtime`; they stop with `peer`.
@@ -257,7 +281,7 @@ impl Cluster {
   /// Where the actor of `(definition, key)` lives: claimed for this node unless a live node
   /// holds it.
   pub async fn claim(&self, definition: &str, key: &str) -> Result<Placement, CoreError> {
-    let mut commands = self.commands.clone();
+    let mut commands = self.commands();
     let records = [
       Key::ActorState {
         definition,
@@ -299,7 +323,7 @@ impl Cluster {
     for node in nodes {
       pipe.cmd("EXISTS").arg(wire::node_key(node));
     }
-    let mut commands = self.commands.clone();
+    let mut commands = self.commands();
     pipe
       .query_async(&mut commands)
       .await
@@ -325,7 +349,7 @@ impl Cluster {
 
   /// Gives the node's lease back (clean shutdown), so the id may be reused at once.
   pub async fn leave(&self) {
-    let mut commands = self.commands.clone();
+    let mut commands = self.commands();
     let _: redis::RedisResult<i64> = redis::Script::new(scripts::RELEASE_LEASE)
       .key(wire::node_key(&self.node))
       .arg(&self.nonce)
@@ -340,7 +364,7 @@ impl Replica for Cluster {
   fn commit(
     &self,
     writes: Vec<ReplicaWrite>,
-  ) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + '_>> {
+  ) -> Pin<Box<dyn Future<Output = Result<(), ReplicaError>> + Send + '_>> {
     Box::pin(async move {
       let script = redis::Script::new(scripts::WRITE_FENCED);
       let schedule_script = redis::Script::new(scripts::WRITE_SCHEDULE_FENCED);
@@ -367,7 +391,7 @@ impl Replica for Cluster {
           .arg(if write.release { "1" } else { "0" })
           .ignore();
       }
-      let mut commands = self.commands.clone();
+      let mut commands = self.commands();
       let mut done: redis::RedisResult<()> = pipe.query_async(&mut commands).await;
       if done
         .as_ref()
@@ -381,8 +405,33 @@ impl Replica for Cluster {
           (Err(error), _) | (_, Err(error)) => Err(error),
         };
       }
-      done.map_err(|error| StoreError::Io(format!("cluster: writes refused by Redis: {error}")))
+      done.map_err(|error| replica_error(self, error))
     })
+  }
+}
+
+/// How the command connection connects, waits and reconnects.
+fn connection_settings() -> ConnectionManagerConfig {
+  ConnectionManagerConfig::new()
+    .set_connection_timeout(Some(REDIS_CONNECT_TIMEOUT))
+    .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT))
+    .set_number_of_retries(REDIS_CONNECT_RETRIES)
+}
+
+/// What a batch of fenced writes that Redis did not take means: refused under a lost claim, or
+/// not known to be stored (unreachable, timed out, loading after a restart, out of memory).
+fn replica_error(cluster: &Cluster, error: redis::RedisError) -> ReplicaError {
+  if error.is_timeout() {
+    cluster.unanswered();
+  }
+  let text = error.to_string();
+  let fenced = error
+    .into_server_errors()
+    .is_some_and(|errors| errors.iter().any(|(_, error)| error.code() == FENCED_CODE));
+  if fenced {
+    ReplicaError::Fenced(text)
+  } else {
+    ReplicaError::Unreachable(text)
   }
 }
 

@@ -2,8 +2,10 @@
 //! forwards a session between the node that holds its socket (the gateway) and the node that
 //! owns its actor (the owner).
 //!
-//! - gateway → owner: `open` (a socket of a user whose actor the owner holds), `event` and
-//!   `call` (the client's frames, as the gateway parsed them), `ended` (the socket is gone);
+//! - gateway → owner: `open` (a socket of a user whose actor the owner holds, maybe resuming a
+//!   session the owner keeps), `event` and `call` (the client's frames, as the gateway parsed
+//!   them), `ack` (the client has every frame up to a number: the owner's replay buffer lets
+//!   them go), `ended` (the socket is gone: closed, or dropped and resumable);
 //! - owner → gateway: `frames` (what the session is sent, numbered by the owner), `close` (the
 //!   owner closes the session);
 //! - any node → owner: `destroy` (destroy an actor the owner holds);
@@ -37,6 +39,7 @@ pub enum NodeMessage<'a> {
     definition: Cow<'a, str>,
     key: Cow<'a, str>,
     meta: &'a RawValue,
+    resume: Resume<'a>,
   },
   /// An event frame of the gateway's session: `kind` is the raw JSON string of its type.
   Event {
@@ -53,12 +56,19 @@ pub enum NodeMessage<'a> {
     event: &'a RawValue,
     data: Option<&'a RawValue>,
   },
-  /// The gateway's socket for the session is gone.
+  /// The gateway's client has every frame of the session up to `seq`.
+  Ack {
+    from: Cow<'a, str>,
+    session: u64,
+    seq: u64,
+  },
+  /// The gateway's socket for the session is gone; `blip`: it dropped (the client may resume).
   Ended {
     from: Cow<'a, str>,
     session: u64,
     code: u16,
     reason: Cow<'a, str>,
+    blip: bool,
   },
   /// Frames for the gateway's session `session`, in order, as the owner numbered them.
   Frames { session: u64, frames: Vec<Cow<'a, str>> },
@@ -105,6 +115,15 @@ pub enum NodeMessage<'a> {
   },
 }
 
+/// What an `open` asks about resume: whether the client wants a resumable session, and the
+/// session it resumes (its token and the last frame number it received), if any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resume<'a> {
+  pub resumable: bool,
+  pub token: Option<Cow<'a, str>>,
+  pub last_seq: u64,
+}
+
 /// Every field any message has; which ones a message needs depends on its kind `k`. (Raw JSON
 /// values cannot be read through serde's tagged enums, hence this flat form.)
 #[derive(Deserialize)]
@@ -134,6 +153,16 @@ struct Wire<'a> {
   reason: Option<Cow<'a, str>>,
   #[serde(borrow, default)]
   frames: Option<Vec<Cow<'a, str>>>,
+  #[serde(default)]
+  resumable: bool,
+  #[serde(borrow, default)]
+  token: Option<Cow<'a, str>>,
+  #[serde(default)]
+  last_seq: u64,
+  #[serde(default)]
+  blip: bool,
+  #[serde(default)]
+  seq: Option<u64>,
   #[serde(borrow, default)]
   room: Option<Cow<'a, str>>,
   #[serde(borrow, default)]
@@ -151,6 +180,11 @@ pub fn parse(payload: &[u8]) -> Option<NodeMessage<'_>> {
       definition: wire.definition?,
       key: wire.key?,
       meta: wire.meta?,
+      resume: Resume {
+        resumable: wire.resumable,
+        token: wire.token,
+        last_seq: wire.last_seq,
+      },
     },
     "event" => NodeMessage::Event {
       from: wire.from?,
@@ -170,6 +204,12 @@ pub fn parse(payload: &[u8]) -> Option<NodeMessage<'_>> {
       session,
       code: wire.code?,
       reason: wire.reason?,
+      blip: wire.blip,
+    },
+    "ack" => NodeMessage::Ack {
+      from: wire.from?,
+      session,
+      seq: wire.seq?,
     },
     "frames" => NodeMessage::Frames {
       session,
@@ -229,7 +269,14 @@ fn head(kind: &str, from: Option<&str>, session: u64) -> String {
 }
 
 /// `open`: `meta_json` is the session's meta (JSON).
-pub fn open(from: &str, session: u64, definition: &str, key: &str, meta_json: &str) -> String {
+pub fn open(
+  from: &str,
+  session: u64,
+  definition: &str,
+  key: &str,
+  meta_json: &str,
+  resume: &Resume<'_>,
+) -> String {
   let mut out = head("open", Some(from), session);
   out.push_str(r#","definition":"#);
   push_string(&mut out, definition);
@@ -237,6 +284,14 @@ pub fn open(from: &str, session: u64, definition: &str, key: &str, meta_json: &s
   push_string(&mut out, key);
   out.push_str(r#","meta":"#);
   out.push_str(meta_json);
+  if resume.resumable {
+    out.push_str(r#","resumable":true,"last_seq":"#);
+    push_int(&mut out, resume.last_seq);
+    if let Some(token) = &resume.token {
+      out.push_str(r#","token":"#);
+      push_string(&mut out, token);
+    }
+  }
   out.push('}');
   out
 }
@@ -269,13 +324,25 @@ pub fn call(from: &str, session: u64, id: u64, event_json: &str, data_json: Opti
   out
 }
 
+/// `ack`.
+pub fn ack(from: &str, session: u64, seq: u64) -> String {
+  let mut out = head("ack", Some(from), session);
+  out.push_str(r#","seq":"#);
+  push_int(&mut out, seq);
+  out.push('}');
+  out
+}
+
 /// `ended`.
-pub fn ended(from: &str, session: u64, code: u16, reason: &str) -> String {
+pub fn ended(from: &str, session: u64, code: u16, reason: &str, blip: bool) -> String {
   let mut out = head("ended", Some(from), session);
   out.push_str(r#","code":"#);
   push_int(&mut out, code);
   out.push_str(r#","reason":"#);
   push_string(&mut out, reason);
+  if blip {
+    out.push_str(r#","blip":true"#);
+  }
   out.push('}');
   out
 }
@@ -376,11 +443,29 @@ mod tests {
 
   #[test]
   fn every_message_reads_back_as_written() {
-    let text = open("g1", 7, "Chat", "ann\"", r#"{"userId":"ann\""}"#);
+    let text = open(
+      "g1",
+      7,
+      "Chat",
+      "ann\"",
+      r#"{"userId":"ann\""}"#,
+      &Resume::default(),
+    );
     assert!(matches!(
       parse(text.as_bytes()),
-      Some(NodeMessage::Open { from, session: 7, definition, key, meta })
+      Some(NodeMessage::Open { from, session: 7, definition, key, meta, resume })
         if from == "g1" && definition == "Chat" && key == "ann\"" && meta.get() == r#"{"userId":"ann\""}"#
+          && resume == Resume::default()
+    ));
+    let asked = Resume {
+      resumable: true,
+      token: Some(Cow::Borrowed("t\"1")),
+      last_seq: 41,
+    };
+    let text = open("g1", 7, "Chat", "ann", "{}", &asked);
+    assert!(matches!(
+      parse(text.as_bytes()),
+      Some(NodeMessage::Open { resume, .. }) if resume == asked
     ));
     let text = event("g1", 7, r#""say""#, Some(r#"{"n":1}"#));
     assert!(matches!(
@@ -399,10 +484,28 @@ mod tests {
       parse(text.as_bytes()),
       Some(NodeMessage::Frames { session: 7, frames }) if frames == vec![frame, "{}"]
     ));
-    let text = ended("g1", 7, 1006, "");
+    let text = ended("g1", 7, 1006, "", true);
     assert!(matches!(
       parse(text.as_bytes()),
-      Some(NodeMessage::Ended { code: 1006, .. })
+      Some(NodeMessage::Ended {
+        code: 1006,
+        blip: true,
+        ..
+      })
+    ));
+    let text = ended("g1", 7, 1000, "bye", false);
+    assert!(matches!(
+      parse(text.as_bytes()),
+      Some(NodeMessage::Ended {
+        code: 1000,
+        blip: false,
+        ..
+      })
+    ));
+    let text = ack("g1", 7, 41);
+    assert!(matches!(
+      parse(text.as_bytes()),
+      Some(NodeMessage::Ack { from, session: 7, seq: 41 }) if from == "g1"
     ));
     let text = close(7, 1000, "Actor destroyed");
     assert!(matches!(

@@ -13,7 +13,6 @@ use crate::events::Level;
 pub(super) async fn run<P: Peer>(cluster: Arc<Cluster>, peer: Arc<P>, mut queued: mpsc::Receiver<Publish>) {
   let publish_room = Script::new(scripts::PUBLISH_ROOM);
   let release_actor = Script::new(scripts::RELEASE_ACTOR);
-  let mut commands = cluster.commands.clone();
   let mut batch = Vec::with_capacity(PUBLISH_BATCH);
   loop {
     tokio::select! {
@@ -54,6 +53,7 @@ pub(super) async fn run<P: Peer>(cluster: Arc<Cluster>, peer: Arc<P>, mut queued
         }
       }
     }
+    let mut commands = cluster.commands();
     let mut sent: redis::RedisResult<()> = pipe.query_async(&mut commands).await;
     if sent
       .as_ref()
@@ -70,6 +70,9 @@ pub(super) async fn run<P: Peer>(cluster: Arc<Cluster>, peer: Arc<P>, mut queued
       };
     }
     if let Err(error) = sent {
+      if error.is_timeout() {
+        cluster.unanswered();
+      }
       peer.report(
         Level::Error,
         &format!("cluster: messages to other nodes were lost: {error}"),

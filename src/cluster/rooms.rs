@@ -19,7 +19,7 @@ impl Cluster {
   /// Where the room `room` of handler `handler` lives: claimed for this node unless a live node
   /// holds it. Here, its records are its state as Redis holds it.
   pub async fn claim_room(&self, handler: &str, room: &str) -> Result<Placement, CoreError> {
-    let mut commands = self.commands.clone();
+    let mut commands = self.commands();
     let state = Key::RoomState { handler, room }.encode();
     let directory = room_owner_key(room);
     let (owner, token, value, _): (String, u64, Option<Vec<u8>>, Option<Vec<u8>>) =
@@ -49,7 +49,7 @@ impl Cluster {
   /// Gives up this node's claim on a room that left memory, and returns once Redis did (so a
   /// claim made after it cannot be undone by it).
   pub async fn release_room(&self, room: &str) -> Result<(), CoreError> {
-    let mut commands = self.commands.clone();
+    let mut commands = self.commands();
     let _: i64 = redis::Script::new(scripts::RELEASE_ACTOR)
       .key(room_owner_key(room))
       .arg(&*self.node)

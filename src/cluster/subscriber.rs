@@ -96,13 +96,29 @@ pub(super) async fn run<P: Peer>(cluster: Arc<Cluster>, peer: Arc<P>, mut ready:
   }
 }
 
-/// A pub/sub connection subscribed to the users channel and to this node's own channel.
+/// A pub/sub connection subscribed to the users channel and to this node's own channel. Gives
+/// up after [`PROBE_EVERY`]: a link that accepts and never answers (a network black hole) must
+/// not keep the node from trying again once the network heals.
 pub(super) async fn connect(client: &redis::Client, node: &str) -> redis::RedisResult<Connection> {
-  let (mut sink, stream) = client.get_async_pubsub().await?.split();
-  sink
-    .subscribe(&[wire::USERS_CHANNEL.to_string(), nodes::node_channel(node)])
-    .await?;
-  Ok((sink, stream))
+  let connecting = async {
+    let (mut sink, stream) = client.get_async_pubsub().await?.split();
+    sink
+      .subscribe(&[wire::USERS_CHANNEL.to_string(), nodes::node_channel(node)])
+      .await?;
+    Ok((sink, stream))
+  };
+  tokio::time::timeout(PROBE_EVERY, connecting)
+    .await
+    .unwrap_or_else(|_| Err(unanswered()))
+}
+
+/// The error for a pub/sub command Redis did not answer within [`PROBE_EVERY`].
+fn unanswered() -> redis::RedisError {
+  std::io::Error::new(
+    std::io::ErrorKind::TimedOut,
+    "Redis did not answer on the pub/sub link",
+  )
+  .into()
 }
 
 impl<P: Peer> Subscription<P> {
@@ -116,6 +132,7 @@ impl<P: Peer> Subscription<P> {
     loop {
       tokio::select! {
         _ = self.peer.stopped() => return true,
+        _ = self.cluster.relink.notified() => return false,
         _ = self.peer.rooms_changed().notified() => {
           if self.sync_rooms().await.is_err() {
             return false;
@@ -135,8 +152,15 @@ impl<P: Peer> Subscription<P> {
     }
   }
 
-  /// Subscribes to the rooms that came into memory and leaves those that went.
+  /// Subscribes to the rooms that came into memory and leaves those that went (an error when
+  /// Redis does not answer within [`PROBE_EVERY`]).
   async fn sync_rooms(&mut self) -> redis::RedisResult<()> {
+    tokio::time::timeout(PROBE_EVERY, self.sync_rooms_now())
+      .await
+      .unwrap_or_else(|_| Err(unanswered()))
+  }
+
+  async fn sync_rooms_now(&mut self) -> redis::RedisResult<()> {
     let wanted: HashSet<Arc<str>> = self.peer.rooms().into_iter().collect();
     let joined: Vec<String> = wanted
       .difference(&self.rooms)

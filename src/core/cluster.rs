@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 
 use super::Core;
 use crate::cluster::Peer;
-use crate::error::CloseCode;
+use crate::error::{CloseCode, UpgradeRejection};
 use crate::events::Level;
 use crate::ids::DefinitionId;
 use crate::protocol::Unsealed;
@@ -22,6 +22,30 @@ const MISSED: CloseCode = CloseCode::Other(1012);
 
 /// Close code for the sessions of a node that lost its lease (1012: reconnect, to another node).
 const LEASE_LOST: CloseCode = CloseCode::Other(1012);
+
+/// The fencing token of a claim this node lost (tokens in Redis start at 1).
+pub(super) const STALE_CLAIM: u64 = 0;
+
+impl Core {
+  /// A new session for an actor whose claim this node lost: the actor leaves memory (JS
+  /// forgets its state, which another node may have moved on from) so the session places it
+  /// afresh. Refused while the actor's old sessions are still closing.
+  pub(super) fn drop_stale_actor(&self, definition: DefinitionId, key: &str) -> Result<(), UpgradeRejection> {
+    if let Some(actor) = self.registry.actor_of(definition, key) {
+      if !self.registry.evict(actor) {
+        return Err(UpgradeRejection::Unavailable(
+          "this user's actor is leaving this node; connect again",
+        ));
+      }
+    }
+    let name = self.definition_name(definition);
+    self
+      .claims
+      .lock()
+      .remove(&crate::cluster::wire::actor_key(name, key));
+    Ok(())
+  }
+}
 
 impl Peer for Core {
   fn deliver(&self, target: Target<'_>, frame: Unsealed) {
@@ -84,8 +108,12 @@ impl Peer for Core {
     self.fenced.store(fenced, std::sync::atomic::Ordering::Release);
     self.storage.fence(fenced);
     if fenced {
-      // Another node may own these actors now: nothing here may answer for them.
-      self.claims.lock().clear();
+      // Another node may own these actors now: nothing here may answer for them. Their claims
+      // become [`STALE_CLAIM`] until they leave memory: Redis refuses every write under it, and
+      // no new session attaches to them.
+      for token in self.claims.lock().values_mut() {
+        *token = STALE_CLAIM;
+      }
       self.rooms_placed.forget_all();
       let reason = "this node lost its place in the cluster: reconnect";
       self.registry.close_all(LEASE_LOST.as_u16(), reason);

@@ -5,11 +5,17 @@
 //! writer publishes to the gateway instead of writing to a socket, so frame numbering, the
 //! output gate and fan-out are the owner's.
 //!
+//! Resume works through any node: the owner keeps a forwarded session's token and replay buffer
+//! like any session's, a gateway that lost its socket (or died) leaves the session waiting
+//! there, and a client that comes back with its token through any gateway is forwarded to the
+//! owner, which continues the session from the client's last frame number.
+//!
 //! Nothing is left hanging: a gateway that stops hearing its owner's lease closes the owner's
 //! sessions (1012: the client reconnects and its actor is placed again), and an owner whose
-//! gateway died ends the sessions that gateway held (1006), checked every
-//! [`NODE_LEASE_RENEWAL`].
+//! gateway died suspends the sessions that gateway held (they wait for a resume, then end with
+//! 1006), checked every third of a lease.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,14 +25,14 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use super::Core;
 use crate::cluster::nodes::{self, NodeMessage};
 use crate::cluster::Cluster;
-use crate::config::NODE_LEASE_RENEWAL;
 use crate::error::{CloseCode, SessionEnd};
 use crate::events::Event;
 use crate::ids::{DefinitionId, SessionId};
 use crate::protocol::{session_frame, ClientFrame};
-use crate::registry::NewSession;
+use crate::registry::{NewSession, Suspended};
+use crate::transport::http::ResumeRequest;
 use crate::transport::outbox::{wire_len, Outbox};
-use crate::transport::{Attached, Identity};
+use crate::transport::{Attached, Host, Identity};
 
 /// Close code for a forwarded session whose owner is gone: reconnect (and be placed again).
 const OWNER_GONE: CloseCode = CloseCode::Other(1012);
@@ -42,8 +48,17 @@ pub(super) struct Forwarded {
 pub(super) struct Forwarding {
   /// Gateway side: this node's session id → where its actor lives.
   forwarded: HashMap<SessionId, Forwarded>,
-  /// Owner side: (gateway node, its session id) → this node's session and its outbox.
-  remotes: HashMap<(Arc<str>, u64), (SessionId, Arc<Outbox>)>,
+  /// Owner side: (gateway node, its session id) → this node's session it serves.
+  remotes: HashMap<(Arc<str>, u64), Remote>,
+}
+
+/// Owner side: a session of this node whose socket a gateway holds.
+#[derive(Clone)]
+pub(super) struct Remote {
+  session: SessionId,
+  outbox: Arc<Outbox>,
+  /// The writer generation that publishes to the gateway (a resume elsewhere supersedes it).
+  generation: u64,
 }
 
 impl Core {
@@ -65,21 +80,24 @@ impl Core {
     definition: DefinitionId,
     identity: &Identity,
     owner: Arc<str>,
-    resumable: bool,
+    resume: Option<&ResumeRequest>,
   ) -> Attached {
     let session = self.new_session_id();
     let outbox = self.new_outbox();
-    if resumable {
-      // A forwarded session cannot be resumed yet: the client is told so at once.
-      outbox.push(session_frame(None, false));
-    }
     let name = self.definition_name(definition);
+    // The owner answers with the `session` frame first (resumed or new).
+    let resume = nodes::Resume {
+      resumable: resume.is_some(),
+      token: resume.and_then(|r| r.token.as_deref()).map(Cow::Borrowed),
+      last_seq: resume.map_or(0, |r| r.last_seq),
+    };
     let open = nodes::open(
       cluster.node(),
       session.get(),
       name,
       &identity.key,
       &identity.meta_json,
+      &resume,
     );
     cluster.send_to(&owner, open);
     let forwarded = Forwarded {
@@ -116,7 +134,9 @@ impl Core {
     let message = match *frame {
       ClientFrame::Event { kind, data } => nodes::event(node, session.get(), kind, data),
       ClientFrame::Call { id, event, data } => nodes::call(node, session.get(), id, event, data),
-      ClientFrame::Ping { .. } => return true,
+      // The owner keeps the replay buffer: it hears what the client has.
+      ClientFrame::Ping { ack: Some(seq) } => nodes::ack(node, session.get(), seq),
+      ClientFrame::Ping { ack: None } => return true,
     };
     cluster.send_to(&owner, message);
     true
@@ -127,7 +147,7 @@ impl Core {
     let Some(forwarded) = self.forwarding.lock().forwarded.remove(&session) else {
       return false;
     };
-    let message = nodes::ended(cluster.node(), session.get(), end.code, &end.reason);
+    let message = nodes::ended(cluster.node(), session.get(), end.code, &end.reason, end.blip);
     cluster.send_to(&forwarded.owner, message);
     true
   }
@@ -141,7 +161,8 @@ impl Core {
         definition,
         key,
         meta,
-      } => self.open_remote(cluster, &from, session, &definition, &key, meta.get()),
+        resume,
+      } => self.open_remote(cluster, &from, session, &definition, &key, meta.get(), &resume),
       NodeMessage::Event {
         from,
         session,
@@ -173,6 +194,7 @@ impl Core {
         session,
         code,
         reason,
+        blip,
       } => {
         let local = self
           .forwarding
@@ -183,9 +205,20 @@ impl Core {
           let end = SessionEnd {
             code,
             reason: reason.into_owned(),
-            blip: false,
+            blip,
           };
-          self.end_remote(local, &end);
+          self.end_remote(local, end);
+        }
+      }
+      NodeMessage::Ack { from, session, seq } => {
+        let outbox = self
+          .forwarding
+          .lock()
+          .remotes
+          .get(&(Arc::from(&*from), session))
+          .map(|remote| remote.outbox.clone());
+        if let Some(outbox) = outbox {
+          outbox.acknowledge(seq);
         }
       }
       NodeMessage::Frames { session, frames } => {
@@ -229,13 +262,15 @@ impl Core {
       .lock()
       .remotes
       .get(&(Arc::from(gateway), session))
-      .map(|(local, _)| *local);
+      .map(|remote| remote.session);
     if let Some(local) = local {
       self.receive_here(local, frame);
     }
   }
 
-  /// Owner side: a session of one of this node's actors opened at a gateway.
+  /// Owner side: a session of one of this node's actors opened at a gateway: the session its
+  /// client resumes, when this node still keeps it, or a new one.
+  #[allow(clippy::too_many_arguments)]
   fn open_remote(
     &self,
     cluster: &Arc<Cluster>,
@@ -244,6 +279,7 @@ impl Core {
     definition: &str,
     key: &str,
     meta_json: &str,
+    resume: &nodes::Resume<'_>,
   ) {
     let Some(index) = self.config.definitions.iter().position(|d| d.name == definition) else {
       cluster.send_to(
@@ -253,8 +289,33 @@ impl Core {
       return;
     };
     let definition = DefinitionId(index);
+    let gateway: Arc<str> = Arc::from(gateway);
+    if let Some(remote) = self.resume_remote(definition, key, resume) {
+      let mut forwarding = self.forwarding.lock();
+      // Whichever gateway (or socket) served it before is superseded.
+      forwarding.remotes.retain(|_, old| old.session != remote.session);
+      forwarding
+        .remotes
+        .insert((gateway.clone(), gateway_session), remote.clone());
+      drop(forwarding);
+      self.runtime.spawn(write_to_gateway(
+        cluster.clone(),
+        remote,
+        gateway,
+        gateway_session,
+      ));
+      return;
+    }
     let session = self.new_session_id();
     let outbox = self.new_outbox();
+    let keeps = resume.resumable && !self.config.resume_window.is_zero();
+    let token: Option<Arc<str>> = keeps.then(|| Arc::from(uuid::Uuid::new_v4().to_string()));
+    if keeps {
+      outbox.keep_for_replay(self.config.resume_buffer_bytes);
+    }
+    if resume.resumable {
+      outbox.push(session_frame(token.as_deref(), false));
+    }
     let added = self.registry.add_session(
       NewSession {
         id: session,
@@ -262,23 +323,27 @@ impl Core {
         key,
         outbox: outbox.clone(),
         meta: Arc::from(meta_json),
-        token: None,
+        token,
       },
       self.config.max_sessions,
     );
     let Some(added) = added else {
       cluster.send_to(
-        gateway,
+        &gateway,
         nodes::close(gateway_session, 1013, "server is at its session limit"),
       );
       return;
     };
-    let gateway: Arc<str> = Arc::from(gateway);
+    let remote = Remote {
+      session,
+      outbox,
+      generation: 0,
+    };
     self
       .forwarding
       .lock()
       .remotes
-      .insert((gateway.clone(), gateway_session), (session, outbox.clone()));
+      .insert((gateway.clone(), gateway_session), remote.clone());
     if added.created {
       self.restore_room_list(added.actor, definition, key);
     }
@@ -290,21 +355,49 @@ impl Core {
       key,
       meta_json,
     });
-    tokio::spawn(write_to_gateway(
+    self.runtime.spawn(write_to_gateway(
       cluster.clone(),
-      outbox,
+      remote,
       gateway,
       gateway_session,
     ));
   }
 
-  /// Owner side: a remote session ended (its gateway said so, or died): JS hears it, and its
-  /// writer stops.
-  fn end_remote(&self, (session, outbox): (SessionId, Arc<Outbox>), end: &SessionEnd) {
-    if self.registry.end(session, 0, end) {
-      self.calls.session_closed(session);
+  /// Owner side: the session a gateway's client resumes, continued from its last frame number
+  /// (its `session` frame and the frames it missed go first). `None`: start a new one.
+  fn resume_remote(&self, definition: DefinitionId, key: &str, resume: &nodes::Resume<'_>) -> Option<Remote> {
+    let token = resume.token.as_deref()?;
+    if self.config.resume_window.is_zero() {
+      return None;
     }
-    outbox.request_close(end.code, &end.reason);
+    let first = session_frame(Some(token), true);
+    let resumed = self
+      .registry
+      .resume(token, definition, Some(key), resume.last_seq, first)
+      .ok()?;
+    Some(Remote {
+      session: resumed.session,
+      outbox: resumed.outbox,
+      generation: resumed.generation,
+    })
+  }
+
+  /// Owner side: a remote session's socket is gone (its gateway said so, or died). One that
+  /// dropped waits for its client to resume it, through any node; otherwise JS hears it end.
+  fn end_remote(&self, remote: Remote, end: SessionEnd) {
+    if end.blip && !self.is_shutting_down() {
+      match self
+        .registry
+        .suspend(remote.session, remote.generation, end.clone())
+      {
+        Suspended::Waiting | Suspended::Superseded => return,
+        Suspended::End => {}
+      }
+    }
+    if self.registry.end(remote.session, remote.generation, &end) {
+      self.calls.session_closed(remote.session);
+    }
+    remote.outbox.request_close(end.code, &end.reason);
   }
 
   /// Closes every forwarded session (gateway side) and ends every remote one (owner side):
@@ -313,8 +406,7 @@ impl Core {
     let (forwarded, remotes) = {
       let mut forwarding = self.forwarding.lock();
       let forwarded: Vec<Arc<Outbox>> = forwarding.forwarded.values().map(|f| f.outbox.clone()).collect();
-      let remotes: Vec<(SessionId, Arc<Outbox>)> =
-        forwarding.remotes.drain().map(|(_, remote)| remote).collect();
+      let remotes: Vec<Remote> = forwarding.remotes.drain().map(|(_, remote)| remote).collect();
       (forwarded, remotes)
     };
     for outbox in forwarded {
@@ -325,15 +417,15 @@ impl Core {
       reason: reason.to_string(),
       blip: false,
     };
-    for session in remotes {
-      self.end_remote(session, &end);
+    for remote in remotes {
+      self.end_remote(remote, end.clone());
     }
   }
 
   /// Checks the leases of the nodes this one forwards to or from; sessions tied to a dead node
-  /// end. Runs every [`NODE_LEASE_RENEWAL`] until shutdown.
+  /// end. Runs every third of a lease until shutdown.
   pub(super) async fn watch_peers(self: Arc<Self>, cluster: Arc<Cluster>) {
-    let mut ticks = tokio::time::interval(NODE_LEASE_RENEWAL);
+    let mut ticks = tokio::time::interval(cluster.lease() / 3);
     let mut shutdown = self.shutdown.subscribe();
     loop {
       tokio::select! {
@@ -392,8 +484,8 @@ impl Core {
         "the node holding this actor is gone: reconnect",
       );
     }
-    for session in remotes {
-      self.end_remote(session, &SessionEnd::dropped());
+    for remote in remotes {
+      self.end_remote(remote, SessionEnd::dropped());
     }
   }
 }
@@ -403,11 +495,15 @@ fn raw_data(data: Option<&serde_json::value::RawValue>) -> Option<&str> {
   data.map(|data| data.get()).filter(|data| *data != "null")
 }
 
-/// Owner side: the writer of a remote session, publishing what it is sent to its gateway.
-async fn write_to_gateway(cluster: Arc<Cluster>, outbox: Arc<Outbox>, gateway: Arc<str>, session: u64) {
+/// Owner side: the writer of a remote session, publishing what it is sent to its gateway, until
+/// the session closes or another writer (a resume) takes it over.
+async fn write_to_gateway(cluster: Arc<Cluster>, remote: Remote, gateway: Arc<str>, session: u64) {
+  let Remote {
+    outbox, generation, ..
+  } = remote;
   let mut queued = VecDeque::new();
   loop {
-    let Ok(close) = outbox.take(0, &mut queued).await else {
+    let Ok(close) = outbox.take(generation, &mut queued).await else {
       return;
     };
     if !queued.is_empty() {
@@ -415,7 +511,7 @@ async fn write_to_gateway(cluster: Arc<Cluster>, outbox: Arc<Outbox>, gateway: A
       let bytes = queued.iter().map(|q| wire_len(q.frame.len())).sum();
       cluster.send_to(&gateway, message);
       // Handed on: the gateway's own outbox bounds what its socket has not taken.
-      outbox.accepted(0, bytes);
+      outbox.accepted(generation, bytes);
       queued.clear();
     }
     if let Some(close) = close {

@@ -5,7 +5,7 @@
 //! hooks run here) or sends them to the owner, which adds the member to the room's membership
 //! and runs the hooks there. `members()` is answered by the owner.
 //!
-//! A room's owner that dies is noticed every [`NODE_LEASE_RENEWAL`]: the nodes with members in
+//! A room's owner that dies is noticed every third of a lease: the nodes with members in
 //! it send their members' joins again, so the room is placed anew (`onInit`, then `onJoin` once
 //! per live member, on the new owner, from the state Redis holds). An owner that notices a node
 //! with members die makes them leave (`onLeave`).
@@ -22,7 +22,7 @@ use super::Core;
 use crate::cluster::nodes::{self, NodeMessage};
 use crate::cluster::rooms::room_owner_key;
 use crate::cluster::{Cluster, Placement};
-use crate::config::{MAX_PENDING_ROOM_CHANGES, MAX_PENDING_ROOM_QUERIES, NODE_LEASE_RENEWAL};
+use crate::config::{MAX_PENDING_ROOM_CHANGES, MAX_PENDING_ROOM_QUERIES};
 use crate::durability::Fence;
 use crate::error::CoreError;
 use crate::events::{Event, EventSink, Level};
@@ -256,8 +256,9 @@ impl Core {
       }
       RoomChange::Evicted { name, .. } => {
         let owner = self.rooms_placed.owners.lock().remove(name);
-        if owner.is_some_and(|owner| *owner == *node) {
-          self.claims.lock().remove(&room_owner_key(name));
+        // A claim made stale by a lost lease goes too (giving it up is checked in Redis).
+        let claimed = self.claims.lock().remove(&room_owner_key(name)).is_some();
+        if claimed || owner.is_some_and(|owner| *owner == *node) {
           // Awaited: the next change of this room is routed (and may claim it) after.
           if let Err(error) = cluster.release_room(name).await {
             self.report(Level::Warn, &error.to_string());
@@ -494,11 +495,11 @@ impl Core {
     request
   }
 
-  /// Every [`NODE_LEASE_RENEWAL`] until shutdown: members from nodes that died leave this
+  /// Every third of a lease until shutdown: members from nodes that died leave this
   /// node's rooms, and this node's members of rooms whose owner died join again (which places
   /// those rooms anew).
   async fn watch_room_nodes(self: Arc<Self>, cluster: Arc<Cluster>) {
-    let mut ticks = tokio::time::interval(NODE_LEASE_RENEWAL);
+    let mut ticks = tokio::time::interval(cluster.lease() / 3);
     let mut shutdown = self.shutdown.subscribe();
     loop {
       tokio::select! {

@@ -121,12 +121,17 @@ impl Host for Core {
       ));
     }
     if let Some(cluster) = &self.cluster {
-      // An actor in memory here is this node's; otherwise the directory says where it lives.
+      // An actor in memory here is this node's, unless its claim was lost (the node lost its
+      // lease): that one leaves memory first, once its sessions are gone. Otherwise the
+      // directory says where the actor lives.
+      let name = self.definition_name(definition);
+      if self.fence_of(name, &identity.key).map(|fence| fence.token) == Some(super::cluster::STALE_CLAIM) {
+        self.drop_stale_actor(definition, &identity.key)?;
+      }
       if self.registry.actor_of(definition, &identity.key).is_none() {
-        let name = self.definition_name(definition);
         match cluster.claim(name, &identity.key).await {
           Ok(Placement::Elsewhere { owner }) => {
-            return Ok(self.forward(cluster, definition, &identity, owner, resume.is_some()));
+            return Ok(self.forward(cluster, definition, &identity, owner, resume.as_ref()));
           }
           Ok(Placement::Here { fence, records }) => {
             // This node's copy becomes what Redis holds, before any hook reads it.

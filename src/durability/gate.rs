@@ -31,7 +31,7 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::store::{Store, Write};
-use super::{Replica, ReplicaWrite};
+use super::{Replica, ReplicaError, ReplicaWrite};
 use crate::config::Durability;
 use crate::error::StoreError;
 use crate::protocol::{reply_error_frame, Unsealed};
@@ -302,7 +302,8 @@ impl OutputGate {
   /// for everything applied so far, then releases the frames that waited for it. A failed flush
   /// is reported and the frames behind it never leave ([`OutputGate::not_stored`]); false then,
   /// the store needs reopening. Writes the replica refuses are reported and their frames
-  /// dropped ([`OutputGate::refused`]).
+  /// dropped ([`OutputGate::refused`]); writes it could not take (unreachable) are reported
+  /// and answered like a failed flush ([`OutputGate::not_stored`]).
   pub async fn flush_round(
     &self,
     store: &Store,
@@ -325,9 +326,18 @@ impl OutputGate {
     };
     match replicated {
       Ok(()) => self.made_durable(upto),
-      Err(error) => {
-        report(&error);
+      Err(ReplicaError::Fenced(why)) => {
+        report(&StoreError::Io(format!(
+          "cluster: writes refused by Redis: {why}"
+        )));
         self.refused(upto);
+      }
+      Err(ReplicaError::Unreachable(why)) => {
+        self.counts.lock().failures += 1;
+        report(&StoreError::Io(format!(
+          "cluster: writes not stored in Redis: {why}"
+        )));
+        self.not_stored(upto);
       }
     }
     true

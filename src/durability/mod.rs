@@ -46,14 +46,33 @@ pub struct ReplicaWrite {
   pub release: bool,
 }
 
+/// Why the replica did not take a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplicaError {
+  /// It refused the writes: another node owns their actor now (the writer was fenced). The
+  /// frames behind them must never leave, and their sessions belong to the new owner.
+  Fenced(String),
+  /// It could not be reached or did not answer in time: the writes may or may not be there.
+  /// Nothing behind them is acknowledged; a later write carries the whole record again.
+  Unreachable(String),
+}
+
+impl std::fmt::Display for ReplicaError {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    match self {
+      ReplicaError::Fenced(why) => write!(f, "writes refused (fenced): {why}"),
+      ReplicaError::Unreachable(why) => write!(f, "writes not stored (replica unreachable): {why}"),
+    }
+  }
+}
+
 /// Where actors' records are written through to (cluster mode: Redis).
 pub trait Replica: Send + Sync + 'static {
-  /// Writes a batch, in order; resolves once it is durable there, or with why it was refused
-  /// (fenced, or unreachable).
+  /// Writes a batch, in order; resolves once it is durable there, or with why it was not.
   fn commit(
     &self,
     writes: Vec<ReplicaWrite>,
-  ) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + '_>>;
+  ) -> Pin<Box<dyn Future<Output = Result<(), ReplicaError>> + Send + '_>>;
 }
 
 /// What storage calls answer while a failed store is being reopened.

@@ -57,6 +57,24 @@ impl Registry {
     gone
   }
 
+  /// Evicts one actor now if it has no session (as the sweep does once it idled long enough);
+  /// JS hears of it. False when it has sessions or is not in memory.
+  pub fn evict(&self, actor: ActorId) -> bool {
+    let mut inner = self.inner.lock();
+    if !inner
+      .actors
+      .get(&actor)
+      .is_some_and(|entry| entry.sessions.is_empty())
+    {
+      return false;
+    }
+    if let Some(entry) = inner.actors.remove(&actor) {
+      inner.by_key.remove(&(entry.definition, entry.key.clone()));
+      self.events.push(Event::Evict { actor });
+    }
+    true
+  }
+
   /// Hibernates one actor now (it must have a session and be awake). False otherwise.
   pub fn hibernate(&self, actor: ActorId) -> bool {
     let mut inner = self.inner.lock();

@@ -247,6 +247,8 @@ async fn on_text<H: Host>(text: &Utf8Bytes, link: &SessionLink<'_, H>) {
     Ok(ClientFrame::Ping { ack }) => {
       if let Some(seq) = ack {
         link.outbox.acknowledge(seq);
+        // The host hears it too: a forwarded session's frames are kept where its actor lives.
+        link.host.receive(link.id, ClientFrame::Ping { ack });
       }
       link.outbox.push(pong_frame());
     }
