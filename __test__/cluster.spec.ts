@@ -49,9 +49,14 @@ async function startRedis(): Promise<{ url: string; port: number; stop: () => Pr
   };
 }
 
-/** A warren node in its own process (of the `script` fixture). */
-async function startNode(redis: string, id: string, script = fixture): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [script, redis, id], { stdio: ["pipe", "pipe", "inherit"] });
+/** A warren node in its own process (of the `script` fixture, given `args` after its id). */
+async function startNode(
+  redis: string,
+  id: string,
+  script = fixture,
+  ...args: string[]
+): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, [script, redis, id, ...args], { stdio: ["pipe", "pipe", "inherit"] });
   let output = "";
   child.stdout!.on("data", (chunk) => (output += chunk));
   await withTimeout(
@@ -265,5 +270,35 @@ describe("cluster mode: rooms placed on one node, schedules in Redis", () => {
     assert.notEqual(rang("sid")[0]!.data.node, "n1");
     for (const user of ["sam", "sue", "sid"]) assert.equal(rang(user).length, 1, `${user}'s reminder fired once`);
     await Promise.all([m2.close(), m3.close(), sid.close().catch(() => undefined)]);
+  });
+
+  test("when a room's owner is killed, the members left join the room again on another node once its lease ran out", async () => {
+    // Two more nodes with a 1.5 s lease, so a killed one is known dead soon.
+    // The room leaves its last owner's memory (and its claim) once its members left.
+    const run = promisify(execFile);
+    await withTimeout(
+      (async () => {
+        for (;;) {
+          const { stdout } = await run("redis-cli", ["-p", String(redis.port), "HGET", "warren:roomowner:lobby", "owner"]);
+          if (stdout.trim() === "") return;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      })(),
+      "the room to be given up",
+    );
+    const owner = await startNode(redis.url, "n4", roomsFixture, "1500");
+    const other = await startNode(redis.url, "n5", roomsFixture, "1500");
+    const m4 = await TestClient.open(`${owner.url}?user=m4`);
+    await m4.next((f) => f.data?.type === "joined" && f.data.userId === "m4" && f.data.node === "n4", "m4's join on n4");
+    const m5 = await TestClient.open(`${other.url}?user=m5`);
+    await m5.until(() => m5.history.some((f) => f.data?.type === "joined" && f.data.userId === "m5"), "m5's join");
+    assert.equal(m5.history.find((f) => f.data?.type === "joined" && f.data.userId === "m5")!.data.node, "n4");
+    owner.child.kill("SIGKILL");
+    await once(owner.child, "exit");
+    const again = await m5.next((f) => f.data?.type === "joined" && f.data.node === "n5", "m5's join on n5");
+    assert.equal(again.data.userId, "m5");
+    assert.deepEqual((await m5.call("members")).data, ["m5"], "m4 went with its node");
+    await m5.close();
+    await stopNode(other);
   });
 });
