@@ -13,6 +13,16 @@ export declare class NativeServer {
    */
   emitToRoom(name: string, event: string, payloadJson?: string | undefined | null, exceptSession?: number | undefined | null): number
   /**
+   * Sends a raw endpoint's message to one of its sessions, as it is: a string as a text frame,
+   * bytes as a binary frame. False when the session is gone or closing (or is not raw).
+   */
+  sendRaw(sessionId: number, data: string | Uint8Array): boolean
+  /**
+   * Sends a raw message to every raw session of every live member of a room (but
+   * `exceptSession`); returns how many. The bytes are copied once and shared.
+   */
+  broadcastRaw(name: string, data: string | Uint8Array, exceptSession?: number | undefined | null): number
+  /**
    * Sends a tick's frames to single sessions, in order (the format is documented at
    * `protocol::Outgoing`). Returns how many were delivered.
    */
@@ -29,6 +39,12 @@ export declare class NativeServer {
    * `code` must be 1000 or 3000–4999 unless `internal` (1008, 1011 from the runtime itself).
    */
   closeSession(sessionId: number, code: number, reason: string, internal?: boolean | undefined | null): boolean
+  /** The Prometheus text exposition of this server's metrics (what `GET /metrics` serves). */
+  metrics(): string
+  /** Whether the inspector is on (JS then shows it actors' states). */
+  inspects(): boolean
+  /** Shows the inspector the state (JSON) of the actor `key` of definition `kind`. */
+  showState(kind: string, key: string, stateJson: string): boolean
   /**
    * Adds a room to an actor's list (live membership while it has a session) and stores the
    * list. Returns false when the room was already listed. The membership change reaches JS as
@@ -149,6 +165,8 @@ export interface NativeEndpoint {
   authenticates: boolean
   /** True when `path` is a prefix followed by the actor's key (`/actors/counter/<key>`). */
   prefix?: boolean
+  /** True for a raw endpoint (`messages: "raw"`): messages as they are, no JSON protocol. */
+  raw?: boolean
 }
 
 /** Options of the native server; the JS layer fills them from `createServer` options. */
@@ -156,6 +174,8 @@ export interface NativeOptions {
   endpoints: Array<NativeEndpoint>
   /** @default 1048576 */
   maxPayloadBytes?: number
+  /** Frames one inbound message may arrive in. @default 4096 */
+  maxFragments?: number
   /** Outbox bytes per session before it counts as a slow consumer. @default 1048576 */
   maxBackpressure?: number
   /** `"close"` (1008 "slow consumer") or `"drop"`. @default "close" */
@@ -192,6 +212,10 @@ export interface NativeOptions {
   cluster?: NativeCluster
   /** Serve `wss://` on the server's own listener with this certificate. */
   tls?: NativeTls
+  /** Serve `GET /metrics`. @default false */
+  metrics?: boolean
+  /** Serve the inspector under `/_warren/` (needs `adminToken`). @default false */
+  inspector?: boolean
 }
 
 export interface NativeStats {

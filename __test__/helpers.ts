@@ -2,8 +2,10 @@
  * Shared test support: a server on port 0 closed after each test, and a small client over the
  * real `ws` package that records every frame so tests can wait for what they expect.
  */
+import { spawn } from "node:child_process";
 import { once } from "node:events";
 import type { IncomingMessage } from "node:http";
+import { createServer as createTcpServer } from "node:net";
 import { after } from "node:test";
 import WebSocket from "ws";
 import { createServer, type ServerOptions, type WarrenServer } from "../index.js";
@@ -196,4 +198,34 @@ export async function reopen(options: ServerOptions): Promise<WarrenServer> {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
+}
+
+/** A TCP port free right now on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  const probe = createTcpServer().listen(0, "127.0.0.1");
+  await once(probe, "listening");
+  const { port } = probe.address() as { port: number };
+  probe.close();
+  return port;
+}
+
+/** A redis-server on `port`, durable enough for strict mode. */
+export async function startRedis(port: number, dir: string): Promise<() => Promise<void>> {
+  const child = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dir],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  let output = "";
+  child.stdout!.on("data", (chunk) => (output += chunk));
+  await withTimeout(
+    (async () => {
+      while (!output.includes("Ready to accept connections")) await once(child.stdout!, "data");
+    })(),
+    "redis-server to start",
+  );
+  return async () => {
+    child.kill();
+    await once(child, "exit");
+  };
 }

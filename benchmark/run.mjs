@@ -72,6 +72,18 @@ const SERVERS = {
     cmd: () => [process.execPath, join(here, "servers/warren.mjs"), "0", "--attach"],
     proto: "warren",
     target: "warren",
+    // Only when --servers names it (a full run does not need a second warren).
+    rounds: 0,
+    why: "only when --servers names it",
+  },
+  // The same app with `metrics: true`, its /metrics scraped once a second (as Prometheus would).
+  "warren-metrics": {
+    cmd: () => [process.execPath, join(here, "servers/warren.mjs"), "0", "--metrics"],
+    proto: "warren",
+    target: "warren",
+    // Only when --servers names it (a full run does not need a second warren).
+    rounds: 0,
+    why: "only when --servers names it",
   },
   ws: { cmd: () => [process.execPath, join(here, "servers/ws-echo.mjs"), "0"], proto: "warren" },
   socketio: { cmd: () => [process.execPath, join(here, "servers/socketio.mjs"), "0"], proto: "socketio" },

@@ -12,11 +12,12 @@ export type {
   OnBeforeConnectOptions,
   Rpc,
 } from "./definitions/actor";
-export { defineConnection } from "./definitions/connection";
+export { defineConnection, defineRawConnection } from "./definitions/connection";
 export { createRoomHandler } from "./definitions/room";
 export { createServer, WarrenServer } from "./server";
 export { HttpError, PayloadError, UserError, WarrenError } from "./errors";
 export type { ErrorCode, PayloadIssue } from "./errors";
+export type { LogFn, WarrenLogger } from "./log";
 export { defineContract, isContract, payload } from "../client/contract";
 export type {
   CallSpec,
@@ -40,6 +41,10 @@ export type {
   ConnectionDefinition,
   ConnectionMeta,
   ConnectionOptions,
+  RawConnectionContext,
+  RawConnectionDefinition,
+  RawConnectionOptions,
+  RawData,
   DestroyContext,
   DestroyReason,
   DisconnectInfo,

@@ -13,7 +13,7 @@ import { defineActor } from "./definitions/actor";
 import { isConnectionDefinition } from "./definitions/connection";
 import { isRoomDefinition } from "./definitions/room";
 import { WarrenError } from "./errors";
-import { logger } from "./log";
+import { isWarrenLogger, serverLog, type Logger } from "./log";
 import { descriptorOf, refuseOnSocket, requestHead } from "./runtime/attach";
 import { createNative, type NativeServer } from "./runtime/bridge";
 import { Runtime } from "./runtime/events";
@@ -29,8 +29,6 @@ import type {
   TlsOptions,
 } from "./types";
 
-const log = logger("attach");
-
 /** The connection definitions served, the `actors` classes' included, checked. */
 function connectionsOf(options: ServerOptions): ConnectionDefinition<any, any>[] {
   if (options.connections !== undefined && !Array.isArray(options.connections)) {
@@ -40,7 +38,7 @@ function connectionsOf(options: ServerOptions): ConnectionDefinition<any, any>[]
     throw new WarrenError("invalid_option", "createServer: actors must map actor kinds to Actor classes");
   }
   const connections = [
-    ...(options.connections ?? []),
+    ...((options.connections ?? []) as ReadonlyArray<ConnectionDefinition<any, any>>),
     ...Object.entries(options.actors ?? {}).map(([kind, actorClass]) => defineActor(kind, actorClass)),
   ];
   if (connections.length === 0) {
@@ -198,6 +196,8 @@ export class WarrenServer {
   /** Set once a socket may be served: listening, attached, or a socket handed over. */
   #serving = false;
   #tls: boolean;
+  /** Where hand-over failures are reported (the server's logger, module `warren:attach`). */
+  readonly #attachLog: Logger;
   #closing: Promise<void> | null = null;
   #referenced = true;
 
@@ -208,6 +208,16 @@ export class WarrenServer {
     const connections = connectionsOf(options);
     const rooms = roomsOf(options, connections);
     checkScalars(options);
+    if (options.logger !== undefined && !isWarrenLogger(options.logger)) {
+      throw new WarrenError("invalid_option", "createServer: logger must be pino-compatible: trace, debug, info, warn, error, fatal and child methods");
+    }
+    for (const name of ["metrics", "inspector"] as const) {
+      if (options[name] !== undefined && typeof options[name] !== "boolean") {
+        throw new WarrenError("invalid_option", `createServer: ${name} must be a boolean`);
+      }
+    }
+    const logs = serverLog(options.logger);
+    this.#attachLog = logs("attach");
     this.#definitions = [...connections];
     let runtime: Runtime | undefined;
     this.#native = batchSends(createNative(
@@ -217,8 +227,10 @@ export class WarrenServer {
           path: d.websocketPath,
           authenticates: d.extractMeta !== undefined || d.onBeforeConnect !== undefined || d.keyFromPath === true,
           prefix: d.keyFromPath === true,
+          raw: d.messages === "raw",
         })),
         maxPayloadBytes: positiveInteger(options, "maxPayloadBytes"),
+        maxFragments: positiveInteger(options, "maxFragments"),
         maxBackpressure: positiveInteger(options, "maxBackpressure"),
         backpressure: options.backpressure,
         handshakeTimeoutMs: positiveInteger(options, "handshakeTimeoutMs"),
@@ -236,11 +248,13 @@ export class WarrenServer {
         adminToken: options.adminToken,
         cluster: clusterOf(options),
         tls: tlsOf(options.tls, "createServer"),
+        metrics: options.metrics,
+        inspector: options.inspector,
       },
       () => runtime?.wake(),
-    ));
+    ), logs("outgoing"));
     this.#tls = options.tls !== undefined;
-    runtime = new Runtime(this.#native, this.#definitions, rooms, { exposeErrors: options.exposeErrors });
+    runtime = new Runtime(this.#native, this.#definitions, rooms, { exposeErrors: options.exposeErrors, logs });
     this.#runtime = runtime;
     // Nothing is served before listen(): do not keep the process alive until then.
     this.#native.setRef(false);
@@ -307,7 +321,7 @@ export class WarrenServer {
       try {
         taken = this.handleUpgrade(req, socket, head);
       } catch (error) {
-        log.error(`the upgrade for ${req.url} could not be handed over:`, error);
+        this.#attachLog.error(`the upgrade for ${req.url} could not be handed over:`, error);
         refuseOnSocket(socket, 500, "Internal Server Error", "the socket could not be handed over");
         return;
       }
@@ -439,6 +453,15 @@ export class WarrenServer {
   /** Counts of open sessions, actors and rooms in memory, and TCP connections. */
   stats(): ServerStats {
     return this.#native.stats();
+  }
+
+  /**
+   * The server's metrics in the Prometheus text format: what `GET /metrics` serves with
+   * `metrics: true`, available whatever the option (for a route of your own).
+   * @example res.setHeader("Content-Type", "text/plain; version=0.0.4"); res.end(server.metrics());
+   */
+  metrics(): string {
+    return this.#native.metrics();
   }
 }
 

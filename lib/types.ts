@@ -5,6 +5,7 @@
  * a page of declarations first.
  */
 
+import type { WarrenLogger } from "./log";
 import type {
   ContractSpec,
   InboundData,
@@ -118,6 +119,12 @@ export interface ConnectionOptions<Meta extends ConnectionMeta, State extends ob
   /** Path that upgrades to this kind of connection. @default "/ws" */
   websocketPath?: string;
   /**
+   * `"json"`: the JSON event protocol (README "Wire protocol"). `"raw"`: messages as they are,
+   * text or binary, to `onMessage` (see `defineRawConnection`, which types it).
+   * @default "json"
+   */
+  messages?: "json" | "raw";
+  /**
    * When true, `websocketPath` (ending in "/") is a prefix and the path segment after it is the
    * actor's key: `/actors/counter/abc` connects to actor "abc". Every connection to that path
    * shares the actor; `meta.userId` is the key whatever `extractMeta` returns.
@@ -168,6 +175,48 @@ export interface ConnectionOptions<Meta extends ConnectionMeta, State extends ob
   onDestroy?(ctx: ActorContext<State, C> & { reason: DestroyReason }): unknown;
   /** A hook or handler threw. Without it, errors are printed to stderr (`lib/log.ts`). */
   onError?(error: unknown, ctx: ConnectionContext<Meta, State, C> | ActorContext<State, C>): unknown;
+}
+
+// ---- raw endpoints (`defineRawConnection`) ----
+
+/** A raw endpoint's message as it arrived: a string for a text frame, bytes for a binary one. */
+export type RawData = string | Uint8Array;
+
+/** The `ctx` of a raw endpoint's session: a connection context that sends messages as they are. */
+export interface RawConnectionContext<Meta extends ConnectionMeta, State> extends ConnectionContext<Meta, State> {
+  /**
+   * Sends `data` to this session as it is: a string as a text frame, bytes as a binary frame.
+   * False when the session is gone or closing. (`emit` sends JSON events: a raw session gets none.)
+   */
+  send(data: RawData): boolean;
+  /**
+   * Sends `data` as it is to every raw session of every live member of `room` (this session
+   * too, unless `exceptSelf`); returns how many. Encoded once and shared by all of them; JSON
+   * sessions of the room do not get it.
+   */
+  sendToRoom(room: string, data: RawData, options?: { exceptSelf?: boolean }): number;
+}
+
+/**
+ * A raw endpoint: its clients speak no JSON protocol; every message goes to `onMessage` as it
+ * arrived and `ctx.send` answers as it is. Everything else is a connection's (`extractMeta`,
+ * `onConnect`, `onDisconnect`, state, rooms). Raw sessions do not resume: a dropped socket ends
+ * its session (`onDisconnect` with 1006).
+ */
+export interface RawConnectionOptions<Meta extends ConnectionMeta, State extends object>
+  extends Omit<ConnectionOptions<Meta, State>, "contract" | "onConnect" | "onDisconnect" | "onMessage" | "onError"> {
+  onConnect?(ctx: RawConnectionContext<Meta, State>): unknown;
+  onDisconnect?(ctx: RawConnectionContext<Meta, State>, info: DisconnectInfo): unknown;
+  /** Every message of a session, in order: a string (text frame) or bytes (binary frame). */
+  onMessage?(ctx: RawConnectionContext<Meta, State>, data: RawData): unknown;
+  onError?(error: unknown, ctx: RawConnectionContext<Meta, State> | ActorContext<State>): unknown;
+}
+
+export interface RawConnectionDefinition<Meta extends ConnectionMeta = ConnectionMeta, State extends object = {}>
+  extends Readonly<RawConnectionOptions<Meta, State>> {
+  readonly name: string;
+  readonly websocketPath: string;
+  readonly messages: "raw";
 }
 
 export interface ConnectionDefinition<
@@ -240,6 +289,12 @@ export interface RoomContext<State = any, C extends ContractSpec = any> {
   emit<E extends ServerEventName<C>>(event: E, ...data: ServerEmitArgs<C, E>): number;
   /** The same as `emit`: every session of every member. */
   broadcast<E extends ServerEventName<C>>(event: E, ...data: ServerEmitArgs<C, E>): number;
+  /**
+   * Sends `data` as it is (a string as a text frame, bytes as a binary frame) to every raw
+   * session of every member (see `defineRawConnection`); JSON sessions do not get it.
+   * @returns how many sessions it was queued for.
+   */
+  sendRaw(data: RawData): number;
   /**
    * Destroys the room: every member leaves (`onLeave`) and drops it from its room list,
    * `onDestroy` runs with `reason === "destroyed"`, and its stored state is wiped.
@@ -419,7 +474,7 @@ export type DestroyContext<State, C extends ContractSpec = any> = ActorContext<S
 
 export interface ServerOptions {
   /** Connection definitions, each on its own `websocketPath`. */
-  connections?: ReadonlyArray<ConnectionDefinition<any, any>>;
+  connections?: ReadonlyArray<ConnectionDefinition<any, any> | RawConnectionDefinition<any, any>>;
   /**
    * `Actor` classes by kind, each served at `/actors/<kind>/<key>` (one actor per key); they
    * join `connections` under the name `kind`.
@@ -430,6 +485,11 @@ export interface ServerOptions {
   rooms?: ReadonlyArray<RoomDefinition>;
   /** Largest inbound message; past it the socket is closed with 1009. @default 1048576 */
   maxPayloadBytes?: number;
+  /**
+   * Frames one inbound message may be split into (pings between them do not count); past it
+   * the socket is closed with 1009 "too many fragments". @default 4096
+   */
+  maxFragments?: number;
   /** Bytes of frames queued for one session before it is a slow consumer. @default 1048576 */
   maxBackpressure?: number;
   /** Slow consumers are closed with 1008 (`"close"`) or lose frames (`"drop"`). @default "close" */
@@ -500,6 +560,25 @@ export interface ServerOptions {
    * without a restart. Not used by `attach`, whose server does its own TLS (or has a proxy).
    */
   tls?: TlsOptions;
+  /**
+   * Serves `GET /metrics` in the Prometheus text format (with `adminToken`, only to
+   * `Authorization: Bearer <adminToken>`). `server.metrics()` returns the same text either way.
+   * @default false
+   */
+  metrics?: boolean;
+  /**
+   * Serves the inspector at `/_warren/inspector#token=<adminToken>`: live actors, sessions,
+   * rooms, an actor's state and recent events, destroy and hibernate. Requires `adminToken`.
+   * @default false
+   */
+  inspector?: boolean;
+  /**
+   * Where warren logs: a pino-compatible logger (`trace`…`fatal` taking `(obj, msg)` or
+   * `(msg)`, and `child`). Each module logs through `logger.child({ module: "warren:<module>" })`;
+   * errors of user code carry `definition`, `key`, `event` and `err`. By default debug lines go
+   * to stderr when `DEBUG=warren:*` enables them, warnings and errors always.
+   */
+  logger?: WarrenLogger;
 }
 
 /** `createServer({ tls })`: PEM text (strings or Buffers). */

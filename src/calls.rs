@@ -15,7 +15,7 @@ use crate::ids::SessionId;
 
 pub struct PendingCalls {
   timeout: Duration,
-  /// session → (call id, deadline), oldest first.
+  /// session → (call id, when it was handed to JS), oldest first.
   by_session: Mutex<HashMap<SessionId, Vec<(u64, Instant)>>>,
 }
 
@@ -33,45 +33,41 @@ impl PendingCalls {
 
   /// A call was handed to JS.
   pub fn started(&self, session: SessionId, call: u64) {
-    let deadline = Instant::now() + self.timeout;
     self
       .by_session
       .lock()
       .entry(session)
       .or_default()
-      .push((call, deadline));
+      .push((call, Instant::now()));
   }
 
-  /// JS answers a call; false when it already timed out (or its session closed), in which case
-  /// the answer must not be sent.
-  pub fn answered(&self, session: SessionId, call: u64) -> bool {
+  /// JS answers a call: how long it took, or `None` when it already timed out (or its session
+  /// closed), in which case the answer must not be sent.
+  pub fn answered(&self, session: SessionId, call: u64) -> Option<Duration> {
     let mut by_session = self.by_session.lock();
-    let Some(calls) = by_session.get_mut(&session) else {
-      return false;
-    };
-    let Some(index) = calls.iter().position(|(id, _)| *id == call) else {
-      return false;
-    };
-    calls.remove(index);
+    let calls = by_session.get_mut(&session)?;
+    let index = calls.iter().position(|(id, _)| *id == call)?;
+    let (_, started) = calls.remove(index);
     if calls.is_empty() {
       by_session.remove(&session);
     }
-    true
+    Some(started.elapsed())
   }
 
   pub fn session_closed(&self, session: SessionId) {
     self.by_session.lock().remove(&session);
   }
 
-  /// Removes and returns the calls whose deadline passed, as `(session, call)`.
-  pub fn expired(&self, now: Instant) -> Vec<(SessionId, u64)> {
+  /// Removes and returns the calls whose deadline passed, as `(session, call, time since it
+  /// was handed to JS)`.
+  pub fn expired(&self, now: Instant) -> Vec<(SessionId, u64, Duration)> {
     let mut by_session = self.by_session.lock();
     let mut expired = Vec::new();
     by_session.retain(|session, calls| {
-      calls.retain(|(id, deadline)| {
-        let late = *deadline <= now;
+      calls.retain(|(id, started)| {
+        let late = *started + self.timeout <= now;
         if late {
-          expired.push((*session, *id));
+          expired.push((*session, *id, now.saturating_duration_since(*started)));
         }
         !late
       });
@@ -90,16 +86,19 @@ mod tests {
     let calls = PendingCalls::new(Duration::from_secs(60));
     let (one, two) = (SessionId(1), SessionId(2));
     calls.started(one, 7);
-    assert!(calls.answered(one, 7));
-    assert!(!calls.answered(one, 7));
+    assert!(calls.answered(one, 7).is_some());
+    assert!(calls.answered(one, 7).is_none());
     calls.started(one, 8);
-    assert_eq!(
-      calls.expired(Instant::now() + Duration::from_secs(61)),
-      vec![(one, 8)]
-    );
-    assert!(!calls.answered(one, 8));
+    let expired = calls.expired(Instant::now() + Duration::from_secs(61));
+    assert_eq!(expired.len(), 1);
+    assert!(expired
+      .first()
+      .is_some_and(|(session, call, elapsed)| *session == one
+        && *call == 8
+        && *elapsed >= Duration::from_secs(61)));
+    assert!(calls.answered(one, 8).is_none());
     calls.started(two, 1);
     calls.session_closed(two);
-    assert!(!calls.answered(two, 1));
+    assert!(calls.answered(two, 1).is_none());
   }
 }

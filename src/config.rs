@@ -7,6 +7,14 @@ use std::time::Duration;
 /// 1 MiB matches socket.io's `maxHttpBufferSize` and is ample for JSON events.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
 
+/// Frames one inbound message may be split into (its first frame and its continuations; pings
+/// between them do not count): past it the socket is closed with 1009 "too many fragments"
+/// before the message is assembled. Each frame costs a header's worth of parsing and
+/// bookkeeping, so a client splitting a message into one-byte frames works the server ~10×
+/// harder per byte than one sending it whole. 4096 lets a message of the default
+/// `maxPayloadBytes` arrive in 256-byte pieces; browsers and common clients send one frame.
+pub const DEFAULT_MAX_FRAGMENTS: usize = 4096;
+
 /// Bytes of frames a session may have that its socket has not accepted (queued, or refused by
 /// the kernel) before it counts as a slow consumer (closed 1008, or its frames dropped under
 /// [`OverflowPolicy::Drop`]), once the socket also stalls (see [`SLOW_CONSUMER_STALL`]).
@@ -99,6 +107,26 @@ pub const MAX_PENDING_DISPATCH_BYTES_PER_SESSION: usize = 64 << 10;
 /// Largest static file served (the demo's page and scripts are far smaller).
 pub const MAX_STATIC_FILE_BYTES: u64 = 8 << 20;
 
+/// Commits timed per flush for `warren_commit_seconds`. Commits are one per JS tick and a flush
+/// takes milliseconds, so a flush rarely covers more than a few; past this many (a disk that
+/// stalls) the rest of that flush's commits are not observed, so the timing list stays bounded.
+pub const MAX_TIMED_COMMITS: usize = 1024;
+
+/// Actors and rooms the inspector lists (the rest are counted, not listed), and actors whose
+/// last shown state it keeps.
+pub const MAX_INSPECTED: usize = 1000;
+
+/// Recent actor events the inspector keeps, across all actors (the oldest goes first).
+pub const MAX_INSPECTOR_EVENTS: usize = 1000;
+
+/// Bytes of an event's data (and of its name) the inspector keeps; past it the data is cut.
+/// With [`MAX_INSPECTOR_EVENTS`], the journal holds at most about 1 MiB.
+pub const MAX_INSPECTOR_EVENT_DATA_BYTES: usize = 512;
+
+/// Bytes of one actor's state (as JSON) the inspector keeps; a larger state shows a note.
+/// With [`MAX_INSPECTED`], at most 64 MiB; states are usually far smaller.
+pub const MAX_INSPECTED_STATE_BYTES: usize = 64 << 10;
+
 /// Memory sled may use to cache the store. Hot actor state is read on wake-ups only, so a
 /// small cache is enough; sled's 1 GiB default would dominate an idle server's RSS.
 pub const STORE_CACHE_BYTES: u64 = 32 << 20;
@@ -190,6 +218,9 @@ pub struct Definition {
   /// When true, `path` is a prefix and the rest of the request path (one non-empty segment)
   /// names the actor: `/actors/counter/` serves `/actors/counter/<key>`.
   pub prefix: bool,
+  /// True for a raw endpoint: its messages (text or binary) go to JS as they are, and what JS
+  /// sends goes out as it is; no JSON protocol, no resume.
+  pub raw: bool,
 }
 
 /// The certificate warren's own listener serves `wss://` with (PEM text, as given to
@@ -218,6 +249,8 @@ pub struct ServerConfig {
   /// Connection definitions; a definition id is an index here.
   pub definitions: Vec<Definition>,
   pub max_payload_bytes: usize,
+  /// Frames one inbound message may arrive in; past it the socket is closed with 1009.
+  pub max_fragments: usize,
   pub max_backpressure_bytes: usize,
   pub overflow_policy: OverflowPolicy,
   pub handshake_timeout: Duration,
@@ -241,6 +274,10 @@ pub struct ServerConfig {
   pub cluster: Option<ClusterConfig>,
   /// `wss://` on warren's own listener; none serves plain `ws://`.
   pub tls: Option<TlsConfig>,
+  /// Serves `GET /metrics` (Prometheus text; behind `admin_token` when one is set).
+  pub metrics: bool,
+  /// Serves the inspector under `/_warren/` (needs `admin_token`).
+  pub inspector: bool,
 }
 
 impl Default for ServerConfig {
@@ -251,8 +288,10 @@ impl Default for ServerConfig {
         path: "/ws".into(),
         authenticates: false,
         prefix: false,
+        raw: false,
       }],
       max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+      max_fragments: DEFAULT_MAX_FRAGMENTS,
       max_backpressure_bytes: DEFAULT_MAX_BACKPRESSURE_BYTES,
       overflow_policy: OverflowPolicy::Close,
       handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
@@ -270,6 +309,8 @@ impl Default for ServerConfig {
       admin_token: None,
       cluster: None,
       tls: None,
+      metrics: false,
+      inspector: false,
     }
   }
 }
@@ -302,9 +343,29 @@ impl ServerConfig {
       if definition.path == "/healthz" {
         return Err("websocketPath /healthz is reserved for the health check".into());
       }
+      if self.metrics && definition.path == "/metrics" {
+        return Err("websocketPath /metrics is reserved for the metrics (metrics: true)".into());
+      }
+      if self.inspector && definition.path.starts_with("/_warren/") {
+        return Err("websocketPaths under /_warren/ are reserved for the inspector".into());
+      }
+    }
+    if self.inspector && self.admin_token.as_deref().is_none_or(str::is_empty) {
+      return Err("inspector: true requires adminToken (the inspector shows and destroys actors)".into());
     }
     if self.max_payload_bytes < 128 {
       return Err("maxPayloadBytes must be at least 128".into());
+    }
+    if self.max_fragments == 0 {
+      return Err("maxFragments must be at least 1".into());
+    }
+    if self.cluster.is_some() {
+      if let Some(raw) = self.definitions.iter().find(|d| d.raw) {
+        return Err(format!(
+          "raw endpoints are not available in cluster mode yet: {:?}",
+          raw.name
+        ));
+      }
     }
     if self.max_backpressure_bytes < 1024 {
       return Err("maxBackpressure must be at least 1024 bytes".into());

@@ -28,7 +28,7 @@ use std::collections::HashMap;
 
 use crate::config::{MAX_PENDING_DISPATCH_BYTES, MAX_PENDING_DISPATCH_BYTES_PER_SESSION};
 use crate::ids::{ActorId, DefinitionId, HandlerId, RequestId, RoomId, SessionId};
-use crate::json::{push_array, push_int, push_string};
+use crate::json::{push_array, push_base64, push_int, push_string};
 
 /// The first element of each batch entry; the rest of the entry is documented per tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,9 +68,14 @@ pub enum Tag {
   Scheduled = 15,
   /// `[16, level, message]`: something the core reports to the application's log.
   Log = 16,
-  /// `[17, requestId, members]` or `[17, requestId, null, code, message]`: the answer to a
+  /// `[17, sessionId, text]`: a text message of a raw endpoint's session, as it arrived.
+  RawText = 17,
+  /// `[18, sessionId, base64]`: a binary message of a raw endpoint's session (its bytes in
+  /// base64, the one way bytes travel in the JSON batch).
+  RawBinary = 18,
+  /// `[19, requestId, members]` or `[19, requestId, null, code, message]`: the answer to a
   /// `fetchRoomMembers` request.
-  RoomMembers = 17,
+  RoomMembers = 19,
 }
 
 /// How serious a [`Event::Log`] is.
@@ -166,6 +171,14 @@ pub enum Event<'a> {
   Log {
     level: Level,
     message: &'a str,
+  },
+  RawText {
+    session: SessionId,
+    text: &'a str,
+  },
+  RawBinary {
+    session: SessionId,
+    bytes: &'a [u8],
   },
   /// The members of a room (JSON), or why they could not be had (error code, message).
   RoomMembers {
@@ -347,6 +360,18 @@ impl Event<'_> {
         );
         push_field_str(out, message);
       }
+      Event::RawText { session, text } => {
+        push_tag(out, Tag::RawText);
+        push_field_int(out, session.get());
+        push_field_str(out, text);
+      }
+      Event::RawBinary { session, bytes } => {
+        push_tag(out, Tag::RawBinary);
+        push_field_int(out, session.get());
+        out.push_str(",\"");
+        push_base64(out, bytes);
+        out.push('"');
+      }
       Event::RoomMembers { request, answer } => {
         push_tag(out, Tag::RoomMembers);
         push_field_int(out, request);
@@ -421,7 +446,11 @@ impl EventSink {
       let text = &mut pending.text;
       text.push(if text.is_empty() { '[' } else { ',' });
       event.write(text);
-      if let Event::Message { session, .. } | Event::Call { session, .. } = event {
+      if let Event::Message { session, .. }
+      | Event::Call { session, .. }
+      | Event::RawText { session, .. }
+      | Event::RawBinary { session, .. } = event
+      {
         let written = pending.text.len() - before;
         *pending.by_session.entry(session).or_insert(0) += written;
       }
@@ -572,6 +601,14 @@ mod tests {
         level: Level::Warn,
         message: "disk",
       },
+      Event::RawText {
+        session: SessionId(5),
+        text: "a\"b",
+      },
+      Event::RawBinary {
+        session: SessionId(5),
+        bytes: &[0, 255, 1],
+      },
       Event::RoomMembers {
         request: 4,
         answer: Ok(r#"[{"userId":"a"}]"#),
@@ -588,7 +625,8 @@ mod tests {
         r#"[[2,0,"echo",{"n":1}],[3,18446744073709551615,10,"inc",null],"#,
         r#"[0,1,0,"/ws?x=1","127.0.0.1",{"host":"h","x-q":"\""}],"#,
         r#"[10,2,1,"a",[[3,{"userId":"a"}]]],[16,"warn","disk"],"#,
-        r#"[17,4,[{"userId":"a"}]],[17,5,null,"cluster_unavailable","no answer"]]"#
+        r#"[17,5,"a\"b"],[18,5,"AP8B"],"#,
+        r#"[19,4,[{"userId":"a"}]],[19,5,null,"cluster_unavailable","no answer"]]"#
       )
     );
     assert!(serde_json::from_str::<serde_json::Value>(&batch).is_ok());

@@ -38,6 +38,27 @@ pub fn push_string(out: &mut String, value: &str) {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Appends `bytes` in standard base64 (with `=` padding): how bytes travel inside JSON text.
+pub fn push_base64(out: &mut String, bytes: &[u8]) {
+  out.reserve(bytes.len().div_ceil(3) * 4);
+  let digit = |index: u32| char::from(BASE64[(index & 0x3f) as usize]);
+  for chunk in bytes.chunks(3) {
+    let (a, b, c) = match *chunk {
+      [a, b, c] => (a, Some(b), Some(c)),
+      [a, b] => (a, Some(b), None),
+      [a] => (a, None, None),
+      _ => continue,
+    };
+    let group = u32::from(a) << 16 | u32::from(b.unwrap_or(0)) << 8 | u32::from(c.unwrap_or(0));
+    out.push(digit(group >> 18));
+    out.push(digit(group >> 12));
+    out.push(if b.is_some() { digit(group >> 6) } else { '=' });
+    out.push(if c.is_some() { digit(group) } else { '=' });
+  }
+}
+
 /// Appends an integer in decimal without allocating.
 pub fn push_int(out: &mut String, value: impl itoa::Integer) {
   out.push_str(itoa::Buffer::new().format(value));

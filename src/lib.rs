@@ -3,11 +3,13 @@
 //!
 //! Layout, from the leaves up (a module only uses the ones listed before it):
 //! - [`config`]: every option, limit and timeout, with its default and why;
+//! - [`metrics`]: counters and fixed-bucket histograms of atomics, rendered for Prometheus;
 //! - [`error`]: close codes, how sessions end, and the typed errors of each boundary;
 //! - [`ids`]: one identifier type per thing the core keeps;
 //! - [`json`]: the one hand-written JSON writer (raw JSON copied, never re-parsed);
 //! - [`protocol`]: client frames parsed once (borrowed), server frames encoded once;
 //! - [`events`]: the one event path to JS: an [`events::Event`] enum and its batched queue;
+//! - [`inspector`]: the inspector's bounded journal of recent events and its embedded page;
 //! - [`transport`]: listener, HTTP head and upgrade, static files, one task per socket, the
 //!   bounded outbox; it calls up into the core only through [`transport::Host`];
 //! - [`registry`]: sessions, actors and rooms under one lock, and the fan-out to them;
@@ -30,7 +32,9 @@ pub mod durability;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod inspector;
 pub mod json;
+pub mod metrics;
 pub mod protocol;
 pub mod registry;
 pub mod schedules;

@@ -4,6 +4,8 @@
 //! Event names and payloads are never re-encoded: the raw JSON tokens of a client frame travel
 //! to JS as they arrived, and a payload encoded by JS is spliced into the server envelope.
 //!
+//! Raw endpoints bypass all of this: their messages are [`RawData`], text or bytes as they came.
+//!
 //! Frames that JS (or a call deadline) sends are numbered: the encoder leaves the object open
 //! ([`Unsealed`]) and the output gate closes it with `,"seq":N}` under its lock, so the numbers a
 //! session receives increase in the order it receives them. Resume replays by these numbers;
@@ -37,6 +39,13 @@ pub enum ClientFrame<'a> {
     event: &'a str,
     data: Option<&'a str>,
   },
+}
+
+/// A message of a raw endpoint, as it arrived: JS gets a string for text and bytes for binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawData<'a> {
+  Text(&'a str),
+  Binary(&'a [u8]),
 }
 
 #[derive(Deserialize)]

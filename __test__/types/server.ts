@@ -4,12 +4,15 @@ import {
   createRoomHandler,
   createServer,
   defineConnection,
+  defineRawConnection,
   HttpError,
   UserError,
   WarrenError,
   type ActorContext,
   type ConnectionContext,
   type ListeningAddress,
+  type RawConnectionContext,
+  type RawData,
   type RoomContext,
   type RoomHookContext,
   type ServerStats,
@@ -243,3 +246,37 @@ new UserError();
 
 const error = new WarrenError("invalid_option", "x");
 assertTrue<Equal<typeof error.code, string>>();
+
+// ---- defineRawConnection: messages as they are, `ctx.send` of strings and bytes ----
+
+const RawEcho = defineRawConnection<Meta, { seen: number }>({
+  name: "RawEcho",
+  websocketPath: "/raw",
+  extractMeta: () => ({ userId: "u", name: "n" }),
+  state: { seen: 0 },
+  onConnect(ctx) {
+    expectType<RawConnectionContext<Meta, { seen: number }>>(ctx);
+    ctx.send("hello");
+  },
+  onMessage(ctx, data) {
+    assertTrue<Equal<typeof data, RawData>>();
+    assertTrue<Equal<RawData, string | Uint8Array>>();
+    ctx.state.seen++;
+    const sent: boolean = ctx.send(typeof data === "string" ? data : data.subarray(1));
+    const reached: number = ctx.sendToRoom("doc", new Uint8Array([1]), { exceptSelf: true });
+    expectType<boolean>(sent);
+    expectType<number>(reached);
+    // @ts-expect-error raw messages are strings or bytes
+    ctx.send({ type: "x" });
+  },
+  onDisconnect(ctx, info) {
+    expectType<number>(info.code);
+    expectType<string>(ctx.meta.name);
+  },
+});
+expectType<"raw">(RawEcho.messages);
+declare const someRoom: RoomContext;
+expectType<number>(someRoom.sendRaw(new Uint8Array([1, 2])));
+createServer({ connections: [UserConnection, RawEcho], maxFragments: 64 });
+// @ts-expect-error a raw endpoint has no contract
+defineRawConnection({ contract: {} });

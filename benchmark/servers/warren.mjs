@@ -1,6 +1,6 @@
 // warren doing the benchmark app's work (the same frames the peer servers send):
 //
-//   node warren.mjs [port] [--attach]     (or PORT=...; 0 or nothing = any free port)
+//   node warren.mjs [port] [--attach] [--metrics]     (or PORT=...; 0 or nothing = any free port)
 //
 // With --attach, warren answers the upgrades of a node:http server (`server.attach`) that
 // listens on the port, instead of listening itself.
@@ -11,9 +11,9 @@
 //   (fan-out in Rust, one encoding for every member);
 // - `increment` (a call) -> `++ctx.state.count`, the reply is the new count; `noop` (a call) -> 1.
 // With WARREN_CLUSTER=redis://… (and WARREN_NODE=<id>, WARREN_LEASE_MS) it runs as one node of a
-// cluster.
+// cluster. With --metrics it runs with `metrics: true` and scrapes its own /metrics once a second.
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer as createHttpServer } from "node:http";
+import { createServer as createHttpServer, get } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRoomHandler, createServer, defineConnection } from "../../index.js";
@@ -71,6 +71,7 @@ const server = createServer({
         leaseMs: process.env.WARREN_LEASE_MS ? Number(process.env.WARREN_LEASE_MS) : undefined,
       }
     : undefined,
+  metrics: process.argv.includes("--metrics"),
 });
 let address;
 if (process.argv.includes("--attach")) {
@@ -80,6 +81,10 @@ if (process.argv.includes("--attach")) {
   address = httpServer.address();
 } else {
   address = await server.listen({ port, host: "127.0.0.1" });
+}
+if (process.argv.includes("--metrics")) {
+  const scrape = () => get(`http://127.0.0.1:${address.port}/metrics`, (res) => res.resume()).on("error", () => {});
+  setInterval(scrape, 1000).unref();
 }
 process.stdout.write(`READY ${address.port}\n`);
 for (const signal of ["SIGINT", "SIGTERM"]) process.once(signal, () => server.close().then(() => process.exit(0)));

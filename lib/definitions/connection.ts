@@ -5,7 +5,14 @@
 
 import type { ContractSpec } from "../../client/contract";
 import { WarrenError } from "../errors";
-import type { ConnectionDefinition, ConnectionMeta, ConnectionOptions, Handler } from "../types";
+import type {
+  ConnectionDefinition,
+  ConnectionMeta,
+  ConnectionOptions,
+  Handler,
+  RawConnectionDefinition,
+  RawConnectionOptions,
+} from "../types";
 import { compileContract, type Validators } from "./contract";
 import { brand, isBranded, validateCommon } from "./validation";
 
@@ -78,6 +85,12 @@ export function defineConnection<
       throw new WarrenError("invalid_option", `${where}: rooms must map room names to room handler names`);
     }
   }
+  if (options.messages !== undefined && options.messages !== "json" && options.messages !== "raw") {
+    throw new WarrenError("invalid_option", `${where}: messages must be "json" or "raw"`);
+  }
+  if (options.messages === "raw" && options.contract !== undefined) {
+    throw new WarrenError("invalid_option", `${where}: a raw endpoint has no contract (its messages are not JSON)`);
+  }
   const handlers = new Map<string, Handler<Meta, State>>();
   const validators = compileContract(where, options.contract);
   const definition = {
@@ -86,6 +99,9 @@ export function defineConnection<
     websocketPath,
     handlers,
     on(event: string, handler: Handler<Meta, State>) {
+      if (options.messages === "raw") {
+        throw new WarrenError("invalid_option", `${name}.on: a raw endpoint has no events; onMessage gets every message`);
+      }
       if (typeof event !== "string" || event.length === 0) {
         throw new WarrenError("invalid_option", `${name}.on: event must be a non-empty string`);
       }
@@ -105,6 +121,23 @@ export function defineConnection<
   } as unknown as ConnectionDefinition<Meta, State, C>;
   if (validators !== null) Object.defineProperty(definition, VALIDATORS, { value: validators });
   return brand(definition, DEFINITION);
+}
+
+/**
+ * Defines a raw endpoint: a connection whose messages are not JSON events but text or binary
+ * frames handed to `onMessage` as they arrived (a string or a `Uint8Array`), answered with
+ * `ctx.send(data)`. The same as `defineConnection({ ..., messages: "raw" })`, typed for it.
+ * @example
+ * const Echo = defineRawConnection({
+ *   websocketPath: "/echo",
+ *   onMessage(ctx, data) { ctx.send(data); },
+ * });
+ */
+export function defineRawConnection<Meta extends ConnectionMeta = ConnectionMeta, State extends object = {}>(
+  options: RawConnectionOptions<Meta, State>,
+): RawConnectionDefinition<Meta, State> {
+  const definition = defineConnection({ ...(options as ConnectionOptions<Meta, State>), messages: "raw" });
+  return definition as unknown as RawConnectionDefinition<Meta, State>;
 }
 
 /** The schemas of a definition's contract; undefined when it has none (no check per message). */

@@ -11,16 +11,14 @@
 
 import { validatorsOf } from "../definitions/connection";
 import { messageOf, UserError, type PayloadError } from "../errors";
-import { logger } from "../log";
+import type { LogFactory, Logger } from "../log";
 import type { Persistence } from "../state";
-import type { ConnectionDefinition, ConnectionMeta, DestroyReason, Handler } from "../types";
+import type { ConnectionDefinition, ConnectionMeta, DestroyReason, Handler, RawData } from "../types";
 import { StateKind, type NativeServer } from "./bridge";
 import { attempt, isThenable, reportTo, settled } from "./guard";
 import { ActorRecord, SessionRecord, type RoomPort } from "./records";
 import type { CallEntry, CloseEntry, MessageEntry, OpenEntry, ScheduledEntry, WakeEntry } from "./tags";
 import { check } from "./validate";
-
-const log = logger("actors");
 
 export class ActorRuntime {
   readonly #native: NativeServer;
@@ -28,6 +26,8 @@ export class ActorRuntime {
   readonly #persistence: Persistence;
   readonly #rooms: RoomPort;
   readonly #exposeErrors: boolean;
+  readonly #log: Logger;
+  readonly #hooks: Logger;
   readonly #actors = new Map<number, ActorRecord>();
   readonly #sessions = new Map<number, SessionRecord>();
 
@@ -37,7 +37,10 @@ export class ActorRuntime {
     persistence: Persistence,
     rooms: RoomPort,
     exposeErrors: boolean,
+    logs: LogFactory,
   ) {
+    this.#log = logs("actors");
+    this.#hooks = logs("hooks");
     this.#native = native;
     this.#definitions = definitions;
     this.#persistence = persistence;
@@ -45,14 +48,14 @@ export class ActorRuntime {
     this.#exposeErrors = exposeErrors;
   }
 
-  #report(definition: ConnectionDefinition<any, any>, error: unknown, ctx: unknown): void {
-    reportTo(definition, error, ctx);
+  #report(definition: ConnectionDefinition<any, any>, error: unknown, ctx: unknown, event?: string): void {
+    reportTo(this.#hooks, definition, error, ctx, event);
   }
 
   /** Brings an actor into the heap: state loaded from storage, then `onInit` (holding later steps). */
   #enter(actorId: number, endpoint: number, key: string): ActorRecord {
     const definition = this.#definitions[endpoint]!;
-    if (log.enabled) log.debug(`${definition.name} "${key}" enters the heap (actor ${actorId})`);
+    if (this.#log.enabled) this.#log.debug(`${definition.name} "${key}" enters the heap (actor ${actorId})`);
     let actor!: ActorRecord;
     const cell = this.#persistence.cell(StateKind.Actor, definition.name, key, definition.state, definition.persistedKeys, () => actor);
     actor = new ActorRecord(actorId, definition, endpoint, key, this.#native, this.#rooms, cell);
@@ -150,7 +153,7 @@ export class ActorRuntime {
   #refuseEvent(session: SessionRecord, error: PayloadError): void {
     const { code, message, event, issues } = error;
     session.context.emit("system:error", { code, message, event, issues });
-    this.#report(session.actor.definition, error, session.context);
+    this.#report(session.actor.definition, error, session.context, event);
   }
 
   /** Runs the handler of an event frame (or `onMessage`); a throw or rejection goes to `onError`. */
@@ -164,11 +167,35 @@ export class ActorRuntime {
       else if (definition.onMessage) result = definition.onMessage(session.context, { type: event, data });
       else return undefined;
     } catch (error) {
+      this.#report(definition, error, session.context, event);
+      return undefined;
+    }
+    if (isThenable(result)) {
+      this.#track(actor, Promise.resolve(result).then(undefined, (error) => this.#report(definition, error, session.context, event)));
+    }
+    return undefined;
+  }
+
+  /** A raw endpoint's message: to `onMessage` as it arrived, in the actor's order. */
+  rawMessage(sessionId: number, data: RawData): void {
+    const session = this.#sessions.get(sessionId);
+    if (session === undefined) return;
+    session.actor.ordering.run(() => this.#handleRaw(session, data), false);
+  }
+
+  #handleRaw(session: SessionRecord, data: RawData): undefined {
+    const definition = session.actor.definition;
+    const onMessage = definition.onMessage as ((ctx: unknown, data: RawData) => unknown) | undefined;
+    if (onMessage === undefined) return undefined;
+    let result: unknown;
+    try {
+      result = onMessage(session.context, data);
+    } catch (error) {
       this.#report(definition, error, session.context);
       return undefined;
     }
     if (isThenable(result)) {
-      this.#track(actor, Promise.resolve(result).then(undefined, (error) => this.#report(definition, error, session.context)));
+      this.#track(session.actor, Promise.resolve(result).then(undefined, (error) => this.#report(definition, error, session.context)));
     }
     return undefined;
   }
@@ -189,11 +216,11 @@ export class ActorRuntime {
     }
     const schema = validatorsOf(actor.definition)?.calls.get(event);
     if (schema !== undefined) {
-      const pass = (value: unknown) => this.#invoke(session, callId, handler, value);
+      const pass = (value: unknown) => this.#invoke(session, callId, handler, value, event);
       this.#track(actor, check(schema, event, data, pass, (error) => this.#refuseCall(session, callId, error)));
       return undefined;
     }
-    return this.#invoke(session, callId, handler, data);
+    return this.#invoke(session, callId, handler, data, event);
   }
 
   /** A call's argument failed its schema: a `bad_payload` reply with the issues in `meta`. */
@@ -203,42 +230,42 @@ export class ActorRuntime {
     this.#report(session.actor.definition, error, session.context);
   }
 
-  #invoke(session: SessionRecord, callId: number, handler: Handler<any, any>, data: unknown): undefined {
+  #invoke(session: SessionRecord, callId: number, handler: Handler<any, any>, data: unknown, event: string): undefined {
     const actor = session.actor;
     let result: unknown;
     try {
       result = handler(session.context, data);
     } catch (error) {
-      this.#fail(session, callId, error);
+      this.#fail(session, callId, error, event);
       return undefined;
     }
     if (!isThenable(result)) {
-      this.#succeed(session, callId, result);
+      this.#succeed(session, callId, result, event);
       return undefined;
     }
     this.#track(
       actor,
       Promise.resolve(result).then(
-        (value) => this.#succeed(session, callId, value),
-        (error) => this.#fail(session, callId, error),
+        (value) => this.#succeed(session, callId, value, event),
+        (error) => this.#fail(session, callId, error, event),
       ),
     );
     return undefined;
   }
 
-  #succeed(session: SessionRecord, callId: number, value: unknown): void {
+  #succeed(session: SessionRecord, callId: number, value: unknown, event: string): void {
     let json: string | undefined;
     try {
       json = value === undefined ? undefined : JSON.stringify(value);
     } catch (error) {
       this.#native.replyError(session.id, callId, "bad_reply", "the handler's result is not JSON-serialisable", undefined);
-      this.#report(session.actor.definition, error, session.context);
+      this.#report(session.actor.definition, error, session.context, event);
       return;
     }
     this.#native.reply(session.id, callId, json);
   }
 
-  #fail(session: SessionRecord, callId: number, error: unknown): void {
+  #fail(session: SessionRecord, callId: number, error: unknown, event: string): void {
     if (error instanceof UserError) {
       let meta: string | undefined;
       try {
@@ -251,7 +278,7 @@ export class ActorRuntime {
     }
     const message = this.#exposeErrors ? messageOf(error) : "internal error";
     this.#native.replyError(session.id, callId, "internal_error", message, undefined);
-    this.#report(session.actor.definition, error, session.context);
+    this.#report(session.actor.definition, error, session.context, event);
   }
 
   /** A scheduled event is due: its actor's handler runs with the actor-level context. */
@@ -310,7 +337,7 @@ export class ActorRuntime {
   }
 
   #forget(actor: ActorRecord): void {
-    if (log.enabled) log.debug(`${actor.definition.name} "${actor.key}" leaves the heap (actor ${actor.id})`);
+    if (this.#log.enabled) this.#log.debug(`${actor.definition.name} "${actor.key}" leaves the heap (actor ${actor.id})`);
     this.#actors.delete(actor.id);
     for (const id of actor.sessions.keys()) this.#sessions.delete(id);
   }

@@ -17,6 +17,7 @@ import type {
   ConnectionContext,
   ConnectionMeta,
   DestroyReason,
+  RawData,
   Emit,
   RoomContext,
   RoomMember,
@@ -104,6 +105,26 @@ class SessionContextObject {
   get schedule(): Scheduler {
     return this.#session.actor.schedule;
   }
+
+  /** A raw endpoint's send: `data` as it is (a JSON session takes no raw message). */
+  send(data: RawData): boolean {
+    return this.#session.actor.native.sendRaw(this.sessionId, rawPayload(data));
+  }
+
+  sendToRoom(room: string, data: RawData, options?: { exceptSelf?: boolean }): number {
+    const except = options?.exceptSelf === true ? this.sessionId : undefined;
+    return this.#session.actor.native.broadcastRaw(room, rawPayload(data), except);
+  }
+}
+
+/** A raw message for the native core: a string, or bytes (any `ArrayBufferView` is viewed as bytes). */
+function rawPayload(data: RawData): string | Uint8Array {
+  if (typeof data === "string" || data instanceof Uint8Array) return data;
+  if (ArrayBuffer.isView(data)) {
+    const view = data as ArrayBufferView;
+    return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  }
+  throw new TypeError(`raw messages are strings or Uint8Arrays, got ${typeof data}`);
 }
 
 for (const prototype of [ActorContextObject.prototype, SessionContextObject.prototype]) {
@@ -242,6 +263,7 @@ export function roomContext(
     },
     emit,
     broadcast: emit,
+    sendRaw: (data: RawData) => native.broadcastRaw(name, rawPayload(data), undefined),
   };
 }
 

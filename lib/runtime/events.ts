@@ -5,7 +5,7 @@
  * past the switch is a method of the runtime that owns the entry's subject.
  */
 
-import { logger } from "../log";
+import { logger, type LogFactory, type Logger } from "../log";
 import { Persistence } from "../state";
 import type { ConnectionDefinition, DestroyReason, RoomContext, RoomDefinition } from "../types";
 import { ActorRuntime } from "./actors";
@@ -14,9 +14,6 @@ import type { ActorRecord } from "./records";
 import { RoomRuntime } from "./rooms";
 import { Tag, type Entry } from "./tags";
 import { authenticate } from "./upgrade";
-
-/** What the native core reports (storage and cluster trouble), under `warren:native`. */
-const log = logger("native");
 
 /** Batches taken per wake-up before yielding to the event loop (pending promises, I/O). */
 const MAX_BATCHES_PER_WAKE = 64;
@@ -28,6 +25,9 @@ export class Runtime {
   readonly #persistence: Persistence;
   readonly #actors: ActorRuntime;
   readonly #rooms: RoomRuntime;
+  /** What the native core reports (storage and cluster trouble), under `warren:native`. */
+  readonly #log: Logger;
+  readonly #logs: LogFactory;
   /** Called once the native core reports that shutdown finished. */
   onShutdown: (() => void) | null = null;
 
@@ -35,14 +35,17 @@ export class Runtime {
     native: NativeServer,
     definitions: ReadonlyArray<ConnectionDefinition<any, any>>,
     roomDefinitions: ReadonlyArray<RoomDefinition>,
-    options: { exposeErrors?: boolean } = {},
+    options: { exposeErrors?: boolean; logs?: LogFactory } = {},
   ) {
+    const logs = options.logs ?? logger;
+    this.#logs = logs;
+    this.#log = logs("native");
     this.#native = native;
     this.#definitions = definitions;
-    this.#persistence = new Persistence(native);
-    this.#rooms = new RoomRuntime(native, this.#persistence, definitions, roomDefinitions);
+    this.#persistence = new Persistence(native, logs("state"));
+    this.#rooms = new RoomRuntime(native, this.#persistence, definitions, roomDefinitions, logs);
     this.#exposeErrors = options.exposeErrors === true;
-    this.#actors = new ActorRuntime(native, definitions, this.#persistence, this.#rooms, this.#exposeErrors);
+    this.#actors = new ActorRuntime(native, definitions, this.#persistence, this.#rooms, this.#exposeErrors, logs);
   }
 
   room(name: string): RoomContext {
@@ -61,7 +64,7 @@ export class Runtime {
         try {
           this.#route(entry);
         } catch (error) {
-          log.error(`an event of the native core could not be handled (tag ${entry[0]}):`, error);
+          this.#log.error(`an event of the native core could not be handled (tag ${entry[0]}):`, error);
         }
       }
     }
@@ -71,7 +74,7 @@ export class Runtime {
     switch (entry[0]) {
       case Tag.Upgrade: {
         const [, request, endpoint, url, remoteAddress, headers] = entry;
-        return authenticate(this.#native, this.#definitions[endpoint]!, request, url, remoteAddress, headers, this.#exposeErrors);
+        return authenticate(this.#native, this.#definitions[endpoint]!, request, url, remoteAddress, headers, this.#exposeErrors, this.#logs("upgrade"), this.#logs("hooks"));
       }
       case Tag.Open:
         return this.#actors.open(entry);
@@ -106,9 +109,13 @@ export class Runtime {
       case Tag.Shutdown:
         this.onShutdown?.();
         return;
+      case Tag.RawText:
+        return this.#actors.rawMessage(entry[1], entry[2]);
+      case Tag.RawBinary:
+        return this.#actors.rawMessage(entry[1], Buffer.from(entry[2], "base64"));
       case Tag.Log:
-        if (entry[1] === "warn") log.warn(entry[2]);
-        else log.error(entry[2]);
+        if (entry[1] === "warn") this.#log.warn(entry[2]);
+        else this.#log.error(entry[2]);
         return;
       case Tag.RoomMembers:
         return this.#rooms.membersAnswered(entry);

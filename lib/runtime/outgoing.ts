@@ -10,15 +10,14 @@
  * `encodePayload` is the one check and encoding of what an emit carries, for every target.
  */
 import type { NativeServer } from "./bridge";
-import { logger } from "../log";
+import { logger, type Logger } from "../log";
 
-const log = logger("outgoing");
 
 /** The native server with gathered sends; `flushSends()` hands them over now. */
 export type BatchingNative = NativeServer & { flushSends(): void };
 
 /** Wraps `native`: `emit` and `reply` are gathered; every other method flushes first. */
-export function batchSends(native: NativeServer): BatchingNative {
+export function batchSends(native: NativeServer, log: Logger = logger("outgoing")): BatchingNative {
   const lines: string[] = [];
   let scheduled = false;
   const flush = () => {

@@ -6,7 +6,7 @@
 
 import { bindingFor } from "../definitions/room";
 import { WarrenError } from "../errors";
-import { logger } from "../log";
+import type { LogFactory, Logger } from "../log";
 import type { Persistence } from "../state";
 import type { ConnectionDefinition, RoomContext, RoomDefinition, RoomDestroyReason, RoomMember } from "../types";
 import { StateKind, type NativeServer } from "./bridge";
@@ -15,8 +15,6 @@ import { attempt, reportTo, settled } from "./guard";
 import { RoomRecord, type RoomPort } from "./records";
 import type { RoomMembersEntry } from "./tags";
 
-const log = logger("rooms");
-
 export class RoomRuntime implements RoomPort {
   readonly #native: NativeServer;
   readonly #persistence: Persistence;
@@ -24,6 +22,8 @@ export class RoomRuntime implements RoomPort {
   readonly #definitions: ReadonlyArray<RoomDefinition>;
   readonly #byId = new Map<number, RoomRecord>();
   readonly #byName = new Map<string, RoomRecord>();
+  readonly #log: Logger;
+  readonly #hooks: Logger;
   /** `fetchMembers()` requests waiting for the native core's answer, by request id. */
   readonly #asked = new Map<number, { resolve: (members: RoomMember[]) => void; reject: (error: Error) => void }>();
 
@@ -32,7 +32,10 @@ export class RoomRuntime implements RoomPort {
     persistence: Persistence,
     connections: ReadonlyArray<ConnectionDefinition<any, any>>,
     definitions: ReadonlyArray<RoomDefinition>,
+    logs: LogFactory,
   ) {
+    this.#log = logs("rooms");
+    this.#hooks = logs("hooks");
     this.#native = native;
     this.#persistence = persistence;
     this.#connections = connections;
@@ -116,7 +119,7 @@ export class RoomRuntime implements RoomPort {
     const known = this.#byId.get(id);
     if (known !== undefined) return known;
     const definition = this.#definitions[handler]!;
-    if (log.enabled) log.debug(`room "${name}" (${definition.name}) enters the heap`);
+    if (this.#log.enabled) this.#log.debug(`room "${name}" (${definition.name}) enters the heap`);
     let room!: RoomRecord;
     const cell = this.#persistence.cell(StateKind.Room, definition.name, name, definition.state, definition.persistedKeys, () => room);
     room = new RoomRecord(
@@ -143,7 +146,7 @@ export class RoomRuntime implements RoomPort {
   }
 
   #report(room: RoomRecord, error: unknown): void {
-    reportTo(room.definition, error, room.context);
+    reportTo(this.#hooks, room.definition, error, room.context);
   }
 
   joined(id: number, handler: number, name: string, userId: string, metadata: Record<string, unknown>): void {
@@ -165,7 +168,7 @@ export class RoomRuntime implements RoomPort {
     const room = this.#byId.get(id);
     if (room === undefined) return;
     this.#byId.delete(id);
-    if (log.enabled) log.debug(`room "${room.name}" leaves the heap (${reason})`);
+    if (this.#log.enabled) this.#log.debug(`room "${room.name}" leaves the heap (${reason})`);
     if (this.#byName.get(room.name) === room) this.#byName.delete(room.name);
     if (reason === "destroyed") room.destroyed = true;
     room.ordering.run(() => {

@@ -42,8 +42,12 @@ export enum Tag {
   Scheduled = 15,
   /** `[16, level, message]`: the native core reports something to the application's log. */
   Log = 16,
-  /** `[17, requestId, members]` or `[17, requestId, null, code, message]`: a `fetchMembers` answer. */
-  RoomMembers = 17,
+  /** `[17, sessionId, text]`: a raw endpoint's text message. */
+  RawText = 17,
+  /** `[18, sessionId, base64]`: a raw endpoint's binary message, its bytes in base64. */
+  RawBinary = 18,
+  /** `[19, requestId, members]` or `[19, requestId, null, code, message]`: a `fetchMembers` answer. */
+  RoomMembers = 19,
 }
 
 export type UpgradeEntry = [Tag.Upgrade, number, number, string, string, Record<string, string>];
@@ -63,6 +67,8 @@ export type RoomHibernateEntry = [Tag.RoomHibernate, number];
 export type RoomDestroyedEntry = [Tag.RoomDestroyed, number];
 export type ScheduledEntry = [Tag.Scheduled, number, number, string, string, string, unknown];
 export type LogEntry = [Tag.Log, "warn" | "error", string];
+export type RawTextEntry = [Tag.RawText, number, string];
+export type RawBinaryEntry = [Tag.RawBinary, number, string];
 export type RoomMembersEntry =
   | [Tag.RoomMembers, number, Array<{ userId: string; joinedAt: number; metadata: Record<string, unknown> }>]
   | [Tag.RoomMembers, number, null, string, string];
@@ -85,4 +91,6 @@ export type Entry =
   | RoomDestroyedEntry
   | ScheduledEntry
   | LogEntry
+  | RawTextEntry
+  | RawBinaryEntry
   | RoomMembersEntry;

@@ -7,14 +7,12 @@
 import { randomUUID } from "node:crypto";
 import { validatorsOf } from "../definitions/connection";
 import { messageOf } from "../errors";
-import { logger } from "../log";
+import type { Logger } from "../log";
 import type { ConnectionDefinition, ConnectionMeta } from "../types";
 import type { NativeServer } from "./bridge";
 import { isThenable, logError } from "./guard";
 import { readRequest } from "./request";
 import { check } from "./validate";
-
-const log = logger("upgrade");
 
 /** Errors JavaScript itself throws for a mistake in the code, rather than ones thrown on purpose. */
 function isProgrammingError(error: unknown): boolean {
@@ -29,6 +27,8 @@ export function authenticate(
   remoteAddress: string,
   headers: Record<string, string>,
   exposeErrors: boolean,
+  log: Logger,
+  hookLog: Logger,
 ): void {
   const req = readRequest(url, remoteAddress, headers, definition.keyFromPath ? definition.websocketPath : null);
   if ("status" in req) {
@@ -45,7 +45,7 @@ export function authenticate(
     // A refusal's message is for the client; a bug's (a TypeError from reading what is not
     // there, say) is not: the client gets "unauthorized" and onError the error, as for calls.
     const bug = isProgrammingError(error);
-    if (bug) logError(definition, error);
+    if (bug) logError(hookLog, definition, error);
     const message = bug && !exposeErrors ? "unauthorized" : messageOf(error);
     native.rejectUpgrade(request, httpStatus, message, typeof code === "string" ? code : undefined);
   };
@@ -53,7 +53,7 @@ export function authenticate(
     const meta = pathKey === undefined || value === null || typeof value !== "object" ? value : { ...value, userId: pathKey };
     const userId = (meta as ConnectionMeta | null)?.userId;
     if (meta === null || typeof meta !== "object" || typeof userId !== "string" || userId.length === 0) {
-      logError(definition, new TypeError("extractMeta must return an object with a non-empty string userId"));
+      logError(hookLog, definition, new TypeError("extractMeta must return an object with a non-empty string userId"));
       native.rejectUpgrade(request, 500, "invalid session meta");
       return;
     }
@@ -61,7 +61,7 @@ export function authenticate(
     try {
       json = JSON.stringify(meta);
     } catch (error) {
-      logError(definition, new TypeError(`extractMeta returned meta that is not JSON: ${messageOf(error)}`));
+      logError(hookLog, definition, new TypeError(`extractMeta returned meta that is not JSON: ${messageOf(error)}`));
       native.rejectUpgrade(request, 500, "invalid session meta");
       return;
     }

@@ -13,11 +13,10 @@
  * they are stored as soon as the disk has room.
  */
 
-import { logger } from "../log";
-import type { NativeServer, StateKind } from "../runtime/bridge";
+import type { Logger } from "../log";
+import { StateKind, type NativeServer } from "../runtime/bridge";
+import { inspectable } from "./inspectable";
 import { StateCell } from "./cell";
-
-const log = logger("state");
 
 /** Whatever owns persisted state (an actor or a room): where its state is stored. */
 export interface StateOwner {
@@ -39,9 +38,14 @@ export class Persistence {
   /** Owners whose last commit the store refused: written again with the next one. */
   readonly #unstored = new Set<StateOwner>();
   #scheduled = false;
+  readonly #log: Logger;
+  /** Whether the inspector is on: it is shown each actor's state as JSON when committed. */
+  readonly #inspects: boolean;
 
-  constructor(native: NativeServer) {
+  constructor(native: NativeServer, log: Logger) {
     this.#native = native;
+    this.#log = log;
+    this.#inspects = native.inspects();
   }
 
   /** A state cell for an owner, loaded from storage (defaults for whatever is not stored). */
@@ -56,12 +60,23 @@ export class Persistence {
     const stored = this.#native.loadState(kind, owner, name);
     const onDirty = () => this.#changed(self());
     try {
-      return new StateCell(defaults, persistedKeys, stored ?? null, onDirty);
+      const cell = new StateCell(defaults, persistedKeys, stored ?? null, onDirty);
+      if (this.#inspects && kind === StateKind.Actor) this.#show(owner, name, cell);
+      return cell;
     } catch (error) {
       // Unreadable stored state (damaged, or written by a newer Node): serve the defaults rather
       // than refuse the actor forever, and say so loudly. The bytes stay until the state changes.
-      log.error(`the stored state of ${owner} "${name}" cannot be read; starting from the defaults:`, error);
+      this.#log.error(`the stored state of ${owner} "${name}" cannot be read; starting from the defaults:`, error);
       return new StateCell(defaults, persistedKeys, null, onDirty);
+    }
+  }
+
+  /** Shows the inspector an actor's state. */
+  #show(owner: string, name: string, cell: StateCell): void {
+    try {
+      this.#native.showState(owner, name, inspectable(cell.state));
+    } catch (error) {
+      this.#log.error(`the inspector cannot show the state of ${owner} "${name}":`, error);
     }
   }
 
@@ -94,18 +109,21 @@ export class Persistence {
         bytes = owner.cell.snapshot();
       } catch (error) {
         // Only a write that bypassed the state proxy can make a snapshot fail; the others commit.
-        log.error(`cannot store the state of ${owner.owner} "${owner.name}":`, error);
+        this.#log.error(`cannot store the state of ${owner.owner} "${owner.name}":`, error);
         continue;
       }
       writes.push({ kind: owner.kind, owner: owner.owner, name: owner.name, value: Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes) });
       included.push(owner);
     }
-    if (log.enabled) log.debug(`commit: ${writes.length} state(s)`);
+    if (this.#log.enabled) this.#log.debug(`commit: ${writes.length} state(s)`);
+    if (this.#inspects) {
+      for (const owner of included) if (owner.kind === StateKind.Actor) this.#show(owner.owner, owner.name, owner.cell);
+    }
     try {
       this.#native.commitState(writes);
     } catch (error) {
       for (const owner of included) this.#unstored.add(owner);
-      log.error(`${writes.length} state(s) could not be stored; they are written again with the next commit:`, error);
+      this.#log.error(`${writes.length} state(s) could not be stored; they are written again with the next commit:`, error);
     }
   }
 }

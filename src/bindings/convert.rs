@@ -23,6 +23,8 @@ pub struct NativeEndpoint {
   pub authenticates: bool,
   /// True when `path` is a prefix followed by the actor's key (`/actors/counter/<key>`).
   pub prefix: Option<bool>,
+  /// True for a raw endpoint (`messages: "raw"`): messages as they are, no JSON protocol.
+  pub raw: Option<bool>,
 }
 
 /// Cluster mode: several processes share rooms and users through Redis.
@@ -50,6 +52,8 @@ pub struct NativeOptions {
   pub endpoints: Vec<NativeEndpoint>,
   /// @default 1048576
   pub max_payload_bytes: Option<u32>,
+  /// Frames one inbound message may arrive in. @default 4096
+  pub max_fragments: Option<u32>,
   /// Outbox bytes per session before it counts as a slow consumer. @default 1048576
   pub max_backpressure: Option<u32>,
   /// `"close"` (1008 "slow consumer") or `"drop"`. @default "close"
@@ -84,6 +88,10 @@ pub struct NativeOptions {
   pub cluster: Option<NativeCluster>,
   /// Serve `wss://` on the server's own listener with this certificate.
   pub tls: Option<NativeTls>,
+  /// Serve `GET /metrics`. @default false
+  pub metrics: Option<bool>,
+  /// Serve the inspector under `/_warren/` (needs `adminToken`). @default false
+  pub inspector: Option<bool>,
 }
 
 fn millis(value: Option<u32>, default: Duration) -> Duration {
@@ -133,6 +141,8 @@ pub fn server_config(options: NativeOptions) -> Result<ServerConfig, CoreError> 
       lease: millis(cluster.lease_ms, crate::config::NODE_LEASE),
     }),
     room_handlers: options.room_handlers,
+    metrics: options.metrics.unwrap_or(false),
+    inspector: options.inspector.unwrap_or(false),
     storage,
     durability,
     definitions: options
@@ -143,11 +153,15 @@ pub fn server_config(options: NativeOptions) -> Result<ServerConfig, CoreError> 
         path: e.path,
         authenticates: e.authenticates,
         prefix: e.prefix.unwrap_or(false),
+        raw: e.raw.unwrap_or(false),
       })
       .collect(),
     max_payload_bytes: options
       .max_payload_bytes
       .map_or(defaults.max_payload_bytes, |v| v as usize),
+    max_fragments: options
+      .max_fragments
+      .map_or(defaults.max_fragments, |v| v as usize),
     max_backpressure_bytes: options
       .max_backpressure
       .map_or(defaults.max_backpressure_bytes, |v| v as usize),

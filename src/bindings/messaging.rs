@@ -12,6 +12,9 @@ use napi::bindgen_prelude::*;
 use super::{js_error, NativeServer};
 use crate::core::Frame;
 use crate::registry::Target;
+use crate::transport::outbox::WireFrame;
+use bytes::Bytes;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 fn call_id(value: i64) -> u64 {
   u64::try_from(value).unwrap_or(u64::MAX)
@@ -59,6 +62,32 @@ impl NativeServer {
       except: except_session.map(session),
     };
     self.emit_to(target, &event, payload_json)
+  }
+
+  /// Sends a raw endpoint's message to one of its sessions, as it is: a string as a text frame,
+  /// bytes as a binary frame. False when the session is gone or closing (or is not raw).
+  #[napi(catch_unwind)]
+  pub fn send_raw(&self, session_id: i64, data: Either<String, Uint8Array>) -> bool {
+    self
+      .core
+      .send_raw(Target::Session(session(session_id)), raw_frame(data))
+      > 0
+  }
+
+  /// Sends a raw message to every raw session of every live member of a room (but
+  /// `exceptSession`); returns how many. The bytes are copied once and shared.
+  #[napi(catch_unwind)]
+  pub fn broadcast_raw(
+    &self,
+    name: String,
+    data: Either<String, Uint8Array>,
+    except_session: Option<i64>,
+  ) -> u32 {
+    let target = Target::Room {
+      name: &name,
+      except: except_session.map(session),
+    };
+    self.core.send_raw(target, raw_frame(data))
   }
 
   /// Sends a tick's frames to single sessions, in order (the format is documented at
@@ -110,6 +139,14 @@ impl NativeServer {
       .core
       .close_session(session(session_id), code, &reason, internal.unwrap_or(false))
       .map_err(js_error)
+  }
+}
+
+/// A raw message from JS as the socket sends it.
+fn raw_frame(data: Either<String, Uint8Array>) -> WireFrame {
+  match data {
+    Either::A(text) => WireFrame::RawText(Utf8Bytes::from(text)),
+    Either::B(bytes) => WireFrame::Binary(Bytes::copy_from_slice(&bytes)),
   }
 }
 

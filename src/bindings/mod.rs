@@ -14,10 +14,12 @@
 //!
 //! - this file: the class, its lifecycle, the event batch, upgrades;
 //! - [`messaging`]: frames to sessions, users and rooms, replies and closes;
+//! - [`observe`]: `metrics()` and the states JS shows the inspector;
 //! - [`state`]: rooms, persisted state, hibernation and destruction.
 
 mod convert;
 mod messaging;
+mod observe;
 mod state;
 
 use std::sync::{Arc, OnceLock};

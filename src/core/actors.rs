@@ -337,6 +337,7 @@ impl Core {
   /// Wipes an actor's records and schedules; in cluster mode its records in Redis too (under
   /// its claim, which is given up with the last write).
   fn wipe_actor(&self, definition: DefinitionId, user: &str) {
+    self.forget_inspected(definition, user);
     let name = self.definition_name(definition);
     // Schedules first: in cluster mode they go under the claim, given up with the last write.
     let mut records: Vec<Write> = self

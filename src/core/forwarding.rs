@@ -28,6 +28,7 @@ use crate::cluster::Cluster;
 use crate::error::{CloseCode, SessionEnd};
 use crate::events::Event;
 use crate::ids::{DefinitionId, SessionId};
+use crate::metrics::{Direction, Metrics};
 use crate::protocol::{session_frame, ClientFrame};
 use crate::registry::{NewSession, Suspended};
 use crate::transport::http::ResumeRequest;
@@ -67,10 +68,10 @@ impl Core {
   }
 
   fn new_outbox(&self) -> Arc<Outbox> {
-    Arc::new(Outbox::new(
-      self.config.max_backpressure_bytes,
-      self.config.overflow_policy,
-    ))
+    Arc::new(
+      Outbox::new(self.config.max_backpressure_bytes, self.config.overflow_policy)
+        .metered(self.metrics.clone()),
+    )
   }
 
   /// Gateway side: serves a socket whose actor `owner` holds.
@@ -139,6 +140,7 @@ impl Core {
       ClientFrame::Ping { ack: None } => return true,
     };
     cluster.send_to(&owner, message);
+    self.metrics.forwarded(&owner, Direction::ToOwner, 1);
     true
   }
 
@@ -303,6 +305,7 @@ impl Core {
         remote,
         gateway,
         gateway_session,
+        self.metrics.clone(),
       ));
       return;
     }
@@ -360,6 +363,7 @@ impl Core {
       remote,
       gateway,
       gateway_session,
+      self.metrics.clone(),
     ));
   }
 
@@ -497,7 +501,13 @@ fn raw_data(data: Option<&serde_json::value::RawValue>) -> Option<&str> {
 
 /// Owner side: the writer of a remote session, publishing what it is sent to its gateway, until
 /// the session closes or another writer (a resume) takes it over.
-async fn write_to_gateway(cluster: Arc<Cluster>, remote: Remote, gateway: Arc<str>, session: u64) {
+async fn write_to_gateway(
+  cluster: Arc<Cluster>,
+  remote: Remote,
+  gateway: Arc<str>,
+  session: u64,
+  metrics: Arc<Metrics>,
+) {
   let Remote {
     outbox, generation, ..
   } = remote;
@@ -507,9 +517,10 @@ async fn write_to_gateway(cluster: Arc<Cluster>, remote: Remote, gateway: Arc<st
       return;
     };
     if !queued.is_empty() {
-      let message = nodes::frames(session, queued.iter().map(|q| q.frame.as_str()));
+      let message = nodes::frames(session, queued.iter().filter_map(|q| q.frame.as_text()));
       let bytes = queued.iter().map(|q| wire_len(q.frame.len())).sum();
       cluster.send_to(&gateway, message);
+      metrics.forwarded(&gateway, Direction::ToGateway, queued.len() as u64);
       // Handed on: the gateway's own outbox bounds what its socket has not taken.
       outbox.accepted(generation, bytes);
       queued.clear();

@@ -5,9 +5,11 @@
 use super::Core;
 use crate::error::{CloseCode, CoreError};
 use crate::ids::SessionId;
+use crate::metrics::CallOutcome;
 use crate::protocol::{encoded_event_frame, event_frame, parse_outgoing, reply_error_frame, reply_frame};
 use crate::protocol::{Outgoing, Unsealed};
 use crate::registry::Target;
+use crate::transport::outbox::WireFrame;
 
 /// Longest close reason a close frame can carry (125 bytes of payload less the code).
 const MAX_CLOSE_REASON_BYTES: usize = 123;
@@ -51,6 +53,14 @@ impl Core {
     )
   }
 
+  /// Sends a raw endpoint's frame (text or binary, as it is) to a session or a room; returns
+  /// how many sessions it was (or will be) delivered to. Behind state changes like any frame;
+  /// shared, not copied, by a room's members. Only raw sessions receive it: a JSON session of
+  /// the room would not understand it.
+  pub fn send_raw(&self, target: Target<'_>, frame: WireFrame) -> u32 {
+    self.storage.gate().send_raw(&self.registry, target, frame)
+  }
+
   fn send(&self, target: Target<'_>, frame: Unsealed) -> u32 {
     self.storage.gate().send(&self.registry, target, frame)
   }
@@ -73,7 +83,7 @@ impl Core {
           session,
           call,
           result_json,
-        } => self.answer_call(session, call, || reply_frame(call, result_json)),
+        } => self.answer_call(session, call, CallOutcome::Ok, || reply_frame(call, result_json)),
       };
       sent += u32::from(delivered);
     }
@@ -83,7 +93,7 @@ impl Core {
   /// Answers a call with its result (JSON, or null). False when the call already has its
   /// answer (it timed out) or its session is gone.
   pub fn reply(&self, session: SessionId, call: u64, result_json: Option<&str>) -> bool {
-    self.answer_call(session, call, || reply_frame(call, result_json))
+    self.answer_call(session, call, CallOutcome::Ok, || reply_frame(call, result_json))
   }
 
   /// Answers a call with an error code, message and optional meta (JSON).
@@ -95,20 +105,29 @@ impl Core {
     message: &str,
     meta_json: Option<&str>,
   ) -> bool {
-    self.answer_call(session, call, || {
+    self.answer_call(session, call, CallOutcome::Error, || {
       reply_error_frame(call, code, message, meta_json)
     })
   }
 
   /// Sends the one answer of a call, unless it already has one. The frame is only encoded when
   /// it will be sent.
-  fn answer_call(&self, session: SessionId, call: u64, frame: impl FnOnce() -> Unsealed) -> bool {
-    self.calls.answered(session, call)
-      && self
-        .storage
-        .gate()
-        .send_reply(&self.registry, session, call, frame())
-        > 0
+  fn answer_call(
+    &self,
+    session: SessionId,
+    call: u64,
+    outcome: CallOutcome,
+    frame: impl FnOnce() -> Unsealed,
+  ) -> bool {
+    let Some(elapsed) = self.calls.answered(session, call) else {
+      return false;
+    };
+    self.metrics.call(outcome, elapsed);
+    self
+      .storage
+      .gate()
+      .send_reply(&self.registry, session, call, frame())
+      > 0
   }
 
   /// Answers every call past its deadline with a `timeout` error (behind the output gate, like
@@ -122,7 +141,8 @@ impl Core {
       "the call did not finish within {} ms",
       self.calls.timeout().as_millis()
     );
-    for (session, call) in expired {
+    for (session, call, elapsed) in expired {
+      self.metrics.call(CallOutcome::Timeout, elapsed);
       let frame = reply_error_frame(call, "timeout", &message, None);
       self.send(Target::Session(session), frame);
     }

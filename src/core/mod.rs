@@ -9,6 +9,7 @@
 //! - [`messaging`]: frames from JS to sessions, users and rooms; replies; closes;
 //! - [`actors`]: rooms, state, hibernation, destruction and schedules as JS drives them;
 //! - [`alarms`]: schedules in cluster mode (fired once, by the node that holds the actor);
+//! - [`inspect`]: the inspector's views, the journal of recent events, `/metrics`' text;
 //! - [`upkeep`]: the timers (idle sweeps, call deadlines, resume windows, schedules, flushes);
 //! - [`cluster`]: the core as a node of a cluster (what other nodes publish reaches it here);
 //! - [`forwarding`]: sessions whose actor lives on another node, and the other nodes' sessions
@@ -19,6 +20,7 @@ mod actors;
 mod alarms;
 mod cluster;
 mod forwarding;
+mod inspect;
 mod messaging;
 mod placement;
 mod sessions;
@@ -32,6 +34,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
 
 use crate::calls::PendingCalls;
 use crate::cluster::Cluster;
@@ -40,6 +43,8 @@ use crate::durability::Storage;
 use crate::error::{CloseCode, CoreError};
 use crate::events::{Event, EventSink, Level, Waker};
 use crate::ids::RequestId;
+use crate::inspector::Inspector;
+use crate::metrics::{Gauges, Metrics};
 use crate::registry::Registry;
 use crate::schedules::Schedules;
 use crate::transport::tls::TlsSlot;
@@ -108,6 +113,12 @@ pub struct Core {
   runtime: Handle,
   /// The certificate of the `wss://` listener, when the server has `tls`.
   tls: Option<Arc<TlsSlot>>,
+  /// What the server counts about itself (`/metrics`, `stats()`).
+  metrics: Arc<Metrics>,
+  /// The inspector's journal and shown states, with `inspector: true`.
+  inspector: Option<Inspector>,
+  /// When JS last took a non-empty batch: its next take ends that batch's handling time.
+  batch_taken: Mutex<Option<Instant>>,
 }
 
 impl Core {
@@ -150,7 +161,8 @@ impl Core {
       Some(tls) => Some(Arc::new(TlsSlot::new(tls).map_err(CoreError::Tls)?)),
       None => None,
     };
-    let storage = Storage::open(&config)?;
+    let metrics = Arc::new(Metrics::default());
+    let storage = Storage::open(&config, metrics.clone())?;
     let events = Arc::new(EventSink::new());
     let core = Arc::new(Self {
       registry: Registry::new(events.clone()),
@@ -171,6 +183,9 @@ impl Core {
       itself: std::sync::OnceLock::new(),
       runtime: runtime.clone(),
       tls,
+      metrics,
+      batch_taken: Mutex::new(None),
+      inspector: config.inspector.then(Inspector::default),
       config,
     });
     let _ = core.itself.set(Arc::downgrade(&core));
@@ -188,9 +203,46 @@ impl Core {
     self.events.set_waker(waker);
   }
 
-  /// Everything queued for JS as one JSON array text, or `None`.
+  /// Everything queued for JS as one JSON array text, or `None`. JS takes batches until it gets
+  /// `None`, so the time between two takes is how long it spent on the first batch.
   pub fn take_events(&self) -> Option<String> {
-    self.events.take()
+    let now = Instant::now();
+    let mut taken = self.batch_taken.lock();
+    if let Some(previous) = taken.take() {
+      self
+        .metrics
+        .js_batch_seconds
+        .observe(now.duration_since(previous));
+    }
+    let batch = self.events.take();
+    if batch.is_some() {
+      *taken = Some(now);
+    }
+    batch
+  }
+
+  /// The server's counters, for tests and for the inspector.
+  pub fn metrics(&self) -> &Metrics {
+    &self.metrics
+  }
+
+  /// The Prometheus text exposition of this server's metrics.
+  pub fn metrics_text(&self) -> String {
+    let counts = self.registry.counts();
+    let gate = self.storage.gate();
+    let gauges = Gauges {
+      sessions: counts.sessions,
+      actors_awake: counts.actors.saturating_sub(counts.hibernated),
+      actors_hibernated: counts.hibernated,
+      rooms: counts.rooms,
+      connections: self.connections.count(),
+      detached: counts.waiting,
+      held_frames: gate.held(),
+      held_bytes: gate.held_bytes(),
+      dispatch_queue_bytes: self.events.pending_bytes(),
+      flush_failures: gate.failures(),
+    };
+    self.metrics.render(&gauges, self.cluster.is_some())
   }
 
   /// Binds and starts accepting (`wss://` when the server has `tls`).

@@ -19,7 +19,7 @@ use crate::config::ServerConfig;
 use crate::error::{SessionEnd, UpgradeRejection};
 use crate::events::{Event, Level};
 use crate::ids::{DefinitionId, RequestId, SessionId};
-use crate::protocol::{session_frame, ClientFrame};
+use crate::protocol::{session_frame, ClientFrame, RawData};
 use crate::registry::{NewSession, Suspended};
 use crate::transport::http::{RequestHead, ResumeRequest};
 use crate::transport::outbox::Outbox;
@@ -91,6 +91,24 @@ impl Host for Core {
     }
   }
 
+  fn hibernate_actor_named(&self, kind: &str, key: &str) -> bool {
+    self
+      .definition_of_kind(kind)
+      .is_some_and(|definition| self.hibernate(definition, key))
+  }
+
+  fn metrics_text(&self) -> String {
+    Core::metrics_text(self)
+  }
+
+  fn inspect_overview(&self) -> String {
+    self.overview_json()
+  }
+
+  fn inspect_actor(&self, kind: &str, key: &str) -> Option<String> {
+    self.actor_json(kind, key)
+  }
+
   fn destroy_actor_named(&self, kind: &str, key: &str) -> bool {
     self
       .config
@@ -106,6 +124,13 @@ impl Host for Core {
     identity: Option<Identity>,
     resume: Option<ResumeRequest>,
   ) -> Result<Attached, UpgradeRejection> {
+    // Raw sessions do not resume: their messages carry no numbers to replay from.
+    let raw = self
+      .config
+      .definitions
+      .get(definition.get())
+      .is_some_and(|d| d.raw);
+    let resume = resume.filter(|_| !raw);
     if let Some(resumed) = resume
       .as_ref()
       .and_then(|request| self.resume(request, definition, identity.as_ref()))
@@ -191,7 +216,18 @@ impl Host for Core {
     self.events.wait_for_space(session)
   }
 
+  fn receive_raw(&self, session: SessionId, data: RawData<'_>) {
+    // Raw endpoints are refused in cluster mode (see `ServerConfig::validate`): every raw
+    // session is held here.
+    let event = match data {
+      RawData::Text(text) => Event::RawText { session, text },
+      RawData::Binary(bytes) => Event::RawBinary { session, bytes },
+    };
+    self.registry.deliver(session, event);
+  }
+
   fn receive(&self, session: SessionId, frame: ClientFrame<'_>) {
+    self.metrics.frames_received.inc();
     if let Some(cluster) = &self.cluster {
       if self.forward_frame(cluster, session, &frame) {
         return;
@@ -204,6 +240,7 @@ impl Host for Core {
 impl Core {
   /// A frame of a session this node holds: JS hears it (its actor woken first if needed).
   pub(super) fn receive_here(&self, session: SessionId, frame: ClientFrame<'_>) {
+    self.record_frame(session, &frame);
     match frame {
       ClientFrame::Event { kind, data } => {
         self.registry.deliver(
@@ -225,7 +262,7 @@ impl Core {
         // Registered first: JS may answer as soon as the event is queued.
         self.calls.started(session, id);
         if !self.registry.deliver(session, call) {
-          self.calls.answered(session, id);
+          let _ = self.calls.answered(session, id);
         }
       }
       ClientFrame::Ping { .. } => {}
@@ -242,10 +279,18 @@ impl Core {
     resumable: bool,
   ) -> Option<(SessionId, Arc<Outbox>)> {
     let id = SessionId(self.next_session.fetch_add(1, Ordering::Relaxed) + 1);
-    let outbox = Arc::new(Outbox::new(
-      self.config.max_backpressure_bytes,
-      self.config.overflow_policy,
-    ));
+    let outbox = Arc::new(
+      Outbox::new(self.config.max_backpressure_bytes, self.config.overflow_policy)
+        .metered(self.metrics.clone()),
+    );
+    if self
+      .config
+      .definitions
+      .get(definition.get())
+      .is_some_and(|d| d.raw)
+    {
+      outbox.serve_raw();
+    }
     let keeps = resumable && !self.config.resume_window.is_zero();
     let token: Option<Arc<str>> = keeps.then(|| Arc::from(uuid::Uuid::new_v4().to_string()));
     if keeps {

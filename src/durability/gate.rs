@@ -25,18 +25,20 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::store::{Store, Write};
 use super::{Replica, ReplicaError, ReplicaWrite};
 use crate::config::Durability;
+use crate::config::MAX_TIMED_COMMITS;
 use crate::error::StoreError;
+use crate::metrics::Metrics;
 use crate::protocol::{reply_error_frame, Unsealed};
 use crate::registry::{Registry, Target};
-use crate::transport::outbox::Outbox;
+use crate::transport::outbox::{Outbox, WireFrame};
 
 /// The error a call gets when the state it changed could not be stored.
 const STORAGE_UNAVAILABLE: (&str, &str) = (
@@ -56,7 +58,7 @@ struct Held {
   needs: u64,
   recipients: Vec<Arc<Outbox>>,
   seq: u64,
-  frame: Utf8Bytes,
+  frame: WireFrame,
   then: Option<Then>,
   /// The call this frame answers, if it is a reply: should the state before it fail to be
   /// stored, the caller gets a `storage_unavailable` error instead of nothing.
@@ -80,6 +82,9 @@ struct Counts {
   replicating: Vec<ReplicaWrite>,
   /// Commits or flushes that failed (the disk is full, or failing), for stats.
   failures: u64,
+  /// When each commit since the last flush began was applied (at most [`MAX_TIMED_COMMITS`]):
+  /// the flush that makes them durable observes each in `warren_commit_seconds`.
+  committed_at: Vec<Instant>,
 }
 
 pub struct OutputGate {
@@ -89,15 +94,17 @@ pub struct OutputGate {
   counts: Mutex<Counts>,
   /// Wakes the flusher: something was applied that is not durable yet.
   flush_wanted: Notify,
+  metrics: Arc<Metrics>,
 }
 
 impl OutputGate {
-  pub fn new(durability: Durability, numbered: bool) -> Self {
+  pub fn new(durability: Durability, numbered: bool, metrics: Arc<Metrics>) -> Self {
     Self {
       durability,
       numbered,
       counts: Mutex::new(Counts::default()),
       flush_wanted: Notify::new(),
+      metrics,
     }
   }
 
@@ -121,6 +128,8 @@ impl OutputGate {
     replicated: Vec<ReplicaWrite>,
   ) -> Result<(), StoreError> {
     let mut counts = self.counts.lock();
+    // An empty batch (nothing left to write) is no commit: it is not timed.
+    let timed = !writes.is_empty() || !replicated.is_empty();
     if !writes.is_empty() {
       if let Err(error) = store.apply(writes) {
         counts.failures += 1;
@@ -132,6 +141,9 @@ impl OutputGate {
       }
     }
     counts.replicating.extend(replicated);
+    if timed && counts.committed_at.len() < MAX_TIMED_COMMITS {
+      counts.committed_at.push(Instant::now());
+    }
     counts.applied = counts.changed;
     drop(counts);
     self.flush_wanted.notify_one();
@@ -144,6 +156,13 @@ impl OutputGate {
     self.send_then(registry, target, frame, None)
   }
 
+  /// [`OutputGate::send`] for a raw endpoint's frame, sent as it is: it waits behind state
+  /// changes like any frame, and its number is only used for ordering (raw sessions do not
+  /// resume).
+  pub fn send_raw(&self, registry: &Registry, target: Target<'_>, frame: WireFrame) -> u32 {
+    self.send_held(registry, target, |_| frame, None, None)
+  }
+
   /// [`OutputGate::send`] for the reply to call `call` of `session`.
   pub fn send_reply(
     &self,
@@ -152,7 +171,8 @@ impl OutputGate {
     call: u64,
     frame: Unsealed,
   ) -> u32 {
-    self.send_held(registry, Target::Session(session), frame, None, Some(call))
+    let sealed = |seq| WireFrame::from(frame.seal(seq));
+    self.send_held(registry, Target::Session(session), sealed, None, Some(call))
   }
 
   /// [`OutputGate::send`], and `then` when the frame leaves (at once, or when released).
@@ -163,14 +183,14 @@ impl OutputGate {
     frame: Unsealed,
     then: Option<Then>,
   ) -> u32 {
-    self.send_held(registry, target, frame, then, None)
+    self.send_held(registry, target, |seq| frame.seal(seq).into(), then, None)
   }
 
   fn send_held(
     &self,
     registry: &Registry,
     target: Target<'_>,
-    frame: Unsealed,
+    seal: impl FnOnce(Option<u64>) -> WireFrame,
     then: Option<Then>,
     answers: Option<u64>,
   ) -> u32 {
@@ -181,7 +201,7 @@ impl OutputGate {
     } else {
       0
     };
-    let frame = frame.seal((seq != 0).then_some(seq));
+    let frame = seal((seq != 0).then_some(seq));
     if counts.durable >= counts.changed {
       let reached = registry.send(target, seq, &frame);
       if let Some(then) = then {
@@ -190,7 +210,7 @@ impl OutputGate {
       return reached;
     }
     let mut recipients = Vec::new();
-    let reached = registry.hold_for(target, frame.len(), &mut recipients);
+    let reached = registry.hold_for(target, &frame, &mut recipients);
     // Nothing to hold for this node's sessions; a publish to the other nodes still waits.
     if recipients.is_empty() && then.is_none() {
       return reached;
@@ -310,9 +330,13 @@ impl OutputGate {
     replica: Option<&Arc<dyn Replica>>,
     report: &impl Fn(&StoreError),
   ) -> bool {
-    let (upto, replicating) = {
+    let (upto, replicating, committed_at) = {
       let mut counts = self.counts.lock();
-      (counts.applied, std::mem::take(&mut counts.replicating))
+      (
+        counts.applied,
+        std::mem::take(&mut counts.replicating),
+        std::mem::take(&mut counts.committed_at),
+      )
     };
     if let Err(error) = store.flush().await {
       self.counts.lock().failures += 1;
@@ -320,8 +344,16 @@ impl OutputGate {
       self.not_stored(upto);
       return false;
     }
+    for at in committed_at {
+      self.metrics.commit_seconds.observe(at.elapsed());
+    }
     let replicated = match replica {
-      Some(replica) if !replicating.is_empty() => replica.commit(replicating).await,
+      Some(replica) if !replicating.is_empty() => {
+        let started = Instant::now();
+        let replicated = replica.commit(replicating).await;
+        self.metrics.redis_commit_seconds.observe(started.elapsed());
+        replicated
+      }
       _ => Ok(()),
     };
     match replicated {

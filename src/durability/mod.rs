@@ -24,6 +24,7 @@ use parking_lot::Mutex;
 use crate::config::{Location, ServerConfig};
 use crate::error::StoreError;
 use crate::events::Level;
+use crate::metrics::Metrics;
 use gate::OutputGate;
 use records::StateOf;
 use store::{Key, Record, Store, Write};
@@ -107,12 +108,12 @@ pub struct Storage {
 
 impl Storage {
   /// Opens the store of `config` (a clear error when another server owns the directory).
-  pub fn open(config: &ServerConfig) -> Result<Self, StoreError> {
+  pub fn open(config: &ServerConfig, metrics: Arc<Metrics>) -> Result<Self, StoreError> {
     let store = Store::open(&config.storage)?;
     Ok(Self {
       store: Mutex::new(Some(Arc::new(store))),
       location: config.storage.clone(),
-      gate: OutputGate::new(config.durability, !config.resume_window.is_zero()),
+      gate: OutputGate::new(config.durability, !config.resume_window.is_zero(), metrics),
       replica: OnceLock::new(),
       broken: AtomicBool::new(false),
       released: AtomicBool::new(false),

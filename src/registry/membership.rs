@@ -302,7 +302,7 @@ mod tests {
     assert_eq!(registry.join_room(alice.actor, listed("chat")), Ok(false));
     assert_eq!(events.take(), None);
     assert_eq!(registry.join_room(bob.actor, listed("chat")), Ok(true));
-    let frame = Utf8Bytes::from("x");
+    let frame = crate::transport::outbox::WireFrame::from(Utf8Bytes::from("x"));
     let room = |except: Option<u64>| Target::Room {
       name: "chat",
       except: except.map(SessionId),
@@ -351,7 +351,7 @@ mod tests {
     assert!(!registry.add_remote_member(&listed("chat"), "bob", Arc::from("n2")));
     assert_eq!(events.take().as_deref(), Some(r#"[[6,1,0,0,"chat","bob",{}]]"#));
     assert_eq!(registry.room_members("chat").len(), 2);
-    let frame = Utf8Bytes::from("x");
+    let frame = crate::transport::outbox::WireFrame::from(Utf8Bytes::from("x"));
     let room = Target::Room {
       name: "chat",
       except: None,

@@ -13,6 +13,7 @@
 //! - this file: the maps, sessions coming and going, fan-out to a [`Target`];
 //! - [`actors`]: the actor entry and its one constructor;
 //! - [`membership`]: joining and leaving rooms, room queries;
+//! - [`inspect`]: read-only views of actors, sessions and rooms for the inspector;
 //! - [`lifecycle`]: hibernation, waking, eviction and destruction of actors;
 //! - [`resume`]: sessions whose socket dropped, kept for their client to resume;
 //! - [`rooms`]: room instances and live membership (the index this module locks).
@@ -22,6 +23,7 @@
 //! is never held across an `.await` or a call into JS.
 
 mod actors;
+mod inspect;
 mod lifecycle;
 mod membership;
 mod resume;
@@ -31,15 +33,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::error::SessionEnd;
 use crate::events::{Event, EventSink};
 use crate::ids::{ActorId, DefinitionId, SessionId};
-use crate::transport::outbox::{Outbox, Pushed};
+use crate::transport::outbox::{Outbox, Pushed, WireFrame};
 use actors::ActorEntry;
 use rooms::{RoomChange, Rooms};
 
+pub use inspect::{ActorView, Overview, RoomView};
 pub use lifecycle::Destroyed;
 pub use membership::Joined;
 pub use resume::{ResumeError, Resumed, Suspended};
@@ -322,17 +324,17 @@ impl Registry {
 
   /// Queues frame number `seq` for every session of `target`; returns how many sessions took
   /// it. The frame is shared, not copied.
-  pub fn send(&self, target: Target<'_>, seq: u64, frame: &Utf8Bytes) -> u32 {
+  pub fn send(&self, target: Target<'_>, seq: u64, frame: &WireFrame) -> u32 {
     self.visit(target, |outbox| {
-      outbox.push_numbered(seq, frame.clone()) == Pushed::Queued
+      outbox.takes(frame) && outbox.push_numbered(seq, frame.clone()) == Pushed::Queued
     })
   }
 
-  /// The outboxes of `target` that take a frame of `len` bytes to hold behind the output gate
+  /// The outboxes of `target` that take `frame` to hold behind the output gate
   /// (it counts against each one's budget from now on, see [`Outbox::hold`]).
-  pub fn hold_for(&self, target: Target<'_>, len: usize, into: &mut Vec<Arc<Outbox>>) -> u32 {
+  pub fn hold_for(&self, target: Target<'_>, frame: &WireFrame, into: &mut Vec<Arc<Outbox>>) -> u32 {
     self.visit(target, |outbox| {
-      let held = outbox.hold(len) == Pushed::Queued;
+      let held = outbox.takes(frame) && outbox.hold(frame.len()) == Pushed::Queued;
       if held {
         into.push(outbox.clone());
       }
@@ -444,7 +446,7 @@ pub(crate) mod tests {
     assert!(first.created && !second.created && other.created);
     assert_eq!(first.actor, second.actor);
     assert_ne!(first.actor, other.actor);
-    let frame = Utf8Bytes::from("x");
+    let frame = WireFrame::from(tokio_tungstenite::tungstenite::Utf8Bytes::from("x"));
     assert_eq!(registry.send(user("alice", None), 0, &frame), 2);
     assert_eq!(registry.send(user("alice", Some(1)), 0, &frame), 1);
     let elsewhere = Target::User {

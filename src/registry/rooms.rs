@@ -174,6 +174,11 @@ impl Rooms {
     }
   }
 
+  /// The rooms in memory, in no order.
+  pub fn iter(&self) -> impl Iterator<Item = &RoomEntry> {
+    self.by_name.values()
+  }
+
   /// Names of the rooms in memory.
   pub fn names(&self) -> Vec<Arc<str>> {
     self.by_name.keys().cloned().collect()

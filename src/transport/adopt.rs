@@ -109,12 +109,14 @@ mod tests {
         path: "/ws".into(),
         authenticates: false,
         prefix: false,
+        raw: false,
       },
       Definition {
         name: "Counter".into(),
         path: "/actors/counter/".into(),
         authenticates: true,
         prefix: true,
+        raw: false,
       },
     ];
     assert!(serves(&definitions, "/ws"));

@@ -222,6 +222,16 @@ pub fn definition_for(definitions: &[Definition], path: &str) -> Option<usize> {
   })
 }
 
+/// Whether the request carries `Authorization: Bearer <token>`. The scheme is case-insensitive
+/// (RFC 9110 §11.1): "bearer" and "BEARER" are "Bearer".
+pub fn bearer_matches(head: &RequestHead, token: &str) -> bool {
+  head
+    .header("authorization")
+    .and_then(|value| value.trim().split_once(' '))
+    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+    .is_some_and(|(_, given)| constant_time_eq(given.trim().as_bytes(), token.as_bytes()))
+}
+
 pub fn route(
   head: &RequestHead,
   definitions: &[Definition],
@@ -235,12 +245,7 @@ pub fn route(
   if let (Some(token), "DELETE", Some(rest)) =
     (admin_token, head.method.as_str(), path.strip_prefix("/actors/"))
   {
-    // The scheme is case-insensitive (RFC 9110 §11.1): "bearer" and "BEARER" are "Bearer".
-    let authorized = head
-      .header("authorization")
-      .and_then(|value| value.trim().split_once(' '))
-      .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-      .is_some_and(|(_, given)| constant_time_eq(given.trim().as_bytes(), token.as_bytes()));
+    let authorized = bearer_matches(head, token);
     return match rest
       .split_once('/')
       .map(|(kind, key)| (percent_decode(kind), percent_decode(key)))
@@ -406,6 +411,7 @@ mod tests {
       path: "/ws".into(),
       authenticates: false,
       prefix: false,
+      raw: false,
     }]
   }
 

@@ -28,7 +28,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::http::{self, HeadError, RequestHead, Route};
 use super::session::{self, Metered, Outcome, Release, SessionLink};
 use super::tls::TlsSlot;
-use super::{static_files, Host};
+use super::{admin, static_files, Host};
 use crate::config::{MAX_BURST_FACTOR, MAX_LINGER_BYTES, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};
 use crate::error::{CloseCode, SessionEnd, UpgradeRejection};
 
@@ -114,6 +114,16 @@ async fn handshake<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     Ok(Err(HeadError::Gone)) | Err(_) => return Err(None),
   };
   let config = host.config();
+  if let Some(request) = admin::route(&head, config) {
+    write_and_close(
+      stream,
+      &admin::respond(host, &request),
+      deadline,
+      config.close_timeout,
+    )
+    .await;
+    return Err(None);
+  }
   let serves_static = config.static_dir.is_some();
   let (definition, accept_key) = match http::route(
     &head,
@@ -287,14 +297,16 @@ async fn serve_stream<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     .max_write_buffer_size(WRITE_BUFFER_BYTES + config.max_payload_bytes.max(burst_limit))
     .max_message_size(Some(config.max_payload_bytes))
     .max_frame_size(Some(config.max_payload_bytes));
-  let metered = Metered::new(stream, attached.outbox.clone(), attached.generation);
-  let socket = WebSocketStream::from_partially_read(metered, leftover, Role::Server, Some(ws_config)).await;
+  let metered = Metered::new(stream, attached.outbox.clone(), attached.generation)
+    .counting_fragments(leftover, config.max_fragments);
+  let socket = WebSocketStream::from_partially_read(metered, Vec::new(), Role::Server, Some(ws_config)).await;
   let link = SessionLink {
     id: attached.session,
     outbox: attached.outbox,
     generation: attached.generation,
     host: &**host,
     close_timeout: config.close_timeout,
+    raw: config.definitions.get(definition.get()).is_some_and(|d| d.raw),
   };
   let (outcome, socket, release) = session::run(socket, &link).await;
   if let Outcome::Ended(end) = outcome {

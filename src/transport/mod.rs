@@ -6,11 +6,15 @@
 //! - [`tls`]: the certificate of a `wss://` listener, replaceable while it runs;
 //! - [`adopt`]: sockets accepted by another HTTP server and handed over to be served here;
 //! - [`http`]: request heads, routing, plain responses;
+//! - [`admin`]: `/metrics` and the inspector's page and JSON API;
 //! - [`static_files`]: a directory served beside the sockets;
+//! - [`fragments`]: the fragment count of inbound messages (`maxFragments`);
 //! - [`session`]: one open WebSocket (reader, writer, pings, close handshake);
 //! - [`outbox`]: the bounded queue of frames towards one socket, with its replay buffer.
 
+pub mod admin;
 pub mod adopt;
+pub mod fragments;
 pub mod http;
 pub mod listener;
 pub mod outbox;
@@ -29,7 +33,7 @@ use tokio::time::Instant;
 use crate::config::ServerConfig;
 use crate::error::{SessionEnd, UpgradeRejection};
 use crate::ids::{DefinitionId, SessionId};
-use crate::protocol::ClientFrame;
+use crate::protocol::{ClientFrame, RawData};
 use http::{RequestHead, ResumeRequest};
 use outbox::Outbox;
 
@@ -83,6 +87,19 @@ pub trait Host: Send + Sync + 'static {
   /// did not exist.
   fn destroy_actor_named(&self, kind: &str, key: &str) -> bool;
 
+  /// Hibernates an actor by its definition's name (the inspector); false when it is not awake
+  /// with a session.
+  fn hibernate_actor_named(&self, kind: &str, key: &str) -> bool;
+
+  /// The Prometheus text of the server's metrics (`GET /metrics`).
+  fn metrics_text(&self) -> String;
+
+  /// The inspector's list of actors, sessions and rooms, as JSON.
+  fn inspect_overview(&self) -> String;
+
+  /// The inspector's view of one actor (JSON), or `None` when the kind is unknown.
+  fn inspect_actor(&self, kind: &str, key: &str) -> Option<String>;
+
   /// Registers the session this socket serves (resuming the one the client names when it can),
   /// before the 101 leaves. A new session is refused (503) when the server is at
   /// `maxSessions`, whatever token the client gave, or when it cannot be placed (cluster mode,
@@ -103,6 +120,9 @@ pub trait Host: Send + Sync + 'static {
 
   /// An event or call frame of a session, for JS. Pings never get here.
   fn receive(&self, session: SessionId, frame: ClientFrame<'_>);
+
+  /// A message of a raw endpoint's session, as it arrived, for JS.
+  fn receive_raw(&self, session: SessionId, data: RawData<'_>);
 }
 
 /// Counts live connections (handshaking or open), so shutdown can wait for the last one.

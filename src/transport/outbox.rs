@@ -25,13 +25,17 @@
 //! old socket's writer finds itself superseded (its socket generation is no longer current) and stops.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::config::{OverflowPolicy, MAX_BURST_FACTOR};
 use crate::error::CloseCode;
+use crate::metrics::Metrics;
 
 pub use crate::config::SLOW_CONSUMER_STALL;
 
@@ -56,10 +60,64 @@ pub struct CloseRequest {
   pub urgent: bool,
 }
 
+/// A frame as the socket sends it: protocol text (every JSON endpoint's frame), or what a raw
+/// endpoint sends as it is (text or binary). Shared, not copied, between recipients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WireFrame {
+  /// A protocol frame (JSON).
+  Text(Utf8Bytes),
+  /// A raw endpoint's text message.
+  RawText(Utf8Bytes),
+  /// A raw endpoint's binary message.
+  Binary(Bytes),
+}
+
+impl WireFrame {
+  /// Payload bytes.
+  pub fn len(&self) -> usize {
+    match self {
+      WireFrame::Text(text) | WireFrame::RawText(text) => text.len(),
+      WireFrame::Binary(bytes) => bytes.len(),
+    }
+  }
+
+  /// The text of a text frame (forwarded sessions carry protocol text only: raw endpoints are
+  /// not available in cluster mode).
+  pub fn as_text(&self) -> Option<&str> {
+    match self {
+      WireFrame::Text(text) | WireFrame::RawText(text) => Some(text.as_str()),
+      WireFrame::Binary(_) => None,
+    }
+  }
+
+  /// Whether only raw sessions take it (and they take nothing else).
+  pub fn is_raw(&self) -> bool {
+    !matches!(self, WireFrame::Text(_))
+  }
+
+  pub fn is_empty(&self) -> bool {
+    self.len() == 0
+  }
+
+  /// The WebSocket message that carries it.
+  pub fn into_message(self) -> Message {
+    match self {
+      WireFrame::Text(text) | WireFrame::RawText(text) => Message::Text(text),
+      WireFrame::Binary(bytes) => Message::Binary(bytes),
+    }
+  }
+}
+
+impl From<Utf8Bytes> for WireFrame {
+  fn from(text: Utf8Bytes) -> Self {
+    WireFrame::Text(text)
+  }
+}
+
 /// A frame waiting for the socket, with its number (0 for frames that are never replayed).
 pub struct Queued {
   pub seq: u64,
-  pub frame: Utf8Bytes,
+  pub frame: WireFrame,
 }
 
 /// The writer asking for frames no longer owns the session: a resumed socket took it over.
@@ -79,7 +137,7 @@ pub enum ResumeRefused {
 
 /// Numbered frames taken by a writer and not yet acknowledged by the client.
 struct Replay {
-  sent: VecDeque<(u64, Utf8Bytes)>,
+  sent: VecDeque<(u64, WireFrame)>,
   bytes: usize,
   limit: usize,
   /// Highest number dropped before it was acknowledged: a resume from below it is refused.
@@ -87,7 +145,7 @@ struct Replay {
 }
 
 impl Replay {
-  fn keep(&mut self, seq: u64, frame: &Utf8Bytes) {
+  fn keep(&mut self, seq: u64, frame: &WireFrame) {
     self.bytes += frame.len();
     self.sent.push_back((seq, frame.clone()));
     while self.bytes > self.limit {
@@ -149,6 +207,10 @@ pub struct Outbox {
   /// socket drains.
   burst_limit: usize,
   policy: OverflowPolicy,
+  /// A raw endpoint's session: it takes raw frames only (see [`Outbox::takes`]).
+  raw: AtomicBool,
+  /// Where frames sent, frames dropped and slow-consumer closes are counted (none in tests).
+  meter: Option<Arc<Metrics>>,
 }
 
 impl Outbox {
@@ -170,7 +232,26 @@ impl Outbox {
       limit,
       burst_limit: limit.saturating_mul(MAX_BURST_FACTOR),
       policy,
+      raw: AtomicBool::new(false),
+      meter: None,
     }
+  }
+
+  /// Counts this session's traffic into `metrics`.
+  pub fn metered(mut self, metrics: Arc<Metrics>) -> Self {
+    self.meter = Some(metrics);
+    self
+  }
+
+  /// Makes this a raw endpoint's session: from now on it takes raw frames only.
+  pub fn serve_raw(&self) {
+    self.raw.store(true, Ordering::Relaxed);
+  }
+
+  /// Whether a broadcast of `frame` is for this session: raw frames go to raw sessions, protocol
+  /// frames to the others (a room may have members of both kinds).
+  pub fn takes(&self, frame: &WireFrame) -> bool {
+    frame.is_raw() == self.raw.load(Ordering::Relaxed)
   }
 
   /// Keeps up to `limit` bytes of sent frames until the client acknowledges them, so that a
@@ -185,12 +266,13 @@ impl Outbox {
   }
 
   /// Queues a frame that is never replayed (pongs, errors about the client's own frames).
-  pub fn push(&self, frame: Utf8Bytes) -> Pushed {
+  pub fn push(&self, frame: impl Into<WireFrame>) -> Pushed {
     self.push_numbered(0, frame)
   }
 
   /// Queues frame number `seq` for the socket; never waits.
-  pub fn push_numbered(&self, seq: u64, frame: Utf8Bytes) -> Pushed {
+  pub fn push_numbered(&self, seq: u64, frame: impl Into<WireFrame>) -> Pushed {
+    let frame = frame.into();
     let mut state = self.state.lock();
     if state.close.is_some() {
       return Pushed::Closed;
@@ -216,13 +298,16 @@ impl Outbox {
     match self.policy {
       OverflowPolicy::Drop => {
         state.dropped += 1;
+        if let Some(meter) = &self.meter {
+          meter.frames_dropped.inc();
+        }
         Err(Pushed::Dropped)
       }
       OverflowPolicy::Close => Err(Pushed::Overflowed),
     }
   }
 
-  fn enqueue(&self, mut state: parking_lot::MutexGuard<'_, State>, seq: u64, frame: Utf8Bytes, wire: usize) {
+  fn enqueue(&self, mut state: parking_lot::MutexGuard<'_, State>, seq: u64, frame: WireFrame, wire: usize) {
     let was_empty = state.frames.is_empty();
     state.frames.push_back(Queued { seq, frame });
     state.unsent += wire;
@@ -252,7 +337,7 @@ impl Outbox {
   }
 
   /// Queues a frame held since [`Outbox::hold`] (its room is already reserved).
-  pub fn release_held(&self, seq: u64, frame: Utf8Bytes) {
+  pub fn release_held(&self, seq: u64, frame: WireFrame) {
     let mut state = self.state.lock();
     let wire = wire_len(frame.len());
     state.held = state.held.saturating_sub(wire);
@@ -278,6 +363,9 @@ impl Outbox {
   /// Makes the session a slow consumer: its queue is discarded and the writer is told to close
   /// with 1008 at once.
   fn overflow(&self, mut state: parking_lot::MutexGuard<'_, State>) {
+    if let Some(meter) = &self.meter {
+      meter.backpressure_closes.inc();
+    }
     state.frames.clear();
     state.unsent = 0;
     state.close = Some(CloseRequest {
@@ -308,9 +396,26 @@ impl Outbox {
 
   /// The writer's watchdog: the socket took no byte for [`SLOW_CONSUMER_STALL`]. Over the limit,
   /// the session is a slow consumer now (closed, or its frames dropped until the socket moves).
+  /// A session already closing gives its queued frames up and closes at once.
   pub fn stalled(&self, generation: u64) {
     let mut state = self.state.lock();
-    if state.generation != generation || state.unsent + state.held <= self.limit || state.close.is_some() {
+    if state.generation != generation {
+      return;
+    }
+    if let Some(close) = state.close.as_mut() {
+      // Closing (a shutdown, say) behind frames a socket takes nothing of: the close would wait
+      // for them forever, under either policy. It goes first now, the frames are given up.
+      if !close.urgent {
+        close.urgent = true;
+        state.frames.clear();
+        state.unsent = 0;
+        drop(state);
+        self.ready.notify_one();
+        self.urgent.notify_one();
+      }
+      return;
+    }
+    if state.unsent + state.held <= self.limit {
       return;
     }
     match self.policy {
@@ -392,6 +497,12 @@ impl Outbox {
               replay.keep(queued.seq, &queued.frame);
             }
           }
+          if let (Some(meter), false) = (&self.meter, into.is_empty()) {
+            meter.frames_sent.add(into.len() as u64);
+            meter
+              .bytes_sent
+              .add(into.iter().map(|queued| queued.frame.len() as u64).sum());
+          }
           return Ok(state.close.clone());
         }
       }
@@ -426,7 +537,10 @@ impl Outbox {
       .into_iter()
       .map(|(seq, frame)| Queued { seq, frame })
       .collect();
-    frames.push_front(Queued { seq: 0, frame: first });
+    frames.push_front(Queued {
+      seq: 0,
+      frame: first.into(),
+    });
     frames.append(&mut state.frames);
     state.unsent = frames.iter().map(|queued| wire_len(queued.frame.len())).sum();
     state.stalled = false;
@@ -461,6 +575,25 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
   use super::*;
+
+  #[test]
+  fn raw_sessions_take_raw_frames_only_and_others_protocol_frames_only() {
+    let protocol = WireFrame::from(Utf8Bytes::from("{}"));
+    let raw_text = WireFrame::RawText(Utf8Bytes::from("hi"));
+    let binary = WireFrame::Binary(Bytes::from_static(&[0, 255]));
+    let json = Outbox::new(1024, OverflowPolicy::Close);
+    let raw = Outbox::new(1024, OverflowPolicy::Close);
+    raw.serve_raw();
+    assert!(json.takes(&protocol) && !json.takes(&raw_text) && !json.takes(&binary));
+    assert!(!raw.takes(&protocol) && raw.takes(&raw_text) && raw.takes(&binary));
+    assert_eq!(binary.len(), 2);
+    assert_eq!(binary.as_text(), None);
+    assert_eq!(
+      binary.into_message(),
+      Message::Binary(Bytes::from_static(&[0, 255]))
+    );
+    assert_eq!(raw_text.into_message(), Message::Text(Utf8Bytes::from("hi")));
+  }
 
   #[tokio::test]
   async fn a_burst_over_the_limit_waits_for_a_draining_socket() {
@@ -525,6 +658,19 @@ mod tests {
   }
 
   #[tokio::test]
+  async fn a_close_behind_frames_a_stalled_socket_never_takes_goes_first() {
+    for policy in [OverflowPolicy::Drop, OverflowPolicy::Close] {
+      let outbox = Outbox::new(1 << 20, policy);
+      assert_eq!(outbox.push(Utf8Bytes::from("frame")), Pushed::Queued);
+      assert!(outbox.request_close(1001, "server shutdown"));
+      assert_eq!(outbox.close_request().map(|close| close.urgent), Some(false));
+      outbox.stalled(0);
+      assert_eq!(outbox.close_request().map(|close| close.urgent), Some(true));
+      assert_eq!(outbox.unsent(), 0, "{policy:?}: the frames were given up");
+    }
+  }
+
+  #[tokio::test]
   async fn frames_held_for_a_flush_count_against_the_budget_until_released() {
     let outbox = Outbox::new(20, OverflowPolicy::Close);
     for _ in 0..11 {
@@ -534,7 +680,7 @@ mod tests {
     assert_eq!(outbox.push(Utf8Bytes::from("12345")), Pushed::Overflowed);
     let fresh = Outbox::new(20, OverflowPolicy::Close);
     assert_eq!(fresh.hold(5), Pushed::Queued);
-    fresh.release_held(7, Utf8Bytes::from("12345"));
+    fresh.release_held(7, Utf8Bytes::from("12345").into());
     assert_eq!(fresh.unsent(), 7);
     let mut frames = VecDeque::new();
     assert_eq!(fresh.take(0, &mut frames).await, Ok(None));
@@ -542,7 +688,10 @@ mod tests {
   }
 
   fn texts(frames: &VecDeque<Queued>) -> Vec<String> {
-    frames.iter().map(|queued| queued.frame.to_string()).collect()
+    frames
+      .iter()
+      .map(|queued| queued.frame.as_text().unwrap_or_default().to_string())
+      .collect()
   }
 
   #[tokio::test]

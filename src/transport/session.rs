@@ -1,6 +1,9 @@
 //! One open WebSocket: a reader that parses frames once and answers pings, and a writer that
 //! drains the session's outbox, both in one task.
 //!
+//! A raw endpoint's session skips the protocol: its reader hands every text or binary message
+//! to the host as it arrived, and its writer sends raw frames as they are.
+//!
 //! The reader hands events and calls to its host (waiting while the queue to JS is full, which
 //! pushes back on the client through TCP). The writer takes every queued frame at once and
 //! feeds them to tungstenite before one flush, so a burst becomes one write.
@@ -33,21 +36,26 @@ use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
+use super::fragments::{FragmentCounter, TooManyFragments};
 use super::outbox::{CloseRequest, Outbox, Queued, SLOW_CONSUMER_STALL};
 use super::Host;
 use crate::error::{CloseCode, FrameError, SessionEnd};
 use crate::ids::SessionId;
-use crate::protocol::{parse_client_frame, pong_frame, system_error_frame, ClientFrame};
+use crate::protocol::{parse_client_frame, pong_frame, system_error_frame, ClientFrame, RawData};
 
 /// Time a slow consumer's socket gets to take its close frame (it has stopped reading, so the
 /// full close timeout would mostly be spent waiting on a socket that will not drain).
 const URGENT_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-/// A session's socket that reports every byte the kernel accepts to the session's outbox.
+/// A session's socket that reports every byte the kernel accepts to the session's outbox, and
+/// counts the fragments of every message it reads (see [`FragmentCounter`]).
 pub struct Metered<S> {
   inner: S,
   outbox: Arc<Outbox>,
   generation: u64,
+  /// Bytes read with the request head, served before the socket's.
+  leftover: Vec<u8>,
+  fragments: FragmentCounter,
 }
 
 impl<S> Metered<S> {
@@ -56,7 +64,17 @@ impl<S> Metered<S> {
       inner,
       outbox,
       generation,
+      leftover: Vec::new(),
+      fragments: FragmentCounter::new(usize::MAX),
     }
+  }
+
+  /// Reads `leftover` (the bytes that came with the request head) first, and fails the read
+  /// that completes a message of more than `max_fragments` frames.
+  pub fn counting_fragments(mut self, leftover: Vec<u8>, max_fragments: usize) -> Self {
+    self.leftover = leftover;
+    self.fragments = FragmentCounter::new(max_fragments);
+    self
   }
 
   pub fn get_mut(&mut self) -> &mut S {
@@ -66,7 +84,23 @@ impl<S> Metered<S> {
 
 impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
   fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-    Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    let this = self.get_mut();
+    let before = buf.filled().len();
+    if !this.leftover.is_empty() {
+      let n = this.leftover.len().min(buf.remaining());
+      buf.put_slice(this.leftover.get(..n).unwrap_or_default());
+      this.leftover.drain(..n);
+    } else {
+      let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+      if !matches!(polled, Poll::Ready(Ok(()))) {
+        return polled;
+      }
+    }
+    let read = buf.filled().get(before..).unwrap_or_default();
+    match this.fragments.read(read) {
+      Ok(()) => Poll::Ready(Ok(())),
+      Err(too_many) => Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, too_many))),
+    }
   }
 }
 
@@ -97,6 +131,8 @@ pub struct SessionLink<'a, H> {
   pub generation: u64,
   pub host: &'a H,
   pub close_timeout: Duration,
+  /// A raw endpoint's session: messages go to JS as they are (text or binary), not parsed.
+  pub raw: bool,
 }
 
 /// How a socket stopped serving its session.
@@ -203,6 +239,8 @@ where
   let mut peer_close: Option<SessionEnd> = None;
   while let Some(item) = stream.next().await {
     match item {
+      Ok(Message::Text(text)) if link.raw => on_raw(RawData::Text(text.as_str()), link).await,
+      Ok(Message::Binary(data)) if link.raw => on_raw(RawData::Binary(&data), link).await,
       Ok(Message::Text(text)) => on_text(&text, link).await,
       Ok(Message::Binary(_)) => {
         link.outbox.push(system_error_frame(FrameError::Binary));
@@ -229,6 +267,13 @@ where
       }
       Ok(_) => {}
       Err(WsError::Capacity(_)) => return ReadEnd::Violation(CloseCode::TooBig, "message too big"),
+      Err(WsError::Io(error))
+        if error
+          .get_ref()
+          .is_some_and(|inner| inner.is::<TooManyFragments>()) =>
+      {
+        return ReadEnd::Violation(CloseCode::TooBig, "too many fragments")
+      }
       Err(WsError::Utf8(_)) => return ReadEnd::Violation(CloseCode::InvalidPayload, "invalid UTF-8"),
       // The peer went away without a close frame: a dropped connection, not a violation.
       Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => break,
@@ -262,6 +307,11 @@ async fn on_text<H: Host>(text: &Utf8Bytes, link: &SessionLink<'_, H>) {
   }
 }
 
+async fn on_raw<H: Host>(data: RawData<'_>, link: &SessionLink<'_, H>) {
+  link.host.wait_for_space(link.id).await;
+  link.host.receive_raw(link.id, data);
+}
+
 async fn write_loop<S, H>(
   sink: &mut SplitSink<WebSocketStream<S>, Message>,
   link: &SessionLink<'_, H>,
@@ -279,7 +329,7 @@ where
       let failed = {
         let write = async {
           while let Some(queued) = frames.pop_front() {
-            sink.feed(Message::Text(queued.frame)).await?;
+            sink.feed(queued.frame.into_message()).await?;
           }
           sink.flush().await
         };

@@ -39,6 +39,7 @@ pub fn config(authenticates: bool) -> ServerConfig {
       path: "/ws".into(),
       authenticates,
       prefix: false,
+      raw: false,
     }],
     room_handlers: vec!["ChatRoom".into()],
     ..ServerConfig::default()
