@@ -170,11 +170,11 @@ describe("cluster mode: three node processes on one redis-server", () => {
     const run = promisify(execFile);
     await run("redis-cli", ["-p", String(redis.port), "CONFIG", "SET", "appendfsync", "everysec"]);
     try {
-      const Conn = defineConnection({ name: "Conn" });
-      assert.throws(
-        () => createServer({ connections: [Conn], storage: ":memory:", cluster: { redis: redis.url, nodeId: "picky" } }),
-        (error: any) => error.code === "cluster_unavailable" && /appendfsync always/.test(error.message),
-      );
+        const Conn = defineConnection({ name: "Conn" });
+        assert.throws(
+          () => createServer({ connections: [Conn], storage: ":memory:", cluster: { redis: redis.url, nodeId: "picky" } }),
+          (error: any) => error.code === "cluster_unavailable" && /appendfsync always/.test(error.message),
+        );
     } finally {
       await run("redis-cli", ["-p", String(redis.port), "CONFIG", "SET", "appendfsync", "always"]);
     }
@@ -288,6 +288,7 @@ describe("cluster mode: rooms placed on one node, schedules in Redis", () => {
     );
     const owner = await startNode(redis.url, "n4", roomsFixture, "1500");
     const other = await startNode(redis.url, "n5", roomsFixture, "1500");
+    try {
     const m4 = await TestClient.open(`${owner.url}?user=m4`);
     await m4.next((f) => f.data?.type === "joined" && f.data.userId === "m4" && f.data.node === "n4", "m4's join on n4");
     const m5 = await TestClient.open(`${other.url}?user=m5`);
@@ -299,6 +300,9 @@ describe("cluster mode: rooms placed on one node, schedules in Redis", () => {
     assert.equal(again.data.userId, "m5");
     assert.deepEqual((await m5.call("members")).data, ["m5"], "m4 went with its node");
     await m5.close();
-    await stopNode(other);
+    } finally {
+      owner.child.kill("SIGKILL");
+      await stopNode(other).catch(() => other.child.kill("SIGKILL"));
+    }
   });
 });
