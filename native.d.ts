@@ -57,7 +57,16 @@ export declare class NativeServer {
   roomsOf(actorId: number): Array<string>
   /** The room instance called `name` (created, empty, when missing). */
   openRoom(name: string, handlerId: number): OpenedRoom
-  /** Live members as JSON: `[{"userId","joinedAt","metadata"}]`, in join order. */
+  /**
+   * Asks for a room's live members as its owner has them (cluster mode: the node that owns the
+   * room; otherwise this one). Returns a request id; the answer comes as a `RoomMembers`
+   * event with it.
+   */
+  fetchRoomMembers(name: string, handlerId: number): number
+  /**
+   * Live members as JSON: `[{"userId","joinedAt","metadata"}]`, in join order. In cluster
+   * mode only on the node that owns the room (`room_elsewhere` on the others).
+   */
   roomMembers(name: string): string
   /** Replaces a live member's metadata; false when the user is not a member. */
   setMemberMetadata(name: string, user: string, metadataJson: string): boolean

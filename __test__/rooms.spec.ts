@@ -182,6 +182,19 @@ describe("rooms", () => {
     assert.equal(chat.memberCount(), 1);
   });
 
+  test("fetchMembers() resolves to what members() lists (on one node the room is always here)", async () => {
+    const { UserConnection, ChatRoom } = chatApp();
+    const { url, server } = await serve({ connections: [UserConnection], rooms: [ChatRoom] });
+    const alice = await TestClient.open(`${url}?user=alice`);
+    const bob = await TestClient.open(`${url}?user=bob`);
+    await joined(alice, "chat", { role: "admin" });
+    await joined(bob, "chat", { role: "guest" });
+    const chat = server.room("chat");
+    assert.deepEqual(await chat.fetchMembers(), chat.members());
+    assert.deepEqual(await server.room("chat:empty").fetchMembers(), []);
+    await Promise.all([alice.close(), bob.close()]);
+  });
+
   test("a room of 2,000 sessions receives 100 messages each, all in order", async () => {
     const { UserConnection, ChatRoom } = chatApp();
     const { url } = await serve({ connections: [UserConnection], rooms: [ChatRoom] });

@@ -266,8 +266,18 @@ export interface RoomContext<State = any, C extends ContractSpec = any> {
   readonly name: string;
   /** Room state (cloned from the definition's `state` when the room instance is created). */
   state: State;
-  /** Live members, in join order. */
+  /**
+   * Live members, in join order. In cluster mode only the node that owns the room (where its
+   * hooks run) knows them all: elsewhere this throws a `WarrenError` (`room_elsewhere`), and
+   * `fetchMembers()` asks the owner.
+   */
   members(): RoomMember[];
+  /**
+   * Live members, in join order, as the room's owner has them: in cluster mode one request to
+   * the node that owns the room (placing it here when no node does), from any node. Rejects with
+   * a `WarrenError` (`cluster_unavailable`) when the owner does not answer within `callTimeoutMs`.
+   */
+  fetchMembers(): Promise<RoomMember[]>;
   memberCount(): number;
   hasMember(userId: string): boolean;
   /** Shallow-merges `patch` into a member's metadata; false when the user is not a member. */

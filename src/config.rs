@@ -190,6 +190,21 @@ pub const MAX_PENDING_PUBLISHES: usize = 65_536;
 /// Publishes sent to Redis in one pipeline (one round trip).
 pub const PUBLISH_BATCH: usize = 256;
 
+/// How often a node looks for due schedules of actors no node holds (cluster mode): such a
+/// schedule fires at most this late.
+pub const ALARM_POLL: Duration = Duration::from_millis(500);
+
+/// Changes of this node's room memberships waiting to reach their rooms' owners (cluster mode);
+/// past it a change is dropped and the log says so.
+pub const MAX_PENDING_ROOM_CHANGES: usize = 65_536;
+
+/// `members()` requests of one node waiting for other nodes' answers (cluster mode); past it a
+/// request fails at once.
+pub const MAX_PENDING_ROOM_QUERIES: usize = 1024;
+
+/// Due alarms a node takes on per look (the rest wait for the next one, or another node).
+pub const ALARM_BATCH: usize = 64;
+
 /// A connection definition as the core sees it: where its sockets upgrade and whether the
 /// upgrade waits for `extractMeta` in JS.
 #[derive(Clone, Debug)]

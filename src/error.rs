@@ -244,6 +244,8 @@ pub enum CoreError {
   /// A socket handed over by an HTTP server cannot be taken by the core (no file descriptor
   /// of its own, such as a TLS socket, or the platform cannot share it).
   NotAdoptable(String),
+  /// Cluster mode: what was asked of a room only its owner, another node, knows.
+  RoomElsewhere(String),
 }
 
 impl CoreError {
@@ -266,6 +268,7 @@ impl CoreError {
       CoreError::Cluster(_) => "cluster_unavailable",
       CoreError::Tls(_) => "invalid_tls",
       CoreError::NotAdoptable(_) => "socket_not_adoptable",
+      CoreError::RoomElsewhere(_) => "room_elsewhere",
     }
   }
 }
@@ -279,7 +282,8 @@ impl fmt::Display for CoreError {
       | CoreError::AddressInUse(why)
       | CoreError::Cluster(why)
       | CoreError::Tls(why)
-      | CoreError::NotAdoptable(why) => f.write_str(why),
+      | CoreError::NotAdoptable(why)
+      | CoreError::RoomElsewhere(why) => f.write_str(why),
       CoreError::Store(error) => error.fmt(f),
       CoreError::NoSuchActor => f.write_str("the actor is no longer in memory"),
       CoreError::TooManySchedules(limit) => write!(f, "an actor may have at most {limit} pending schedules"),

@@ -73,6 +73,9 @@ pub enum Tag {
   /// `[18, sessionId, base64]`: a binary message of a raw endpoint's session (its bytes in
   /// base64, the one way bytes travel in the JSON batch).
   RawBinary = 18,
+  /// `[19, requestId, members]` or `[19, requestId, null, code, message]`: the answer to a
+  /// `fetchRoomMembers` request.
+  RoomMembers = 19,
 }
 
 /// How serious a [`Event::Log`] is.
@@ -176,6 +179,11 @@ pub enum Event<'a> {
   RawBinary {
     session: SessionId,
     bytes: &'a [u8],
+  },
+  /// The members of a room (JSON), or why they could not be had (error code, message).
+  RoomMembers {
+    request: u64,
+    answer: Result<&'a str, (&'a str, &'a str)>,
   },
 }
 
@@ -363,6 +371,18 @@ impl Event<'_> {
         out.push_str(",\"");
         push_base64(out, bytes);
         out.push('"');
+      }
+      Event::RoomMembers { request, answer } => {
+        push_tag(out, Tag::RoomMembers);
+        push_field_int(out, request);
+        match answer {
+          Ok(members) => push_field_raw(out, Some(members)),
+          Err((code, message)) => {
+            push_field_raw(out, None);
+            push_field_str(out, code);
+            push_field_str(out, message);
+          }
+        }
       }
     }
     out.push(']');
@@ -589,6 +609,14 @@ mod tests {
         session: SessionId(5),
         bytes: &[0, 255, 1],
       },
+      Event::RoomMembers {
+        request: 4,
+        answer: Ok(r#"[{"userId":"a"}]"#),
+      },
+      Event::RoomMembers {
+        request: 5,
+        answer: Err(("cluster_unavailable", "no answer")),
+      },
     ]);
     let batch = events.take().unwrap_or_default();
     assert_eq!(
@@ -597,7 +625,8 @@ mod tests {
         r#"[[2,0,"echo",{"n":1}],[3,18446744073709551615,10,"inc",null],"#,
         r#"[0,1,0,"/ws?x=1","127.0.0.1",{"host":"h","x-q":"\""}],"#,
         r#"[10,2,1,"a",[[3,{"userId":"a"}]]],[16,"warn","disk"],"#,
-        r#"[17,5,"a\"b"],[18,5,"AP8B"]]"#
+        r#"[17,5,"a\"b"],[18,5,"AP8B"],"#,
+        r#"[19,4,[{"userId":"a"}]],[19,5,null,"cluster_unavailable","no answer"]]"#
       )
     );
     assert!(serde_json::from_str::<serde_json::Value>(&batch).is_ok());

@@ -1,7 +1,9 @@
 //! Scheduled events: `ctx.schedule.after(ms, event, data)` and `.at(date, ...)`. Each one is
 //! stored (so it survives restarts) and indexed here by due time; one timer task fires them in
-//! order. A fired event is removed before it is handed to JS (at most once, no retries, as in
-//! Rivet), and it wakes or re-creates its actor when needed.
+//! order ([`Schedules::next_due`]). A fired event is removed before it is handed to JS (at most
+//! once, no retries, as in Rivet), and it wakes or re-creates its actor when needed. In cluster
+//! mode this index holds the schedules of the actors this node holds; they live in Redis (see
+//! [`crate::cluster::alarms`]).
 //!
 //! Bound: [`MAX_SCHEDULES_PER_ACTOR`] pending per actor; adding past it is refused.
 
@@ -154,17 +156,17 @@ impl Schedules {
     (due, next)
   }
 
-  /// Fires due schedules (removed from the index first) with `fire`, in due order, until
-  /// shutdown.
-  pub async fn run_timer(&self, mut shutdown: watch::Receiver<bool>, mut fire: impl FnMut(Schedule)) {
+  /// Waits until schedules are due and returns them (removed from the index), in due order;
+  /// `None` at shutdown.
+  pub async fn next_due(&self, shutdown: &mut watch::Receiver<bool>) -> Option<Vec<Schedule>> {
     loop {
       let (due, next) = self.take_due(now_ms());
-      for schedule in due {
-        fire(schedule);
+      if !due.is_empty() {
+        return Some(due);
       }
       let wait = next.map(|at| std::time::Duration::from_millis(at.saturating_sub(now_ms())));
       tokio::select! {
-        _ = shutdown.wait_for(|stopping| *stopping) => return,
+        _ = shutdown.wait_for(|stopping| *stopping) => return None,
         _ = self.changed.notified() => {}
         _ = async {
           match wait {
@@ -174,6 +176,21 @@ impl Schedules {
         } => {}
       }
     }
+  }
+
+  /// Puts back a schedule that was already accepted (loaded from storage): no capacity check,
+  /// and one already indexed is left as it is.
+  pub fn restore(&self, schedule: Schedule) {
+    let mut inner = self.inner.lock();
+    if inner.by_id.contains_key(&schedule.id) {
+      return;
+    }
+    inner.next_seq += 1;
+    let slot = (schedule.at_ms, inner.next_seq);
+    inner.by_id.insert(schedule.id.clone(), slot);
+    inner.by_time.insert(slot, schedule);
+    drop(inner);
+    self.changed.notify_one();
   }
 }
 
@@ -227,6 +244,10 @@ mod tests {
     let (due, next) = schedules.take_due(25);
     assert_eq!(due.iter().map(|s| &*s.id).collect::<Vec<_>>(), vec!["a"]);
     assert_eq!(next, Some(30));
+    // Restoring what is indexed already changes nothing; a new one is indexed past the cap.
+    schedules.restore(schedule("c", "v", 30));
+    schedules.restore(schedule("d", "v", 40));
+    assert_eq!(schedules.of(DefinitionId(0), "v").len(), 2);
     let stored = schedule("c", "v", 30).to_stored("Counter");
     assert_eq!(
       Schedule::from_stored("c", &stored, |name| (name == "Counter")

@@ -697,3 +697,529 @@ async fn a_message_to_a_user_elsewhere_sent_behind_a_state_change_leaves_once_it
     .expect("commit");
   assert_eq!(receive(&mut bob).await["data"]["text"], "after the change");
 }
+
+/// Epoch milliseconds `ms` from now, as `ctx.schedule.at` gives them.
+fn in_ms(ms: u64) -> f64 {
+  (warren::registry::rooms::now_ms() + ms) as f64
+}
+
+/// How many actors have a pending alarm in Redis.
+async fn alarms(redis: &Redis) -> usize {
+  let client = redis::Client::open(redis.url()).expect("client");
+  let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+  redis::cmd("ZCARD")
+    .arg("warren:alarms")
+    .query_async(&mut connection)
+    .await
+    .expect("zcard")
+}
+
+/// The `Scheduled` events JS was handed so far on `server` (without waiting).
+fn scheduled_now(server: &Server) -> Vec<serde_json::Value> {
+  let mut fired = Vec::new();
+  while let Some(batch) = server.core.take_events() {
+    let events: serde_json::Value = serde_json::from_str(&batch).expect("batch");
+    fired.extend(
+      events
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|event| event[0] == 15)
+        .cloned(),
+    );
+  }
+  fired
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_made_through_one_node_is_kept_in_redis_and_fires_once_on_the_owner() {
+  let redis = Redis::start("schedule-owner");
+  let mut owner = authenticating_node(&redis, "owner").await;
+  let other = authenticating_node(&redis, "other").await;
+  let (_client, _, actor) = owner.open_as("/ws", "ann").await;
+  let id = owner
+    .core
+    .add_schedule(
+      DefinitionId(0),
+      "ann",
+      in_ms(300),
+      "tick".into(),
+      r#"{"n":1}"#.into(),
+    )
+    .expect("schedule");
+  eventually("the schedule to reach Redis", || async {
+    alarms(&redis).await == 1
+  })
+  .await;
+  let fired = owner.event_tagged(15).await;
+  assert_eq!(fired[1].as_u64(), Some(actor), "on the owner, in its actor");
+  assert_eq!(
+    (fired[4].as_str(), fired[6]["n"].as_u64()),
+    (Some(id.as_str()), Some(1))
+  );
+  assert_eq!(alarms(&redis).await, 0, "taken out of Redis as it fired");
+  assert!(scheduled_now(&other).is_empty(), "the other node never had it");
+  assert_eq!(owner.core.schedules_json(DefinitionId(0), "ann"), "[]");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_of_actors_no_node_holds_fire_once_each_on_some_node() {
+  let redis = Redis::start("schedule-alarm");
+  let mut maker = quick_node(&redis, "maker").await;
+  let others = [quick_node(&redis, "b").await, quick_node(&redis, "c").await];
+  let users = ["ann", "bob", "cid", "dee"];
+  let mut ids = std::collections::HashSet::new();
+  for user in users {
+    let (client, _, _) = maker.open_as("/ws", user).await;
+    for n in 0..5 {
+      let id = maker
+        .core
+        .add_schedule(
+          DefinitionId(0),
+          user,
+          in_ms(1_200 + n * 10),
+          "tick".into(),
+          "{}".into(),
+        )
+        .expect("schedule");
+      ids.insert(id);
+    }
+    drop(client);
+  }
+  // Every actor leaves memory and gives its claim up before its schedules are due.
+  eventually("the actors to leave the maker", || async {
+    maker.core.stats().actors == 0
+  })
+  .await;
+  assert_eq!(alarms(&redis).await, users.len());
+
+  let mut fired: Vec<String> = Vec::new();
+  let deadline = tokio::time::Instant::now() + PATIENCE;
+  while fired.len() < ids.len() {
+    assert!(
+      tokio::time::Instant::now() < deadline,
+      "only {} fired",
+      fired.len()
+    );
+    for server in std::iter::once(&maker).chain(others.iter()) {
+      for event in scheduled_now(server) {
+        fired.push(event[4].as_str().expect("id").to_string());
+      }
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+  }
+  assert_eq!(alarms(&redis).await, 0);
+  for server in std::iter::once(&maker).chain(others.iter()) {
+    fired.extend(
+      scheduled_now(server)
+        .iter()
+        .filter_map(|e| e[4].as_str().map(String::from)),
+    );
+  }
+  let distinct: std::collections::HashSet<String> = fired.iter().cloned().collect();
+  assert_eq!(distinct, ids, "every schedule fired");
+  assert_eq!(fired.len(), ids.len(), "and each once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_of_a_node_that_stopped_cleanly_fires_on_another() {
+  let redis = Redis::start("schedule-stop");
+  let mut maker = authenticating_node(&redis, "maker").await;
+  let mut heir = authenticating_node(&redis, "heir").await;
+  let (client, _, _) = maker.open_as("/ws", "ann").await;
+  let id = maker
+    .core
+    .add_schedule(DefinitionId(0), "ann", in_ms(800), "tick".into(), "{}".into())
+    .expect("schedule");
+  eventually("the schedule to reach Redis", || async {
+    alarms(&redis).await == 1
+  })
+  .await;
+  drop(client);
+  // A clean stop gives the node's lease back: its actors are free to be placed elsewhere.
+  drop(maker);
+  let fired = heir.event_tagged(15).await;
+  assert_eq!(
+    (fired[3].as_str(), fired[4].as_str()),
+    (Some("ann"), Some(id.as_str()))
+  );
+  assert_eq!(heir.core.stats().actors, 1, "woken on the heir");
+  assert_eq!(alarms(&redis).await, 0);
+}
+
+/// The users `fetch_room_members` lists for `room` through `server`, in join order.
+async fn members_through(server: &Server, room: &str) -> Vec<String> {
+  let json = server
+    .core
+    .fetch_room_members(room, HandlerId(0))
+    .await
+    .expect("members");
+  let members: serde_json::Value = serde_json::from_str(&json).expect("members JSON");
+  members
+    .as_array()
+    .into_iter()
+    .flatten()
+    .filter_map(|member| member["userId"].as_str().map(String::from))
+    .collect()
+}
+
+/// The node Redis names as the owner of `room`.
+async fn room_owner(redis: &Redis, room: &str) -> Option<String> {
+  let client = redis::Client::open(redis.url()).expect("client");
+  let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+  redis::cmd("HGET")
+    .arg(format!("warren:roomowner:{room}"))
+    .arg("owner")
+    .query_async(&mut connection)
+    .await
+    .expect("hget")
+}
+
+/// The room events (joins 6, leaves 7) JS was handed so far on `server`, as `(tag, user)`.
+fn room_events_now(server: &Server) -> Vec<(u64, String)> {
+  let mut seen = Vec::new();
+  while let Some(batch) = server.core.take_events() {
+    let events: serde_json::Value = serde_json::from_str(&batch).expect("batch");
+    for event in events.as_array().into_iter().flatten() {
+      match event[0].as_u64() {
+        Some(6) => seen.push((6, event[5].as_str().unwrap_or_default().to_string())),
+        Some(7) => seen.push((7, event[2].as_str().unwrap_or_default().to_string())),
+        _ => {}
+      }
+    }
+  }
+  seen
+}
+
+/// Three nodes with one user each, all members of `lobby`; the first joins first (so its node
+/// owns the room).
+async fn lobby_on_three_nodes(redis: &Redis) -> ([Server; 3], Vec<Client>) {
+  let mut nodes = [
+    authenticating_node(redis, "first").await,
+    authenticating_node(redis, "second").await,
+    authenticating_node(redis, "third").await,
+  ];
+  let mut clients = Vec::new();
+  for (server, user) in nodes.iter_mut().zip(["ann", "bob", "cid"]) {
+    let (client, _, actor) = server.open_as("/ws", user).await;
+    server
+      .core
+      .join_room(ActorId(actor), "lobby", HandlerId(0), r#"{"seat":1}"#)
+      .expect("join");
+    clients.push(client);
+    eventually("the room to be placed", || async {
+      room_owner(redis, "lobby").await.as_deref() == Some("first")
+    })
+    .await;
+  }
+  (nodes, clients)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_lives_on_one_node_which_runs_its_hooks_and_answers_members_for_every_node() {
+  let redis = Redis::start("room-owner");
+  let (mut nodes, mut clients) = lobby_on_three_nodes(&redis).await;
+  for server in &nodes {
+    eventually("every member to reach the owner", || async {
+      members_through(server, "lobby").await == ["ann", "bob", "cid"]
+    })
+    .await;
+  }
+  let [owner, second, third] = &mut nodes;
+  let mut joins = room_events_now(owner);
+  joins.sort();
+  let expected: Vec<(u64, String)> = ["ann", "bob", "cid"].iter().map(|u| (6, u.to_string())).collect();
+  assert_eq!(joins, expected, "onJoin once per join, on the owner");
+  assert!(room_events_now(second).is_empty(), "no room hook elsewhere");
+  assert!(room_events_now(third).is_empty(), "no room hook elsewhere");
+
+  // Room messages still fan out from every node to its own members' sessions.
+  subscribed(&redis, "lobby", 3).await;
+  let target = Target::Room {
+    name: "lobby",
+    except: None,
+  };
+  let frame = Frame {
+    event: "hi",
+    payload_json: None,
+  };
+  assert_eq!(
+    third.core.emit(target, frame).expect("emit"),
+    1,
+    "cid, on this node"
+  );
+  for client in &mut clients {
+    assert_eq!(receive(client).await["data"]["type"], "hi");
+  }
+
+  // bob's last session ends: the owner hears the leave (onLeave there), every node sees it.
+  drop(clients.remove(1));
+  eventually("bob to leave", || async {
+    members_through(third, "lobby").await == ["ann", "cid"]
+  })
+  .await;
+  assert_eq!(room_events_now(owner), vec![(7, "bob".to_string())]);
+  assert!(room_events_now(second).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_a_rooms_owner_stops_its_members_elsewhere_join_it_again_on_a_new_owner() {
+  let redis = Redis::start("room-moves");
+  let ([owner, mut second, mut third], clients) = lobby_on_three_nodes(&redis).await;
+  eventually("every member to reach the owner", || async {
+    members_through(&second, "lobby").await.len() == 3
+  })
+  .await;
+  let lobby = StateOf::Room {
+    handler: "ChatRoom",
+    room: "lobby",
+  };
+  owner.core.state_changed();
+  owner
+    .core
+    .commit_state(vec![(lobby, Some(b"joins=3".to_vec()))])
+    .expect("commit");
+  eventually("the room's state to reach Redis", || async {
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+    let key = "warren:data:r\0ChatRoom\0lobby";
+    let value: Option<Vec<u8>> = redis::cmd("GET")
+      .arg(key.as_bytes())
+      .query_async(&mut connection)
+      .await
+      .expect("get");
+    value.is_some()
+  })
+  .await;
+  room_events_now(&second);
+  room_events_now(&third);
+  drop(owner);
+
+  // The others notice (within a lease renewal period) and send their members' joins again:
+  // the room is placed on one of them, which runs onJoin for each.
+  eventually("the room to be placed again", || async {
+    matches!(
+      room_owner(&redis, "lobby").await.as_deref(),
+      Some("second" | "third")
+    )
+  })
+  .await;
+  eventually("the members left to be listed", || async {
+    members_through(&second, "lobby").await == ["bob", "cid"]
+      || members_through(&second, "lobby").await == ["cid", "bob"]
+  })
+  .await;
+  let new_owner = match room_owner(&redis, "lobby").await.as_deref() {
+    Some("second") => &mut second,
+    _ => &mut third,
+  };
+  let mut joins = room_events_now(new_owner);
+  joins.sort();
+  assert_eq!(joins, vec![(6, "bob".to_string()), (6, "cid".to_string())]);
+  assert_eq!(
+    new_owner.core.load_state(lobby),
+    Ok(Some(b"joins=3".to_vec())),
+    "the room's state as Redis held it"
+  );
+  drop(clients);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actors_schedules_move_with_it_and_are_cancelled_where_it_lives_next() {
+  let redis = Redis::start("schedule-moves");
+  let mut first = quick_node(&redis, "a").await;
+  let mut second = quick_node(&redis, "b").await;
+  let (client, _, _) = first.open_as("/ws", "ann").await;
+  let ids: Vec<String> = [60_000, 61_000]
+    .into_iter()
+    .map(|ms| {
+      first
+        .core
+        .add_schedule(DefinitionId(0), "ann", in_ms(ms), "later".into(), "{}".into())
+        .expect("schedule")
+    })
+    .collect();
+  drop(client);
+  eventually("ann to leave node a", || async { first.core.stats().actors == 0 }).await;
+  assert_eq!(
+    first.core.schedules_json(DefinitionId(0), "ann"),
+    "[]",
+    "not a's any more"
+  );
+
+  // Placed on b next: its schedules come with it, and are cancelled there (in Redis too).
+  let (_client, _, _) = second.open_as("/ws", "ann").await;
+  let listed: serde_json::Value =
+    serde_json::from_str(&second.core.schedules_json(DefinitionId(0), "ann")).expect("list");
+  let listed: Vec<&str> = listed
+    .as_array()
+    .into_iter()
+    .flatten()
+    .filter_map(|schedule| schedule["id"].as_str())
+    .collect();
+  assert_eq!(listed, ids);
+  let pending = || async {
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+    let count: usize = redis::cmd("ZCARD")
+      .arg("warren:schedules:14:UserConnection:ann")
+      .query_async(&mut connection)
+      .await
+      .expect("zcard");
+    count
+  };
+  assert_eq!(pending().await, 2);
+  assert!(second.core.cancel_schedule(&ids[0]));
+  eventually("the cancel to reach Redis", || async { pending().await == 1 }).await;
+  assert_eq!(alarms(&redis).await, 1);
+  assert!(second.core.cancel_schedule(&ids[1]));
+  eventually("the alarm to go", || async { alarms(&redis).await == 0 }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rooms_owner_runs_on_leave_for_the_members_of_a_node_that_stopped() {
+  let redis = Redis::start("room-member-node");
+  let mut owner = authenticating_node(&redis, "owner").await;
+  let mut other = authenticating_node(&redis, "other").await;
+  let (_ann, _, ann) = owner.open_as("/ws", "ann").await;
+  owner
+    .core
+    .join_room(ActorId(ann), "lobby", HandlerId(0), "{}")
+    .expect("join");
+  eventually("the room to be placed", || async {
+    room_owner(&redis, "lobby").await.as_deref() == Some("owner")
+  })
+  .await;
+  let (_bob, _, bob) = other.open_as("/ws", "bob").await;
+  other
+    .core
+    .join_room(ActorId(bob), "lobby", HandlerId(0), "{}")
+    .expect("join");
+  eventually("bob to reach the owner", || async {
+    members_through(&owner, "lobby").await == ["ann", "bob"]
+  })
+  .await;
+  drop(other);
+  let left = owner.event_tagged(7).await;
+  assert_eq!(left[2], "bob");
+  assert_eq!(members_through(&owner, "lobby").await, ["ann"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroying_a_room_from_any_node_destroys_it_on_its_owner_and_everywhere_it_has_members() {
+  let redis = Redis::start("room-destroy");
+  let ([mut owner, second, third], _clients) = lobby_on_three_nodes(&redis).await;
+  eventually("every member to reach the owner", || async {
+    members_through(&owner, "lobby").await.len() == 3
+  })
+  .await;
+  let lobby = StateOf::Room {
+    handler: "ChatRoom",
+    room: "lobby",
+  };
+  owner.core.state_changed();
+  owner
+    .core
+    .commit_state(vec![(lobby, Some(b"joins=3".to_vec()))])
+    .expect("commit");
+  let state_in_redis = || async {
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+    let value: Option<Vec<u8>> = redis::cmd("GET")
+      .arg("warren:data:r\0ChatRoom\0lobby".as_bytes())
+      .query_async(&mut connection)
+      .await
+      .expect("get");
+    value.is_some()
+  };
+  eventually("the room's state to reach Redis", state_in_redis).await;
+  room_events_now(&owner);
+
+  // Asked on a node that does not own it: the owner destroys it (onLeave for every member
+  // there, then onDestroy) and every node drops it from its members' lists.
+  third.core.destroy_room("ChatRoom", "lobby");
+  let mut left = Vec::new();
+  loop {
+    let event = tokio::time::timeout(PATIENCE, owner.next_event())
+      .await
+      .expect("the owner destroys the room");
+    match event[0].as_u64() {
+      Some(7) => left.push(event[2].as_str().unwrap_or_default().to_string()),
+      Some(14) => break,
+      _ => {}
+    }
+  }
+  left.sort();
+  assert_eq!(
+    left,
+    ["ann", "bob", "cid"],
+    "onLeave for every member, on the owner"
+  );
+  for server in [&owner, &second, &third] {
+    eventually("the room to leave every node", || async {
+      server.core.stats().rooms == 0
+    })
+    .await;
+  }
+  eventually("the room's state to leave Redis", || async {
+    !state_in_redis().await
+  })
+  .await;
+  assert_eq!(room_owner(&redis, "lobby").await, None, "its claim given up");
+  assert_eq!(members_through(&second, "lobby").await, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_rooms_owner_a_returning_member_is_back_in_the_room_before_its_session_opens() {
+  let redis = Redis::start("room-order");
+  let mut owner = authenticating_node(&redis, "owner").await;
+  let (_ann, _, ann) = owner.open_as("/ws", "ann").await;
+  owner
+    .core
+    .join_room(ActorId(ann), "lobby", HandlerId(0), "{}")
+    .expect("join");
+  eventually("the room to be placed", || async {
+    room_owner(&redis, "lobby").await.as_deref() == Some("owner")
+  })
+  .await;
+  let (bob_client, _, bob) = owner.open_as("/ws", "bob").await;
+  owner
+    .core
+    .join_room(ActorId(bob), "lobby", HandlerId(0), "{}")
+    .expect("join");
+  drop(bob_client);
+  owner.event_tagged(7).await;
+
+  // bob comes back: he re-joins the room before JS hears of his session (onConnect), as on
+  // one node.
+  let port = owner.port;
+  let connecting = tokio::spawn(async move {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+      .await
+      .expect("connect");
+    tokio_tungstenite::client_async(format!("ws://127.0.0.1:{port}/ws"), stream).await
+  });
+  let upgrade = owner.event_tagged(0).await;
+  let identity = warren::transport::Identity {
+    key: "bob".into(),
+    meta_json: r#"{"userId":"bob"}"#.into(),
+  };
+  let request = warren::ids::RequestId(upgrade[1].as_u64().expect("request id"));
+  assert!(owner
+    .core
+    .decide_upgrade(request, warren::core::Decision::Accept(identity)));
+  let mut seen = Vec::new();
+  loop {
+    let event = owner.next_event().await;
+    match event[0].as_u64() {
+      Some(6) => seen.push(format!("join {}", event[5].as_str().unwrap_or_default())),
+      Some(1) => {
+        seen.push("open".to_string());
+        break;
+      }
+      _ => {}
+    }
+  }
+  assert_eq!(seen, ["join bob", "open"]);
+  drop(connecting.await);
+}

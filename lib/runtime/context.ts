@@ -236,6 +236,7 @@ export function roomContext(
   native: NativeServer,
   current: () => RoomRecord,
   destroy: () => void,
+  fetchMembers: () => Promise<RoomMember[]>,
 ): RoomContext {
   const members = (): RoomMember[] => JSON.parse(native.roomMembers(name));
   const emit = (event: string, data?: object) => native.emitToRoom(name, event, encodePayload(data), undefined);
@@ -249,6 +250,7 @@ export function roomContext(
     },
     destroy,
     members,
+    fetchMembers,
     memberCount: () => members().length,
     hasMember: (userId: string) => members().some((m) => m.userId === userId),
     updateMemberMetadata(userId: string, patch: Record<string, unknown>) {

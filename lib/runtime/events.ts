@@ -117,6 +117,8 @@ export class Runtime {
         if (entry[1] === "warn") this.#log.warn(entry[2]);
         else this.#log.error(entry[2]);
         return;
+      case Tag.RoomMembers:
+        return this.#rooms.membersAnswered(entry);
     }
   }
 

@@ -23,6 +23,7 @@ import type {
   RoomContext,
   RoomDefinition,
   RoomDestroyReason,
+  RoomMember,
   Scheduler,
 } from "../types";
 import { StateKind, type NativeServer } from "./bridge";
@@ -140,9 +141,10 @@ export class RoomRecord implements StateOwner {
     native: NativeServer,
     readonly cell: StateCell,
     destroy: () => void,
+    fetchMembers: () => Promise<RoomMember[]>,
   ) {
     this.owner = definition.name;
-    this.#plain = roomContext(name, native, () => this, destroy);
+    this.#plain = roomContext(name, native, () => this, destroy, fetchMembers);
     this.context = roomHookContext(this, this.#plain);
   }
 

@@ -8,11 +8,12 @@ import { bindingFor } from "../definitions/room";
 import { WarrenError } from "../errors";
 import type { LogFactory, Logger } from "../log";
 import type { Persistence } from "../state";
-import type { ConnectionDefinition, RoomContext, RoomDefinition, RoomDestroyReason } from "../types";
+import type { ConnectionDefinition, RoomContext, RoomDefinition, RoomDestroyReason, RoomMember } from "../types";
 import { StateKind, type NativeServer } from "./bridge";
 import { roomContext } from "./context";
 import { attempt, reportTo, settled } from "./guard";
 import { RoomRecord, type RoomPort } from "./records";
+import type { RoomMembersEntry } from "./tags";
 
 export class RoomRuntime implements RoomPort {
   readonly #native: NativeServer;
@@ -23,6 +24,8 @@ export class RoomRuntime implements RoomPort {
   readonly #byName = new Map<string, RoomRecord>();
   readonly #log: Logger;
   readonly #hooks: Logger;
+  /** `fetchMembers()` requests waiting for the native core's answer, by request id. */
+  readonly #asked = new Map<number, { resolve: (members: RoomMember[]) => void; reject: (error: Error) => void }>();
 
   constructor(
     native: NativeServer,
@@ -73,7 +76,28 @@ export class RoomRuntime implements RoomPort {
       throw new WarrenError("unknown_room", `no connection definition has a room "${name}" in its rooms map`);
     }
     const found = handler;
-    return roomContext(name, this.#native, () => this.#open(name, found), () => this.#destroy(name, found));
+    return roomContext(
+      name,
+      this.#native,
+      () => this.#open(name, found),
+      () => this.#destroy(name, found),
+      () => this.fetchMembers(name, found),
+    );
+  }
+
+  /** The room's live members as its owner has them (in cluster mode, asked of the node that owns it). */
+  fetchMembers(name: string, handler: number): Promise<RoomMember[]> {
+    const request = this.#native.fetchRoomMembers(name, handler);
+    return new Promise((resolve, reject) => this.#asked.set(request, { resolve, reject }));
+  }
+
+  /** The native core's answer to a `fetchMembers` request. */
+  membersAnswered(entry: RoomMembersEntry): void {
+    const waiting = this.#asked.get(entry[1]);
+    if (waiting === undefined) return;
+    this.#asked.delete(entry[1]);
+    if (entry[2] !== null) waiting.resolve(entry[2]);
+    else waiting.reject(new WarrenError(entry[3], entry[4]));
   }
 
   #open(name: string, handler: number): RoomRecord {
@@ -98,7 +122,15 @@ export class RoomRuntime implements RoomPort {
     if (this.#log.enabled) this.#log.debug(`room "${name}" (${definition.name}) enters the heap`);
     let room!: RoomRecord;
     const cell = this.#persistence.cell(StateKind.Room, definition.name, name, definition.state, definition.persistedKeys, () => room);
-    room = new RoomRecord(id, definition, name, this.#native, cell, () => this.#destroy(name, handler));
+    room = new RoomRecord(
+      id,
+      definition,
+      name,
+      this.#native,
+      cell,
+      () => this.#destroy(name, handler),
+      () => this.fetchMembers(name, handler),
+    );
     this.#byId.set(id, room);
     const onStateChange = definition.onStateChange;
     if (onStateChange) {
@@ -153,8 +185,10 @@ export class RoomRuntime implements RoomPort {
     return attempt(() => onDestroy(ctx), (e) => this.#report(room, e));
   }
 
-  /** `onDestroy` for every room in the heap (server shutdown). */
+  /** `onDestroy` for every room in the heap (server shutdown); unanswered `fetchMembers()` reject. */
   destroyAll(reason: RoomDestroyReason): Promise<void>[] {
+    for (const waiting of this.#asked.values()) waiting.reject(new WarrenError("server_closed", "the server was closed"));
+    this.#asked.clear();
     const pending = [...this.#byId.values()].map((room) => settled(room.ordering, () => this.#runDestroy(room, reason)));
     this.#byId.clear();
     this.#byName.clear();

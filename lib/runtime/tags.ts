@@ -46,6 +46,8 @@ export enum Tag {
   RawText = 17,
   /** `[18, sessionId, base64]`: a raw endpoint's binary message, its bytes in base64. */
   RawBinary = 18,
+  /** `[19, requestId, members]` or `[19, requestId, null, code, message]`: a `fetchMembers` answer. */
+  RoomMembers = 19,
 }
 
 export type UpgradeEntry = [Tag.Upgrade, number, number, string, string, Record<string, string>];
@@ -67,6 +69,9 @@ export type ScheduledEntry = [Tag.Scheduled, number, number, string, string, str
 export type LogEntry = [Tag.Log, "warn" | "error", string];
 export type RawTextEntry = [Tag.RawText, number, string];
 export type RawBinaryEntry = [Tag.RawBinary, number, string];
+export type RoomMembersEntry =
+  | [Tag.RoomMembers, number, Array<{ userId: string; joinedAt: number; metadata: Record<string, unknown> }>]
+  | [Tag.RoomMembers, number, null, string, string];
 
 export type Entry =
   | UpgradeEntry
@@ -87,4 +92,5 @@ export type Entry =
   | ScheduledEntry
   | LogEntry
   | RawTextEntry
-  | RawBinaryEntry;
+  | RawBinaryEntry
+  | RoomMembersEntry;

@@ -99,10 +99,24 @@ impl NativeServer {
     })
   }
 
-  /// Live members as JSON: `[{"userId","joinedAt","metadata"}]`, in join order.
+  /// Asks for a room's live members as its owner has them (cluster mode: the node that owns the
+  /// room; otherwise this one). Returns a request id; the answer comes as a `RoomMembers`
+  /// event with it.
   #[napi(catch_unwind)]
-  pub fn room_members(&self, name: String) -> String {
-    self.core.room_members_json(&name)
+  pub fn fetch_room_members(&self, name: String, handler_id: u32) -> Result<i64, String> {
+    let handler = handler(handler_id);
+    if handler.get() >= self.core.config().room_handlers.len() {
+      return Err(invalid(format!("no room handler {handler}")));
+    }
+    let request = self.core.ask_room_members(&name, handler);
+    Ok(i64::try_from(request).unwrap_or(i64::MAX))
+  }
+
+  /// Live members as JSON: `[{"userId","joinedAt","metadata"}]`, in join order. In cluster
+  /// mode only on the node that owns the room (`room_elsewhere` on the others).
+  #[napi(catch_unwind)]
+  pub fn room_members(&self, name: String) -> Result<String, String> {
+    self.core.room_members_here(&name).map_err(js_error)
   }
 
   /// Replaces a live member's metadata; false when the user is not a member.

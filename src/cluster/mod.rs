@@ -23,9 +23,11 @@
 //! every other node's messages in the order that node sent them. Two nodes sending to one room at
 //! the same moment may interleave differently on different nodes.
 
+pub mod alarms;
 mod lease;
 pub mod nodes;
 mod publisher;
+pub mod rooms;
 pub mod scripts;
 mod subscriber;
 pub mod wire;
@@ -192,6 +194,8 @@ impl Cluster {
       scripts::CLAIM_ACTOR,
       scripts::RELEASE_ACTOR,
       scripts::WRITE_FENCED,
+      scripts::WRITE_SCHEDULE_FENCED,
+      scripts::TAKE_SCHEDULE,
     ] {
       redis::Script::new(script)
         .prepare_invoke()
@@ -363,8 +367,13 @@ impl Replica for Cluster {
   ) -> Pin<Box<dyn Future<Output = Result<(), ReplicaError>> + Send + '_>> {
     Box::pin(async move {
       let script = redis::Script::new(scripts::WRITE_FENCED);
+      let schedule_script = redis::Script::new(scripts::WRITE_SCHEDULE_FENCED);
       let mut pipe = redis::pipe();
       for write in &writes {
+        if let Some(id) = alarms::schedule_id(&write.key) {
+          alarms::push_schedule_write(&mut pipe, &schedule_script, &self.node, id, write);
+          continue;
+        }
         let (op, value) = match &write.value {
           Some(value) => ("set", value.as_slice()),
           None => ("del", &[][..]),
@@ -388,9 +397,12 @@ impl Replica for Cluster {
         .as_ref()
         .is_err_and(|error| error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript))
       {
-        done = match script.prepare_invoke().load_async(&mut commands).await {
-          Ok(_) => pipe.query_async(&mut commands).await,
-          Err(error) => Err(error),
+        done = match (
+          script.prepare_invoke().load_async(&mut commands).await,
+          schedule_script.prepare_invoke().load_async(&mut commands).await,
+        ) {
+          (Ok(_), Ok(_)) => pipe.query_async(&mut commands).await,
+          (Err(error), _) | (_, Err(error)) => Err(error),
         };
       }
       done.map_err(|error| replica_error(self, error))

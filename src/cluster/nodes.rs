@@ -8,7 +8,11 @@
 //!   them go), `ended` (the socket is gone: closed, or dropped and resumable);
 //! - owner → gateway: `frames` (what the session is sent, numbered by the owner), `close` (the
 //!   owner closes the session);
-//! - any node → owner: `destroy` (destroy an actor the owner holds).
+//! - any node → owner: `destroy` (destroy an actor the owner holds);
+//! - any node → a room's owner: `rjoin` and `rleave` (a member of that node joined or left the
+//!   room), `rmembers` (who the members are); owner → asking node: `rmembersof` (the answer);
+//!   `rdestroy` both ways (destroy a room: any node to its owner, the owner to the nodes with
+//!   members in it).
 //!
 //! Each message is one JSON object; raw JSON from clients and frames from the owner are carried
 //! as they are (JSON values and strings), never re-encoded.
@@ -79,6 +83,36 @@ pub enum NodeMessage<'a> {
     definition: Cow<'a, str>,
     key: Cow<'a, str>,
   },
+  /// `user`, whose actor lives on `from`, became a live member of `room` (of `handler`).
+  RoomJoin {
+    from: Cow<'a, str>,
+    room: Cow<'a, str>,
+    handler: Cow<'a, str>,
+    user: Cow<'a, str>,
+    metadata: &'a RawValue,
+  },
+  /// `user`, whose actor lives on `from`, stopped being a live member of `room`.
+  RoomLeave {
+    from: Cow<'a, str>,
+    room: Cow<'a, str>,
+    user: Cow<'a, str>,
+  },
+  /// `from` asks the owner of `room` for its members (request `id`).
+  MembersAsk {
+    from: Cow<'a, str>,
+    id: u64,
+    room: Cow<'a, str>,
+  },
+  /// The answer to request `id`: the members as JSON, or `None` when the receiver does not own
+  /// the room (any more).
+  Members { id: u64, members: Option<&'a RawValue> },
+  /// Destroy `room` (of `handler`): sent to its owner, and by the owner to the nodes with
+  /// members in it.
+  RoomDestroy {
+    from: Cow<'a, str>,
+    room: Cow<'a, str>,
+    handler: Cow<'a, str>,
+  },
 }
 
 /// What an `open` asks about resume: whether the client wants a resumable session, and the
@@ -129,6 +163,10 @@ struct Wire<'a> {
   blip: bool,
   #[serde(default)]
   seq: Option<u64>,
+  #[serde(borrow, default)]
+  room: Option<Cow<'a, str>>,
+  #[serde(borrow, default)]
+  handler: Option<Cow<'a, str>>,
 }
 
 /// Reads a message; `None` for one this node does not understand.
@@ -185,6 +223,32 @@ pub fn parse(payload: &[u8]) -> Option<NodeMessage<'_>> {
     "destroy" => NodeMessage::Destroy {
       definition: wire.definition?,
       key: wire.key?,
+    },
+    "rjoin" => NodeMessage::RoomJoin {
+      from: wire.from?,
+      room: wire.room?,
+      handler: wire.handler?,
+      user: wire.key?,
+      metadata: wire.meta?,
+    },
+    "rleave" => NodeMessage::RoomLeave {
+      from: wire.from?,
+      room: wire.room?,
+      user: wire.key?,
+    },
+    "rmembers" => NodeMessage::MembersAsk {
+      from: wire.from?,
+      id: wire.id?,
+      room: wire.room?,
+    },
+    "rmembersof" => NodeMessage::Members {
+      id: wire.id?,
+      members: wire.data,
+    },
+    "rdestroy" => NodeMessage::RoomDestroy {
+      from: wire.from?,
+      room: wire.room?,
+      handler: wire.handler?,
     },
     _ => return None,
   })
@@ -303,6 +367,65 @@ pub fn destroy(definition: &str, key: &str) -> String {
   out
 }
 
+/// `rjoin`: `metadata_json` is the member's metadata (JSON).
+pub fn room_join(from: &str, room: &str, handler: &str, user: &str, metadata_json: &str) -> String {
+  let mut out = head("rjoin", Some(from), 0);
+  out.push_str(r#","room":"#);
+  push_string(&mut out, room);
+  out.push_str(r#","handler":"#);
+  push_string(&mut out, handler);
+  out.push_str(r#","key":"#);
+  push_string(&mut out, user);
+  out.push_str(r#","meta":"#);
+  out.push_str(metadata_json);
+  out.push('}');
+  out
+}
+
+/// `rleave`.
+pub fn room_leave(from: &str, room: &str, user: &str) -> String {
+  let mut out = head("rleave", Some(from), 0);
+  out.push_str(r#","room":"#);
+  push_string(&mut out, room);
+  out.push_str(r#","key":"#);
+  push_string(&mut out, user);
+  out.push('}');
+  out
+}
+
+/// `rmembers`.
+pub fn members_ask(from: &str, id: u64, room: &str) -> String {
+  let mut out = head("rmembers", Some(from), 0);
+  out.push_str(r#","id":"#);
+  push_int(&mut out, id);
+  out.push_str(r#","room":"#);
+  push_string(&mut out, room);
+  out.push('}');
+  out
+}
+
+/// `rmembersof`: `members_json` is the members' JSON array (`None`: not the owner).
+pub fn members(id: u64, members_json: Option<&str>) -> String {
+  let mut out = head("rmembersof", None, 0);
+  out.push_str(r#","id":"#);
+  push_int(&mut out, id);
+  out.push_str(r#","data":"#);
+  out.push_str(members_json.unwrap_or("null"));
+  out.push('}');
+  out
+}
+
+/// `rdestroy`.
+pub fn room_destroy(from: &str, room: &str, handler: &str) -> String {
+  let mut out = head("rdestroy", Some(from), 0);
+  out.push_str(r#","room":"#);
+  push_string(&mut out, room);
+  out.push_str(r#","handler":"#);
+  push_string(&mut out, handler);
+  out.push('}');
+  out
+}
+
 /// `close`.
 pub fn close(session: u64, code: u16, reason: &str) -> String {
   let mut out = head("close", None, session);
@@ -393,6 +516,37 @@ mod tests {
     assert!(matches!(
       parse(text.as_bytes()),
       Some(NodeMessage::Destroy { definition, key }) if definition == "Chat" && key == "ann"
+    ));
+    let text = room_join("n1", "chat:1", "ChatRoom", "ann", r#"{"role":"x"}"#);
+    assert!(matches!(
+      parse(text.as_bytes()),
+      Some(NodeMessage::RoomJoin { from, room, handler, user, metadata })
+        if from == "n1" && room == "chat:1" && handler == "ChatRoom" && user == "ann" && metadata.get() == r#"{"role":"x"}"#
+    ));
+    let text = room_leave("n1", "chat:1", "ann");
+    assert!(matches!(
+      parse(text.as_bytes()),
+      Some(NodeMessage::RoomLeave { room, user, .. }) if room == "chat:1" && user == "ann"
+    ));
+    let text = members_ask("n1", 9, "chat:1");
+    assert!(matches!(
+      parse(text.as_bytes()),
+      Some(NodeMessage::MembersAsk { id: 9, room, .. }) if room == "chat:1"
+    ));
+    let text = members(9, Some(r#"[{"userId":"ann"}]"#));
+    assert!(matches!(
+      parse(text.as_bytes()),
+      Some(NodeMessage::Members { id: 9, members: Some(list) }) if list.get() == r#"[{"userId":"ann"}]"#
+    ));
+    assert!(matches!(
+      parse(members(9, None).as_bytes()),
+      Some(NodeMessage::Members { id: 9, members: None })
+    ));
+    let text = room_destroy("n1", "chat:1", "ChatRoom");
+    assert!(matches!(
+      parse(text.as_bytes()),
+      Some(NodeMessage::RoomDestroy { from, room, handler })
+        if from == "n1" && room == "chat:1" && handler == "ChatRoom"
     ));
     assert!(parse(b"{\"k\":\"nope\",\"session\":1}").is_none());
     assert!(

@@ -91,3 +91,52 @@ if ARGV[5] == '1' then
 end
 return 1
 "#;
+
+/// Writes or deletes one schedule of an actor under its claim (as [`WRITE_FENCED`]), keeping
+/// the actor's due-ordered set and the cluster's alarm (the actor's soonest due time) in step.
+///
+/// `KEYS[1]`: the schedule's record; `KEYS[2]`: the actor's directory key; `KEYS[3]`: the
+/// actor's schedules (sorted set: id by due time); `KEYS[4]`: the alarms (sorted set: actor
+/// directory key by its soonest due time); `ARGV[1]`: this node; `ARGV[2]`: its token;
+/// `ARGV[3]`: `set` or `del`; `ARGV[4]`: the value; `ARGV[5]`: the schedule id; `ARGV[6]`: its
+/// due time (ms).
+pub const WRITE_SCHEDULE_FENCED: &str = r#"
+if redis.call('HGET', KEYS[2], 'owner') ~= ARGV[1] or redis.call('HGET', KEYS[2], 'token') ~= ARGV[2] then
+  return redis.error_reply('FENCED the actor is owned by another node now')
+end
+if ARGV[3] == 'del' then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[3], ARGV[5])
+else
+  redis.call('SET', KEYS[1], ARGV[4])
+  redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
+end
+local soonest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+if soonest[2] then
+  redis.call('ZADD', KEYS[4], soonest[2], KEYS[2])
+else
+  redis.call('ZREM', KEYS[4], KEYS[2])
+end
+return 1
+"#;
+
+/// Takes a due schedule of an actor this node holds, so it fires once: removed under the claim,
+/// the alarm moved to the actor's next due time.
+///
+/// `KEYS` as [`WRITE_SCHEDULE_FENCED`]; `ARGV[1]`: this node; `ARGV[2]`: its token; `ARGV[3]`:
+/// the schedule id. Returns 1 when taken, 0 when it was already gone (cancelled, or fired), and
+/// an error when the node no longer holds the actor.
+pub const TAKE_SCHEDULE: &str = r#"
+if redis.call('HGET', KEYS[2], 'owner') ~= ARGV[1] or redis.call('HGET', KEYS[2], 'token') ~= ARGV[2] then
+  return redis.error_reply('FENCED the actor is owned by another node now')
+end
+local taken = redis.call('ZREM', KEYS[3], ARGV[3])
+redis.call('DEL', KEYS[1])
+local soonest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+if soonest[2] then
+  redis.call('ZADD', KEYS[4], soonest[2], KEYS[2])
+else
+  redis.call('ZREM', KEYS[4], KEYS[2])
+end
+return taken
+"#;

@@ -71,8 +71,13 @@ impl Core {
   }
 
   /// The room instance called `name` (created, empty, when missing), and whether it was created.
+  /// In cluster mode only on the room's owner (its state lives there).
   pub fn open_room(&self, name: &str, handler: HandlerId) -> Result<(RoomId, bool), CoreError> {
     self.check_handler(handler)?;
+    self.check_room_here(
+      name,
+      "its state lives with its owner (use it in the room's hooks)",
+    )?;
     Ok(self.registry.open_room(name, handler))
   }
 
@@ -114,13 +119,26 @@ impl Core {
         self.store_room_list(actor);
         true
       }
-      None => false,
+      // Cluster mode: a member from another node, as this node (the room's owner) lists it.
+      None => self
+        .registry
+        .set_remote_member_metadata(name, user, metadata_json),
     }
   }
 
   /// Destroys a room: its members leave (and drop it from their lists) and its stored state is
-  /// wiped, in memory or not. False when it was not in memory.
+  /// wiped, in memory or not. False when it was not in memory. In cluster mode on every node
+  /// (see [`Core::destroy_placed_room`]).
   pub fn destroy_room(&self, handler_name: &str, name: &str) -> bool {
+    match &self.cluster {
+      Some(cluster) => self.destroy_placed_room(cluster, handler_name, name, None),
+      None => self.destroy_room_here(handler_name, name, None),
+    }
+  }
+
+  /// [`Core::destroy_room`] on this node: its members leave, and the state is wiped (in Redis
+  /// too under `fence`, the room's claim, which is given up with it).
+  pub(super) fn destroy_room_here(&self, handler_name: &str, name: &str, fence: Option<Fence>) -> bool {
     let touched = self.registry.destroy_room(name);
     for actor in touched.iter().flatten() {
       self.store_room_list(*actor);
@@ -129,7 +147,12 @@ impl Core {
       handler: handler_name,
       room: name,
     };
-    self.write_now(vec![(state.key().encode(), None)]);
+    if let Err(error) = self
+      .storage
+      .write_actor(vec![(state.key().encode(), None)], fence, true)
+    {
+      self.report(Level::Error, &error.to_string());
+    }
     touched.is_some()
   }
 
@@ -181,7 +204,7 @@ impl Core {
   pub fn commit_state(&self, writes: Vec<(StateOf<'_>, Option<Vec<u8>>)>) -> Result<(), CoreError> {
     let fence = |of: StateOf<'_>| match of {
       StateOf::Actor { definition, user } => self.fence_of(definition, user),
-      StateOf::Room { .. } => None,
+      StateOf::Room { room, .. } => self.fence_of_room(room),
     };
     Ok(self.storage.commit_state(writes, fence)?)
   }
@@ -256,7 +279,18 @@ impl Core {
       match cluster.claim(&name, &user).await {
         Ok(Placement::Elsewhere { owner }) => cluster.send_to(&owner, nodes::destroy(&name, &user)),
         Ok(Placement::Here { fence, .. }) => {
-          let records: Vec<Write> = vec![
+          let schedules = match cluster.schedules_of(&fence.actor).await {
+            Ok(schedules) => schedules,
+            Err(error) => {
+              core.report(Level::Error, &error.to_string());
+              Vec::new()
+            }
+          };
+          let mut records: Vec<Write> = schedules
+            .iter()
+            .map(|(id, _)| (Key::Schedule { id }.encode(), None))
+            .collect();
+          records.extend([
             (
               Key::ActorState {
                 definition: &name,
@@ -273,7 +307,7 @@ impl Core {
               .encode(),
               None,
             ),
-          ];
+          ]);
           if let Err(error) = core.storage.write_actor(records, Some(fence), true) {
             core.report(Level::Error, &error.to_string());
           }
@@ -294,6 +328,8 @@ impl Core {
         .claims
         .lock()
         .remove(&crate::cluster::wire::actor_key(name, key));
+      // Its schedules stay in Redis: the node that holds it next fires them.
+      self.schedules.remove_actor(definition, key);
       cluster.release(name, key);
     }
   }
@@ -303,7 +339,14 @@ impl Core {
   fn wipe_actor(&self, definition: DefinitionId, user: &str) {
     self.forget_inspected(definition, user);
     let name = self.definition_name(definition);
-    let records: Vec<Write> = vec![
+    // Schedules first: in cluster mode they go under the claim, given up with the last write.
+    let mut records: Vec<Write> = self
+      .schedules
+      .remove_actor(definition, user)
+      .iter()
+      .map(|schedule| (Key::Schedule { id: &schedule.id }.encode(), None))
+      .collect();
+    records.extend([
       (
         Key::ActorState {
           definition: name,
@@ -320,7 +363,7 @@ impl Core {
         .encode(),
         None,
       ),
-    ];
+    ]);
     let fence = self.fence_of(name, user);
     if fence.is_some() {
       self
@@ -331,20 +374,15 @@ impl Core {
     if let Err(error) = self.storage.write_actor(records, fence, true) {
       self.report(Level::Error, &error.to_string());
     }
-    let schedules: Vec<Write> = self
-      .schedules
-      .remove_actor(definition, user)
-      .iter()
-      .map(|schedule| (Key::Schedule { id: &schedule.id }.encode(), None))
-      .collect();
-    if !schedules.is_empty() {
-      self.write_now(schedules);
-    }
   }
 
   /// Loads every stored schedule (start-up). Schedules of definitions that no longer exist are
-  /// left in storage untouched.
+  /// left in storage untouched. In cluster mode schedules come from Redis with their actor's
+  /// claim instead (see [`crate::cluster::alarms`]).
   pub(super) fn load_schedules(&self) -> Result<(), StoreError> {
+    if self.cluster.is_some() {
+      return Ok(());
+    }
     let definition_of = |name: &str| {
       self
         .config
@@ -390,22 +428,37 @@ impl Core {
       event,
       data: data_json,
     };
-    let stored = schedule.to_stored(self.definition_name(definition));
+    let name = self.definition_name(definition);
+    let stored = schedule.to_stored(name);
+    // Cluster mode: stored in Redis under the actor's claim, with its state.
+    let fence = self.fence_of(name, key);
+    if self.cluster.is_some() && fence.is_none() {
+      return Err(CoreError::Cluster(format!(
+        "this node does not hold {name} {key:?} (it lost its claim): the schedule was not made"
+      )));
+    }
     self
       .schedules
       .add(schedule)
       .map_err(|ScheduleError::TooMany| CoreError::TooManySchedules(MAX_SCHEDULES_PER_ACTOR))?;
-    self.write_now(vec![(Key::Schedule { id: &id }.encode(), Some(stored))]);
+    let record = vec![(Key::Schedule { id: &id }.encode(), Some(stored))];
+    if let Err(error) = self.storage.write_actor(record, fence, false) {
+      self.report(Level::Error, &error.to_string());
+    }
     Ok(id)
   }
 
   /// Cancels a schedule; false when it already fired or never existed.
   pub fn cancel_schedule(&self, id: &str) -> bool {
-    let cancelled = self.schedules.cancel(id).is_some();
-    if cancelled {
-      self.write_now(vec![(Key::Schedule { id }.encode(), None)]);
+    let Some(schedule) = self.schedules.cancel(id) else {
+      return false;
+    };
+    let fence = self.fence_of(self.definition_name(schedule.definition), &schedule.user);
+    let record = vec![(Key::Schedule { id }.encode(), None)];
+    if let Err(error) = self.storage.write_actor(record, fence, false) {
+      self.report(Level::Error, &error.to_string());
     }
-    cancelled
+    true
   }
 
   /// Pending schedules of an actor as JSON: `[{"id","at","event","data"}]`, soonest first.
@@ -417,6 +470,12 @@ impl Core {
   /// sessions, back in its rooms) and JS hears `Scheduled`.
   pub(super) fn fire(&self, schedule: Schedule) {
     self.write_now(vec![(Key::Schedule { id: &schedule.id }.encode(), None)]);
+    self.announce_schedule(schedule);
+  }
+
+  /// A fired schedule reaches JS: its actor is found (woken, or created without sessions, back
+  /// in its rooms) and JS hears `Scheduled`.
+  pub(super) fn announce_schedule(&self, schedule: Schedule) {
     let (actor, created) = self.registry.ensure_actor(schedule.definition, &schedule.user);
     if created {
       self.restore_room_list(actor, schedule.definition, &schedule.user);

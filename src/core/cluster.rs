@@ -114,6 +114,7 @@ impl Peer for Core {
       for token in self.claims.lock().values_mut() {
         *token = STALE_CLAIM;
       }
+      self.rooms_placed.forget_all();
       let reason = "this node lost its place in the cluster: reconnect";
       self.registry.close_all(LEASE_LOST.as_u16(), reason);
       self.end_forwarding(LEASE_LOST.as_u16(), reason);

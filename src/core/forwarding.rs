@@ -245,6 +245,7 @@ impl Core {
           outbox.request_close(code, &reason);
         }
       }
+      room => self.on_room_message(cluster, room),
     }
   }
 

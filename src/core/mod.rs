@@ -8,17 +8,21 @@
 //! - [`sessions`]: the transport's side: upgrades, sessions opening, resuming and ending;
 //! - [`messaging`]: frames from JS to sessions, users and rooms; replies; closes;
 //! - [`actors`]: rooms, state, hibernation, destruction and schedules as JS drives them;
+//! - [`alarms`]: schedules in cluster mode (fired once, by the node that holds the actor);
 //! - [`inspect`]: the inspector's views, the journal of recent events, `/metrics`' text;
 //! - [`upkeep`]: the timers (idle sweeps, call deadlines, resume windows, schedules, flushes);
 //! - [`cluster`]: the core as a node of a cluster (what other nodes publish reaches it here);
 //! - [`forwarding`]: sessions whose actor lives on another node, and the other nodes' sessions
-//!   of this node's actors.
+//!   of this node's actors;
+//! - [`placement`]: rooms placed on one node, whose hooks and membership it holds.
 
 mod actors;
+mod alarms;
 mod cluster;
 mod forwarding;
 mod inspect;
 mod messaging;
+mod placement;
 mod sessions;
 mod upkeep;
 
@@ -96,8 +100,11 @@ pub struct Core {
   cluster: Option<Arc<Cluster>>,
   /// Sessions forwarded between this node and others (cluster mode).
   forwarding: Mutex<forwarding::Forwarding>,
-  /// The fencing token of each actor this node claimed, by directory key (cluster mode).
+  /// The fencing token of each actor (and room) this node claimed, by directory key (cluster
+  /// mode).
   claims: Mutex<HashMap<String, u64>>,
+  /// Where rooms live (cluster mode).
+  rooms_placed: placement::RoomPlaces,
   /// Set while this node does not hold its lease (cluster mode): it serves no one.
   fenced: std::sync::atomic::AtomicBool,
   /// This core, for the tasks it starts from `&self` methods (set once it is built).
@@ -138,6 +145,8 @@ impl Core {
       core.storage.set_replica(cluster.clone());
       cluster.start(&core, runtime);
       runtime.spawn(core.clone().watch_peers(cluster.clone()));
+      runtime.spawn(core.clone().watch_alarms(cluster.clone()));
+      placement::start(&core, cluster, runtime);
     }
     Ok(core)
   }
@@ -169,6 +178,7 @@ impl Core {
       cluster,
       forwarding: Mutex::default(),
       claims: Mutex::default(),
+      rooms_placed: placement::RoomPlaces::default(),
       fenced: std::sync::atomic::AtomicBool::new(false),
       itself: std::sync::OnceLock::new(),
       runtime: runtime.clone(),

@@ -167,6 +167,13 @@ impl Host for Core {
               ));
             }
             self.claims.lock().insert(fence.actor, fence.token);
+            if let Err(error) = self.adopt_schedules(cluster, definition, &identity.key).await {
+              self.report(Level::Error, &error.to_string());
+              self.release_claim(definition, &identity.key);
+              return Err(UpgradeRejection::Unavailable(
+                "the actor's schedules cannot be loaded now",
+              ));
+            }
           }
           Err(error) => {
             self.report(Level::Error, &error.to_string());

@@ -21,11 +21,15 @@ pub(super) fn start(core: &Arc<Core>, runtime: &Handle) {
   });
   let timer = core.clone();
   runtime.spawn(async move {
-    let shutdown = timer.shutdown.subscribe();
-    timer
-      .schedules
-      .run_timer(shutdown, |schedule| timer.fire(schedule))
-      .await;
+    let mut shutdown = timer.shutdown.subscribe();
+    while let Some(due) = timer.schedules.next_due(&mut shutdown).await {
+      for schedule in due {
+        match &timer.cluster {
+          Some(cluster) => timer.fire_claimed(cluster, schedule).await,
+          None => timer.fire(schedule),
+        }
+      }
+    }
   });
   runtime.spawn(sweep_loop(core.clone()));
 }

@@ -53,7 +53,7 @@ impl Registry {
       }
     }
     let changes = inner.rooms.sweep(idle_for);
-    super::announce(&self.events, &changes);
+    super::announce(&self.events, &inner.rooms, changes);
     gone
   }
 
@@ -112,7 +112,7 @@ impl Registry {
     if !entry.sessions.is_empty() {
       for listed in &entry.rooms {
         if let Some(change) = inner.rooms.remove_member(&listed.name, &entry.key) {
-          self.events.push(change.event());
+          inner.rooms.announce(&self.events, change);
         }
       }
     }

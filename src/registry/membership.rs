@@ -7,7 +7,7 @@ use super::Registry;
 use crate::error::CoreError;
 use crate::events::Event;
 use crate::ids::{ActorId, HandlerId, RoomId};
-use crate::registry::rooms::{Listed, MemberInfo};
+use crate::registry::rooms::{Listed, Member, MemberInfo, RoomChange, RoomRouter};
 
 /// What `leave_room` and `join_room` did to the actor's list.
 pub type Joined = bool;
@@ -27,7 +27,7 @@ impl Registry {
     inner.membership_version += 1;
     if live {
       if let Some(change) = inner.rooms.add_member(&listed, &user, actor) {
-        self.events.push(change.event());
+        inner.rooms.announce(&self.events, change);
       }
     }
     Ok(true)
@@ -46,7 +46,7 @@ impl Registry {
     let user = entry.key.clone();
     inner.membership_version += 1;
     if let Some(change) = inner.rooms.remove_member(name, &user) {
-      self.events.push(change.event());
+      inner.rooms.announce(&self.events, change);
     }
     Ok(true)
   }
@@ -71,7 +71,7 @@ impl Registry {
     }
     for room in &fresh {
       if let Some(change) = inner.rooms.add_member(room, &user, actor) {
-        self.events.push(change.event());
+        inner.rooms.announce(&self.events, change);
       }
     }
   }
@@ -110,7 +110,7 @@ impl Registry {
       .rooms
       .get(name)
       .and_then(|room| room.members.get(user))
-      .map(|m| m.actor)?;
+      .and_then(|m| m.actor)?;
     if let Some(listed) = inner
       .actors
       .get_mut(&actor)
@@ -122,6 +122,134 @@ impl Registry {
       .rooms
       .set_member_metadata(name, user, metadata)
       .then_some(actor)
+  }
+
+  /// Cluster mode: this node's membership changes go to `router` from now on.
+  pub fn set_room_router(&self, router: Arc<dyn RoomRouter>) {
+    self.inner.lock().rooms.set_router(router);
+  }
+
+  /// Cluster mode, on a room's owner: `user`, whose actor lives on `node`, became a live member
+  /// (JS hears the join here, where the room's hooks run). False when it already was one.
+  pub fn add_remote_member(&self, listed: &Listed, user: &str, node: Arc<str>) -> bool {
+    let mut inner = self.inner.lock();
+    let member = Member {
+      actor: None,
+      node: Some(node),
+      joined_at_ms: super::rooms::now_ms(),
+      metadata: listed.metadata.clone(),
+    };
+    match inner.rooms.insert_member(listed, &Arc::from(user), member) {
+      Some(change) => {
+        self.events.push(change.event());
+        true
+      }
+      None => false,
+    }
+  }
+
+  /// Cluster mode, on a room's owner: a member from another node left. False when `user` is
+  /// not a member from another node.
+  pub fn remove_remote_member(&self, name: &str, user: &str) -> bool {
+    let mut inner = self.inner.lock();
+    let remote = inner
+      .rooms
+      .get(name)
+      .and_then(|room| room.members.get(user))
+      .is_some_and(|member| member.actor.is_none());
+    if !remote {
+      return false;
+    }
+    if let Some(change) = inner.rooms.remove_member(name, user) {
+      self.events.push(change.event());
+    }
+    true
+  }
+
+  /// Cluster mode: the members whose actors lived on `nodes` (gone) leave every room here.
+  pub fn remove_members_of(&self, nodes: &std::collections::HashSet<Arc<str>>) {
+    let mut inner = self.inner.lock();
+    let gone: Vec<(Arc<str>, Arc<str>)> = inner
+      .rooms
+      .all()
+      .flat_map(|room| {
+        room
+          .members
+          .iter()
+          .filter(|(_, member)| member.node.as_ref().is_some_and(|node| nodes.contains(node)))
+          .map(|(user, _)| (room.name.clone(), user.clone()))
+      })
+      .collect();
+    for (name, user) in gone {
+      if let Some(change) = inner.rooms.remove_member(&name, &user) {
+        self.events.push(change.event());
+      }
+    }
+  }
+
+  /// Cluster mode, on a room's owner: replaces the metadata of a member from another node as
+  /// the owner lists it. False when `user` is not such a member.
+  pub fn set_remote_member_metadata(&self, name: &str, user: &str, metadata: &str) -> bool {
+    let mut inner = self.inner.lock();
+    let remote = inner
+      .rooms
+      .get(name)
+      .and_then(|room| room.members.get(user))
+      .is_some_and(|member| member.actor.is_none());
+    remote && inner.rooms.set_member_metadata(name, user, Arc::from(metadata))
+  }
+
+  /// Whether the room called `name` is in memory.
+  pub fn has_room(&self, name: &str) -> bool {
+    self.inner.lock().rooms.get(name).is_some()
+  }
+
+  /// Cluster mode: the nodes the members of `name` from other nodes live on.
+  pub fn room_member_nodes(&self, name: &str) -> std::collections::HashSet<Arc<str>> {
+    let inner = self.inner.lock();
+    inner
+      .rooms
+      .get(name)
+      .map(|room| {
+        room
+          .members
+          .values()
+          .filter_map(|member| member.node.clone())
+          .collect()
+      })
+      .unwrap_or_default()
+  }
+
+  /// Cluster mode: the nodes the members from other nodes live on.
+  pub fn remote_member_nodes(&self) -> std::collections::HashSet<Arc<str>> {
+    let inner = self.inner.lock();
+    inner
+      .rooms
+      .all()
+      .flat_map(|room| room.members.values().filter_map(|member| member.node.clone()))
+      .collect()
+  }
+
+  /// Cluster mode: this node's own live members of `name`, as joins to send again (the room's
+  /// owner is gone: the next one must hear of them).
+  pub fn local_joins(&self, name: &str) -> Vec<RoomChange> {
+    let inner = self.inner.lock();
+    let Some(room) = inner.rooms.get(name) else {
+      return Vec::new();
+    };
+    room
+      .members
+      .iter()
+      .filter(|(_, member)| member.actor.is_some())
+      .map(|(user, member)| RoomChange::Joined {
+        room: room.id,
+        created: false,
+        handler: room.handler,
+        name: room.name.clone(),
+        user: user.clone(),
+        metadata: member.metadata.clone(),
+      })
+      .collect()
   }
 
   /// Removes a room: every live member leaves and the room leaves every member's list; JS hears
@@ -193,6 +321,55 @@ mod tests {
     assert_eq!(registry.send(room(None), 0, &frame), 2);
     assert_eq!(registry.leave_room(alice.actor, "chat"), Ok(true));
     assert_eq!(registry.room_list(alice.actor).map(|l| l.len()), Ok(0));
+  }
+
+  /// Keeps what it is handed (the cluster's router, in tests).
+  #[derive(Default)]
+  struct Kept(parking_lot::Mutex<Vec<RoomChange>>);
+
+  impl RoomRouter for Kept {
+    fn route(&self, change: RoomChange) {
+      self.0.lock().push(change);
+    }
+  }
+
+  #[test]
+  fn with_a_router_members_changes_go_to_it_and_members_from_other_nodes_are_listed_not_sent_to() {
+    let (registry, events) = registry();
+    let router = Arc::new(Kept::default());
+    registry.set_room_router(router.clone());
+    let alice = add(&registry, "alice", 1);
+    assert_eq!(registry.join_room(alice.actor, listed("chat")), Ok(true));
+    assert_eq!(events.take(), None, "JS does not hear it here");
+    assert!(matches!(
+      router.0.lock().as_slice(),
+      [RoomChange::Joined { user, .. }] if &**user == "alice"
+    ));
+
+    // The owner's side: a member from another node is listed and heard of, never sent to.
+    assert!(registry.add_remote_member(&listed("chat"), "bob", Arc::from("n2")));
+    assert!(!registry.add_remote_member(&listed("chat"), "bob", Arc::from("n2")));
+    assert_eq!(events.take().as_deref(), Some(r#"[[6,1,0,0,"chat","bob",{}]]"#));
+    assert_eq!(registry.room_members("chat").len(), 2);
+    let frame = crate::transport::outbox::WireFrame::from(Utf8Bytes::from("x"));
+    let room = Target::Room {
+      name: "chat",
+      except: None,
+    };
+    assert_eq!(registry.send(room, 0, &frame), 1, "alice's session only");
+    assert_eq!(registry.room_member_nodes("chat").len(), 1);
+    assert!(registry.set_remote_member_metadata("chat", "bob", r#"{"seat":2}"#));
+    assert!(
+      !registry.remove_remote_member("chat", "alice"),
+      "a member of this node"
+    );
+    assert_eq!(registry.local_joins("chat").len(), 1, "alice, to send again");
+
+    // The node of bob is gone: bob leaves.
+    let gone: std::collections::HashSet<Arc<str>> = [Arc::from("n2")].into_iter().collect();
+    registry.remove_members_of(&gone);
+    assert_eq!(events.take().as_deref(), Some(r#"[[7,1,"bob"]]"#));
+    assert_eq!(registry.room_members("chat").len(), 1);
   }
 
   #[test]

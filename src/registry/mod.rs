@@ -169,14 +169,14 @@ impl Inner {
     let leave: Vec<Arc<str>> = actor.rooms.iter().map(|listed| listed.name.clone()).collect();
     for name in leave {
       if let Some(change) = self.rooms.remove_member(&name, &user) {
-        events.push(change.event());
+        self.rooms.announce(events, change);
       }
     }
   }
 }
 
-fn announce(events: &EventSink, changes: &[RoomChange]) {
-  events.push_all(changes.iter().map(RoomChange::event));
+fn announce(events: &EventSink, rooms: &Rooms, changes: Vec<RoomChange>) {
+  rooms.announce_all(events, changes);
 }
 
 impl Registry {
@@ -244,7 +244,7 @@ impl Registry {
       .iter()
       .filter_map(|listed| inner.rooms.add_member(listed, &user, actor))
       .collect();
-    announce(&self.events, &changes);
+    announce(&self.events, &inner.rooms, changes);
     Some(Added { actor, created })
   }
 
@@ -300,8 +300,9 @@ impl Registry {
         {
           let mut list = Vec::new();
           for member in room.members.values() {
-            let member_sessions = actors
-              .get(&member.actor)
+            let member_sessions = member
+              .actor
+              .and_then(|actor| actors.get(&actor))
               .map_or(&[][..], |a| a.sessions.as_slice());
             for session in member_sessions {
               if let Some(entry) = sessions.get(session) {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::events::Event;
+use crate::events::{Event, EventSink};
 use crate::ids::{ActorId, HandlerId, RoomId, SessionId};
 use crate::transport::outbox::Outbox;
 
@@ -24,7 +24,11 @@ pub struct Listed {
 /// A live member of a room.
 #[derive(Clone, Debug)]
 pub struct Member {
-  pub actor: ActorId,
+  /// Its actor here; `None` for a member whose actor lives on another node (cluster mode: this
+  /// node owns the room and holds its whole membership, but fans out only to its own sessions).
+  pub actor: Option<ActorId>,
+  /// The node a member from another node lives on.
+  pub node: Option<Arc<str>>,
   pub joined_at_ms: u64,
   pub metadata: Arc<str>,
 }
@@ -70,10 +74,12 @@ pub enum RoomChange {
   },
   Left {
     room: RoomId,
+    name: Arc<str>,
     user: Arc<str>,
   },
   Evicted {
     room: RoomId,
+    name: Arc<str>,
   },
   /// The room has members but no activity: its JS side (hooks' state) leaves the heap.
   Hibernated {
@@ -100,11 +106,17 @@ impl RoomChange {
         user,
         metadata_json: metadata,
       },
-      RoomChange::Left { room, user } => Event::RoomLeave { room: *room, user },
-      RoomChange::Evicted { room } => Event::RoomEvict { room: *room },
+      RoomChange::Left { room, user, .. } => Event::RoomLeave { room: *room, user },
+      RoomChange::Evicted { room, .. } => Event::RoomEvict { room: *room },
       RoomChange::Hibernated { room } => Event::RoomHibernate { room: *room },
     }
   }
+}
+
+/// Where changes of live membership go instead of JS (cluster mode: to the room's owner, whose
+/// JS runs the room's hooks). It must not wait, nor call back into the registry.
+pub trait RoomRouter: Send + Sync {
+  fn route(&self, change: RoomChange);
 }
 
 /// A live member as `members()` reports it.
@@ -127,12 +139,39 @@ pub struct Rooms {
   next_id: u64,
   /// Signalled when a room enters or leaves memory (cluster mode follows room channels).
   changed: Arc<tokio::sync::Notify>,
+  /// Cluster mode: where joins, leaves and evictions of this node's members go.
+  router: Option<Arc<dyn RoomRouter>>,
 }
 
 impl Rooms {
   /// The signal of rooms entering or leaving memory.
   pub fn changed(&self) -> &Arc<tokio::sync::Notify> {
     &self.changed
+  }
+
+  /// Sends this node's membership changes to `router` from now on instead of to JS.
+  pub fn set_router(&mut self, router: Arc<dyn RoomRouter>) {
+    self.router = Some(router);
+  }
+
+  /// Tells JS of a change of this node's members, or hands it to the router (cluster mode).
+  pub fn announce(&self, events: &EventSink, change: RoomChange) {
+    match (&self.router, &change) {
+      (Some(router), RoomChange::Joined { .. } | RoomChange::Left { .. } | RoomChange::Evicted { .. }) => {
+        router.route(change)
+      }
+      _ => events.push(change.event()),
+    }
+  }
+
+  /// [`Rooms::announce`] for several changes (one push into the sink without a router).
+  pub fn announce_all(&self, events: &EventSink, changes: Vec<RoomChange>) {
+    match &self.router {
+      Some(_) => changes
+        .into_iter()
+        .for_each(|change| self.announce(events, change)),
+      None => events.push_all(changes.iter().map(RoomChange::event)),
+    }
   }
 
   /// The rooms in memory, in no order.
@@ -143,6 +182,11 @@ impl Rooms {
   /// Names of the rooms in memory.
   pub fn names(&self) -> Vec<Arc<str>> {
     self.by_name.keys().cloned().collect()
+  }
+
+  /// Every room in memory.
+  pub fn all(&self) -> impl Iterator<Item = &RoomEntry> {
+    self.by_name.values()
   }
 
   pub fn get(&self, name: &str) -> Option<&RoomEntry> {
@@ -183,15 +227,21 @@ impl Rooms {
 
   /// Makes `user` (of `actor`) a live member. `None` when it already was one.
   pub fn add_member(&mut self, listed: &Listed, user: &Arc<str>, actor: ActorId) -> Option<RoomChange> {
+    let member = Member {
+      actor: Some(actor),
+      node: None,
+      joined_at_ms: now_ms(),
+      metadata: listed.metadata.clone(),
+    };
+    self.insert_member(listed, user, member)
+  }
+
+  /// Makes `user` a live member as `member` says. `None` when it already was one.
+  pub fn insert_member(&mut self, listed: &Listed, user: &Arc<str>, member: Member) -> Option<RoomChange> {
     let (room, created) = self.open(&listed.name, listed.handler);
     if room.members.contains_key(user) {
       return None;
     }
-    let member = Member {
-      actor,
-      joined_at_ms: now_ms(),
-      metadata: listed.metadata.clone(),
-    };
     room.members.insert(user.clone(), member);
     room.idle_since = None;
     Some(RoomChange::Joined {
@@ -214,6 +264,7 @@ impl Rooms {
     }
     Some(RoomChange::Left {
       room: room.id,
+      name: room.name.clone(),
       user: Arc::from(user),
     })
   }
@@ -237,7 +288,10 @@ impl Rooms {
     }
     for name in evicted {
       if let Some(room) = self.by_name.remove(&name) {
-        changes.push(RoomChange::Evicted { room: room.id });
+        changes.push(RoomChange::Evicted {
+          room: room.id,
+          name: room.name.clone(),
+        });
         self.changed.notify_one();
       }
     }
