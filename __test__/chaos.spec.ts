@@ -20,21 +20,12 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { createServer, defineConnection } from "../index.js";
 import { decodeState } from "../lib/state/codec.js";
-import { TestClient, withTimeout, type Frame } from "./helpers.js";
+import { freePort, startRedis, TestClient, withTimeout, type Frame } from "./helpers.js";
 import { TcpProxy } from "./proxy.js";
 
 const fixture = fileURLToPath(new URL("./fixtures/chaos-node.mjs", import.meta.url));
 const LEASE_MS = 1500;
 const ROUNDS = Number(process.env.CHAOS_ROUNDS ?? 4);
-
-async function freePort(): Promise<number> {
-  const probe = net.createServer().listen(0, "127.0.0.1");
-  await once(probe, "listening");
-  const { port } = probe.address() as { port: number };
-  probe.close();
-  await once(probe, "close");
-  return port;
-}
 
 /** Waits until `check()` returns a value other than undefined, polling every 20 ms. */
 async function poll<T>(check: () => Promise<T | undefined>, what: string, ms = 15_000): Promise<T> {
@@ -123,33 +114,18 @@ function parseReply(input: Buffer, at: number): { value: Reply; end: number } | 
 class Redis {
   readonly dir = mkdtempSync(join(tmpdir(), "warren-chaos-redis-"));
   port = 0;
-  #child: ChildProcess | undefined;
+  #stop: ((signal?: unknown) => Promise<void>) | undefined;
 
   async start(): Promise<void> {
     if (this.port === 0) this.port = await freePort();
-    const child = spawn(
-      "redis-server",
-      ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", this.dir],
-      { stdio: ["ignore", "pipe", "inherit"] },
-    );
-    let output = "";
-    child.stdout!.on("data", (chunk) => (output += chunk));
-    await withTimeout(
-      (async () => {
-        while (!output.includes("Ready to accept connections")) await once(child.stdout!, "data");
-      })(),
-      "redis-server to start",
-    );
-    this.#child = child;
+    this.#stop = await startRedis(this.port, this.dir);
   }
 
   /** SIGKILL: whatever Redis acknowledged is in its AOF already. */
   async kill(): Promise<void> {
-    const child = this.#child;
-    this.#child = undefined;
-    if (!child) return;
-    child.kill("SIGKILL");
-    await once(child, "exit");
+    const stop = this.#stop;
+    this.#stop = undefined;
+    await stop?.("SIGKILL");
   }
 
   async stop(): Promise<void> {

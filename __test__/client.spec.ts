@@ -21,7 +21,7 @@ import {
 } from "../client/index";
 import { reconnectDelay } from "../client/backoff";
 import { createServer, defineConnection } from "../index.js";
-import { listenForTest } from "./helpers.js";
+import { freePort, listenForTest } from "./helpers.js";
 
 const SAFETY_MS = 5000;
 
@@ -65,14 +65,6 @@ function settled<T>(promise: Promise<T>): Promise<{ ok: true; value: T } | { ok:
   );
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** Options for tests: fast reconnects, no keepalive unless a test wants it. */
 function fast(options: WarrenClientOptions = {}): WarrenClientOptions {

@@ -2,48 +2,26 @@ import assert from "node:assert/strict";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer as createTcpServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { createServer, defineConnection } from "../index.js";
-import { TestClient, withTimeout } from "./helpers.js";
+import { freePort, startRedis, TestClient, withTimeout } from "./helpers.js";
 
 const fixture = fileURLToPath(new URL("./fixtures/cluster-node.mjs", import.meta.url));
 
-async function freePort(): Promise<number> {
-  const probe = createTcpServer().listen(0, "127.0.0.1");
-  await once(probe, "listening");
-  const { port } = probe.address() as { port: number };
-  probe.close();
-  return port;
-}
-
 /** A redis-server of its own: AOF with fsync on every write, in a temporary directory. */
-async function startRedis(): Promise<{ url: string; port: number; stop: () => Promise<void> }> {
+async function startOwnRedis(): Promise<{ url: string; port: number; stop: () => Promise<void> }> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "warren-redis-"));
-  const child = spawn(
-    "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dir],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  let output = "";
-  child.stdout!.on("data", (chunk) => (output += chunk));
-  await withTimeout(
-    (async () => {
-      while (!output.includes("Ready to accept connections")) await once(child.stdout!, "data");
-    })(),
-    "redis-server to start",
-  );
+  const stopRedis = await startRedis(port, dir);
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
     stop: async () => {
-      child.kill();
-      await once(child, "exit");
+      await stopRedis();
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -89,11 +67,11 @@ async function subscribed(port: number, room: string, count: number): Promise<vo
 }
 
 describe("cluster mode: three node processes on one redis-server", () => {
-  let redis: Awaited<ReturnType<typeof startRedis>>;
+  let redis: Awaited<ReturnType<typeof startOwnRedis>>;
   const nodes: Array<{ url: string; child: ChildProcess }> = [];
 
   before(async () => {
-    redis = await startRedis();
+    redis = await startOwnRedis();
     for (const id of ["n1", "n2", "n3"]) nodes.push(await startNode(redis.url, id));
   });
 
@@ -183,7 +161,7 @@ describe("cluster mode: three node processes on one redis-server", () => {
 
 describe("cluster mode: rooms placed on one node, schedules in Redis", () => {
   const roomsFixture = fileURLToPath(new URL("./fixtures/cluster-rooms-node.mjs", import.meta.url));
-  let redis: Awaited<ReturnType<typeof startRedis>>;
+  let redis: Awaited<ReturnType<typeof startOwnRedis>>;
   const nodes: Array<{ url: string; child: ChildProcess }> = [];
   const stopped = new Set<number>();
   /** A user on n2 that the scheduled events report to. */
@@ -191,7 +169,7 @@ describe("cluster mode: rooms placed on one node, schedules in Redis", () => {
   const rang = (user: string) => watcher.history.filter((f) => f.data?.type === "rang" && f.data.user === user);
 
   before(async () => {
-    redis = await startRedis();
+    redis = await startOwnRedis();
     for (const id of ["n1", "n2", "n3"]) nodes.push(await startNode(redis.url, id, roomsFixture));
     watcher = await TestClient.open(`${nodes[1]!.url}?user=watcher`);
   });

@@ -206,11 +206,16 @@ export async function freePort(): Promise<number> {
   await once(probe, "listening");
   const { port } = probe.address() as { port: number };
   probe.close();
+  await once(probe, "close");
   return port;
 }
 
-/** A redis-server on `port`, durable enough for strict mode. */
-export async function startRedis(port: number, dir: string): Promise<() => Promise<void>> {
+/**
+ * A redis-server on `port` with its data in `dir`, durable enough for strict mode (AOF, fsync on
+ * every write). The returned function stops it: a clean shutdown (SIGTERM), or with `"SIGKILL"` a
+ * crash (what Redis acknowledged is in its AOF already). It can be handed to `t.after` as it is.
+ */
+export async function startRedis(port: number, dir: string): Promise<(signal?: unknown) => Promise<void>> {
   const child = spawn(
     "redis-server",
     ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dir],
@@ -224,8 +229,8 @@ export async function startRedis(port: number, dir: string): Promise<() => Promi
     })(),
     "redis-server to start",
   );
-  return async () => {
-    child.kill();
+  return async (signal?: unknown) => {
+    child.kill(signal === "SIGKILL" ? "SIGKILL" : "SIGTERM");
     await once(child, "exit");
   };
 }

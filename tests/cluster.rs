@@ -864,6 +864,39 @@ async fn members_through(server: &Server, room: &str) -> Vec<String> {
 }
 
 /// The node Redis names as the owner of `room`.
+/// Opens a session as `user` on `server` and joins its actor to `room`; its client.
+async fn member_as(server: &mut Server, user: &str, room: &str) -> Client {
+  let (client, _, actor) = server.open_as("/ws", user).await;
+  server
+    .core
+    .join_room(ActorId(actor), room, HandlerId(0), "{}")
+    .expect("join");
+  client
+}
+
+/// The lobby's room state record.
+const LOBBY_STATE: StateOf<'static> = StateOf::Room {
+  handler: "ChatRoom",
+  room: "lobby",
+};
+
+/// Commits `state` as the lobby's room state on `owner` (the room's owner node).
+fn commit_lobby_state(owner: &Server, state: &[u8]) {
+  owner.core.state_changed();
+  owner
+    .core
+    .commit_state(vec![(LOBBY_STATE, Some(state.to_vec()))])
+    .expect("commit");
+}
+
+/// Waits until `room` is placed on the node `owner`.
+async fn placed_on(redis: &Redis, room: &str, owner: &str) {
+  eventually("the room to be placed", || async {
+    room_owner(redis, room).await.as_deref() == Some(owner)
+  })
+  .await;
+}
+
 async fn room_owner(redis: &Redis, room: &str) -> Option<String> {
   let client = redis::Client::open(redis.url()).expect("client");
   let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
@@ -970,15 +1003,7 @@ async fn when_a_rooms_owner_stops_its_members_elsewhere_join_it_again_on_a_new_o
     members_through(&second, "lobby").await.len() == 3
   })
   .await;
-  let lobby = StateOf::Room {
-    handler: "ChatRoom",
-    room: "lobby",
-  };
-  owner.core.state_changed();
-  owner
-    .core
-    .commit_state(vec![(lobby, Some(b"joins=3".to_vec()))])
-    .expect("commit");
+  commit_lobby_state(&owner, b"joins=3");
   eventually("the room's state to reach Redis", || async {
     let client = redis::Client::open(redis.url()).expect("client");
     let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
@@ -1017,7 +1042,7 @@ async fn when_a_rooms_owner_stops_its_members_elsewhere_join_it_again_on_a_new_o
   joins.sort();
   assert_eq!(joins, vec![(6, "bob".to_string()), (6, "cid".to_string())]);
   assert_eq!(
-    new_owner.core.load_state(lobby),
+    new_owner.core.load_state(LOBBY_STATE),
     Ok(Some(b"joins=3".to_vec())),
     "the room's state as Redis held it"
   );
@@ -1081,20 +1106,9 @@ async fn a_rooms_owner_runs_on_leave_for_the_members_of_a_node_that_stopped() {
   let redis = Redis::start("room-member-node");
   let mut owner = authenticating_node(&redis, "owner").await;
   let mut other = authenticating_node(&redis, "other").await;
-  let (_ann, _, ann) = owner.open_as("/ws", "ann").await;
-  owner
-    .core
-    .join_room(ActorId(ann), "lobby", HandlerId(0), "{}")
-    .expect("join");
-  eventually("the room to be placed", || async {
-    room_owner(&redis, "lobby").await.as_deref() == Some("owner")
-  })
-  .await;
-  let (_bob, _, bob) = other.open_as("/ws", "bob").await;
-  other
-    .core
-    .join_room(ActorId(bob), "lobby", HandlerId(0), "{}")
-    .expect("join");
+  let _ann = member_as(&mut owner, "ann", "lobby").await;
+  placed_on(&redis, "lobby", "owner").await;
+  let _bob = member_as(&mut other, "bob", "lobby").await;
   eventually("bob to reach the owner", || async {
     members_through(&owner, "lobby").await == ["ann", "bob"]
   })
@@ -1113,15 +1127,7 @@ async fn destroying_a_room_from_any_node_destroys_it_on_its_owner_and_everywhere
     members_through(&owner, "lobby").await.len() == 3
   })
   .await;
-  let lobby = StateOf::Room {
-    handler: "ChatRoom",
-    room: "lobby",
-  };
-  owner.core.state_changed();
-  owner
-    .core
-    .commit_state(vec![(lobby, Some(b"joins=3".to_vec()))])
-    .expect("commit");
+  commit_lobby_state(&owner, b"joins=3");
   let state_in_redis = || async {
     let client = redis::Client::open(redis.url()).expect("client");
     let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
@@ -1173,20 +1179,9 @@ async fn destroying_a_room_from_any_node_destroys_it_on_its_owner_and_everywhere
 async fn on_the_rooms_owner_a_returning_member_is_back_in_the_room_before_its_session_opens() {
   let redis = Redis::start("room-order");
   let mut owner = authenticating_node(&redis, "owner").await;
-  let (_ann, _, ann) = owner.open_as("/ws", "ann").await;
-  owner
-    .core
-    .join_room(ActorId(ann), "lobby", HandlerId(0), "{}")
-    .expect("join");
-  eventually("the room to be placed", || async {
-    room_owner(&redis, "lobby").await.as_deref() == Some("owner")
-  })
-  .await;
-  let (bob_client, _, bob) = owner.open_as("/ws", "bob").await;
-  owner
-    .core
-    .join_room(ActorId(bob), "lobby", HandlerId(0), "{}")
-    .expect("join");
+  let _ann = member_as(&mut owner, "ann", "lobby").await;
+  placed_on(&redis, "lobby", "owner").await;
+  let bob_client = member_as(&mut owner, "bob", "lobby").await;
   drop(bob_client);
   owner.event_tagged(7).await;
 

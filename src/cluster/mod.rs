@@ -317,17 +317,27 @@ impl Cluster {
     })
   }
 
-  /// Whether each of `nodes` holds its lease (is alive).
-  pub async fn alive(&self, nodes: &[Arc<str>]) -> Result<Vec<bool>, CoreError> {
+  /// The nodes among `nodes` that no longer hold their lease (are dead), read in one round trip.
+  pub async fn dead_among(
+    &self,
+    nodes: Vec<Arc<str>>,
+  ) -> Result<std::collections::HashSet<Arc<str>>, CoreError> {
     let mut pipe = redis::pipe();
-    for node in nodes {
+    for node in &nodes {
       pipe.cmd("EXISTS").arg(wire::node_key(node));
     }
     let mut commands = self.commands();
-    pipe
+    let alive: Vec<bool> = pipe
       .query_async(&mut commands)
       .await
-      .map_err(|e| redis_error("cannot read node leases", e))
+      .map_err(|e| redis_error("cannot read node leases", e))?;
+    Ok(
+      nodes
+        .into_iter()
+        .zip(alive)
+        .filter_map(|(node, alive)| (!alive).then_some(node))
+        .collect(),
+    )
   }
 
   /// Gives up this node's claim on an actor that left memory (queued).

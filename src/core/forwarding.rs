@@ -449,14 +449,9 @@ impl Core {
       if peers.is_empty() {
         continue;
       }
-      let Ok(alive) = cluster.alive(&peers).await else {
+      let Ok(dead) = cluster.dead_among(peers).await else {
         continue;
       };
-      let dead: HashSet<Arc<str>> = peers
-        .into_iter()
-        .zip(alive)
-        .filter_map(|(node, alive)| (!alive).then_some(node))
-        .collect();
       if !dead.is_empty() {
         self.forget_dead(&dead);
       }
