@@ -11,7 +11,9 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Writable } from "node:stream";
 import pino from "pino";
-import { createServer, defineConnection } from "../index.js";
+import { WebSocket } from "ws";
+import { actorClient, actorUrl } from "../client/index.js";
+import { Actor, createServer, defineConnection } from "../index.js";
 import { freePort, listenForTest, serve, startRedis, TestClient, withTimeout } from "./helpers.js";
 
 /** A pino logger at `level` whose JSON lines land in `lines`; `next(match)` waits for one. */
@@ -97,6 +99,26 @@ describe("a pino logger", () => {
     const line = await next((l) => /pub\/sub link to Redis is back/.test(l.msg ?? ""), "the native core's warning");
     assert.equal(line.level, 40);
     assert.equal(line.module, "warren:native");
+  });
+
+  test("an Actor class's this._log writes to the server's logger as warren:actor:<kind>", async (t) => {
+    const { logger, next } = capture();
+    class Greeter extends Actor {
+      greet(): string {
+        this._log.warn(`greeting ${this._key}`);
+        return "hi";
+      }
+    }
+    const { port } = await serve({ actors: { greeter: Greeter }, logger });
+    const client = actorClient<Greeter>(actorUrl(`ws://127.0.0.1:${port}`, "greeter", "ann"), {
+      WebSocket: WebSocket as never,
+      reconnection: { enabled: false },
+    });
+    t.after(() => client.close());
+    assert.equal(await client.greet(), "hi");
+    const line = await next((l) => l.msg === "greeting ann", "the actor's own log line");
+    assert.equal(line.level, 40);
+    assert.equal(line.module, "warren:actor:greeter");
   });
 
   test("a logger that is not pino-compatible is refused with invalid_option", () => {

@@ -125,6 +125,19 @@ export function isWarrenLogger(value: unknown): value is WarrenLogger {
 /** Makes a server's loggers, one per module: the default ones, or children of `custom`. */
 export type LogFactory = (module: string) => Logger;
 
+/** Each actor context's server loggers, for code that holds only the context (`Actor#_log`). */
+const contextLogs = new WeakMap<object, LogFactory>();
+
+/** Records that `context` belongs to a server logging through `logs`. */
+export function bindContextLogs(context: object, logs: LogFactory): void {
+  contextLogs.set(context, logs);
+}
+
+/** The loggers of the server `context` belongs to (the default ones if it is not known). */
+export function contextLog(context: object, module: string): Logger {
+  return (contextLogs.get(context) ?? logger)(module);
+}
+
 export function serverLog(custom?: WarrenLogger): LogFactory {
   if (custom === undefined) return logger;
   const made = new Map<string, Logger>();

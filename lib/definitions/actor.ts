@@ -22,7 +22,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import type { DataArgs, IsAny } from "../../client/contract";
 import { UserError, WarrenError } from "../errors";
-import { logger, type Logger } from "../log";
+import { contextLog, type Logger } from "../log";
 import { isThenable } from "../runtime/guard";
 import type {
   ActorContext,
@@ -265,9 +265,13 @@ export abstract class Actor<State = unknown, ConnParams = unknown, ConnState = u
     return new Promise((resolve) => setImmediate(resolve));
   }
 
-  /** A logger named `warren:actor:<kind>` (`debug` shown with `DEBUG=warren:*`). */
+  /**
+   * A logger named `warren:actor:<kind>`: the server's `logger` option's child, or by default
+   * stderr (`debug` shown with `DEBUG=warren:*`).
+   */
   protected get _log(): Logger {
-    return logger(`actor:${bindingOf(this, "_log").kind}`);
+    const { kind, ctx } = bindingOf(this, "_log");
+    return contextLog(ctx, `actor:${kind}`);
   }
 
   /**

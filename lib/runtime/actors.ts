@@ -11,7 +11,7 @@
 
 import { validatorsOf } from "../definitions/connection";
 import { messageOf, UserError, type PayloadError } from "../errors";
-import type { LogFactory, Logger } from "../log";
+import { bindContextLogs, type LogFactory, type Logger } from "../log";
 import type { Persistence } from "../state";
 import type { ConnectionDefinition, ConnectionMeta, DestroyReason, Handler, RawData } from "../types";
 import { StateKind, type NativeServer } from "./bridge";
@@ -28,6 +28,8 @@ export class ActorRuntime {
   readonly #exposeErrors: boolean;
   readonly #log: Logger;
   readonly #hooks: Logger;
+  /** The server's loggers, also reachable from each actor's context (`Actor#_log`). */
+  readonly #logs: LogFactory;
   readonly #actors = new Map<number, ActorRecord>();
   readonly #sessions = new Map<number, SessionRecord>();
 
@@ -39,6 +41,7 @@ export class ActorRuntime {
     exposeErrors: boolean,
     logs: LogFactory,
   ) {
+    this.#logs = logs;
     this.#log = logs("actors");
     this.#hooks = logs("hooks");
     this.#native = native;
@@ -59,6 +62,7 @@ export class ActorRuntime {
     let actor!: ActorRecord;
     const cell = this.#persistence.cell(StateKind.Actor, definition.name, key, definition.state, definition.persistedKeys, () => actor);
     actor = new ActorRecord(actorId, definition, endpoint, key, this.#native, this.#rooms, cell);
+    bindContextLogs(actor.context, this.#logs);
     this.#actors.set(actorId, actor);
     const onStateChange = definition.onStateChange;
     if (onStateChange) {
