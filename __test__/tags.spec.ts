@@ -13,9 +13,9 @@ function tagsOf(path: string, opening: RegExp): Map<string, number> {
 }
 
 test("the batch tags of lib/ are the ones the native core writes", () => {
-  const native = tagsOf("../src/events.rs", /pub enum Tag \{/);
+  const native = tagsOf("../src/events/mod.rs", /pub enum Tag \{/);
   const js = tagsOf("../lib/runtime/tags.ts", /export enum Tag \{/);
-  assert.ok(native.size >= 17, `read ${native.size} tags from src/events.rs`);
+  assert.ok(native.size >= 17, `read ${native.size} tags from src/events/mod.rs`);
   assert.deepEqual([...js.entries()].sort(), [...native.entries()].sort());
   for (const [name, value] of native) assert.equal((Tag as unknown as Record<string, number>)[name], value, name);
 });

@@ -1,4 +1,4 @@
-// Fairness (issue 12): how much a client flooding the server with events slows a quiet client's
+// Fairness: how much a client flooding the server with events slows a quiet client's
 // calls. One warren server in this process; the two clients in a child process (their own event
 // loop, so they measure the server, not a shared JS thread):
 //

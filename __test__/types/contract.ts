@@ -1,4 +1,4 @@
-// Type tests of contracts (issue 15): one declaration of a connection's events, calls and params,
+// Type tests of contracts: one declaration of a connection's events, calls and params,
 // read by the server (`defineConnection({ contract })`) and the client (`WarrenClient<typeof X>`).
 // The eleven mistakes a new user makes are each a `@ts-expect-error` below, first against a
 // contract of type markers, then against the server's definition, then with zod schemas.

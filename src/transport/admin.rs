@@ -138,17 +138,7 @@ pub fn respond<H: Host>(host: &H, request: &AdminRequest) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
   use super::*;
-
-  fn head(text: &str) -> RequestHead {
-    let rt = tokio::runtime::Builder::new_current_thread()
-      .build()
-      .expect("runtime");
-    let mut bytes = text.as_bytes();
-    match rt.block_on(http::read_head(&mut bytes)) {
-      Ok(head) => head,
-      Err(err) => panic!("{err:?}"),
-    }
-  }
+  use crate::transport::http::tests::head;
 
   fn config(metrics: bool, inspector: bool, token: Option<&str>) -> ServerConfig {
     ServerConfig {

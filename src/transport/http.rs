@@ -391,10 +391,11 @@ pub fn switching_protocols(accept_key: &str) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
   use super::*;
 
-  fn head(text: &str) -> RequestHead {
+  /// The head of a whole request given as text (tests of this module and of the admin routes).
+  pub(crate) fn head(text: &str) -> RequestHead {
     let rt = tokio::runtime::Builder::new_current_thread()
       .build()
       .expect("runtime");

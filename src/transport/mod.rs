@@ -21,6 +21,7 @@ pub mod outbox;
 pub mod session;
 pub mod static_files;
 pub mod tls;
+pub mod wire_frame;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -1,0 +1,164 @@
+//! The outbox's bounds, replay buffer and slow-consumer rules, without a socket.
+
+use bytes::Bytes;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::*;
+
+#[test]
+fn raw_sessions_take_raw_frames_only_and_others_protocol_frames_only() {
+  let protocol = WireFrame::from(Utf8Bytes::from("{}"));
+  let raw_text = WireFrame::RawText(Utf8Bytes::from("hi"));
+  let binary = WireFrame::Binary(Bytes::from_static(&[0, 255]));
+  let json = Outbox::new(1024, OverflowPolicy::Close);
+  let raw = Outbox::new(1024, OverflowPolicy::Close);
+  raw.serve_raw();
+  assert!(json.takes(&protocol) && !json.takes(&raw_text) && !json.takes(&binary));
+  assert!(!raw.takes(&protocol) && raw.takes(&raw_text) && raw.takes(&binary));
+  assert_eq!(binary.len(), 2);
+  assert_eq!(binary.as_text(), None);
+  assert_eq!(
+    binary.into_message(),
+    Message::Binary(Bytes::from_static(&[0, 255]))
+  );
+  assert_eq!(raw_text.into_message(), Message::Text(Utf8Bytes::from("hi")));
+}
+
+#[tokio::test]
+async fn a_burst_over_the_limit_waits_for_a_draining_socket() {
+  // Limit 20 wire bytes: each 5-byte frame takes 7.
+  let outbox = Outbox::new(20, OverflowPolicy::Close);
+  for _ in 0..11 {
+    assert_eq!(outbox.push(Utf8Bytes::from("12345")), Pushed::Queued);
+  }
+  assert_eq!(outbox.unsent(), 77);
+  // The socket takes bytes: the watchdog finds no stall.
+  outbox.accepted(0, 40);
+  assert_eq!(outbox.unsent(), 37);
+  let mut frames = VecDeque::new();
+  assert_eq!(outbox.take(0, &mut frames).await, Ok(None));
+  assert_eq!(frames.len(), 11);
+}
+
+#[tokio::test]
+async fn a_slow_consumer_is_closed_with_1008_and_its_frames_discarded() {
+  let outbox = Outbox::new(20, OverflowPolicy::Close);
+  for _ in 0..4 {
+    assert_eq!(outbox.push(Utf8Bytes::from("12345")), Pushed::Queued);
+  }
+  // Under the limit a stall is no verdict.
+  let small = Outbox::new(20, OverflowPolicy::Close);
+  small.push(Utf8Bytes::from("12345"));
+  small.stalled(0);
+  assert!(!small.is_closing());
+  outbox.stalled(0);
+  assert_eq!(outbox.push(Utf8Bytes::from("1")), Pushed::Closed);
+  let mut frames = VecDeque::new();
+  let close = outbox.take(0, &mut frames).await.ok().flatten();
+  assert!(frames.is_empty());
+  assert_eq!(close.map(|c| (c.code, c.urgent)), Some((1008, true)));
+}
+
+#[tokio::test]
+async fn past_the_burst_cap_a_session_is_a_slow_consumer_at_once() {
+  let outbox = Outbox::new(20, OverflowPolicy::Close);
+  let mut pushed = Vec::new();
+  for _ in 0..12 {
+    pushed.push(outbox.push(Utf8Bytes::from("12345")));
+  }
+  // 11 frames are 77 bytes, under 4 × 20; the 12th passes it.
+  assert_eq!(pushed[10], Pushed::Queued);
+  assert_eq!(pushed[11], Pushed::Overflowed);
+}
+
+#[tokio::test]
+async fn the_drop_policy_counts_what_it_drops_while_the_socket_stalls() {
+  let outbox = Outbox::new(10, OverflowPolicy::Drop);
+  assert_eq!(outbox.push(Utf8Bytes::from("1234567890")), Pushed::Queued);
+  outbox.stalled(0);
+  assert_eq!(outbox.push(Utf8Bytes::from("1")), Pushed::Dropped);
+  assert_eq!(outbox.dropped(), 1);
+  let mut frames = VecDeque::new();
+  assert_eq!(outbox.take(0, &mut frames).await, Ok(None));
+  assert_eq!(frames.len(), 1);
+  // The socket moves again: frames are queued again.
+  outbox.accepted(0, 12);
+  assert_eq!(outbox.push(Utf8Bytes::from("1")), Pushed::Queued);
+}
+
+#[tokio::test]
+async fn a_close_behind_frames_a_stalled_socket_never_takes_goes_first() {
+  for policy in [OverflowPolicy::Drop, OverflowPolicy::Close] {
+    let outbox = Outbox::new(1 << 20, policy);
+    assert_eq!(outbox.push(Utf8Bytes::from("frame")), Pushed::Queued);
+    assert!(outbox.request_close(1001, "server shutdown"));
+    assert_eq!(outbox.close_request().map(|close| close.urgent), Some(false));
+    outbox.stalled(0);
+    assert_eq!(outbox.close_request().map(|close| close.urgent), Some(true));
+    assert_eq!(outbox.unsent(), 0, "{policy:?}: the frames were given up");
+  }
+}
+
+#[tokio::test]
+async fn frames_held_for_a_flush_count_against_the_budget_until_released() {
+  let outbox = Outbox::new(20, OverflowPolicy::Close);
+  for _ in 0..11 {
+    assert_eq!(outbox.hold(5), Pushed::Queued);
+  }
+  // 77 bytes reserved: one more passes 4 × 20.
+  assert_eq!(outbox.push(Utf8Bytes::from("12345")), Pushed::Overflowed);
+  let fresh = Outbox::new(20, OverflowPolicy::Close);
+  assert_eq!(fresh.hold(5), Pushed::Queued);
+  fresh.release_held(7, Utf8Bytes::from("12345").into());
+  assert_eq!(fresh.unsent(), 7);
+  let mut frames = VecDeque::new();
+  assert_eq!(fresh.take(0, &mut frames).await, Ok(None));
+  assert_eq!(frames.front().map(|queued| queued.seq), Some(7));
+}
+
+fn texts(frames: &VecDeque<Queued>) -> Vec<String> {
+  frames
+    .iter()
+    .map(|queued| queued.frame.as_text().unwrap_or_default().to_string())
+    .collect()
+}
+
+#[tokio::test]
+async fn a_resumed_socket_gets_what_the_client_missed_in_order() {
+  let outbox = Outbox::new(1 << 20, OverflowPolicy::Close);
+  outbox.keep_for_replay(1 << 20);
+  for seq in 1..=3 {
+    outbox.push_numbered(seq, Utf8Bytes::from(format!("f{seq}")));
+  }
+  outbox.push(Utf8Bytes::from("pong"));
+  let mut frames = VecDeque::new();
+  assert_eq!(outbox.take(0, &mut frames).await, Ok(None));
+  outbox.acknowledge(1);
+  outbox.push_numbered(4, Utf8Bytes::from("f4"));
+  // The client saw frame 2 before its socket died; 3 was lost on the way, 4 never sent.
+  let generation = outbox.resume(2, Utf8Bytes::from("session"));
+  assert_eq!(generation, Ok(1));
+  assert_eq!(outbox.take(0, &mut frames).await, Err(Superseded));
+  assert_eq!(outbox.take(1, &mut frames).await, Ok(None));
+  assert_eq!(texts(&frames), ["session", "f3", "f4"]);
+}
+
+#[tokio::test]
+async fn a_resume_past_the_buffer_limit_is_refused() {
+  let outbox = Outbox::new(1 << 20, OverflowPolicy::Close);
+  outbox.keep_for_replay(4);
+  outbox.push_numbered(1, Utf8Bytes::from("aaa"));
+  outbox.push_numbered(2, Utf8Bytes::from("bbb"));
+  let mut frames = VecDeque::new();
+  assert_eq!(outbox.take(0, &mut frames).await, Ok(None));
+  assert_eq!(
+    outbox.resume(0, Utf8Bytes::from("s")),
+    Err(ResumeRefused::Overflowed)
+  );
+  assert_eq!(outbox.resume(1, Utf8Bytes::from("s")), Ok(1));
+  let plain = Outbox::new(1 << 20, OverflowPolicy::Close);
+  assert_eq!(
+    plain.resume(0, Utf8Bytes::from("s")),
+    Err(ResumeRefused::NotResumable)
+  );
+}

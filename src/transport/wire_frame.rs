@@ -1,0 +1,70 @@
+//! A frame in the form the socket sends it, and what it costs on the wire. Frames are shared
+//! bytes: a broadcast hands every recipient the same frame.
+
+use bytes::Bytes;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+/// Bytes a text frame of `len` payload bytes takes on the wire from the server (unmasked):
+/// what the socket has to accept for it.
+pub fn wire_len(len: usize) -> usize {
+  len
+    + match len {
+      0..=125 => 2,
+      126..=65535 => 4,
+      _ => 10,
+    }
+}
+
+/// A frame as the socket sends it: protocol text (every JSON endpoint's frame), or what a raw
+/// endpoint sends as it is (text or binary). Shared, not copied, between recipients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WireFrame {
+  /// A protocol frame (JSON).
+  Text(Utf8Bytes),
+  /// A raw endpoint's text message.
+  RawText(Utf8Bytes),
+  /// A raw endpoint's binary message.
+  Binary(Bytes),
+}
+
+impl WireFrame {
+  /// Payload bytes.
+  pub fn len(&self) -> usize {
+    match self {
+      WireFrame::Text(text) | WireFrame::RawText(text) => text.len(),
+      WireFrame::Binary(bytes) => bytes.len(),
+    }
+  }
+
+  /// The text of a text frame (forwarded sessions carry protocol text only: raw endpoints are
+  /// not available in cluster mode).
+  pub fn as_text(&self) -> Option<&str> {
+    match self {
+      WireFrame::Text(text) | WireFrame::RawText(text) => Some(text.as_str()),
+      WireFrame::Binary(_) => None,
+    }
+  }
+
+  /// Whether only raw sessions take it (and they take nothing else).
+  pub fn is_raw(&self) -> bool {
+    !matches!(self, WireFrame::Text(_))
+  }
+
+  pub fn is_empty(&self) -> bool {
+    self.len() == 0
+  }
+
+  /// The WebSocket message that carries it.
+  pub fn into_message(self) -> Message {
+    match self {
+      WireFrame::Text(text) | WireFrame::RawText(text) => Message::Text(text),
+      WireFrame::Binary(bytes) => Message::Binary(bytes),
+    }
+  }
+}
+
+impl From<Utf8Bytes> for WireFrame {
+  fn from(text: Utf8Bytes) -> Self {
+    WireFrame::Text(text)
+  }
+}
