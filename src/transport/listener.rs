@@ -22,14 +22,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{timeout_at, Instant};
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::WebSocketStream;
 
 use super::http::{self, HeadError, RequestHead, Route};
-use super::session::{self, Metered, Outcome, Release, SessionLink};
+use super::session::{self, Outcome, Release, SessionLink};
 use super::tls::TlsSlot;
 use super::{admin, static_files, Host};
-use crate::config::{MAX_BURST_FACTOR, MAX_LINGER_BYTES, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};
+use crate::config::MAX_LINGER_BYTES;
 use crate::error::{CloseCode, SessionEnd, UpgradeRejection};
 
 /// Binds synchronously (so a busy port is an immediate error) and starts accepting on `runtime`;
@@ -289,17 +287,6 @@ async fn serve_stream<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     return;
   }
   let config = host.config();
-  let burst_limit = config.max_backpressure_bytes.saturating_mul(MAX_BURST_FACTOR);
-  let ws_config = WebSocketConfig::default()
-    .read_buffer_size(READ_BUFFER_BYTES)
-    .write_buffer_size(WRITE_BUFFER_BYTES)
-    // The outbox admits no frame past maxBackpressure × MAX_BURST_FACTOR: one always fits.
-    .max_write_buffer_size(WRITE_BUFFER_BYTES + config.max_payload_bytes.max(burst_limit))
-    .max_message_size(Some(config.max_payload_bytes))
-    .max_frame_size(Some(config.max_payload_bytes));
-  let metered = Metered::new(stream, attached.outbox.clone(), attached.generation)
-    .counting_fragments(leftover, config.max_fragments);
-  let socket = WebSocketStream::from_partially_read(metered, Vec::new(), Role::Server, Some(ws_config)).await;
   let link = SessionLink {
     id: attached.session,
     outbox: attached.outbox,
@@ -307,13 +294,15 @@ async fn serve_stream<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     host: &**host,
     close_timeout: config.close_timeout,
     raw: config.definitions.get(definition.get()).is_some_and(|d| d.raw),
+    max_payload: config.max_payload_bytes,
+    max_fragments: config.max_fragments,
   };
-  let (outcome, socket, release) = session::run(socket, &link).await;
+  let (outcome, mut socket, release) = session::run(stream, leftover, &link).await;
   if let Outcome::Ended(end) = outcome {
     host.detach(link.id, link.generation, end);
   }
-  if let (Some(mut socket), Release::Linger(time)) = (socket, release) {
-    linger(socket.get_mut().get_mut(), time).await;
+  if let Release::Linger(time) = release {
+    linger(&mut socket, time).await;
   }
 }
 

@@ -1,7 +1,6 @@
 //! The outbox's bounds, replay buffer and slow-consumer rules, without a socket.
 
 use bytes::Bytes;
-use tokio_tungstenite::tungstenite::Message;
 
 use super::*;
 
@@ -17,11 +16,8 @@ fn raw_sessions_take_raw_frames_only_and_others_protocol_frames_only() {
   assert!(!raw.takes(&protocol) && raw.takes(&raw_text) && raw.takes(&binary));
   assert_eq!(binary.len(), 2);
   assert_eq!(binary.as_text(), None);
-  assert_eq!(
-    binary.into_message(),
-    Message::Binary(Bytes::from_static(&[0, 255]))
-  );
-  assert_eq!(raw_text.into_message(), Message::Text(Utf8Bytes::from("hi")));
+  assert_eq!(binary.wire(), (0x2, &[0u8, 255][..]));
+  assert_eq!(raw_text.wire(), (0x1, &b"hi"[..]));
 }
 
 #[tokio::test]
