@@ -24,6 +24,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{timeout_at, Instant};
 
 use super::http::{self, HeadError, RequestHead, Route};
+use super::outbox::SocketFd;
 use super::session::{self, Outcome, Release, SessionLink};
 use super::tls::TlsSlot;
 use super::{admin, static_files, Host};
@@ -201,7 +202,11 @@ pub(super) async fn serve_connection<H: Host>(
   let _live = host.connections().enter();
   let _ = stream.set_nodelay(true);
   let deadline = Instant::now() + host.config().handshake_timeout;
-  serve_stream(&host, stream, peer, handshaking, deadline, read).await;
+  #[cfg(unix)]
+  let direct_fd = Some(std::os::fd::AsRawFd::as_raw_fd(&stream));
+  #[cfg(not(unix))]
+  let direct_fd = None;
+  serve_stream(&host, stream, peer, handshaking, deadline, read, direct_fd).await;
 }
 
 /// Serves one connection of a `wss://` listener: the TLS handshake (within the handshake
@@ -224,7 +229,7 @@ async fn serve_tls<H: Host>(
   };
   // A failed or timed-out TLS handshake has no HTTP to answer: the connection just closes.
   if let Ok(Ok(stream)) = accepted {
-    serve_stream(&host, stream, peer, handshaking, deadline, Vec::new()).await;
+    serve_stream(&host, stream, peer, handshaking, deadline, Vec::new(), None).await;
   }
 }
 
@@ -235,6 +240,7 @@ async fn serve_stream<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
   handshaking: OwnedSemaphorePermit,
   deadline: Instant,
   read: Vec<u8>,
+  direct_fd: Option<SocketFd>,
 ) {
   // Boxed, so that its state is freed once the socket opens instead of staying in this task
   // (a future's slots live as long as the whole function) for the socket's lifetime.
@@ -296,6 +302,7 @@ async fn serve_stream<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     raw: config.definitions.get(definition.get()).is_some_and(|d| d.raw),
     max_payload: config.max_payload_bytes,
     max_fragments: config.max_fragments,
+    direct_fd,
   };
   let (outcome, mut socket, release) = session::run(stream, leftover, &link).await;
   if let Outcome::Ended(end) = outcome {

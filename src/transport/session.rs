@@ -36,7 +36,7 @@ use tokio::time::timeout;
 
 use super::frames::decode::{Decoder, Inbound, Violation};
 use super::frames::encode::close_frame;
-use super::outbox::{CloseRequest, Outbox, Queued, WireFrame, SLOW_CONSUMER_STALL};
+use super::outbox::{CloseRequest, Outbox, Queued, SocketFd, WireFrame, SLOW_CONSUMER_STALL};
 use super::socket_io::{poll_read_chunk, write_all, write_frames, WritePosition};
 use super::Host;
 use crate::error::{FrameError, SessionEnd};
@@ -61,6 +61,9 @@ pub struct SessionLink<'a, H> {
   pub max_payload: usize,
   /// `maxFragments`: the most frames one inbound message may take.
   pub max_fragments: usize,
+  /// The descriptor of a plain TCP socket, which frames are written straight to while nothing
+  /// is queued (see [`Outbox::write_through`]); `None` for TLS.
+  pub direct_fd: Option<SocketFd>,
 }
 
 /// How a socket stopped serving its session.
@@ -127,6 +130,10 @@ where
   H: Host,
 {
   let answer = Answer::default();
+  // Unregistered when this returns, before the socket can be closed.
+  let _write_through = link
+    .direct_fd
+    .and_then(|fd| link.outbox.write_through(link.generation, fd));
   let reader = read_loop(socket, leftover, link);
   let writer = write_loop(socket, link, &answer);
   tokio::pin!(reader, writer);
@@ -269,14 +276,24 @@ where
     let taken = tokio::select! {
       biased;
       _ = answer.wake.notified() => None,
-      taken = link.outbox.take(link.generation, &mut frames) => Some(taken),
+      taken = link.outbox.take_from(link.generation, &mut frames, &mut position.front_written) => Some(taken),
     };
     let close = match taken {
       None => {
         let Some(reply) = answer.frame.lock().take() else {
           continue;
         };
-        let _ = write_all(socket, &reply, &link.outbox, link.generation).await;
+        let answered = async {
+          if let Some((front, written)) = link.outbox.end_write_through(link.generation) {
+            let mut rest = VecDeque::from([front]);
+            let mut position = WritePosition {
+              front_written: written,
+            };
+            write_frames(socket, &mut rest, &mut position, &link.outbox, link.generation).await?;
+          }
+          write_all(socket, &reply, &link.outbox, link.generation).await
+        };
+        let _ = answered.await;
         return WriteEnd::Answered;
       }
       Some(Err(_)) => return WriteEnd::Superseded,
