@@ -28,7 +28,7 @@ use super::outbox::SocketFd;
 use super::session::{self, Outcome, Release, SessionLink};
 use super::tls::TlsSlot;
 use super::{admin, static_files, Host};
-use crate::config::MAX_LINGER_BYTES;
+use crate::config::{MAX_LINGER_BYTES, WRITE_THROUGH};
 use crate::error::{CloseCode, SessionEnd, UpgradeRejection};
 
 /// Binds synchronously (so a busy port is an immediate error) and starts accepting on `runtime`;
@@ -203,7 +203,7 @@ pub(super) async fn serve_connection<H: Host>(
   let _ = stream.set_nodelay(true);
   let deadline = Instant::now() + host.config().handshake_timeout;
   #[cfg(unix)]
-  let direct_fd = Some(std::os::fd::AsRawFd::as_raw_fd(&stream));
+  let direct_fd = WRITE_THROUGH.then(|| std::os::fd::AsRawFd::as_raw_fd(&stream));
   #[cfg(not(unix))]
   let direct_fd = None;
   serve_stream(&host, stream, peer, handshaking, deadline, read, direct_fd).await;

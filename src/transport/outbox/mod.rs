@@ -37,7 +37,7 @@ use crate::error::CloseCode;
 use crate::metrics::Metrics;
 
 pub use super::wire_frame::{wire_len, WireFrame};
-pub use direct::{SocketFd, WriteThrough};
+pub use direct::{corked, SocketFd, WriteThrough};
 
 mod direct;
 pub use crate::config::SLOW_CONSUMER_STALL;
@@ -139,6 +139,9 @@ struct State {
   writing: bool,
   /// Bytes of the front frame already written straight to the socket (it was counted then).
   front_written: usize,
+  /// A corked thread will write the queue out when it uncorks (see [`corked`]): pushes queue
+  /// without waking the writer.
+  cork_pending: bool,
 }
 
 pub struct Outbox {
@@ -174,6 +177,7 @@ impl Outbox {
         direct: None,
         writing: false,
         front_written: 0,
+        cork_pending: false,
       }),
       ready: Notify::new(),
       urgent: Notify::new(),
@@ -220,7 +224,16 @@ impl Outbox {
 
   /// Queues frame number `seq` for the socket; never waits.
   pub fn push_numbered(&self, seq: u64, frame: impl Into<WireFrame>) -> Pushed {
-    let frame = frame.into();
+    self.push_from(None, seq, frame.into())
+  }
+
+  /// [`Outbox::push_numbered`] from a caller holding the outbox shared, which lets a corked
+  /// thread (see [`corked`]) write the frame out later with the others it pushes.
+  pub fn push_shared(self: &Arc<Self>, seq: u64, frame: WireFrame) -> Pushed {
+    self.push_from(Some(self), seq, frame)
+  }
+
+  fn push_from(&self, shared: Option<&Arc<Self>>, seq: u64, frame: WireFrame) -> Pushed {
     let mut state = self.state.lock();
     if state.close.is_some() {
       return Pushed::Closed;
@@ -232,7 +245,7 @@ impl Outbox {
       }
       return refused;
     }
-    self.enqueue(state, seq, frame, wire);
+    self.enqueue(state, shared, seq, frame, wire);
     Pushed::Queued
   }
 
@@ -255,9 +268,24 @@ impl Outbox {
     }
   }
 
-  fn enqueue(&self, mut state: parking_lot::MutexGuard<'_, State>, seq: u64, frame: WireFrame, wire: usize) {
+  fn enqueue(
+    &self,
+    mut state: parking_lot::MutexGuard<'_, State>,
+    shared: Option<&Arc<Self>>,
+    seq: u64,
+    frame: WireFrame,
+    wire: usize,
+  ) {
     let mut written = 0;
-    if let (Some((fd, _)), true, false) = (state.direct, state.frames.is_empty(), state.writing) {
+    let can_write = state.direct.is_some() && state.frames.is_empty() && !state.writing;
+    if state.cork_pending || (can_write && shared.is_some_and(direct::cork)) {
+      // Written out with the frames after it when the corked thread uncorks.
+      state.cork_pending = true;
+      state.frames.push_back(Queued { seq, frame });
+      state.unsent += wire;
+      return;
+    }
+    if let (Some((fd, _)), true) = (state.direct, can_write) {
       written = direct::write_frame(fd, &frame).unwrap_or(0);
       if written > 0 {
         self.count_sent(&mut state, std::iter::once((seq, &frame)));
@@ -372,14 +400,66 @@ impl Outbox {
   }
 
   /// Queues a frame held since [`Outbox::hold`] (its room is already reserved).
-  pub fn release_held(&self, seq: u64, frame: WireFrame) {
+  pub fn release_held(self: &Arc<Self>, seq: u64, frame: WireFrame) {
     let mut state = self.state.lock();
     let wire = wire_len(frame.len());
     state.held = state.held.saturating_sub(wire);
     if state.close.is_some() {
       return;
     }
-    self.enqueue(state, seq, frame, wire);
+    self.enqueue(state, Some(self), seq, frame, wire);
+  }
+
+  /// A corked thread uncorks: the queue goes straight to the socket, in gathered writes, as
+  /// far as the kernel takes it; the writer gets the rest.
+  fn flush_corked(&self) {
+    let mut state = self.state.lock();
+    if !std::mem::take(&mut state.cork_pending) {
+      return;
+    }
+    if let (Some((fd, _)), false) = (state.direct, state.writing) {
+      while !state.frames.is_empty() {
+        let skip = state.front_written;
+        let Ok(written) = direct::write_queued(fd, &state.frames, skip) else {
+          break;
+        };
+        if written == 0 {
+          break;
+        }
+        state.accepted += written as u64;
+        state.unsent = state.unsent.saturating_sub(written);
+        state.stalled = false;
+        // Frames whose first byte left now are counted now (a front frame begun earlier was).
+        let mut left = written + skip;
+        let mut started = 0;
+        let mut done = 0;
+        for queued in state.frames.iter() {
+          if left == 0 {
+            break;
+          }
+          let size = wire_len(queued.frame.len());
+          started += 1;
+          if left >= size {
+            done += 1;
+            left -= size;
+          } else {
+            break;
+          }
+        }
+        let fresh = state.frames.iter().take(started).skip(usize::from(skip > 0));
+        let fresh: Vec<(u64, WireFrame)> = fresh.map(|queued| (queued.seq, queued.frame.clone())).collect();
+        self.count_sent(&mut state, fresh.iter().map(|(seq, frame)| (*seq, frame)));
+        state.frames.drain(..done);
+        state.front_written = if started > done { left } else { 0 };
+        if started > done {
+          break;
+        }
+      }
+    }
+    if !state.frames.is_empty() {
+      drop(state);
+      self.ready.notify_one();
+    }
   }
 
   /// Gives up a frame held since [`Outbox::hold`] (the state it followed could not be stored):

@@ -103,7 +103,7 @@ async fn frames_held_for_a_flush_count_against_the_budget_until_released() {
   }
   // 77 bytes reserved: one more passes 4 × 20.
   assert_eq!(outbox.push(Utf8Bytes::from("12345")), Pushed::Overflowed);
-  let fresh = Outbox::new(20, OverflowPolicy::Close);
+  let fresh = Arc::new(Outbox::new(20, OverflowPolicy::Close));
   assert_eq!(fresh.hold(5), Pushed::Queued);
   fresh.release_held(7, Utf8Bytes::from("12345").into());
   assert_eq!(fresh.unsent(), 7);
@@ -278,4 +278,36 @@ async fn what_the_kernel_refuses_is_queued_after_the_part_it_took() {
   assert_eq!(received.len(), pushed + 1);
   assert!(received[..pushed].iter().all(|frame| frame.len() == 100_000));
   assert_eq!(received[pushed], b"last");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_corked_thread_writes_each_socket_its_frames_in_one_go_when_it_uncorks() {
+  use std::os::fd::AsRawFd;
+  let (server, mut client) = socket_pair();
+  let outbox = Arc::new(Outbox::new(1 << 20, OverflowPolicy::Close));
+  outbox.keep_for_replay(1 << 20);
+  let _guard = outbox.write_through(0, server.as_raw_fd());
+  corked(|| {
+    for seq in 1..=3 {
+      assert_eq!(
+        outbox.push_shared(seq, Utf8Bytes::from(format!("f{seq}")).into()),
+        Pushed::Queued
+      );
+    }
+    // Nothing left yet: the frames wait for the end of the cork.
+    assert_eq!(outbox.state.lock().frames.len(), 3);
+    assert_eq!(outbox.accepted_total(), 0);
+  });
+  assert_eq!(outbox.unsent(), 0);
+  assert_eq!(outbox.accepted_total(), 12);
+  assert_eq!(
+    read_frames(&mut client, 3),
+    [b"f1".to_vec(), b"f2".to_vec(), b"f3".to_vec()]
+  );
+  // Counted for replay as they left.
+  assert_eq!(outbox.resume(1, Utf8Bytes::from("s")), Ok(1));
+  let mut frames = VecDeque::new();
+  assert_eq!(outbox.take(1, &mut frames).await, Ok(None));
+  assert_eq!(texts(&frames), ["s", "f2", "f3"]);
 }
