@@ -27,7 +27,7 @@ use super::http::{self, HeadError, RequestHead, Route};
 use super::outbox::SocketFd;
 use super::session::{self, Outcome, Release, SessionLink};
 use super::tls::TlsSlot;
-use super::{admin, static_files, Host};
+use super::{admin, static_files, Attached, Host};
 use crate::config::{MAX_LINGER_BYTES, WRITE_THROUGH};
 use crate::error::{CloseCode, SessionEnd, UpgradeRejection};
 
@@ -242,9 +242,60 @@ async fn serve_stream<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
   read: Vec<u8>,
   direct_fd: Option<SocketFd>,
 ) {
-  // Boxed, so that its state is freed once the socket opens instead of staying in this task
-  // (a future's slots live as long as the whole function) for the socket's lifetime.
-  let handshake = Box::pin(handshake(&**host, &mut stream, peer, deadline, read));
+  // Boxed, so that the state of everything before the 101 is freed once the socket opens
+  // instead of staying in this task (a future is as large as its largest state) for the
+  // socket's lifetime.
+  let opening = Box::pin(open(host, &mut stream, peer, handshaking, deadline, read));
+  let Some(Opened {
+    leftover,
+    attached,
+    raw,
+  }) = opening.await
+  else {
+    return;
+  };
+  let config = host.config();
+  let link = SessionLink {
+    id: attached.session,
+    outbox: attached.outbox,
+    generation: attached.generation,
+    host: &**host,
+    close_timeout: config.close_timeout,
+    raw,
+    max_payload: config.max_payload_bytes,
+    max_fragments: config.max_fragments,
+    direct_fd,
+  };
+  let (outcome, mut socket, release) = session::run(stream, leftover, &link).await;
+  if let Outcome::Ended(end) = outcome {
+    host.detach(link.id, link.generation, end);
+  }
+  if let Release::Linger(time) = release {
+    linger(&mut socket, time).await;
+  }
+}
+
+/// A socket past its 101: what its session needs.
+struct Opened {
+  /// Bytes read past the request head.
+  leftover: Vec<u8>,
+  attached: Attached,
+  /// Whether it is a raw endpoint's socket.
+  raw: bool,
+}
+
+/// Everything before the session: the head, its answer or refusal, `extractMeta`, the session
+/// attached, the 101. `None` when the connection is done (answered, refused, or gone).
+async fn open<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
+  host: &Arc<H>,
+  stream: &mut S,
+  peer: SocketAddr,
+  handshaking: OwnedSemaphorePermit,
+  deadline: Instant,
+  read: Vec<u8>,
+) -> Option<Opened> {
+  // Boxed: a rejected connection's answer below does not need the handshake's state.
+  let handshake = Box::pin(handshake(&**host, stream, peer, deadline, read));
   let outcome = tokio::select! {
     outcome = handshake => outcome,
     _ = host.shutdown_signal() => Err(Some(UpgradeRejection::Unavailable("server is shutting down"))),
@@ -253,10 +304,10 @@ async fn serve_stream<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     Ok(upgrade) => upgrade,
     Err(Some(rejection)) => {
       let response = http::rejection_response(&rejection);
-      write_and_close(&mut stream, &response, deadline, host.config().close_timeout).await;
-      return;
+      write_and_close(stream, &response, deadline, host.config().close_timeout).await;
+      return None;
     }
-    Err(None) => return,
+    Err(None) => return None,
   };
   let Upgrade {
     leftover,
@@ -269,8 +320,8 @@ async fn serve_stream<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     Ok(attached) => attached,
     Err(rejection) => {
       let response = http::rejection_response(&rejection);
-      write_and_close(&mut stream, &response, deadline, host.config().close_timeout).await;
-      return;
+      write_and_close(stream, &response, deadline, host.config().close_timeout).await;
+      return None;
     }
   };
   if host.is_shutting_down() {
@@ -290,27 +341,18 @@ async fn serve_stream<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
       ..SessionEnd::dropped()
     };
     host.detach(attached.session, attached.generation, end);
-    return;
+    return None;
   }
-  let config = host.config();
-  let link = SessionLink {
-    id: attached.session,
-    outbox: attached.outbox,
-    generation: attached.generation,
-    host: &**host,
-    close_timeout: config.close_timeout,
-    raw: config.definitions.get(definition.get()).is_some_and(|d| d.raw),
-    max_payload: config.max_payload_bytes,
-    max_fragments: config.max_fragments,
-    direct_fd,
-  };
-  let (outcome, mut socket, release) = session::run(stream, leftover, &link).await;
-  if let Outcome::Ended(end) = outcome {
-    host.detach(link.id, link.generation, end);
-  }
-  if let Release::Linger(time) = release {
-    linger(&mut socket, time).await;
-  }
+  let raw = host
+    .config()
+    .definitions
+    .get(definition.get())
+    .is_some_and(|d| d.raw);
+  Some(Opened {
+    leftover,
+    attached,
+    raw,
+  })
 }
 
 async fn static_response<H: Host>(host: &H, head: &RequestHead) -> Vec<u8> {

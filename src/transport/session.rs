@@ -26,6 +26,7 @@
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,7 +38,7 @@ use tokio::time::timeout;
 use super::frames::decode::{Decoder, Inbound, Violation};
 use super::frames::encode::close_frame;
 use super::outbox::{CloseRequest, Outbox, Queued, SocketFd, WireFrame, SLOW_CONSUMER_STALL};
-use super::socket_io::{poll_read_chunk, write_all, write_frames, WritePosition};
+use super::socket_io::{poll_read_chunk, poll_write_frames, write_all, write_frames, WritePosition};
 use super::Host;
 use crate::error::{FrameError, SessionEnd};
 use crate::ids::SessionId;
@@ -143,12 +144,12 @@ where
       ReadEnd::PeerClosed(ended, reply) => {
         *answer.frame.lock() = Some(reply);
         answer.wake.notify_one();
-        let _ = timeout(link.close_timeout, &mut writer).await;
+        let _ = Box::pin(timeout(link.close_timeout, &mut writer)).await;
         (ended, linger)
       }
       ReadEnd::Violation(violation) => {
         link.outbox.request_close(violation.code, violation.reason);
-        let _ = timeout(link.close_timeout, &mut writer).await;
+        let _ = Box::pin(timeout(link.close_timeout, &mut writer)).await;
         (SessionEnd { code: violation.code, reason: violation.reason.into(), blip: false }, linger)
       }
       ReadEnd::Gone => (SessionEnd::dropped(), Release::Drop),
@@ -158,7 +159,7 @@ where
         // A slow consumer is not reading: waiting for its close reply would only delay the end.
         let release = if request.urgent {
           Release::Linger(link.close_timeout.min(URGENT_CLOSE_GRACE))
-        } else if timeout(link.close_timeout, &mut reader).await.is_ok() {
+        } else if Box::pin(timeout(link.close_timeout, &mut reader)).await.is_ok() {
           linger
         } else {
           // No reply within the close timeout: the peer is not reading, and lingering for its
@@ -263,6 +264,39 @@ fn on_text<H: Host>(text: &str, link: &SessionLink<'_, H>) {
   }
 }
 
+/// Writes `frames` while a watchdog checks, every [`SLOW_CONSUMER_STALL`], whether the socket
+/// took any byte (a blocked write that took none tells the outbox, which judges whether the
+/// session is a slow consumer); true when the socket failed. Returns early, the frames left as
+/// they are, when the outbox interrupts the writer (urgent close, takeover).
+async fn write_watched<S, H>(
+  socket: &Mutex<S>,
+  frames: &mut VecDeque<Queued>,
+  position: &mut WritePosition,
+  link: &SessionLink<'_, H>,
+) -> bool
+where
+  S: AsyncWrite + Unpin,
+  H: Host,
+{
+  let write = write_frames(socket, frames, position, &link.outbox, link.generation);
+  tokio::pin!(write);
+  let mut seen = link.outbox.accepted_total();
+  loop {
+    tokio::select! {
+      biased;
+      written = &mut write => break written.is_err(),
+      _ = link.outbox.interrupted(link.generation) => break false,
+      _ = tokio::time::sleep(SLOW_CONSUMER_STALL) => {
+        let accepted = link.outbox.accepted_total();
+        if accepted == seen {
+          link.outbox.stalled(link.generation);
+        }
+        seen = accepted;
+      }
+    }
+  }
+}
+
 async fn write_loop<S, H>(socket: &Mutex<S>, link: &SessionLink<'_, H>, answer: &Answer) -> WriteEnd
 where
   S: AsyncWrite + Unpin,
@@ -293,34 +327,29 @@ where
           }
           write_all(socket, &reply, &link.outbox, link.generation).await
         };
-        let _ = answered.await;
+        let _ = Box::pin(answered).await;
         return WriteEnd::Answered;
       }
       Some(Err(_)) => return WriteEnd::Superseded,
       Some(Ok(close)) => close,
     };
     if !frames.is_empty() {
-      let failed = {
-        let write = write_frames(socket, &mut frames, &mut position, &link.outbox, link.generation);
-        tokio::pin!(write);
-        // The watchdog: a write still blocked after a stall with no byte accepted meanwhile
-        // tells the outbox, which judges whether the session is a slow consumer. The write is
-        // polled first, so one that completes at once never arms the timer.
-        let mut seen = link.outbox.accepted_total();
-        loop {
-          tokio::select! {
-            biased;
-            written = &mut write => break written.is_err(),
-            _ = link.outbox.interrupted(link.generation) => break false,
-            _ = tokio::time::sleep(SLOW_CONSUMER_STALL) => {
-              let accepted = link.outbox.accepted_total();
-              if accepted == seen {
-                link.outbox.stalled(link.generation);
-              }
-              seen = accepted;
-            }
-          }
-        }
+      // Most writes complete at once; only a blocked one needs the watchdog, whose state is
+      // boxed so that it is not part of every idle session's task.
+      let now = poll_fn(|cx| {
+        Poll::Ready(poll_write_frames(
+          socket,
+          cx,
+          &mut frames,
+          &mut position,
+          &link.outbox,
+          link.generation,
+        ))
+      })
+      .await;
+      let failed = match now {
+        Poll::Ready(written) => written.is_err(),
+        Poll::Pending => Box::pin(write_watched(socket, &mut frames, &mut position, link)).await,
       };
       if failed {
         return WriteEnd::Failed;
@@ -351,7 +380,7 @@ where
         )
         .await
       };
-      let _ = timeout(grace, send).await;
+      let _ = Box::pin(timeout(grace, send)).await;
       return WriteEnd::Closed(request);
     }
     if unfinished.is_some() {

@@ -93,24 +93,33 @@ pub async fn write_frames<S: AsyncWrite + Unpin>(
   outbox: &Outbox,
   generation: u64,
 ) -> io::Result<()> {
-  poll_fn(|cx| {
-    let Ok(mut socket) = socket.try_lock().ok_or(()) else {
-      return Poll::Ready(Err(io::Error::other("socket in use")));
+  poll_fn(|cx| poll_write_frames(socket, cx, frames, position, outbox, generation)).await
+}
+
+/// [`write_frames`] as a poll: as much as the socket takes now.
+pub fn poll_write_frames<S: AsyncWrite + Unpin>(
+  socket: &Mutex<S>,
+  cx: &mut Context<'_>,
+  frames: &mut VecDeque<Queued>,
+  position: &mut WritePosition,
+  outbox: &Outbox,
+  generation: u64,
+) -> Poll<io::Result<()>> {
+  let Some(mut socket) = socket.try_lock() else {
+    return Poll::Ready(Err(io::Error::other("socket in use")));
+  };
+  let mut socket = Pin::new(&mut *socket);
+  while !frames.is_empty() {
+    let written = match poll_write_some(socket.as_mut(), cx, frames, position.front_written) {
+      Poll::Pending => return Poll::Pending,
+      Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+      Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+      Poll::Ready(Ok(written)) => written,
     };
-    let mut socket = Pin::new(&mut *socket);
-    while !frames.is_empty() {
-      let written = match poll_write_some(socket.as_mut(), cx, frames, position.front_written) {
-        Poll::Pending => return Poll::Pending,
-        Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
-        Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-        Poll::Ready(Ok(written)) => written,
-      };
-      outbox.accepted(generation, written);
-      advance(frames, position, written);
-    }
-    socket.as_mut().poll_flush(cx)
-  })
-  .await
+    outbox.accepted(generation, written);
+    advance(frames, position, written);
+  }
+  socket.as_mut().poll_flush(cx)
 }
 
 /// One vectored write of the frames at the front of the queue.
