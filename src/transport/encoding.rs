@@ -232,6 +232,45 @@ mod tests {
     ));
   }
 
+  /// What a broadcast costs per member with and without the cache:
+  /// `cargo test --release --lib measure_transcoding -- --ignored --nocapture`.
+  #[test]
+  #[ignore]
+  fn measure_transcoding() {
+    let tick =
+      r#"{"type":"event","channel":"default","data":{"type":"tick","seq":123456,"t":4512345678},"seq":99}"#;
+    let chat = format!(
+      r#"{{"type":"event","channel":"default","data":{{"type":"chat","from":"u42","text":"{}","at":1733000000000,"tags":["a","b"]}},"seq":7}}"#,
+      "hello world ".repeat(80)
+    );
+    for (name, text) in [("tick, 96 B", tick.to_string()), ("chat, 1 KiB", chat)] {
+      let frame = Utf8Bytes::from(text);
+      let members = 200_000u32;
+      let started = std::time::Instant::now();
+      for _ in 0..members {
+        let mut out = Vec::with_capacity(frame.len());
+        json_to_msgpack(frame.as_str(), &mut out).expect("transcodes");
+        std::hint::black_box(out);
+      }
+      let each = started.elapsed() / members;
+      let shared = frame.clone();
+      let started = std::time::Instant::now();
+      for _ in 0..members {
+        std::hint::black_box(outbound_msgpack(&shared));
+      }
+      let cached = started.elapsed() / members;
+      let unique_frames: Vec<Utf8Bytes> = (0..members)
+        .map(|_| Utf8Bytes::from(frame.as_str().to_string()))
+        .collect();
+      let started = std::time::Instant::now();
+      for unique in unique_frames {
+        std::hint::black_box(outbound_msgpack(&unique));
+      }
+      let unicast = started.elapsed() / members;
+      println!("{name}: transcode {each:?}/frame; broadcast member via cache {cached:?}; unicast (lookup miss + transcode) {unicast:?}");
+    }
+  }
+
   #[test]
   fn hostile_binary_frames_get_bad_msgpack() {
     assert_eq!(inbound_json(&[0xc1]), Err(FrameError::BadMsgpack));
