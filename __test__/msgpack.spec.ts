@@ -4,6 +4,9 @@
 
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import { copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import WebSocket from "ws";
 
@@ -246,6 +249,39 @@ describe("MessagePack encoding", () => {
     assert.deepEqual([refused.binary, refused.frame.data.code], [false, "binary_unsupported"]);
     json.socket.close();
     wire.socket.close();
+  });
+
+  test("in Chromium, the browser build of the client speaks MessagePack", { timeout: 60_000 }, async (t) => {
+    const { chromium } = await import("playwright-core");
+    const root = await mkdtemp(join(tmpdir(), "warren-msgpack-page-"));
+    t.after(() => rm(root, { recursive: true, force: true }));
+    await copyFile(new URL("../client/index.mjs", import.meta.url), join(root, "client.mjs"));
+    await writeFile(join(root, "index.html"), "<!doctype html><title>msgpack</title>");
+    const { url } = await serve({ ...app(), static: root });
+    const browser = await withTimeout(
+      chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"] }),
+      "Chromium to start",
+    );
+    t.after(() => withTimeout(browser.close(), "Chromium to close").catch(() => undefined));
+    const page = await browser.newPage();
+    const pageErrors: string[] = [];
+    page.on("pageerror", (error) => pageErrors.push(error.message));
+    await page.goto(url.replace(/^ws/, "http").replace(/\/ws$/, "/index.html"));
+    const result = await page.evaluate(
+      async ({ socketUrl, payload }) => {
+        const { WarrenClient } = await import("/client.mjs");
+        const client = new WarrenClient(socketUrl, { encoding: "msgpack" });
+        const echoed = new Promise((resolve) => client.on("echoed", resolve));
+        client.emit("echo", payload);
+        const sum = await client.call("add", { a: 2 ** 40, b: -0.5 });
+        const data = await echoed;
+        client.close();
+        return { data, sum };
+      },
+      { socketUrl: `${url}?user=browser`, payload: PAYLOAD },
+    );
+    assert.deepEqual(result, { data: { type: "echoed", ...PAYLOAD }, sum: 2 ** 40 - 0.5 });
+    assert.deepEqual(pageErrors, []);
   });
 
   test("the client's codec writes standard MessagePack and reads what JSON would", () => {
