@@ -218,6 +218,21 @@ mod tests {
   }
 
   #[test]
+  fn a_frame_too_deep_to_transcode_goes_as_json_text() {
+    let outbox = Outbox::new(1 << 20, OverflowPolicy::Close);
+    let deep = format!(
+      r#"{{"type":"event","data":{{"type":"x","v":{}{}}}}}"#,
+      "[".repeat(200),
+      "]".repeat(200)
+    );
+    let text = Utf8Bytes::from(deep);
+    outbox.push(text.clone());
+    let message = Encoding::MessagePack.message(WireFrame::Text(text.clone()), &outbox, 0);
+    assert_eq!(message, Message::Text(text.clone()));
+    assert_eq!(outbox.unsent(), wire_len(text.len()));
+  }
+
+  #[test]
   fn raw_and_json_frames_go_as_they_are() {
     let outbox = Outbox::new(1 << 20, OverflowPolicy::Close);
     let raw = WireFrame::RawText(Utf8Bytes::from_static("hi"));
