@@ -23,6 +23,7 @@ use tokio::runtime::Handle;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{timeout_at, Instant};
 
+use super::encoding::Encoding;
 use super::http::{self, HeadError, RequestHead, Route};
 use super::outbox::SocketFd;
 use super::session::{self, Outcome, Release, SessionLink};
@@ -96,6 +97,7 @@ struct Upgrade {
   definition: crate::ids::DefinitionId,
   identity: Option<super::Identity>,
   resume: Option<http::ResumeRequest>,
+  encoding: Encoding,
 }
 
 /// Reads the head and answers it: `Ok` for an upgrade to perform, `Err(Some(..))` for a
@@ -124,7 +126,7 @@ async fn handshake<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     return Err(None);
   }
   let serves_static = config.static_dir.is_some();
-  let (definition, accept_key) = match http::route(
+  let (definition, accept_key, encoding) = match http::route(
     &head,
     &config.definitions,
     serves_static,
@@ -158,7 +160,8 @@ async fn handshake<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     Route::Upgrade {
       definition,
       accept_key,
-    } => (definition, accept_key),
+      encoding,
+    } => (definition, accept_key, encoding),
   };
   let resume = head.resume_request();
   if !host.admits(resume.as_ref()) {
@@ -187,6 +190,7 @@ async fn handshake<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     definition,
     identity,
     resume,
+    encoding,
   })
 }
 
@@ -250,6 +254,7 @@ async fn serve_stream<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     leftover,
     attached,
     raw,
+    encoding,
   }) = opening.await
   else {
     return;
@@ -264,7 +269,9 @@ async fn serve_stream<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     raw,
     max_payload: config.max_payload_bytes,
     max_fragments: config.max_fragments,
-    direct_fd,
+    // Frames written straight to the socket go out as queued: JSON text only.
+    direct_fd: direct_fd.filter(|_| !encoding.is_msgpack()),
+    encoding,
   };
   let (outcome, mut socket, release) = session::run(stream, leftover, &link).await;
   if let Outcome::Ended(end) = outcome {
@@ -282,6 +289,7 @@ struct Opened {
   attached: Attached,
   /// Whether it is a raw endpoint's socket.
   raw: bool,
+  encoding: Encoding,
 }
 
 /// Everything before the session: the head, its answer or refusal, `extractMeta`, the session
@@ -315,6 +323,7 @@ async fn open<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     definition,
     identity,
     resume,
+    encoding,
   } = upgrade;
   let attached = match host.attach(definition, identity, resume).await {
     Ok(attached) => attached,
@@ -352,6 +361,7 @@ async fn open<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     leftover,
     attached,
     raw,
+    encoding,
   })
 }
 

@@ -11,11 +11,14 @@
 //! - [`frames`]: WebSocket frames decoded from a client's bytes (every RFC 6455 rule,
 //!   `maxPayload`, `maxFragments`) and encoded for the server's;
 //! - [`socket_io`]: reads into the thread's buffer, gathered writes of queued frames;
+//! - [`encoding`]: a socket's spelling of the protocol (JSON text, or MessagePack), transcoded
+//!   at its edge;
 //! - [`session`]: one open WebSocket (reader, writer, pings, close handshake);
 //! - [`outbox`]: the bounded queue of frames towards one socket, with its replay buffer.
 
 pub mod admin;
 pub mod adopt;
+pub mod encoding;
 pub mod frames;
 pub mod http;
 pub mod listener;

@@ -35,6 +35,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
 use tokio::time::timeout;
 
+use super::encoding::{inbound_json, Encoding};
 use super::frames::decode::{Decoder, Inbound, Violation};
 use super::frames::encode::close_frame;
 use super::outbox::{CloseRequest, Outbox, Queued, SocketFd, WireFrame, SLOW_CONSUMER_STALL};
@@ -65,6 +66,8 @@ pub struct SessionLink<'a, H> {
   /// The descriptor of a plain TCP socket, which frames are written straight to while nothing
   /// is queued (see [`Outbox::write_through`]); `None` for TLS.
   pub direct_fd: Option<SocketFd>,
+  /// How this socket spells protocol frames (JSON text, or MessagePack binary frames).
+  pub encoding: Encoding,
 }
 
 /// How a socket stopped serving its session.
@@ -211,6 +214,12 @@ fn decode<H: Host>(decoder: &mut Decoder, chunk: &mut [u8], link: &SessionLink<'
     Inbound::Text(text) if link.raw => link.host.receive_raw(link.id, RawData::Text(text)),
     Inbound::Binary(data) if link.raw => link.host.receive_raw(link.id, RawData::Binary(data)),
     Inbound::Text(text) => on_text(text, link),
+    Inbound::Binary(data) if link.encoding.is_msgpack() => match inbound_json(data) {
+      Ok(text) => on_text(&text, link),
+      Err(error) => {
+        link.outbox.push(system_error_frame(error));
+      }
+    },
     Inbound::Binary(_) => {
       link.outbox.push(system_error_frame(FrameError::Binary));
     }
@@ -333,6 +342,14 @@ where
       Some(Err(_)) => return WriteEnd::Superseded,
       Some(Ok(close)) => close,
     };
+    if link.encoding.is_msgpack() {
+      // A front frame already begun on the wire keeps its form.
+      let begun = usize::from(position.front_written > 0);
+      for queued in frames.iter_mut().skip(begun) {
+        let frame = std::mem::replace(&mut queued.frame, WireFrame::Pong(Bytes::new()));
+        queued.frame = link.encoding.transcode(frame, &link.outbox, link.generation);
+      }
+    }
     if !frames.is_empty() {
       // Most writes complete at once; only a blocked one needs the watchdog, whose state is
       // boxed so that it is not part of every idle session's task.
