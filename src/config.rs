@@ -90,13 +90,24 @@ pub const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
 /// Headers parsed in a request head; more get 431.
 pub const MAX_REQUEST_HEADERS: usize = 64;
 
-/// Read buffer per socket. tungstenite's default (128 KiB) costs about 135 KiB per idle
-/// socket; 4 KiB brings an idle socket to about 9 KiB while a JSON event still fits in one read.
-pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// The read buffer of each runtime worker thread: every socket read on the thread goes into it
+/// and is decoded at once, so no socket keeps a read buffer of its own (an idle socket costs
+/// no buffer at all). It also bounds what one read can hand to JS past the dispatch limits
+/// below: a reader waits for room before each read, then delivers every message the chunk
+/// completed, at most this many bytes' worth (a masked empty frame takes 6 bytes, so at most
+/// ~11,000 messages).
+pub const READ_CHUNK_BYTES: usize = 64 * 1024;
 
-/// Write size past which tungstenite writes to the socket without waiting for a flush.
-/// Frames fed in one burst are coalesced up to this size into one write.
-pub const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+/// Whether frames pushed to a plain TCP session with nothing queued are written straight into
+/// the socket by the pushing thread (see `transport::outbox::direct`) rather than by the
+/// session's writer task. Off: measured on two cores, it cost more per server CPU-second than
+/// it saved whenever frames come in bursts (echo with 8 in flight, room fan-out), since the
+/// writer task gathers a burst into one system call and runs beside the JS thread.
+pub const WRITE_THROUGH: bool = false;
+
+/// Slices (a frame's header, its payload) gathered into one write system call: at most half
+/// as many frames per call, well under the kernel's `IOV_MAX` (1024).
+pub const MAX_WRITE_SLICES: usize = 128;
 
 /// Bytes of inbound events waiting for the JS thread before socket readers pause. Readers
 /// then stop reading, so TCP pushes back on clients instead of memory growing. A session with

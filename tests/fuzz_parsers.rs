@@ -11,7 +11,8 @@ use warren::config::Definition;
 use warren::json::{push_base64, push_string};
 use warren::msgpack::{json_to_msgpack, msgpack_to_json, MsgpackError};
 use warren::protocol::{encoded_event_frame, parse_client_frame, parse_outgoing, ClientFrame, Outgoing};
-use warren::transport::fragments::FragmentCounter;
+use warren::transport::frames::decode::{Decoder, Inbound, Violation};
+use warren::transport::frames::encode::frame;
 use warren::transport::http::{percent_decode, read_head, route, Route};
 
 fn definitions() -> Vec<Definition> {
@@ -207,14 +208,63 @@ proptest! {
   }
 
   #[test]
-  fn frame_headers_in_any_bytes_never_panic(
-    reads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..24),
+  fn websocket_frames_in_any_bytes_never_panic(
+    reads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..24),
+    max_payload in 0usize..300,
     limit in 1usize..8,
   ) {
-    let mut counter = FragmentCounter::new(limit);
+    let mut decoder = Decoder::new(max_payload, limit);
+    let mut ignore = |_: Inbound<'_>| {};
     for bytes in &reads {
-      let _ = counter.read(bytes);
+      let mut bytes = bytes.clone();
+      if decoder.feed(&mut bytes, &mut ignore).is_err() {
+        break;
+      }
     }
+  }
+
+  #[test]
+  fn frame_like_bytes_never_panic(stream in frame_like_stream(), cut in 1usize..40) {
+    let _ = decode_stream(&stream, cut, 1 << 16, 4);
+  }
+
+  /// Messages encoded as client frames (fragmented, pings between, masks of any value) come out
+  /// as they were sent, whatever the cuts between reads.
+  #[test]
+  fn a_valid_stream_cut_anywhere_decodes_to_the_messages_sent(
+    messages in proptest::collection::vec(message(), 0..8),
+    cuts in proptest::collection::vec(1usize..200, 1..16),
+    close in proptest::option::of(1000u16..1004),
+  ) {
+    let (stream, expected) = encode_messages(&messages, close);
+    let whole = decode_stream(&stream, usize::MAX, 1 << 20, 64);
+    prop_assert_eq!(&whole, &(expected.clone(), Ok(())));
+    let mut decoder = Decoder::new(1 << 20, 64);
+    let mut got = Vec::new();
+    let mut rest = stream.as_slice();
+    let mut cut = cuts.iter().cycle();
+    let mut result = Ok(());
+    while !rest.is_empty() && result.is_ok() {
+      let n = (*cut.next().unwrap_or(&1)).min(rest.len());
+      let (now, later) = rest.split_at(n);
+      let mut now = now.to_vec();
+      result = decoder.feed(&mut now, &mut |inbound: Inbound<'_>| got.push(Got::from(inbound)));
+      rest = later;
+    }
+    prop_assert_eq!((got, result), (expected, Ok(())));
+  }
+
+  /// A message within `maxFragments` frames always passes, one over it always fails.
+  #[test]
+  fn messages_over_max_fragments_are_refused_however_cut(
+    parts in 1usize..12,
+    limit in 1usize..12,
+    cut in 1usize..30,
+  ) {
+    let message = Message { text: false, body: vec![7; parts * 3], parts, pings: true };
+    let (stream, _) = encode_messages(&[message], None);
+    let (_, result) = decode_stream(&stream, cut, 1 << 20, limit);
+    prop_assert_eq!(result.is_ok(), parts <= limit);
   }
 
   #[test]
@@ -325,4 +375,132 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
     }
   }
   Some(out)
+}
+
+/// A message to send as client frames.
+#[derive(Clone, Debug)]
+struct Message {
+  text: bool,
+  body: Vec<u8>,
+  /// Frames it is split into.
+  parts: usize,
+  /// A ping after each of its frames but the last.
+  pings: bool,
+}
+
+fn message() -> impl Strategy<Value = Message> {
+  let text = "\\PC{0,40}".prop_map(|text: String| (true, text.into_bytes()));
+  let binary = proptest::collection::vec(any::<u8>(), 0..300).prop_map(|body| (false, body));
+  let big = (any::<u8>(), 126usize..70_000).prop_map(|(byte, n)| (false, vec![byte; n]));
+  (
+    prop_oneof![4 => text, 4 => binary, 1 => big],
+    1usize..5,
+    any::<bool>(),
+  )
+    .prop_map(|((text, body), parts, pings)| Message {
+      text,
+      body,
+      parts,
+      pings,
+    })
+}
+
+/// What the decoder delivered, owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Got {
+  Text(String),
+  Binary(Vec<u8>),
+  Ping(Vec<u8>),
+  Close(Option<(u16, String)>),
+}
+
+impl From<Inbound<'_>> for Got {
+  fn from(inbound: Inbound<'_>) -> Self {
+    match inbound {
+      Inbound::Text(text) => Got::Text(text.into()),
+      Inbound::Binary(data) => Got::Binary(data.into()),
+      Inbound::Ping(data) => Got::Ping(data.into()),
+      Inbound::Close(close) => Got::Close(close.map(|close| (close.code, close.reason.into()))),
+    }
+  }
+}
+
+/// Client frames for `messages` (masks varying), and what decoding them must give.
+fn encode_messages(messages: &[Message], close: Option<u16>) -> (Vec<u8>, Vec<Got>) {
+  let mut stream = Vec::new();
+  let mut expected = Vec::new();
+  for (n, message) in messages.iter().enumerate() {
+    let size = message.body.len().div_ceil(message.parts).max(1);
+    let mut pieces: Vec<&[u8]> = message.body.chunks(size).collect();
+    while pieces.len() < message.parts {
+      pieces.push(&[]);
+    }
+    for (i, piece) in pieces.iter().enumerate() {
+      let opcode = match (i, message.text) {
+        (0, true) => 0x1,
+        (0, false) => 0x2,
+        _ => 0x0,
+      };
+      let mask = [n as u8, i as u8, 0xa5, piece.len() as u8];
+      stream.extend(frame(i + 1 == pieces.len(), opcode, piece, Some(mask)));
+      if message.pings && i + 1 < pieces.len() {
+        stream.extend(frame(true, 0x9, &[i as u8; 3], Some([9, 8, 7, 6])));
+        expected.push(Got::Ping(vec![i as u8; 3]));
+      }
+    }
+    expected.push(if message.text {
+      Got::Text(String::from_utf8_lossy(&message.body).into_owned())
+    } else {
+      Got::Binary(message.body.clone())
+    });
+  }
+  if let Some(code) = close {
+    let mut payload = code.to_be_bytes().to_vec();
+    payload.extend_from_slice(b"bye");
+    stream.extend(frame(true, 0x8, &payload, Some([1, 2, 3, 4])));
+    expected.push(Got::Close(Some((code, "bye".into()))));
+  }
+  (stream, expected)
+}
+
+/// Decodes `stream` in reads of `cut` bytes.
+fn decode_stream(
+  stream: &[u8],
+  cut: usize,
+  max_payload: usize,
+  limit: usize,
+) -> (Vec<Got>, Result<(), Violation>) {
+  let mut decoder = Decoder::new(max_payload, limit);
+  let mut got = Vec::new();
+  for chunk in stream.chunks(cut.max(1)) {
+    let mut chunk = chunk.to_vec();
+    if let Err(violation) = decoder.feed(&mut chunk, &mut |inbound: Inbound<'_>| {
+      got.push(Got::from(inbound))
+    }) {
+      return (got, Err(violation));
+    }
+  }
+  (got, Ok(()))
+}
+
+/// Streams of frames with headers often valid and often not: random flag bits, opcodes and
+/// lengths around the length forms' edges, masked or not.
+fn frame_like_stream() -> impl Strategy<Value = Vec<u8>> {
+  let one = (
+    any::<u8>(),
+    any::<bool>(),
+    prop_oneof![0usize..130, Just(65_535usize), Just(65_536usize)],
+    any::<[u8; 4]>(),
+    any::<u8>(),
+  )
+    .prop_map(|(first, masked, len, mask, fill)| {
+      let body = vec![fill; len.min(2000)];
+      let mut bytes = frame(first & 0x80 != 0, first & 0x0f, &body, masked.then_some(mask));
+      if let Some(head) = bytes.first_mut() {
+        // Sometimes RSV bits too.
+        *head |= first & 0x70 & if fill % 5 == 0 { 0x70 } else { 0 };
+      }
+      bytes
+    });
+  proptest::collection::vec(one, 0..10).prop_map(|frames| frames.concat())
 }

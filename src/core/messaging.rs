@@ -68,6 +68,11 @@ impl Core {
   /// Sends a tick's batch of frames to single sessions (see [`Outgoing`]), in order. Returns how
   /// many were delivered.
   pub fn send_batch(&self, batch: &str) -> Result<u32, CoreError> {
+    // Corked: a session gets the tick's frames in one write.
+    crate::transport::outbox::corked(|| self.send_each(batch))
+  }
+
+  fn send_each(&self, batch: &str) -> Result<u32, CoreError> {
     let mut sent = 0;
     for line in parse_outgoing(batch) {
       let delivered = match line.map_err(CoreError::InvalidArgument)? {

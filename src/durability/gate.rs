@@ -256,13 +256,16 @@ impl OutputGate {
 
   /// Marks everything applied before `upto` was read as durable and releases what waited.
   fn made_durable(&self, upto: u64) {
-    self.settle(upto, |held| {
-      for outbox in &held.recipients {
-        outbox.release_held(held.seq, held.frame.clone());
-      }
-      if let Some(then) = held.then {
-        then();
-      }
+    // Corked: each socket gets every frame released here in one write, after the gate's lock.
+    crate::transport::outbox::corked(|| {
+      self.settle(upto, |held| {
+        for outbox in &held.recipients {
+          outbox.release_held(held.seq, held.frame.clone());
+        }
+        if let Some(then) = held.then {
+          then();
+        }
+      })
     });
   }
 

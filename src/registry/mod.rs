@@ -325,8 +325,11 @@ impl Registry {
   /// Queues frame number `seq` for every session of `target`; returns how many sessions took
   /// it. The frame is shared, not copied.
   pub fn send(&self, target: Target<'_>, seq: u64, frame: &WireFrame) -> u32 {
-    self.visit(target, |outbox| {
-      outbox.takes(frame) && outbox.push_numbered(seq, frame.clone()) == Pushed::Queued
+    // Corked: a frame for many sockets is written to each after the visit, outside the lock.
+    crate::transport::outbox::corked(|| {
+      self.visit(target, |outbox| {
+        outbox.takes(frame) && outbox.push_shared(seq, frame.clone()) == Pushed::Queued
+      })
     })
   }
 

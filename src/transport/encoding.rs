@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::outbox::Outbox;
 use super::wire_frame::{wire_len, WireFrame};
@@ -58,20 +58,20 @@ impl Encoding {
     self == Encoding::MessagePack
   }
 
-  /// The WebSocket message that carries `frame` on a socket of this encoding. A protocol frame
+  /// The frame that carries `frame` on a socket of this encoding. A protocol frame
   /// on a MessagePack socket becomes a binary frame; the outbox of writer `generation` is told
   /// its new size, as its budget counts the JSON it queued. A frame nested too deep for the
   /// transcoder (more than 128 levels) goes out as JSON text, which clients also read.
-  pub fn message(self, frame: WireFrame, outbox: &Outbox, generation: u64) -> Message {
+  pub fn transcode(self, frame: WireFrame, outbox: &Outbox, generation: u64) -> WireFrame {
     match (self, frame) {
       (Encoding::MessagePack, WireFrame::Text(text)) => match outbound_msgpack(&text) {
         Some(encoded) => {
           outbox.resized(generation, wire_len(text.len()), wire_len(encoded.len()));
-          Message::Binary(encoded)
+          WireFrame::Binary(encoded)
         }
-        None => Message::Text(text),
+        None => WireFrame::Text(text),
       },
-      (_, frame) => frame.into_message(),
+      (_, frame) => frame,
     }
   }
 }
@@ -207,8 +207,8 @@ mod tests {
       Utf8Bytes::from(r#"{"type":"reply","id":7,"data":{"message":"hello there"},"seq":1}"#.to_string());
     outbox.push(text.clone());
     assert_eq!(outbox.unsent(), wire_len(text.len()));
-    let message = Encoding::MessagePack.message(WireFrame::Text(text), &outbox, 0);
-    let Message::Binary(encoded) = message else {
+    let message = Encoding::MessagePack.transcode(WireFrame::Text(text), &outbox, 0);
+    let WireFrame::Binary(encoded) = message else {
       panic!("a binary frame");
     };
     assert_eq!(outbox.unsent(), wire_len(encoded.len()));
@@ -227,8 +227,8 @@ mod tests {
     );
     let text = Utf8Bytes::from(deep);
     outbox.push(text.clone());
-    let message = Encoding::MessagePack.message(WireFrame::Text(text.clone()), &outbox, 0);
-    assert_eq!(message, Message::Text(text.clone()));
+    let message = Encoding::MessagePack.transcode(WireFrame::Text(text.clone()), &outbox, 0);
+    assert_eq!(message, WireFrame::Text(text.clone()));
     assert_eq!(outbox.unsent(), wire_len(text.len()));
   }
 
@@ -237,13 +237,13 @@ mod tests {
     let outbox = Outbox::new(1 << 20, OverflowPolicy::Close);
     let raw = WireFrame::RawText(Utf8Bytes::from_static("hi"));
     assert_eq!(
-      Encoding::MessagePack.message(raw, &outbox, 0),
-      Message::Text(Utf8Bytes::from_static("hi"))
+      Encoding::MessagePack.transcode(raw, &outbox, 0),
+      WireFrame::RawText(Utf8Bytes::from_static("hi"))
     );
     let text = WireFrame::Text(Utf8Bytes::from_static(r#"{"type":"pong"}"#));
     assert!(matches!(
-      Encoding::Json.message(text, &outbox, 0),
-      Message::Text(_)
+      Encoding::Json.transcode(text, &outbox, 0),
+      WireFrame::Text(_)
     ));
   }
 

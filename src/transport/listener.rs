@@ -22,15 +22,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{timeout_at, Instant};
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::WebSocketStream;
 
 use super::encoding::Encoding;
 use super::http::{self, HeadError, RequestHead, Route};
-use super::session::{self, Metered, Outcome, Release, SessionLink};
+use super::outbox::SocketFd;
+use super::session::{self, Outcome, Release, SessionLink};
 use super::tls::TlsSlot;
-use super::{admin, static_files, Host};
-use crate::config::{MAX_BURST_FACTOR, MAX_LINGER_BYTES, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};
+use super::{admin, static_files, Attached, Host};
+use crate::config::{MAX_LINGER_BYTES, WRITE_THROUGH};
 use crate::error::{CloseCode, SessionEnd, UpgradeRejection};
 
 /// Binds synchronously (so a busy port is an immediate error) and starts accepting on `runtime`;
@@ -207,7 +206,11 @@ pub(super) async fn serve_connection<H: Host>(
   let _live = host.connections().enter();
   let _ = stream.set_nodelay(true);
   let deadline = Instant::now() + host.config().handshake_timeout;
-  serve_stream(&host, stream, peer, handshaking, deadline, read).await;
+  #[cfg(unix)]
+  let direct_fd = WRITE_THROUGH.then(|| std::os::fd::AsRawFd::as_raw_fd(&stream));
+  #[cfg(not(unix))]
+  let direct_fd = None;
+  serve_stream(&host, stream, peer, handshaking, deadline, read, direct_fd).await;
 }
 
 /// Serves one connection of a `wss://` listener: the TLS handshake (within the handshake
@@ -230,7 +233,7 @@ async fn serve_tls<H: Host>(
   };
   // A failed or timed-out TLS handshake has no HTTP to answer: the connection just closes.
   if let Ok(Ok(stream)) = accepted {
-    serve_stream(&host, stream, peer, handshaking, deadline, Vec::new()).await;
+    serve_stream(&host, stream, peer, handshaking, deadline, Vec::new(), None).await;
   }
 }
 
@@ -241,10 +244,66 @@ async fn serve_stream<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
   handshaking: OwnedSemaphorePermit,
   deadline: Instant,
   read: Vec<u8>,
+  direct_fd: Option<SocketFd>,
 ) {
-  // Boxed, so that its state is freed once the socket opens instead of staying in this task
-  // (a future's slots live as long as the whole function) for the socket's lifetime.
-  let handshake = Box::pin(handshake(&**host, &mut stream, peer, deadline, read));
+  // Boxed, so that the state of everything before the 101 is freed once the socket opens
+  // instead of staying in this task (a future is as large as its largest state) for the
+  // socket's lifetime.
+  let opening = Box::pin(open(host, &mut stream, peer, handshaking, deadline, read));
+  let Some(Opened {
+    leftover,
+    attached,
+    raw,
+    encoding,
+  }) = opening.await
+  else {
+    return;
+  };
+  let config = host.config();
+  let link = SessionLink {
+    id: attached.session,
+    outbox: attached.outbox,
+    generation: attached.generation,
+    host: &**host,
+    close_timeout: config.close_timeout,
+    raw,
+    max_payload: config.max_payload_bytes,
+    max_fragments: config.max_fragments,
+    // Frames written straight to the socket go out as queued: JSON text only.
+    direct_fd: direct_fd.filter(|_| !encoding.is_msgpack()),
+    encoding,
+  };
+  let (outcome, mut socket, release) = session::run(stream, leftover, &link).await;
+  if let Outcome::Ended(end) = outcome {
+    host.detach(link.id, link.generation, end);
+  }
+  if let Release::Linger(time) = release {
+    linger(&mut socket, time).await;
+  }
+}
+
+/// A socket past its 101: what its session needs.
+struct Opened {
+  /// Bytes read past the request head.
+  leftover: Vec<u8>,
+  attached: Attached,
+  /// Whether it is a raw endpoint's socket.
+  raw: bool,
+  encoding: Encoding,
+}
+
+/// Everything before the session: the head, its answer or refusal, `extractMeta`, the session
+/// attached, the 101. `None` when the connection is done (answered, refused, or gone).
+async fn open<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
+  host: &Arc<H>,
+  stream: &mut S,
+  peer: SocketAddr,
+  handshaking: OwnedSemaphorePermit,
+  deadline: Instant,
+  read: Vec<u8>,
+) -> Option<Opened> {
+  // Boxed: a rejected connection's answer below does not need the handshake's state.
+  let handshake = Box::pin(handshake(&**host, stream, peer, deadline, read));
   let outcome = tokio::select! {
     outcome = handshake => outcome,
     _ = host.shutdown_signal() => Err(Some(UpgradeRejection::Unavailable("server is shutting down"))),
@@ -253,10 +312,10 @@ async fn serve_stream<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     Ok(upgrade) => upgrade,
     Err(Some(rejection)) => {
       let response = http::rejection_response(&rejection);
-      write_and_close(&mut stream, &response, deadline, host.config().close_timeout).await;
-      return;
+      write_and_close(stream, &response, deadline, host.config().close_timeout).await;
+      return None;
     }
-    Err(None) => return,
+    Err(None) => return None,
   };
   let Upgrade {
     leftover,
@@ -270,8 +329,8 @@ async fn serve_stream<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     Ok(attached) => attached,
     Err(rejection) => {
       let response = http::rejection_response(&rejection);
-      write_and_close(&mut stream, &response, deadline, host.config().close_timeout).await;
-      return;
+      write_and_close(stream, &response, deadline, host.config().close_timeout).await;
+      return None;
     }
   };
   if host.is_shutting_down() {
@@ -291,36 +350,19 @@ async fn serve_stream<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
       ..SessionEnd::dropped()
     };
     host.detach(attached.session, attached.generation, end);
-    return;
+    return None;
   }
-  let config = host.config();
-  let burst_limit = config.max_backpressure_bytes.saturating_mul(MAX_BURST_FACTOR);
-  let ws_config = WebSocketConfig::default()
-    .read_buffer_size(READ_BUFFER_BYTES)
-    .write_buffer_size(WRITE_BUFFER_BYTES)
-    // The outbox admits no frame past maxBackpressure × MAX_BURST_FACTOR: one always fits.
-    .max_write_buffer_size(WRITE_BUFFER_BYTES + config.max_payload_bytes.max(burst_limit))
-    .max_message_size(Some(config.max_payload_bytes))
-    .max_frame_size(Some(config.max_payload_bytes));
-  let metered = Metered::new(stream, attached.outbox.clone(), attached.generation)
-    .counting_fragments(leftover, config.max_fragments);
-  let socket = WebSocketStream::from_partially_read(metered, Vec::new(), Role::Server, Some(ws_config)).await;
-  let link = SessionLink {
-    id: attached.session,
-    outbox: attached.outbox,
-    generation: attached.generation,
-    host: &**host,
-    close_timeout: config.close_timeout,
-    raw: config.definitions.get(definition.get()).is_some_and(|d| d.raw),
+  let raw = host
+    .config()
+    .definitions
+    .get(definition.get())
+    .is_some_and(|d| d.raw);
+  Some(Opened {
+    leftover,
+    attached,
+    raw,
     encoding,
-  };
-  let (outcome, socket, release) = session::run(socket, &link).await;
-  if let Outcome::Ended(end) = outcome {
-    host.detach(link.id, link.generation, end);
-  }
-  if let (Some(mut socket), Release::Linger(time)) = (socket, release) {
-    linger(socket.get_mut().get_mut(), time).await;
-  }
+  })
 }
 
 async fn static_response<H: Host>(host: &H, head: &RequestHead) -> Vec<u8> {

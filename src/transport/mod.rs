@@ -8,7 +8,9 @@
 //! - [`http`]: request heads, routing, plain responses;
 //! - [`admin`]: `/metrics` and the inspector's page and JSON API;
 //! - [`static_files`]: a directory served beside the sockets;
-//! - [`fragments`]: the fragment count of inbound messages (`maxFragments`);
+//! - [`frames`]: WebSocket frames decoded from a client's bytes (every RFC 6455 rule,
+//!   `maxPayload`, `maxFragments`) and encoded for the server's;
+//! - [`socket_io`]: reads into the thread's buffer, gathered writes of queued frames;
 //! - [`encoding`]: a socket's spelling of the protocol (JSON text, or MessagePack), transcoded
 //!   at its edge;
 //! - [`session`]: one open WebSocket (reader, writer, pings, close handshake);
@@ -17,11 +19,12 @@
 pub mod admin;
 pub mod adopt;
 pub mod encoding;
-pub mod fragments;
+pub mod frames;
 pub mod http;
 pub mod listener;
 pub mod outbox;
 pub mod session;
+pub mod socket_io;
 pub mod static_files;
 pub mod tls;
 pub mod wire_frame;

@@ -1,128 +1,53 @@
-//! One open WebSocket: a reader that parses frames once and answers pings, and a writer that
-//! drains the session's outbox, both in one task.
+//! One open WebSocket: a reader that decodes frames once and answers pings, and a writer that
+//! drains the session's outbox, both in one task sharing the socket (each uses it only inside
+//! a synchronous poll, so the two never hold it at once).
 //!
 //! A raw endpoint's session skips the protocol: its reader hands every text or binary message
 //! to the host as it arrived, and its writer sends raw frames as they are.
 //!
-//! The reader hands events and calls to its host (waiting while the queue to JS is full, which
-//! pushes back on the client through TCP). The writer takes every queued frame at once and
-//! feeds them to tungstenite before one flush, so a burst becomes one write.
+//! The reader waits for room in the queue to JS (which pushes back on the client through TCP)
+//! before each read, then hands the host every message the chunk completed (see
+//! [`super::socket_io`] and [`crate::config::READ_CHUNK_BYTES`]). The writer takes every
+//! queued frame at once and writes them gathered, so a burst becomes one system call.
 //!
-//! The socket under the WebSocket is [`Metered`]: every byte the kernel accepts is reported to
-//! the outbox, which counts backpressure as what the socket has not accepted. While a write is
-//! blocked, a watchdog checks every [`SLOW_CONSUMER_STALL`] whether the socket took anything.
+//! Every byte the kernel accepts is reported to the outbox, which counts backpressure as what
+//! the socket has not accepted. While a write is blocked, a watchdog checks every
+//! [`SLOW_CONSUMER_STALL`] whether the socket took anything.
 //!
-//! Ending: whoever closes first decides the code JS sees. A peer's Close is answered by
-//! tungstenite while the reader keeps polling until the socket ends; a close requested here is
-//! sent after the frames queued before it, then the reader waits (bounded) for the peer's reply.
+//! Ending: whoever closes first decides the code JS sees. A peer's Close is answered (once the
+//! writer finishes the write in progress: a frame is never cut) and the socket is let go; a
+//! close requested here is sent after the frames queued before it, then the reader waits
+//! (bounded) for the peer's reply.
 //!
 //! A socket that drops (no close handshake, or a close from the client other than 1000/1001)
 //! ends as a blip the client may resume; a socket whose session was resumed on another one
 //! ends as superseded, and nothing about it reaches JS.
 
 use std::collections::VecDeque;
-use std::io;
-use std::pin::Pin;
+use std::future::poll_fn;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::Notify;
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
-use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 use super::encoding::{inbound_json, Encoding};
-use super::fragments::{FragmentCounter, TooManyFragments};
-use super::outbox::{CloseRequest, Outbox, Queued, SLOW_CONSUMER_STALL};
+use super::frames::decode::{Decoder, Inbound, Violation};
+use super::frames::encode::close_frame;
+use super::outbox::{CloseRequest, Outbox, Queued, SocketFd, WireFrame, SLOW_CONSUMER_STALL};
+use super::socket_io::{poll_read_chunk, poll_write_frames, write_all, write_frames, WritePosition};
 use super::Host;
-use crate::error::{CloseCode, FrameError, SessionEnd};
+use crate::error::{FrameError, SessionEnd};
 use crate::ids::SessionId;
 use crate::protocol::{parse_client_frame, pong_frame, system_error_frame, ClientFrame, RawData};
 
 /// Time a slow consumer's socket gets to take its close frame (it has stopped reading, so the
 /// full close timeout would mostly be spent waiting on a socket that will not drain).
 const URGENT_CLOSE_GRACE: Duration = Duration::from_secs(1);
-
-/// A session's socket that reports every byte the kernel accepts to the session's outbox, and
-/// counts the fragments of every message it reads (see [`FragmentCounter`]).
-pub struct Metered<S> {
-  inner: S,
-  outbox: Arc<Outbox>,
-  generation: u64,
-  /// Bytes read with the request head, served before the socket's.
-  leftover: Vec<u8>,
-  fragments: FragmentCounter,
-}
-
-impl<S> Metered<S> {
-  pub fn new(inner: S, outbox: Arc<Outbox>, generation: u64) -> Self {
-    Self {
-      inner,
-      outbox,
-      generation,
-      leftover: Vec::new(),
-      fragments: FragmentCounter::new(usize::MAX),
-    }
-  }
-
-  /// Reads `leftover` (the bytes that came with the request head) first, and fails the read
-  /// that completes a message of more than `max_fragments` frames.
-  pub fn counting_fragments(mut self, leftover: Vec<u8>, max_fragments: usize) -> Self {
-    self.leftover = leftover;
-    self.fragments = FragmentCounter::new(max_fragments);
-    self
-  }
-
-  pub fn get_mut(&mut self) -> &mut S {
-    &mut self.inner
-  }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
-  fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-    let this = self.get_mut();
-    let before = buf.filled().len();
-    if !this.leftover.is_empty() {
-      let n = this.leftover.len().min(buf.remaining());
-      buf.put_slice(this.leftover.get(..n).unwrap_or_default());
-      this.leftover.drain(..n);
-    } else {
-      let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-      if !matches!(polled, Poll::Ready(Ok(()))) {
-        return polled;
-      }
-    }
-    let read = buf.filled().get(before..).unwrap_or_default();
-    match this.fragments.read(read) {
-      Ok(()) => Poll::Ready(Ok(())),
-      Err(too_many) => Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, too_many))),
-    }
-  }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
-  fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-    let this = self.get_mut();
-    let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
-    if let Poll::Ready(Ok(written)) = polled {
-      this.outbox.accepted(this.generation, written);
-    }
-    polled
-  }
-
-  fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-    Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-  }
-
-  fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-    Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-  }
-}
 
 /// What a session needs besides its socket.
 pub struct SessionLink<'a, H> {
@@ -134,6 +59,13 @@ pub struct SessionLink<'a, H> {
   pub close_timeout: Duration,
   /// A raw endpoint's session: messages go to JS as they are (text or binary), not parsed.
   pub raw: bool,
+  /// `maxPayload`: the largest inbound message.
+  pub max_payload: usize,
+  /// `maxFragments`: the most frames one inbound message may take.
+  pub max_fragments: usize,
+  /// The descriptor of a plain TCP socket, which frames are written straight to while nothing
+  /// is queued (see [`Outbox::write_through`]); `None` for TLS.
+  pub direct_fd: Option<SocketFd>,
   /// How this socket spells protocol frames (JSON text, or MessagePack binary frames).
   pub encoding: Encoding,
 }
@@ -147,10 +79,10 @@ pub enum Outcome {
 }
 
 enum ReadEnd {
-  /// The peer sent Close (code 1005 when it gave none) and the socket then ended.
-  PeerClosed(SessionEnd),
+  /// The peer sent Close; the frame that answers it.
+  PeerClosed(SessionEnd, Vec<u8>),
   /// The peer broke a rule; close with this code.
-  Violation(CloseCode, &'static str),
+  Violation(Violation),
   /// The connection dropped without a close handshake.
   Gone,
 }
@@ -158,6 +90,8 @@ enum ReadEnd {
 enum WriteEnd {
   /// A close requested here was sent (or given up on after the close timeout).
   Closed(CloseRequest),
+  /// The answer to the peer's Close was sent.
+  Answered,
   /// The socket failed.
   Failed,
   /// Another socket resumed the session.
@@ -175,40 +109,51 @@ pub enum Release {
   Linger(Duration),
 }
 
-/// Runs the session until its socket is gone; hands the socket back with how to let it go.
-pub async fn run<S, H>(
-  socket: WebSocketStream<S>,
-  link: &SessionLink<'_, H>,
-) -> (Outcome, Option<WebSocketStream<S>>, Release)
-where
-  S: AsyncRead + AsyncWrite + Unpin,
-  H: Host,
-{
-  let (mut sink, mut stream) = socket.split();
-  let (outcome, release) = serve(&mut sink, &mut stream, link).await;
-  (outcome, sink.reunite(stream).ok(), release)
+/// The reader asking the writer to answer the peer's Close.
+#[derive(Default)]
+struct Answer {
+  frame: Mutex<Option<Vec<u8>>>,
+  wake: Notify,
 }
 
-async fn serve<S, H>(
-  sink: &mut SplitSink<WebSocketStream<S>, Message>,
-  stream: &mut SplitStream<WebSocketStream<S>>,
-  link: &SessionLink<'_, H>,
-) -> (Outcome, Release)
+/// Runs the session until its socket is gone, `leftover` (bytes read with the request head)
+/// being decoded first; hands the socket back with how to let it go.
+pub async fn run<S, H>(socket: S, leftover: Vec<u8>, link: &SessionLink<'_, H>) -> (Outcome, S, Release)
 where
   S: AsyncRead + AsyncWrite + Unpin,
   H: Host,
 {
-  let reader = read_loop(stream, link);
-  let writer = write_loop(sink, link);
+  let socket = Mutex::new(socket);
+  let (outcome, release) = serve(&socket, leftover, link).await;
+  (outcome, socket.into_inner(), release)
+}
+
+async fn serve<S, H>(socket: &Mutex<S>, leftover: Vec<u8>, link: &SessionLink<'_, H>) -> (Outcome, Release)
+where
+  S: AsyncRead + AsyncWrite + Unpin,
+  H: Host,
+{
+  let answer = Answer::default();
+  // Unregistered when this returns, before the socket can be closed.
+  let _write_through = link
+    .direct_fd
+    .and_then(|fd| link.outbox.write_through(link.generation, fd));
+  let reader = read_loop(socket, leftover, link);
+  let writer = write_loop(socket, link, &answer);
   tokio::pin!(reader, writer);
   let linger = Release::Linger(link.close_timeout);
   let (ended, release) = tokio::select! {
     end = &mut reader => match end {
-      ReadEnd::PeerClosed(ended) => (ended, linger),
-      ReadEnd::Violation(code, reason) => {
-        link.outbox.request_close(code.as_u16(), reason);
-        let _ = timeout(link.close_timeout, &mut writer).await;
-        (SessionEnd { code: code.as_u16(), reason: reason.into(), blip: false }, linger)
+      ReadEnd::PeerClosed(ended, reply) => {
+        *answer.frame.lock() = Some(reply);
+        answer.wake.notify_one();
+        let _ = Box::pin(timeout(link.close_timeout, &mut writer)).await;
+        (ended, linger)
+      }
+      ReadEnd::Violation(violation) => {
+        link.outbox.request_close(violation.code, violation.reason);
+        let _ = Box::pin(timeout(link.close_timeout, &mut writer)).await;
+        (SessionEnd { code: violation.code, reason: violation.reason.into(), blip: false }, linger)
       }
       ReadEnd::Gone => (SessionEnd::dropped(), Release::Drop),
     },
@@ -217,13 +162,17 @@ where
         // A slow consumer is not reading: waiting for its close reply would only delay the end.
         let release = if request.urgent {
           Release::Linger(link.close_timeout.min(URGENT_CLOSE_GRACE))
-        } else {
-          let _ = timeout(link.close_timeout, &mut reader).await;
+        } else if Box::pin(timeout(link.close_timeout, &mut reader)).await.is_ok() {
           linger
+        } else {
+          // No reply within the close timeout: the peer is not reading, and lingering for its
+          // input would only hold the socket as long again.
+          Release::Drop
         };
         (SessionEnd { code: request.code, reason: request.reason, blip: false }, release)
       }
-      WriteEnd::Failed => (SessionEnd::dropped(), Release::Drop),
+      // Only after the reader ended, which the branch above handles.
+      WriteEnd::Answered | WriteEnd::Failed => (SessionEnd::dropped(), Release::Drop),
       WriteEnd::Superseded => return (Outcome::Superseded, Release::Drop),
     },
   };
@@ -234,69 +183,80 @@ where
   (Outcome::Ended(ended), release)
 }
 
-async fn read_loop<S, H>(stream: &mut SplitStream<WebSocketStream<S>>, link: &SessionLink<'_, H>) -> ReadEnd
+async fn read_loop<S, H>(socket: &Mutex<S>, mut leftover: Vec<u8>, link: &SessionLink<'_, H>) -> ReadEnd
 where
-  S: AsyncRead + AsyncWrite + Unpin,
+  S: AsyncRead + Unpin,
   H: Host,
 {
-  let mut peer_close: Option<SessionEnd> = None;
-  while let Some(item) = stream.next().await {
-    match item {
-      Ok(Message::Text(text)) if link.raw => on_raw(RawData::Text(text.as_str()), link).await,
-      Ok(Message::Binary(data)) if link.raw => on_raw(RawData::Binary(&data), link).await,
-      Ok(Message::Text(text)) => on_text(&text, link).await,
-      Ok(Message::Binary(data)) if link.encoding.is_msgpack() => match inbound_json(&data) {
-        Ok(text) => on_text(&text, link).await,
-        Err(error) => {
-          link.outbox.push(system_error_frame(error));
-        }
-      },
-      Ok(Message::Binary(_)) => {
-        link.outbox.push(system_error_frame(FrameError::Binary));
+  let mut decoder = Decoder::new(link.max_payload, link.max_fragments);
+  if !leftover.is_empty() {
+    if let Some(end) = decode(&mut decoder, &mut leftover, link) {
+      return end;
+    }
+  }
+  drop(leftover);
+  loop {
+    link.host.wait_for_space(link.id).await;
+    let read = poll_fn(|cx| poll_read_chunk(socket, cx, |chunk| decode(&mut decoder, chunk, link))).await;
+    match read {
+      Ok(Some(None)) => {}
+      Ok(Some(Some(end))) => return end,
+      // The peer went away without a close frame: a dropped connection, not a violation.
+      Ok(None) | Err(_) => return ReadEnd::Gone,
+    }
+  }
+}
+
+/// Decodes one chunk, handing what it completes to the host; how the socket ends, if it does.
+fn decode<H: Host>(decoder: &mut Decoder, chunk: &mut [u8], link: &SessionLink<'_, H>) -> Option<ReadEnd> {
+  let mut closed = None;
+  let mut deliver = |inbound: Inbound<'_>| match inbound {
+    Inbound::Text(text) if link.raw => link.host.receive_raw(link.id, RawData::Text(text)),
+    Inbound::Binary(data) if link.raw => link.host.receive_raw(link.id, RawData::Binary(data)),
+    Inbound::Text(text) => on_text(text, link),
+    Inbound::Binary(data) if link.encoding.is_msgpack() => match inbound_json(data) {
+      Ok(text) => on_text(&text, link),
+      Err(error) => {
+        link.outbox.push(system_error_frame(error));
       }
-      Ok(Message::Close(frame)) => {
-        // Keep polling: tungstenite sends the close reply on the next read, then ends.
-        peer_close = Some(match frame {
-          Some(frame) => {
-            let code = u16::from(frame.code);
-            SessionEnd {
-              code,
-              reason: frame.reason.to_string(),
-              // 1000 and 1001 mean the client is leaving; any other code (a heartbeat timeout,
-              // say) means it will be back.
-              blip: !matches!(code, 1000 | 1001),
-            }
-          }
-          None => SessionEnd {
+    },
+    Inbound::Binary(_) => {
+      link.outbox.push(system_error_frame(FrameError::Binary));
+    }
+    Inbound::Ping(payload) => {
+      link.outbox.push(WireFrame::Pong(Bytes::copy_from_slice(payload)));
+    }
+    Inbound::Close(frame) => {
+      closed = Some(match frame {
+        Some(frame) => (
+          SessionEnd {
+            code: frame.code,
+            reason: frame.reason.to_string(),
+            // 1000 and 1001 mean the client is leaving; any other code (a heartbeat timeout,
+            // say) means it will be back.
+            blip: !matches!(frame.code, 1000 | 1001),
+          },
+          close_frame(frame.code, ""),
+        ),
+        None => (
+          SessionEnd {
             code: 1005,
             reason: String::new(),
             blip: false,
           },
-        });
-      }
-      Ok(_) => {}
-      Err(WsError::Capacity(_)) => return ReadEnd::Violation(CloseCode::TooBig, "message too big"),
-      Err(WsError::Io(error))
-        if error
-          .get_ref()
-          .is_some_and(|inner| inner.is::<TooManyFragments>()) =>
-      {
-        return ReadEnd::Violation(CloseCode::TooBig, "too many fragments")
-      }
-      Err(WsError::Utf8(_)) => return ReadEnd::Violation(CloseCode::InvalidPayload, "invalid UTF-8"),
-      // The peer went away without a close frame: a dropped connection, not a violation.
-      Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => break,
-      Err(WsError::Protocol(_)) => return ReadEnd::Violation(CloseCode::Other(1002), "protocol error"),
-      Err(_) => break,
+          super::frames::encode::frame(true, super::frames::OP_CLOSE, &[], None),
+        ),
+      });
     }
+  };
+  let decoded = decoder.feed(chunk, &mut deliver);
+  if let Some((ended, reply)) = closed {
+    return Some(ReadEnd::PeerClosed(ended, reply));
   }
-  match peer_close {
-    Some(ended) => ReadEnd::PeerClosed(ended),
-    None => ReadEnd::Gone,
-  }
+  decoded.err().map(ReadEnd::Violation)
 }
 
-async fn on_text<H: Host>(text: &str, link: &SessionLink<'_, H>) {
+fn on_text<H: Host>(text: &str, link: &SessionLink<'_, H>) {
   match parse_client_frame(text) {
     Ok(ClientFrame::Ping { ack }) => {
       if let Some(seq) = ack {
@@ -306,81 +266,143 @@ async fn on_text<H: Host>(text: &str, link: &SessionLink<'_, H>) {
       }
       link.outbox.push(pong_frame());
     }
-    Ok(frame) => {
-      link.host.wait_for_space(link.id).await;
-      link.host.receive(link.id, frame);
-    }
+    Ok(frame) => link.host.receive(link.id, frame),
     Err(error) => {
       link.outbox.push(system_error_frame(error));
     }
   }
 }
 
-async fn on_raw<H: Host>(data: RawData<'_>, link: &SessionLink<'_, H>) {
-  link.host.wait_for_space(link.id).await;
-  link.host.receive_raw(link.id, data);
+/// Writes `frames` while a watchdog checks, every [`SLOW_CONSUMER_STALL`], whether the socket
+/// took any byte (a blocked write that took none tells the outbox, which judges whether the
+/// session is a slow consumer); true when the socket failed. Returns early, the frames left as
+/// they are, when the outbox interrupts the writer (urgent close, takeover).
+async fn write_watched<S, H>(
+  socket: &Mutex<S>,
+  frames: &mut VecDeque<Queued>,
+  position: &mut WritePosition,
+  link: &SessionLink<'_, H>,
+) -> bool
+where
+  S: AsyncWrite + Unpin,
+  H: Host,
+{
+  let write = write_frames(socket, frames, position, &link.outbox, link.generation);
+  tokio::pin!(write);
+  let mut seen = link.outbox.accepted_total();
+  loop {
+    tokio::select! {
+      biased;
+      written = &mut write => break written.is_err(),
+      _ = link.outbox.interrupted(link.generation) => break false,
+      _ = tokio::time::sleep(SLOW_CONSUMER_STALL) => {
+        let accepted = link.outbox.accepted_total();
+        if accepted == seen {
+          link.outbox.stalled(link.generation);
+        }
+        seen = accepted;
+      }
+    }
+  }
 }
 
-async fn write_loop<S, H>(
-  sink: &mut SplitSink<WebSocketStream<S>, Message>,
-  link: &SessionLink<'_, H>,
-) -> WriteEnd
+async fn write_loop<S, H>(socket: &Mutex<S>, link: &SessionLink<'_, H>, answer: &Answer) -> WriteEnd
 where
-  S: AsyncRead + AsyncWrite + Unpin,
+  S: AsyncWrite + Unpin,
   H: Host,
 {
   let mut frames: VecDeque<Queued> = VecDeque::new();
+  let mut position = WritePosition::default();
+  // A frame whose write was abandoned part-way (urgent close): finished before the close.
+  let mut unfinished: Option<(Queued, WritePosition)> = None;
   loop {
-    let Ok(close) = link.outbox.take(link.generation, &mut frames).await else {
-      return WriteEnd::Superseded;
+    let taken = tokio::select! {
+      biased;
+      _ = answer.wake.notified() => None,
+      taken = link.outbox.take_from(link.generation, &mut frames, &mut position.front_written) => Some(taken),
     };
-    if !frames.is_empty() {
-      let failed = {
-        let write = async {
-          while let Some(queued) = frames.pop_front() {
-            sink
-              .feed(link.encoding.message(queued.frame, &link.outbox, link.generation))
-              .await?;
-          }
-          sink.flush().await
+    let close = match taken {
+      None => {
+        let Some(reply) = answer.frame.lock().take() else {
+          continue;
         };
-        tokio::pin!(write);
-        // The watchdog: a write still blocked after a stall with no byte accepted meanwhile
-        // tells the outbox, which judges whether the session is a slow consumer. The write is
-        // polled first, so one that completes at once never arms the timer.
-        let mut seen = link.outbox.accepted_total();
-        loop {
-          tokio::select! {
-            biased;
-            written = &mut write => break written.is_err(),
-            _ = link.outbox.interrupted(link.generation) => break false,
-            _ = tokio::time::sleep(SLOW_CONSUMER_STALL) => {
-              let accepted = link.outbox.accepted_total();
-              if accepted == seen {
-                link.outbox.stalled(link.generation);
-              }
-              seen = accepted;
-            }
+        let answered = async {
+          if let Some((front, written)) = link.outbox.end_write_through(link.generation) {
+            let mut rest = VecDeque::from([front]);
+            let mut position = WritePosition {
+              front_written: written,
+            };
+            write_frames(socket, &mut rest, &mut position, &link.outbox, link.generation).await?;
           }
-        }
+          write_all(socket, &reply, &link.outbox, link.generation).await
+        };
+        let _ = Box::pin(answered).await;
+        return WriteEnd::Answered;
+      }
+      Some(Err(_)) => return WriteEnd::Superseded,
+      Some(Ok(close)) => close,
+    };
+    if link.encoding.is_msgpack() {
+      // A front frame already begun on the wire keeps its form.
+      let begun = usize::from(position.front_written > 0);
+      for queued in frames.iter_mut().skip(begun) {
+        let frame = std::mem::replace(&mut queued.frame, WireFrame::Pong(Bytes::new()));
+        queued.frame = link.encoding.transcode(frame, &link.outbox, link.generation);
+      }
+    }
+    if !frames.is_empty() {
+      // Most writes complete at once; only a blocked one needs the watchdog, whose state is
+      // boxed so that it is not part of every idle session's task.
+      let now = poll_fn(|cx| {
+        Poll::Ready(poll_write_frames(
+          socket,
+          cx,
+          &mut frames,
+          &mut position,
+          &link.outbox,
+          link.generation,
+        ))
+      })
+      .await;
+      let failed = match now {
+        Poll::Ready(written) => written.is_err(),
+        Poll::Pending => Box::pin(write_watched(socket, &mut frames, &mut position, link)).await,
       };
       if failed {
         return WriteEnd::Failed;
       }
+      if position.front_written > 0 {
+        unfinished = frames
+          .pop_front()
+          .map(|front| (front, std::mem::take(&mut position)));
+      }
       frames.clear();
     }
     if let Some(request) = close {
-      let frame = CloseFrame {
-        code: request.code.into(),
-        reason: request.reason.clone().into(),
-      };
       let grace = if request.urgent {
         link.close_timeout.min(URGENT_CLOSE_GRACE)
       } else {
         link.close_timeout
       };
-      let _ = timeout(grace, sink.send(Message::Close(Some(frame)))).await;
+      let send = async {
+        if let Some((front, mut position)) = unfinished.take() {
+          let mut rest = VecDeque::from([front]);
+          write_frames(socket, &mut rest, &mut position, &link.outbox, link.generation).await?;
+        }
+        write_all(
+          socket,
+          &close_frame(request.code, &request.reason),
+          &link.outbox,
+          link.generation,
+        )
+        .await
+      };
+      let _ = Box::pin(timeout(grace, send)).await;
       return WriteEnd::Closed(request);
+    }
+    if unfinished.is_some() {
+      // Abandoned without a close: only a takeover does that, and the next take says so.
+      unfinished = None;
     }
   }
 }

@@ -2,7 +2,9 @@
 //! bytes: a broadcast hands every recipient the same frame.
 
 use bytes::Bytes;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use super::frames::{OP_BINARY, OP_PONG, OP_TEXT};
 
 /// Bytes a text frame of `len` payload bytes takes on the wire from the server (unmasked):
 /// what the socket has to accept for it.
@@ -25,6 +27,8 @@ pub enum WireFrame {
   RawText(Utf8Bytes),
   /// A raw endpoint's binary message.
   Binary(Bytes),
+  /// The answer to a client's ping, with its payload.
+  Pong(Bytes),
 }
 
 impl WireFrame {
@@ -32,7 +36,7 @@ impl WireFrame {
   pub fn len(&self) -> usize {
     match self {
       WireFrame::Text(text) | WireFrame::RawText(text) => text.len(),
-      WireFrame::Binary(bytes) => bytes.len(),
+      WireFrame::Binary(bytes) | WireFrame::Pong(bytes) => bytes.len(),
     }
   }
 
@@ -41,7 +45,7 @@ impl WireFrame {
   pub fn as_text(&self) -> Option<&str> {
     match self {
       WireFrame::Text(text) | WireFrame::RawText(text) => Some(text.as_str()),
-      WireFrame::Binary(_) => None,
+      WireFrame::Binary(_) | WireFrame::Pong(_) => None,
     }
   }
 
@@ -54,11 +58,12 @@ impl WireFrame {
     self.len() == 0
   }
 
-  /// The WebSocket message that carries it.
-  pub fn into_message(self) -> Message {
+  /// The frame's opcode and payload, as the socket sends them.
+  pub fn wire(&self) -> (u8, &[u8]) {
     match self {
-      WireFrame::Text(text) | WireFrame::RawText(text) => Message::Text(text),
-      WireFrame::Binary(bytes) => Message::Binary(bytes),
+      WireFrame::Text(text) | WireFrame::RawText(text) => (OP_TEXT, text.as_bytes()),
+      WireFrame::Binary(bytes) => (OP_BINARY, bytes),
+      WireFrame::Pong(bytes) => (OP_PONG, bytes),
     }
   }
 }

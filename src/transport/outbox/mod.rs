@@ -37,6 +37,9 @@ use crate::error::CloseCode;
 use crate::metrics::Metrics;
 
 pub use super::wire_frame::{wire_len, WireFrame};
+pub use direct::{corked, SocketFd, WriteThrough};
+
+mod direct;
 pub use crate::config::SLOW_CONSUMER_STALL;
 
 /// A request to close the socket once the frames before it are written.
@@ -129,6 +132,16 @@ struct State {
   /// The writer allowed to take frames; bumped when a resumed socket takes the session over.
   generation: u64,
   replay: Option<Replay>,
+  /// The socket frames are written straight to while nothing is queued (see [`direct`]), and
+  /// the writer generation that registered it.
+  direct: Option<(SocketFd, u64)>,
+  /// The writer is writing frames it took: a frame pushed now must queue behind them.
+  writing: bool,
+  /// Bytes of the front frame already written straight to the socket (it was counted then).
+  front_written: usize,
+  /// A corked thread will write the queue out when it uncorks (see [`corked`]): pushes queue
+  /// without waking the writer.
+  cork_pending: bool,
 }
 
 pub struct Outbox {
@@ -161,6 +174,10 @@ impl Outbox {
         dropped: 0,
         generation: 0,
         replay: None,
+        direct: None,
+        writing: false,
+        front_written: 0,
+        cork_pending: false,
       }),
       ready: Notify::new(),
       urgent: Notify::new(),
@@ -207,7 +224,16 @@ impl Outbox {
 
   /// Queues frame number `seq` for the socket; never waits.
   pub fn push_numbered(&self, seq: u64, frame: impl Into<WireFrame>) -> Pushed {
-    let frame = frame.into();
+    self.push_from(None, seq, frame.into())
+  }
+
+  /// [`Outbox::push_numbered`] from a caller holding the outbox shared, which lets a corked
+  /// thread (see [`corked`]) write the frame out later with the others it pushes.
+  pub fn push_shared(self: &Arc<Self>, seq: u64, frame: WireFrame) -> Pushed {
+    self.push_from(Some(self), seq, frame)
+  }
+
+  fn push_from(&self, shared: Option<&Arc<Self>>, seq: u64, frame: WireFrame) -> Pushed {
     let mut state = self.state.lock();
     if state.close.is_some() {
       return Pushed::Closed;
@@ -219,7 +245,7 @@ impl Outbox {
       }
       return refused;
     }
-    self.enqueue(state, seq, frame, wire);
+    self.enqueue(state, shared, seq, frame, wire);
     Pushed::Queued
   }
 
@@ -242,13 +268,115 @@ impl Outbox {
     }
   }
 
-  fn enqueue(&self, mut state: parking_lot::MutexGuard<'_, State>, seq: u64, frame: WireFrame, wire: usize) {
+  fn enqueue(
+    &self,
+    mut state: parking_lot::MutexGuard<'_, State>,
+    shared: Option<&Arc<Self>>,
+    seq: u64,
+    frame: WireFrame,
+    wire: usize,
+  ) {
+    let mut written = 0;
+    let can_write = state.direct.is_some() && state.frames.is_empty() && !state.writing;
+    if state.cork_pending || (can_write && shared.is_some_and(direct::cork)) {
+      // Written out with the frames after it when the corked thread uncorks.
+      state.cork_pending = true;
+      state.frames.push_back(Queued { seq, frame });
+      state.unsent += wire;
+      return;
+    }
+    if let (Some((fd, _)), true) = (state.direct, can_write) {
+      written = direct::write_frame(fd, &frame).unwrap_or(0);
+      if written > 0 {
+        self.count_sent(&mut state, std::iter::once((seq, &frame)));
+        state.accepted += written as u64;
+        state.stalled = false;
+      }
+      if written >= wire {
+        return;
+      }
+      state.front_written = written;
+    }
     let was_empty = state.frames.is_empty();
     state.frames.push_back(Queued { seq, frame });
-    state.unsent += wire;
+    state.unsent += wire - written;
     drop(state);
     if was_empty {
       self.ready.notify_one();
+    }
+  }
+
+  /// Frames leaving for the socket: kept for replay when numbered, and counted.
+  fn count_sent<'f>(&self, state: &mut State, frames: impl Iterator<Item = (u64, &'f WireFrame)> + Clone) {
+    if let Some(replay) = state.replay.as_mut() {
+      for (seq, frame) in frames.clone().filter(|(seq, _)| *seq != 0) {
+        replay.keep(seq, frame);
+      }
+    }
+    if let Some(meter) = &self.meter {
+      let (count, bytes) = frames.fold((0u64, 0u64), |(count, bytes), (_, frame)| {
+        (count + 1, bytes + frame.len() as u64)
+      });
+      if count > 0 {
+        meter.frames_sent.add(count);
+        meter.bytes_sent.add(bytes);
+      }
+    }
+  }
+
+  /// Gives up the queued frames (a slow consumer, or a close that cannot wait), all but a front
+  /// frame partly written already: the socket must get the rest of it before anything else.
+  fn discard_queue(state: &mut State) {
+    if state.front_written > 0 {
+      state.frames.truncate(1);
+      state.unsent = state.frames.front().map_or(0, |front| {
+        wire_len(front.frame.len()).saturating_sub(state.front_written)
+      });
+    } else {
+      state.frames.clear();
+      state.unsent = 0;
+    }
+  }
+
+  /// Lets pushes write straight to `fd` (a plain TCP socket that writer `generation` owns)
+  /// until the returned guard is dropped, which must happen before the socket is closed.
+  pub fn write_through(&self, generation: u64, fd: SocketFd) -> Option<WriteThrough<'_>> {
+    let mut state = self.state.lock();
+    if state.generation != generation {
+      return None;
+    }
+    state.direct = Some((fd, generation));
+    Some(WriteThrough {
+      outbox: self,
+      generation,
+    })
+  }
+
+  /// Stops writes straight to the socket of writer `generation` and hands over the frame they
+  /// left partly written, if any, with the bytes of it already written: the writer must finish
+  /// it before writing anything else of its own (the answer to a peer's Close).
+  pub fn end_write_through(&self, generation: u64) -> Option<(Queued, usize)> {
+    let mut state = self.state.lock();
+    if state.generation != generation {
+      return None;
+    }
+    state.direct = None;
+    if state.front_written == 0 {
+      return None;
+    }
+    let written = std::mem::take(&mut state.front_written);
+    state.frames.pop_front().map(|front| (front, written))
+  }
+
+  /// Stops writes straight to the socket of writer `generation`: from now on only its writer
+  /// writes to it.
+  pub fn stop_write_through(&self, generation: u64) {
+    let mut state = self.state.lock();
+    if state
+      .direct
+      .is_some_and(|(_, registered)| registered == generation)
+    {
+      state.direct = None;
     }
   }
 
@@ -272,14 +400,66 @@ impl Outbox {
   }
 
   /// Queues a frame held since [`Outbox::hold`] (its room is already reserved).
-  pub fn release_held(&self, seq: u64, frame: WireFrame) {
+  pub fn release_held(self: &Arc<Self>, seq: u64, frame: WireFrame) {
     let mut state = self.state.lock();
     let wire = wire_len(frame.len());
     state.held = state.held.saturating_sub(wire);
     if state.close.is_some() {
       return;
     }
-    self.enqueue(state, seq, frame, wire);
+    self.enqueue(state, Some(self), seq, frame, wire);
+  }
+
+  /// A corked thread uncorks: the queue goes straight to the socket, in gathered writes, as
+  /// far as the kernel takes it; the writer gets the rest.
+  fn flush_corked(&self) {
+    let mut state = self.state.lock();
+    if !std::mem::take(&mut state.cork_pending) {
+      return;
+    }
+    if let (Some((fd, _)), false) = (state.direct, state.writing) {
+      while !state.frames.is_empty() {
+        let skip = state.front_written;
+        let Ok(written) = direct::write_queued(fd, &state.frames, skip) else {
+          break;
+        };
+        if written == 0 {
+          break;
+        }
+        state.accepted += written as u64;
+        state.unsent = state.unsent.saturating_sub(written);
+        state.stalled = false;
+        // Frames whose first byte left now are counted now (a front frame begun earlier was).
+        let mut left = written + skip;
+        let mut started = 0;
+        let mut done = 0;
+        for queued in state.frames.iter() {
+          if left == 0 {
+            break;
+          }
+          let size = wire_len(queued.frame.len());
+          started += 1;
+          if left >= size {
+            done += 1;
+            left -= size;
+          } else {
+            break;
+          }
+        }
+        let fresh = state.frames.iter().take(started).skip(usize::from(skip > 0));
+        let fresh: Vec<(u64, WireFrame)> = fresh.map(|queued| (queued.seq, queued.frame.clone())).collect();
+        self.count_sent(&mut state, fresh.iter().map(|(seq, frame)| (*seq, frame)));
+        state.frames.drain(..done);
+        state.front_written = if started > done { left } else { 0 };
+        if started > done {
+          break;
+        }
+      }
+    }
+    if !state.frames.is_empty() {
+      drop(state);
+      self.ready.notify_one();
+    }
   }
 
   /// Gives up a frame held since [`Outbox::hold`] (the state it followed could not be stored):
@@ -301,8 +481,7 @@ impl Outbox {
     if let Some(meter) = &self.meter {
       meter.backpressure_closes.inc();
     }
-    state.frames.clear();
-    state.unsent = 0;
+    Self::discard_queue(&mut state);
     state.close = Some(CloseRequest {
       code: CloseCode::Policy.as_u16(),
       reason: "slow consumer".into(),
@@ -351,8 +530,7 @@ impl Outbox {
       // for them forever, under either policy. It goes first now, the frames are given up.
       if !close.urgent {
         close.urgent = true;
-        state.frames.clear();
-        state.unsent = 0;
+        Self::discard_queue(&mut state);
         drop(state);
         self.ready.notify_one();
         self.urgent.notify_one();
@@ -428,25 +606,34 @@ impl Outbox {
     generation: u64,
     into: &mut VecDeque<Queued>,
   ) -> Result<Option<CloseRequest>, Superseded> {
+    let mut front_written = 0;
+    self.take_from(generation, into, &mut front_written).await
+  }
+
+  /// [`Outbox::take`] for a socket's writer, which also learns how many bytes of the front
+  /// frame were written straight to the socket already (`front_written`). Until it asks
+  /// again, frames pushed queue behind the ones it took.
+  pub async fn take_from(
+    &self,
+    generation: u64,
+    into: &mut VecDeque<Queued>,
+    front_written: &mut usize,
+  ) -> Result<Option<CloseRequest>, Superseded> {
     loop {
       {
         let mut state = self.state.lock();
         if state.generation != generation {
           return Err(Superseded);
         }
+        state.writing = false;
         if !state.frames.is_empty() || state.close.is_some() {
           std::mem::swap(&mut state.frames, into);
-          if let Some(replay) = state.replay.as_mut() {
-            for queued in into.iter().filter(|queued| queued.seq != 0) {
-              replay.keep(queued.seq, &queued.frame);
-            }
-          }
-          if let (Some(meter), false) = (&self.meter, into.is_empty()) {
-            meter.frames_sent.add(into.len() as u64);
-            meter
-              .bytes_sent
-              .add(into.iter().map(|queued| queued.frame.len() as u64).sum());
-          }
+          *front_written = std::mem::take(&mut state.front_written);
+          // A front frame partly written straight to the socket was counted then.
+          let skip = usize::from(*front_written > 0);
+          let taken = into.iter().skip(skip).map(|queued| (queued.seq, &queued.frame));
+          self.count_sent(&mut state, taken);
+          state.writing = true;
           return Ok(state.close.clone());
         }
       }
@@ -469,6 +656,7 @@ impl Outbox {
     if state.close.is_some() {
       return Err(ResumeRefused::Closing);
     }
+    let partly_written = state.front_written > 0;
     let Some(replay) = state.replay.as_mut() else {
       return Err(ResumeRefused::NotResumable);
     };
@@ -485,7 +673,14 @@ impl Outbox {
       seq: 0,
       frame: first.into(),
     });
+    if partly_written && state.frames.front().is_some_and(|front| front.seq != 0) {
+      // Kept for replay when its first bytes went out: it is among the frames above.
+      state.frames.pop_front();
+    }
     frames.append(&mut state.frames);
+    state.front_written = 0;
+    state.direct = None;
+    state.writing = false;
     state.unsent = frames.iter().map(|queued| wire_len(queued.frame.len())).sum();
     state.stalled = false;
     state.frames = frames;
