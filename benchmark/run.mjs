@@ -85,6 +85,15 @@ const SERVERS = {
     rounds: 0,
     why: "only when --servers names it",
   },
+  // The same app, its clients speaking MessagePack (`encoding=msgpack`): binary frames each way.
+  "warren-msgpack": {
+    cmd: () => [process.execPath, join(here, "servers/warren.mjs"), "0"],
+    proto: "warren-msgpack",
+    target: "warren",
+    // Only when --servers names it (a full run does not need a second warren).
+    rounds: 0,
+    why: "only when --servers names it",
+  },
   ws: { cmd: () => [process.execPath, join(here, "servers/ws-echo.mjs"), "0"], proto: "warren" },
   socketio: { cmd: () => [process.execPath, join(here, "servers/socketio.mjs"), "0"], proto: "socketio" },
   bun: { cmd: () => [bunBin, join(here, "servers/bun.ts"), "0"], proto: "warren" },
@@ -505,6 +514,7 @@ function versions() {
   const all = {
     warren: JSON.parse(readFileSync(join(here, "../package.json"), "utf8")).version,
     "warren-attached": "warren's app on node:http (server.attach)",
+    "warren-msgpack": "warren's app, clients on encoding=msgpack",
     node: process.version,
     ws: pkg(here, "ws") ?? pkg(join(here, ".."), "ws"),
     socketio: pkg(here, "socket.io"),

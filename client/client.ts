@@ -29,7 +29,7 @@ import {
   type WarrenClientOptions,
   type WebSocketLike,
 } from "./options";
-import { decodeServerFrame, encodeCall, encodeEvent, encodePing } from "./protocol";
+import { decodeServerFrame, encodeCall, encodeEvent, encodePing, toWire } from "./protocol";
 import { BoundedQueue, type QueuedFrame } from "./queue";
 import type {
   CallArgs,
@@ -132,7 +132,7 @@ export class WarrenClient<T = any> {
    */
   constructor(url: string, options: WarrenClientOptions & { params?: ParamsFor<T> } = {}) {
     this.#options = resolveOptions(options);
-    this.#url = buildUrl(url, options.params);
+    this.#url = buildUrl(url, options.params, this.#options.encoding);
     this.#queue = new BoundedQueue(this.#options.maxQueueSize);
     this.#heartbeat = new Heartbeat(
       this.#options.pingInterval,
@@ -345,6 +345,7 @@ export class WarrenClient<T = any> {
       return;
     }
     this.#socket = socket;
+    if (this.#options.encoding === "msgpack") socket.binaryType = "arraybuffer";
     socket.onopen = () => {
       if (socket === this.#socket) this.#opened(socket);
     };
@@ -384,7 +385,7 @@ export class WarrenClient<T = any> {
     // Before any listener runs, so that frames sent while offline precede anything sent on `open`.
     for (const item of this.#queue.drain()) {
       try {
-        socket.send(item.text);
+        socket.send(toWire(item.text, this.#options.encoding === "msgpack"));
         if (item.callId !== undefined) this.#calls.markSent(item.callId, this.#connectionId);
       } catch (cause) {
         if (item.callId !== undefined) {
@@ -568,7 +569,7 @@ export class WarrenClient<T = any> {
     const socket = this.#socket;
     if (this.#state !== "connected" || socket === null || socket.readyState !== OPEN) return false;
     try {
-      socket.send(text);
+      socket.send(toWire(text, this.#options.encoding === "msgpack"));
       return true;
     } catch {
       return false;

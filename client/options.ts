@@ -16,7 +16,9 @@ export interface WebSocketLike {
   onmessage: ((event: never) => void) | null;
   onerror: ((event: never) => void) | null;
   onclose: ((event: never) => void) | null;
-  send(data: string): void;
+  send(data: string | Uint8Array): void;
+  /** Set to `"arraybuffer"` for `encoding: "msgpack"`, so binary frames arrive as bytes. */
+  binaryType?: string;
   close(code?: number, reason?: string): void;
 }
 
@@ -75,6 +77,15 @@ export interface WarrenClientOptions {
    */
   resume?: boolean;
   /**
+   * How frames are spelled on the wire: JSON text, or the same values as MessagePack in binary
+   * frames (smaller, and cheaper to read for number-heavy payloads). `"msgpack"` adds
+   * `encoding=msgpack` to the socket URL; it needs a warren server (a Verani server speaks JSON
+   * only). Values travel exactly as in JSON: what `JSON.stringify` would drop or change (a
+   * `Date`, `undefined`, a `Uint8Array`) is dropped or changed the same way.
+   * @default "json"
+   */
+  encoding?: "json" | "msgpack";
+  /**
    * The WebSocket class to use.
    * @default globalThis.WebSocket
    */
@@ -89,6 +100,7 @@ export interface ResolvedOptions {
   pingInterval: number;
   pongTimeout: number;
   resume: boolean;
+  encoding: "json" | "msgpack";
   WebSocket: WebSocketConstructor;
 }
 
@@ -139,15 +151,23 @@ export function resolveOptions(options: WarrenClientOptions = {}): ResolvedOptio
   }
   const resume = options.resume ?? true;
   if (typeof resume !== "boolean") fail("options.resume must be a boolean");
-  return { reconnection, ...resolved, resume, WebSocket };
+  const encoding = options.encoding ?? "json";
+  if (encoding !== "json" && encoding !== "msgpack") fail('options.encoding must be "json" or "msgpack"');
+  return { reconnection, ...resolved, resume, encoding, WebSocket };
 }
 
 /**
  * The URL each attempt connects to: `url` resolved against the page in browsers, with `params`
- * appended as a query parameter; http(s) becomes ws(s). Throws for other schemes, a #fragment,
+ * appended as a query parameter (and `encoding=msgpack` when asked for); http(s) becomes ws(s). Throws for other schemes, a #fragment,
  * params JSON cannot encode, and params longer than {@link MAX_PARAMS_BYTES} once encoded.
  */
-export function buildUrl(url: string, params: unknown): string {
+export function buildUrl(url: string, params: unknown, encoding: "json" | "msgpack" = "json"): string {
+  const built = withParams(url, params);
+  if (encoding === "json") return built;
+  return `${built}${built.includes("?") ? "&" : "?"}encoding=${encoding}`;
+}
+
+function withParams(url: string, params: unknown): string {
   const base = (globalThis as { location?: { href?: string } }).location?.href;
   let parsed: URL;
   try {

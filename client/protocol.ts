@@ -1,11 +1,14 @@
 /**
  * Wire frames as the client sees them (DESIGN §3): JSON text frames, one object each, told apart by
- * their string `type`.
+ * their string `type` — or, with `encoding: "msgpack"`, binary frames carrying the same values in
+ * MessagePack (see ./msgpack).
  *
  * Decoding is the only place that looks at raw socket data. It never throws: anything that is not a
  * JSON object with a string `type` decodes to `null` and is dropped by the caller, so a buggy or
  * hostile server cannot break the client's dispatch loop.
  */
+
+import { decodeMsgpack, encodeMsgpack } from "./msgpack";
 
 /** An event sent by the client: `{"type":"chat.message","data":{...}}`. */
 export interface EventFrame {
@@ -89,6 +92,14 @@ export type Inbound =
 /** Frame types the client sends itself; {@link encodeEvent} refuses them as event names. */
 export const RESERVED_CLIENT_TYPES: ReadonlySet<string> = new Set(["ping", "call"]);
 
+/**
+ * What the socket sends for a frame encoded as JSON `text`: the text itself, or with `msgpack` the
+ * MessagePack of the same value.
+ */
+export function toWire(text: string, msgpack: boolean): string | Uint8Array {
+  return msgpack ? encodeMsgpack(JSON.parse(text)) : text;
+}
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
@@ -96,14 +107,17 @@ function isObject(value: unknown): value is Record<string, unknown> {
 /**
  * Decodes one socket message and classifies it.
  *
- * Returns `null` for binary data, invalid JSON, non-objects, a missing or non-string `type`, a
+ * Text is JSON; binary data (an `ArrayBuffer` or a view of one) is MessagePack. Returns `null` for
+ * invalid JSON or MessagePack, non-objects, a missing or non-string `type`, a
  * non-string `channel`, and replies without a numeric `id`.
  */
 export function decodeServerFrame(raw: unknown): Inbound | null {
-  if (typeof raw !== "string") return null;
   let value: unknown;
   try {
-    value = JSON.parse(raw);
+    if (typeof raw === "string") value = JSON.parse(raw);
+    else if (raw instanceof ArrayBuffer) value = decodeMsgpack(new Uint8Array(raw));
+    else if (ArrayBuffer.isView(raw)) value = decodeMsgpack(new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength));
+    else return null;
   } catch {
     return null;
   }

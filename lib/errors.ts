@@ -13,7 +13,8 @@ export type ErrorCode =
   | "bad_frame"
   | "bad_call"
   | "bad_payload"
-  | "binary_unsupported";
+  | "binary_unsupported"
+  | "bad_msgpack";
 
 /**
  * An error meant for the client: thrown from a call handler, it reaches the caller with its

@@ -34,6 +34,15 @@ pub const SLOW_CONSUMER_STALL: Duration = Duration::from_secs(1);
 /// limit with room to spare.
 pub const MAX_BURST_FACTOR: usize = 4;
 
+/// Shared frames whose MessagePack form the process keeps, so that a room broadcast to
+/// `encoding=msgpack` sockets is transcoded once, not once per member (the members' writers
+/// send it within moments of each other; 64 covers that many broadcasts in flight at once).
+pub const MSGPACK_CACHE_FRAMES: usize = 64;
+
+/// Bytes (the JSON and its MessagePack form) those cached frames may pin at most; a frame
+/// larger than a quarter of it is not cached.
+pub const MSGPACK_CACHE_BYTES: usize = 1 << 20;
+
 /// Time from TCP accept to the 101 answer, `extractMeta` included. Slow or silent clients are
 /// dropped when it runs out, so they cannot hold sockets open.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -69,6 +69,9 @@ pub enum FrameError {
   BadCall,
   /// A binary frame; the protocol is JSON text.
   Binary,
+  /// A binary frame on an `encoding=msgpack` socket that is not one MessagePack value JSON can
+  /// represent.
+  BadMsgpack,
 }
 
 impl FrameError {
@@ -77,6 +80,7 @@ impl FrameError {
       FrameError::Malformed => "bad_frame",
       FrameError::BadCall => "bad_call",
       FrameError::Binary => "binary_unsupported",
+      FrameError::BadMsgpack => "bad_msgpack",
     }
   }
 
@@ -85,6 +89,9 @@ impl FrameError {
       FrameError::Malformed => "frames must be JSON objects with a string \"type\"",
       FrameError::BadCall => "call frames need an integer \"id\" and a string \"event\"",
       FrameError::Binary => "binary frames are not supported; send JSON text",
+      FrameError::BadMsgpack => {
+        "binary frames must hold one MessagePack value JSON can represent (no bin or ext values, string map keys, at most 128 levels deep)"
+      }
     }
   }
 }
@@ -100,6 +107,9 @@ impl fmt::Display for FrameError {
 pub enum UpgradeRejection {
   /// 400: not a parseable HTTP/1.1 request, or a broken WebSocket handshake.
   BadRequest(&'static str),
+  /// 400 `unsupported_encoding`: an `encoding=` other than `json` or `msgpack`, or `msgpack`
+  /// on a raw endpoint.
+  UnsupportedEncoding(&'static str),
   /// 404: no endpoint at this path.
   NotFound,
   /// 405: a socket path requested with a method other than GET.
@@ -124,7 +134,7 @@ pub enum UpgradeRejection {
 impl UpgradeRejection {
   pub fn status(&self) -> u16 {
     match self {
-      UpgradeRejection::BadRequest(_) => 400,
+      UpgradeRejection::BadRequest(_) | UpgradeRejection::UnsupportedEncoding(_) => 400,
       UpgradeRejection::NotFound => 404,
       UpgradeRejection::MethodNotAllowed => 405,
       UpgradeRejection::UpgradeRequired => 426,
@@ -139,13 +149,14 @@ impl UpgradeRejection {
   pub fn code(&self) -> Option<&str> {
     match self {
       UpgradeRejection::Refused { code, .. } => code.as_deref(),
+      UpgradeRejection::UnsupportedEncoding(_) => Some("unsupported_encoding"),
       _ => None,
     }
   }
 
   pub fn message(&self) -> &str {
     match self {
-      UpgradeRejection::BadRequest(why) => why,
+      UpgradeRejection::BadRequest(why) | UpgradeRejection::UnsupportedEncoding(why) => why,
       UpgradeRejection::NotFound => "not found",
       UpgradeRejection::MethodNotAllowed => "method not allowed",
       UpgradeRejection::UpgradeRequired => "this path only accepts WebSocket upgrades",

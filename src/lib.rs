@@ -7,6 +7,7 @@
 //! - [`error`]: close codes, how sessions end, and the typed errors of each boundary;
 //! - [`ids`]: one identifier type per thing the core keeps;
 //! - [`json`]: the one hand-written JSON writer (raw JSON copied, never re-parsed);
+//! - [`msgpack`]: MessagePack to and from JSON text, streamed (a socket's second encoding);
 //! - [`protocol`]: client frames parsed once (borrowed), server frames encoded once;
 //! - [`events`]: the one event path to JS: an [`events::Event`] enum and its batched queue;
 //! - [`inspector`]: the inspector's bounded journal of recent events and its embedded page;
@@ -35,6 +36,7 @@ pub mod ids;
 pub mod inspector;
 pub mod json;
 pub mod metrics;
+pub mod msgpack;
 pub mod protocol;
 pub mod registry;
 pub mod schedules;

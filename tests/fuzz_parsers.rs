@@ -9,6 +9,7 @@
 use proptest::prelude::*;
 use warren::config::Definition;
 use warren::json::{push_base64, push_string};
+use warren::msgpack::{json_to_msgpack, msgpack_to_json, MsgpackError};
 use warren::protocol::{encoded_event_frame, parse_client_frame, parse_outgoing, ClientFrame, Outgoing};
 use warren::transport::fragments::FragmentCounter;
 use warren::transport::http::{percent_decode, read_head, route, Route};
@@ -57,7 +58,9 @@ fn head_bytes() -> impl Strategy<Value = Vec<u8>> {
   let query = prop_oneof![
     Just(String::new()),
     "\\?[a-z_=&%0-9A-Z]{0,30}",
-    Just("?_resume=t&_lastSeq=9".to_string())
+    Just("?_resume=t&_lastSeq=9".to_string()),
+    Just("?encoding=msgpack".to_string()),
+    "\\?encoding=[a-z%0-9]{0,8}",
   ];
   let header = prop_oneof![
     Just("Upgrade: websocket".to_string()),
@@ -215,6 +218,42 @@ proptest! {
   }
 
   #[test]
+  fn arbitrary_bytes_as_msgpack_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+    let mut json = String::new();
+    if msgpack_to_json(&bytes, &mut json).is_ok() {
+      prop_assert!(serde_json::from_str::<serde_json::Value>(&json).is_ok(), "{json}");
+    }
+  }
+
+  #[test]
+  fn damaged_msgpack_never_panics_and_gives_json_or_an_error(bytes in msgpack_bytes()) {
+    let mut json = String::new();
+    match msgpack_to_json(&bytes, &mut json) {
+      Ok(()) => prop_assert!(serde_json::from_str::<serde_json::Value>(&json).is_ok(), "{json}"),
+      Err(error) => prop_assert!(!error.to_string().is_empty()),
+    }
+  }
+
+  #[test]
+  fn json_round_trips_through_msgpack(value in json_value()) {
+    let text = value.to_string();
+    let mut bytes = Vec::new();
+    prop_assert!(json_to_msgpack(&text, &mut bytes).is_ok());
+    let mut back = String::new();
+    prop_assert_eq!(msgpack_to_json(&bytes, &mut back), Ok(()));
+    let parsed: serde_json::Value = serde_json::from_str(&back).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(parsed, value);
+  }
+
+  #[test]
+  fn deep_msgpack_is_refused_not_recursed(depth in 129usize..5000, map in any::<bool>()) {
+    let opener: &[u8] = if map { &[0x81, 0xa1, b'k'] } else { &[0x91] };
+    let mut bytes: Vec<u8> = opener.iter().copied().cycle().take(opener.len() * depth).collect();
+    bytes.push(0xc0);
+    prop_assert_eq!(msgpack_to_json(&bytes, &mut String::new()), Err(MsgpackError::TooDeep));
+  }
+
+  #[test]
   fn base64_of_binary_messages_decodes_to_the_same_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
     let mut text = String::new();
     push_base64(&mut text, &bytes);
@@ -224,6 +263,53 @@ proptest! {
 }
 
 /// A plain base64 decoder, to check the encoder against.
+/// Any JSON value, nested a few levels.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+  let leaf = prop_oneof![
+    Just(serde_json::Value::Null),
+    any::<bool>().prop_map(serde_json::Value::from),
+    any::<i64>().prop_map(serde_json::Value::from),
+    any::<u64>().prop_map(serde_json::Value::from),
+    any::<f64>()
+      .prop_filter("JSON numbers are finite", |f| f.is_finite())
+      .prop_map(serde_json::Value::from),
+    "\\PC{0,40}".prop_map(serde_json::Value::from),
+  ];
+  leaf.prop_recursive(6, 64, 20, |inner| {
+    prop_oneof![
+      proptest::collection::vec(inner.clone(), 0..20).prop_map(serde_json::Value::from),
+      proptest::collection::btree_map("\\PC{0,8}", inner, 0..20)
+        .prop_map(|map| serde_json::Value::Object(map.into_iter().collect())),
+    ]
+  })
+}
+
+/// Bytes shaped like MessagePack: valid values with corruption, cuts and odd markers.
+fn msgpack_bytes() -> impl Strategy<Value = Vec<u8>> {
+  (
+    json_value(),
+    proptest::collection::vec((any::<u16>(), any::<u8>()), 0..4),
+    any::<u16>(),
+  )
+    .prop_map(|(value, flips, cut)| {
+      let mut bytes = Vec::new();
+      if json_to_msgpack(&value.to_string(), &mut bytes).is_err() {
+        return bytes;
+      }
+      for (at, byte) in flips {
+        let len = bytes.len().max(1);
+        if let Some(slot) = bytes.get_mut(usize::from(at) % len) {
+          *slot = byte;
+        }
+      }
+      let keep = usize::from(cut) % (bytes.len() + 1);
+      if cut % 3 == 0 {
+        bytes.truncate(keep);
+      }
+      bytes
+    })
+}
+
 fn decode_base64(text: &str) -> Option<Vec<u8>> {
   const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   let mut out = Vec::new();

@@ -8,6 +8,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::server::create_response;
 
+use super::encoding::Encoding;
 use crate::config::{Definition, MAX_REQUEST_HEADERS, MAX_REQUEST_HEAD_BYTES};
 use crate::error::UpgradeRejection;
 use crate::ids::DefinitionId;
@@ -49,6 +50,21 @@ impl RequestHead {
       let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
       (key == name).then(|| percent_decode(value)).flatten()
     })
+  }
+
+  /// Whether query parameter `name` is present, whatever its value.
+  pub fn has_query(&self, name: &str) -> bool {
+    let Some((_, query)) = self
+      .target
+      .split('#')
+      .next()
+      .and_then(|target| target.split_once('?'))
+    else {
+      return false;
+    };
+    query
+      .split('&')
+      .any(|pair| pair.split_once('=').map_or(pair, |(key, _)| key) == name)
   }
 
   /// What the client asks of resume: `_resume` (empty for a new session that may be resumed
@@ -173,6 +189,8 @@ pub enum Route {
   Upgrade {
     definition: DefinitionId,
     accept_key: String,
+    /// How its frames are spelled (`encoding=` in the query).
+    encoding: Encoding,
   },
   Reject(UpgradeRejection),
 }
@@ -270,10 +288,20 @@ pub fn route(
   if !has_token(head.header("upgrade"), "websocket") || !has_token(head.header("connection"), "upgrade") {
     return Route::Reject(UpgradeRejection::UpgradeRequired);
   }
+  let raw = definitions.get(index).is_some_and(|definition| definition.raw);
+  // A value that does not decode is a value all the same: refused, not taken for no value.
+  let requested = head
+    .query("encoding")
+    .or_else(|| head.has_query("encoding").then(String::new));
+  let encoding = match Encoding::requested(requested.as_deref(), raw) {
+    Ok(encoding) => encoding,
+    Err(rejection) => return Route::Reject(rejection),
+  };
   match accept_key(head) {
     Ok(accept_key) => Route::Upgrade {
       definition: DefinitionId(index),
       accept_key,
+      encoding,
     },
     Err(rejection) => Route::Reject(rejection),
   }
@@ -426,7 +454,8 @@ pub(crate) mod tests {
       route(&upgrade, &endpoints(), false, None),
       Route::Upgrade {
         definition: DefinitionId(0),
-        accept_key: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into()
+        accept_key: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into(),
+        encoding: Encoding::Json,
       }
     );
     assert_eq!(
@@ -467,6 +496,48 @@ pub(crate) mod tests {
       route(&delete, &endpoints(), false, None),
       Route::Reject(UpgradeRejection::NotFound)
     );
+  }
+
+  #[test]
+  fn the_query_picks_the_encoding_or_refuses_it() {
+    let with_query = |query: &str, path: &str| {
+      head(&format!(
+        "GET {path}?{query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+      ))
+    };
+    let mut definitions = endpoints();
+    definitions.push(Definition {
+      name: "R".into(),
+      path: "/raw".into(),
+      authenticates: false,
+      prefix: false,
+      raw: true,
+    });
+    let encoding_of =
+      |query: &str, path: &str| match route(&with_query(query, path), &definitions, false, None) {
+        Route::Upgrade { encoding, .. } => Ok(encoding),
+        Route::Reject(rejection) => Err(rejection),
+        other => panic!("{other:?}"),
+      };
+    assert_eq!(encoding_of("token=a", "/ws"), Ok(Encoding::Json));
+    assert_eq!(encoding_of("encoding=json", "/ws"), Ok(Encoding::Json));
+    assert_eq!(
+      encoding_of("a=1&encoding=msgpack", "/ws"),
+      Ok(Encoding::MessagePack)
+    );
+    assert_eq!(encoding_of("encoding=json", "/raw"), Ok(Encoding::Json));
+    for (query, path) in [
+      ("encoding=cbor", "/ws"),
+      ("encoding=msgpack", "/raw"),
+      ("encoding=%ff", "/ws"),
+    ] {
+      let refused = encoding_of(query, path).expect_err(query);
+      assert_eq!(
+        (refused.status(), refused.code()),
+        (400, Some("unsupported_encoding")),
+        "{query} {path}"
+      );
+    }
   }
 
   fn upgrade(version: &str, key: &str) -> RequestHead {

@@ -25,6 +25,7 @@ use tokio::time::{timeout_at, Instant};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
+use super::encoding::Encoding;
 use super::http::{self, HeadError, RequestHead, Route};
 use super::session::{self, Metered, Outcome, Release, SessionLink};
 use super::tls::TlsSlot;
@@ -97,6 +98,7 @@ struct Upgrade {
   definition: crate::ids::DefinitionId,
   identity: Option<super::Identity>,
   resume: Option<http::ResumeRequest>,
+  encoding: Encoding,
 }
 
 /// Reads the head and answers it: `Ok` for an upgrade to perform, `Err(Some(..))` for a
@@ -125,7 +127,7 @@ async fn handshake<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     return Err(None);
   }
   let serves_static = config.static_dir.is_some();
-  let (definition, accept_key) = match http::route(
+  let (definition, accept_key, encoding) = match http::route(
     &head,
     &config.definitions,
     serves_static,
@@ -159,7 +161,8 @@ async fn handshake<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     Route::Upgrade {
       definition,
       accept_key,
-    } => (definition, accept_key),
+      encoding,
+    } => (definition, accept_key, encoding),
   };
   let resume = head.resume_request();
   if !host.admits(resume.as_ref()) {
@@ -188,6 +191,7 @@ async fn handshake<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     definition,
     identity,
     resume,
+    encoding,
   })
 }
 
@@ -260,6 +264,7 @@ async fn serve_stream<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     definition,
     identity,
     resume,
+    encoding,
   } = upgrade;
   let attached = match host.attach(definition, identity, resume).await {
     Ok(attached) => attached,
@@ -307,6 +312,7 @@ async fn serve_stream<H: Host, S: AsyncRead + AsyncWrite + Unpin>(
     host: &**host,
     close_timeout: config.close_timeout,
     raw: config.definitions.get(definition.get()).is_some_and(|d| d.raw),
+    encoding,
   };
   let (outcome, socket, release) = session::run(socket, &link).await;
   if let Outcome::Ended(end) = outcome {

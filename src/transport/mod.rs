@@ -9,11 +9,14 @@
 //! - [`admin`]: `/metrics` and the inspector's page and JSON API;
 //! - [`static_files`]: a directory served beside the sockets;
 //! - [`fragments`]: the fragment count of inbound messages (`maxFragments`);
+//! - [`encoding`]: a socket's spelling of the protocol (JSON text, or MessagePack), transcoded
+//!   at its edge;
 //! - [`session`]: one open WebSocket (reader, writer, pings, close handshake);
 //! - [`outbox`]: the bounded queue of frames towards one socket, with its replay buffer.
 
 pub mod admin;
 pub mod adopt;
+pub mod encoding;
 pub mod fragments;
 pub mod http;
 pub mod listener;

@@ -33,9 +33,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use super::encoding::{inbound_json, Encoding};
 use super::fragments::{FragmentCounter, TooManyFragments};
 use super::outbox::{CloseRequest, Outbox, Queued, SLOW_CONSUMER_STALL};
 use super::Host;
@@ -133,6 +134,8 @@ pub struct SessionLink<'a, H> {
   pub close_timeout: Duration,
   /// A raw endpoint's session: messages go to JS as they are (text or binary), not parsed.
   pub raw: bool,
+  /// How this socket spells protocol frames (JSON text, or MessagePack binary frames).
+  pub encoding: Encoding,
 }
 
 /// How a socket stopped serving its session.
@@ -242,6 +245,12 @@ where
       Ok(Message::Text(text)) if link.raw => on_raw(RawData::Text(text.as_str()), link).await,
       Ok(Message::Binary(data)) if link.raw => on_raw(RawData::Binary(&data), link).await,
       Ok(Message::Text(text)) => on_text(&text, link).await,
+      Ok(Message::Binary(data)) if link.encoding.is_msgpack() => match inbound_json(&data) {
+        Ok(text) => on_text(&text, link).await,
+        Err(error) => {
+          link.outbox.push(system_error_frame(error));
+        }
+      },
       Ok(Message::Binary(_)) => {
         link.outbox.push(system_error_frame(FrameError::Binary));
       }
@@ -287,8 +296,8 @@ where
   }
 }
 
-async fn on_text<H: Host>(text: &Utf8Bytes, link: &SessionLink<'_, H>) {
-  match parse_client_frame(text.as_str()) {
+async fn on_text<H: Host>(text: &str, link: &SessionLink<'_, H>) {
+  match parse_client_frame(text) {
     Ok(ClientFrame::Ping { ack }) => {
       if let Some(seq) = ack {
         link.outbox.acknowledge(seq);
@@ -329,7 +338,9 @@ where
       let failed = {
         let write = async {
           while let Some(queued) = frames.pop_front() {
-            sink.feed(queued.frame.into_message()).await?;
+            sink
+              .feed(link.encoding.message(queued.frame, &link.outbox, link.generation))
+              .await?;
           }
           sink.flush().await
         };

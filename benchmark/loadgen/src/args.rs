@@ -11,7 +11,7 @@ use std::str::FromStr;
 pub const USAGE: &str = "\
 usage: loadgen <echo|fanout|idle|accept> --port N [options]
 
-common:    --proto raw|warren|socketio (warren)  --host 127.0.0.x (127.0.0.1)  --path /p (per protocol)
+common:    --proto raw|warren|warren-msgpack|socketio (warren)  --host 127.0.0.x (127.0.0.1)  --path /p (per protocol)
            --threads N (1: current-thread runtime)  --timeout SECS (60: hard stop)
            --connect-concurrency N (100)
 echo:      --clients 50 --inflight 1 --size 32 --duration 10 --warmup 2

@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::msgpack;
 use crate::proto::{Incoming, Proto};
 
 /// Client read buffer. tungstenite's 128 KiB default would cost the generator 1.3 GB at 10,000 idle
@@ -133,12 +134,23 @@ impl Conn {
     }
 
     pub async fn send(&mut self, text: String) -> Result<(), String> {
-        self.ws.send(Message::text(text)).await.map_err(|e| format!("send: {e}"))
+        let message = self.message(text);
+        self.ws.send(message).await.map_err(|e| format!("send: {e}"))
+    }
+
+    /// A request as this protocol sends it: text, or for `warren-msgpack` its MessagePack.
+    fn message(&self, text: String) -> Message {
+        if self.proto == Proto::WarrenMsgpack {
+            Message::binary(msgpack::from_json(&text))
+        } else {
+            Message::text(text)
+        }
     }
 
     /// Queues a frame without writing it; [`Conn::flush`] writes everything queued in one go.
     pub async fn feed(&mut self, text: String) -> Result<(), String> {
-        self.ws.feed(Message::text(text)).await.map_err(|e| format!("send: {e}"))
+        let message = self.message(text);
+        self.ws.feed(message).await.map_err(|e| format!("send: {e}"))
     }
 
     pub async fn flush(&mut self) -> Result<(), String> {
@@ -163,6 +175,9 @@ impl Conn {
                         continue;
                     }
                     return Ok(Some(self.proto.classify(text.as_str())));
+                }
+                Some(Ok(Message::Binary(bytes))) if self.proto == Proto::WarrenMsgpack => {
+                    return Ok(Some(msgpack::classify(&bytes)));
                 }
                 Some(Ok(_)) => continue,
             }

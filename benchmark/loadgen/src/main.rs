@@ -4,6 +4,7 @@
 //! - `args`     — the hand-written flag parser and the loopback-only `--host` rule
 //! - `clock`    — process-local nanosecond clock for timestamps embedded in payloads
 //! - `proto`    — raw / warren / socket.io frames: building requests, recognising replies
+//! - `msgpack`  — warren's frames as MessagePack (`--proto warren-msgpack`)
 //! - `conn`     — one client socket: spread source address, handshakes, engine.io ping answers
 //! - `stats`    — exact latency percentiles and the generator's own CPU use
 //! - `scenario` — `echo`, `fanout`, `idle`, `accept`
@@ -15,6 +16,7 @@
 mod args;
 mod clock;
 mod conn;
+mod msgpack;
 mod proto;
 mod scenario;
 mod stats;

@@ -15,6 +15,9 @@ pub enum Proto {
     Warren,
     /// socket.io v4 over the engine.io v4 WebSocket transport.
     SocketIo,
+    /// warren's frames as MessagePack binary frames (`encoding=msgpack`, see [`crate::msgpack`]): built
+    /// and recognised as [`Proto::Warren`]'s, transcoded by the connection.
+    WarrenMsgpack,
 }
 
 /// What a received text frame means to a scenario.
@@ -35,7 +38,8 @@ impl Proto {
             "raw" => Ok(Proto::Raw),
             "warren" => Ok(Proto::Warren),
             "socketio" => Ok(Proto::SocketIo),
-            _ => Err(format!("--proto {raw:?}: expected raw, warren or socketio")),
+            "warren-msgpack" => Ok(Proto::WarrenMsgpack),
+            _ => Err(format!("--proto {raw:?}: expected raw, warren, warren-msgpack or socketio")),
         }
     }
 
@@ -44,6 +48,7 @@ impl Proto {
             Proto::Raw => "raw",
             Proto::Warren => "warren",
             Proto::SocketIo => "socketio",
+            Proto::WarrenMsgpack => "warren-msgpack",
         }
     }
 
@@ -54,12 +59,16 @@ impl Proto {
             Proto::Raw => "/raw".to_string(),
             Proto::Warren => format!("/ws?token=u{id}"),
             Proto::SocketIo => "/socket.io/?EIO=4&transport=websocket".to_string(),
+            Proto::WarrenMsgpack => format!("/ws?token=u{id}&encoding=msgpack"),
         }
     }
 
     /// One echo request. For raw the whole frame is `size` bytes (or the header alone if longer); for
     /// the JSON protocols `pad` is `size` bytes of `x`, so frames differ by the protocol's envelope only.
     pub fn echo(self, seq: u64, t_ns: u64, pad: &str) -> String {
+        if self == Proto::WarrenMsgpack {
+            return Proto::Warren.echo(seq, t_ns, pad);
+        }
         // Built by pushes, not `format!`: this runs once per message on the generator's one core.
         let mut out = String::with_capacity(pad.len() + 72);
         match self {
@@ -71,7 +80,7 @@ impl Proto {
                 let fill = pad.len().saturating_sub(out.len());
                 out.extend(std::iter::repeat_n('x', fill));
             }
-            Proto::Warren | Proto::SocketIo => {
+            Proto::Warren | Proto::SocketIo | Proto::WarrenMsgpack => {
                 out.push_str(if self == Proto::Warren {
                     r#"{"type":"echo","data":{"seq":"#
                 } else {
@@ -88,10 +97,19 @@ impl Proto {
         out
     }
 
+    /// Payload bytes of request `text` on the wire (its MessagePack for `warren-msgpack`).
+    pub fn wire_len(self, text: &str) -> usize {
+        if self == Proto::WarrenMsgpack {
+            crate::msgpack::from_json(text).len()
+        } else {
+            text.len()
+        }
+    }
+
     pub fn join(self, room: &str) -> String {
         match self {
             Proto::Raw => unreachable!("raw has no rooms; fanout rejects it before connecting"),
-            Proto::Warren => format!(r#"{{"type":"join","data":{{"room":"{room}"}}}}"#),
+            Proto::Warren | Proto::WarrenMsgpack => format!(r#"{{"type":"join","data":{{"room":"{room}"}}}}"#),
             Proto::SocketIo => format!(r#"42["join",{{"room":"{room}"}}]"#),
         }
     }
@@ -104,7 +122,7 @@ impl Proto {
         };
         match self {
             Proto::Raw => unreachable!("raw has no rooms; fanout rejects it before connecting"),
-            Proto::Warren => format!(r#"{{"type":"publish","data":{body}}}"#),
+            Proto::Warren | Proto::WarrenMsgpack => format!(r#"{{"type":"publish","data":{body}}}"#),
             Proto::SocketIo => format!(r#"42["publish",{body}]"#),
         }
     }
@@ -117,7 +135,7 @@ impl Proto {
                 Some(seq) => Incoming::Echo { seq },
                 None => Incoming::Other,
             },
-            Proto::Warren => match text.strip_prefix(WARREN_EVENT_HEAD) {
+            Proto::Warren | Proto::WarrenMsgpack => match text.strip_prefix(WARREN_EVENT_HEAD) {
                 Some(rest) if rest.starts_with(r#"tick","#) => tick(&rest[6..]),
                 Some(rest) if rest.starts_with(r#"echo","#) => echo(&rest[6..]),
                 Some(rest) if rest.starts_with(r#"system:error""#) => Incoming::Error,

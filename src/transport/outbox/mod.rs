@@ -324,6 +324,15 @@ impl Outbox {
     state.stalled = false;
   }
 
+  /// The writer of `generation` sends a frame queued as `queued` wire bytes as `sent` wire bytes
+  /// (a socket whose encoding is not the queued JSON): the budget counts what the socket sends.
+  pub fn resized(&self, generation: u64, queued: usize, sent: usize) {
+    let mut state = self.state.lock();
+    if state.generation == generation {
+      state.unsent = (state.unsent + sent).saturating_sub(queued);
+    }
+  }
+
   /// Bytes the socket accepted so far (the writer's watchdog compares two readings).
   pub fn accepted_total(&self) -> u64 {
     self.state.lock().accepted

@@ -74,7 +74,7 @@ pub async fn run(common: &Common, p: &Params) -> Result<Value, String> {
     if end >= common.deadline {
         return Err("connecting took the time --timeout leaves for --warmup + --duration".to_string());
     }
-    let frame_bytes = proto.echo(0, clock::now_ns(), &pad).len();
+    let frame_bytes = proto.wire_len(&proto.echo(0, clock::now_ns(), &pad));
 
     let tasks: Vec<_> = conns
         .into_iter()
