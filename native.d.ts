@@ -122,7 +122,10 @@ export declare class NativeServer {
   adopt(fd: number, read: Buffer): void
   /** Serves a new certificate to the `wss://` handshakes from now on (open ones keep theirs). */
   setTls(tls: NativeTls): void
-  /** Everything queued for JS as one JSON array text, or null. */
+  /**
+   * Everything queued for JS as one JSON array text, or null. A batch that is all ASCII (nearly
+   * every one) is made a one-byte string by copying, without V8's UTF-8 decoding.
+   */
   takeBatch(): string | null
   /** Opens the socket of an upgrade request for user `key` with `metaJson` (JSON) as its meta. */
   acceptUpgrade(request: number, key: string, metaJson: string): boolean

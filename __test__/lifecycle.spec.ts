@@ -150,6 +150,28 @@ describe("connection lifecycle", () => {
     assert.match(errors[0] ?? "", /close code must be 1000 or 3000-4999/);
   });
 
+  test("an actor that has not used its state yet reads it from storage when it does, onDestroy included", async () => {
+    const destroyed = deferred<string>();
+    const Conn = defineConnection({
+      name: "LazyState",
+      extractMeta: () => ({ userId: "lazy" }),
+      state: { visits: 0 },
+      onDestroy(ctx) {
+        destroyed.resolve(`${ctx.reason}:${ctx.state.visits}`);
+      },
+    });
+    Conn.on("visit", (ctx) => ++ctx.state.visits);
+    Conn.on("noop", () => true);
+    const { url, server } = await serve({ connections: [Conn] });
+    const client = await TestClient.open(url);
+    assert.equal((await client.call("visit")).data, 1);
+    // Out of the heap and back: the woken actor has not read its state when the server closes.
+    assert.equal(server.hibernate("LazyState", "lazy"), true);
+    assert.equal((await client.call("noop")).data, true);
+    await server.close();
+    assert.equal(await withTimeout(destroyed.promise, "onDestroy"), "shutdown:1");
+  });
+
   test("idle actors without sessions leave memory and onDestroy says evicted", async () => {
     const destroyed = deferred<string>();
     const Conn = defineConnection({

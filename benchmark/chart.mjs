@@ -1,7 +1,8 @@
 // Draws benchmark/results/chart.svg from a results file written by run.mjs, with vega-lite (compiled
-// to a vega spec) and vega's headless SVG renderer: one panel per scenario, one bar per server
-// (median, with a rule over the min – max range of the rounds), and a caption with the date, the
-// machine and the method.
+// to a vega spec) and vega's headless SVG renderer: one row per scenario, one bar per server (median,
+// with a rule over the min – max range of the rounds), and a caption with the date, the machine and
+// the method. A throughput scenario gets a second panel beside it with the same work per second of
+// server CPU: a multi-threaded server and a single-threaded one compare fairly only per CPU they burn.
 //
 //   node benchmark/chart.mjs                   the newest benchmark/results/*.json
 //   node benchmark/chart.mjs <results.json> [out.svg]
@@ -50,59 +51,113 @@ const compact = (value) => {
   return String(Math.round(value * 10) / 10);
 };
 
+const formatRatio = (ratio) => `  (warren ×${ratio >= 100 ? Math.round(ratio) : ratio.toFixed(2)})`;
+
+const serverLabel = (results, server) =>
+  server.startsWith("rivetkit-") && results.peers?.[server] ? `RivetKit ${results.peers[server]}` : (LABELS[server] ?? server);
+
+/**
+ * A throughput figure per second of server CPU for each round of `scenario` on `server`, from the
+ * rounds' raw figures and the server's sampled CPU share (the summary keeps only the median).
+ */
+function perCpuRounds(results, scenario, server) {
+  return (results.runs ?? [])
+    .filter((r) => r.scenario === scenario && r.server === server && (r.result?.server_cpu_pct ?? 0) > 0)
+    .map((r) => r.figure / (r.result.server_cpu_pct / 100));
+}
+
+/** The bars of one scenario, per wall-clock second: median, min – max, label with p99 and ratio. */
+function wallRows(results, meta, byServer) {
+  const base = byServer.warren?.median;
+  return SERVERS.filter((server) => byServer[server]).map((server) => {
+    const s = byServer[server];
+    const ratio = base && server !== "warren" ? (meta.lowerIsBetter ? s.median / base : base / s.median) : undefined;
+    const latency = s.p99_us !== undefined && !meta.lowerIsBetter ? `, p99 ${compact(s.p99_us / 1000)} ms` : "";
+    return {
+      server: serverLabel(results, server),
+      key: server,
+      median: s.median,
+      min: s.min,
+      max: s.max,
+      label: `${compact(s.median)}${latency}${ratio ? formatRatio(ratio) : ""}${s.generator_bound ? " †" : ""}`,
+    };
+  });
+}
+
+/** The bars of one scenario per second of server CPU, for the servers whose CPU was sampled. */
+function perCpuRows(results, scenario, byServer) {
+  const base = byServer.warren?.per_cpu_second;
+  return SERVERS.filter((server) => byServer[server]?.per_cpu_second !== undefined).map((server) => {
+    const median = byServer[server].per_cpu_second;
+    const rounds = perCpuRounds(results, scenario, server);
+    const ratio = base && server !== "warren" ? base / median : undefined;
+    return {
+      server: serverLabel(results, server),
+      key: server,
+      median,
+      min: rounds.length ? Math.min(...rounds) : median,
+      max: rounds.length ? Math.max(...rounds) : median,
+      label: `${compact(median)}${ratio ? formatRatio(ratio) : ""}`,
+    };
+  });
+}
+
+/** One panel: a bar per row, the min – max rule and the label to its right. */
+function panel(title, subtitle, rows) {
+  const order = rows.map((r) => r.server);
+  // Room to the right of the longest bar for its label.
+  const domainMax = Math.max(...rows.map((r) => r.max)) * 2;
+  return {
+    title: { text: title, subtitle, anchor: "start" },
+    width: 420,
+    height: { step: 24 },
+    data: { values: rows },
+    encoding: {
+      y: { field: "server", type: "nominal", sort: order, title: null, axis: { labelLimit: 220 } },
+    },
+    layer: [
+      {
+        mark: { type: "bar", height: 16 },
+        encoding: {
+          x: { field: "median", type: "quantitative", title: null, axis: { labelExpr: "datum.value === 0 ? '0' : format(datum.value, '~s')", tickCount: 4 }, scale: { domain: [0, domainMax], nice: false } },
+          color: { field: "key", type: "nominal", scale: { domain: SERVERS, range: SERVERS.map((s) => COLORS[s]) }, legend: null },
+        },
+      },
+      {
+        mark: { type: "rule", color: "#212529", strokeWidth: 1.5 },
+        encoding: { x: { field: "min", type: "quantitative" }, x2: { field: "max" } },
+      },
+      {
+        mark: { type: "text", align: "left", dx: 4, fontSize: 10, color: "#212529" },
+        encoding: { x: { field: "max", type: "quantitative" }, text: { field: "label" } },
+      },
+    ],
+    resolve: { scale: { x: "shared" } },
+  };
+}
+
 /** The vega-lite spec for a results object. */
 export function chartSpec(results) {
   const date = new Date(results.started).toISOString().slice(0, 10);
   const scenarios = results.scenarios ?? {};
-  const panels = [];
+  // Throughput scenarios as pairs (per second | per server CPU-second), one pair per row of the
+  // two-column grid; scenarios with one panel (memory) after them.
+  const pairs = [];
+  const singles = [];
   for (const [scenario, byServer] of Object.entries(results.summary)) {
     const meta = scenarios[scenario] ?? { what: scenario, unit: "", lowerIsBetter: scenario.startsWith("idle") };
-    const base = byServer.warren?.median;
-    const rows = SERVERS.filter((server) => byServer[server]).map((server) => {
-      const s = byServer[server];
-      const ratio = base && server !== "warren" ? (meta.lowerIsBetter ? s.median / base : base / s.median) : undefined;
-      const latency = s.p99_us !== undefined && !meta.lowerIsBetter ? `, p99 ${compact(s.p99_us / 1000)} ms` : "";
-      return {
-        server: server.startsWith("rivetkit-") && results.peers?.[server] ? `RivetKit ${results.peers[server]}` : (LABELS[server] ?? server),
-        key: server,
-        median: s.median,
-        min: s.min,
-        max: s.max,
-        label: `${compact(s.median)}${latency}${ratio ? `  (warren ×${ratio >= 100 ? Math.round(ratio) : ratio.toFixed(2)})` : ""}${s.generator_bound ? " †" : ""}`,
-      };
-    });
+    const rows = wallRows(results, meta, byServer);
     if (rows.length === 0) continue;
-    const order = rows.map((r) => r.server);
-    // Room to the right of the longest bar for its label.
-    const domainMax = Math.max(...rows.map((r) => r.max)) * 2;
     const title = meta.what.replace(/\s*\(.*\)$/, "");
-    panels.push({
-      title: { text: title, subtitle: `${meta.unit}${meta.lowerIsBetter ? " — lower is better" : " — higher is better"}`, anchor: "start" },
-      width: 420,
-      height: { step: 24 },
-      data: { values: rows },
-      encoding: {
-        y: { field: "server", type: "nominal", sort: order, title: null, axis: { labelLimit: 220 } },
-      },
-      layer: [
-        {
-          mark: { type: "bar", height: 16 },
-          encoding: {
-            x: { field: "median", type: "quantitative", title: null, axis: { labelExpr: "datum.value === 0 ? '0' : format(datum.value, '~s')", tickCount: 4 }, scale: { domain: [0, domainMax], nice: false } },
-            color: { field: "key", type: "nominal", scale: { domain: SERVERS, range: SERVERS.map((s) => COLORS[s]) }, legend: null },
-          },
-        },
-        {
-          mark: { type: "rule", color: "#212529", strokeWidth: 1.5 },
-          encoding: { x: { field: "min", type: "quantitative" }, x2: { field: "max" } },
-        },
-        {
-          mark: { type: "text", align: "left", dx: 4, fontSize: 10, color: "#212529" },
-          encoding: { x: { field: "max", type: "quantitative" }, text: { field: "label" } },
-        },
-      ],
-      resolve: { scale: { x: "shared" } },
-    });
+    const better = meta.lowerIsBetter ? " — lower is better" : " — higher is better";
+    const wall = panel(title, `${meta.unit}${better}`, rows);
+    const perCpu = perCpuRows(results, scenario, byServer);
+    if (perCpu.length === 0) {
+      singles.push(wall);
+      continue;
+    }
+    const unit = meta.unit.replace(/\/s$/, "");
+    pairs.push(wall, panel("… the same per second of server CPU", `${unit} per server CPU-second${better}`, perCpu));
   }
   const peers = Object.entries(results.peers ?? {})
     .filter(([name]) => name !== "rust")
@@ -115,7 +170,7 @@ export function chartSpec(results) {
       subtitle: [
         `${date} · ${results.machine ?? ""} · ${results.method ?? `${results.rounds} round(s)`}`,
         `loadgen (Rust) drives every scenario except actor calls, which benchmark/calls.mjs drives (warren: raw ws call frames; RivetKit: its own client)`,
-        `bars: median; black rule: min – max over rounds; (warren ×r) = warren ÷ peer (for memory, peer ÷ warren); † generator-bound`,
+        `bars: median; black rule: min – max over rounds; (warren ×r) = warren ÷ peer (for memory, peer ÷ warren); † generator-bound; right: the same work per second of server CPU`,
         `${peers}${results.warren_build && results.warren_build !== "release" ? ` · WARNING: warren addon was a ${results.warren_build} build` : ""}`,
         ...(results.notes ?? []).map((note) => `note: ${note}`),
       ],
@@ -125,7 +180,7 @@ export function chartSpec(results) {
       subtitleColor: "#495057",
       offset: 14,
     },
-    concat: panels,
+    concat: [...pairs, ...singles],
     columns: 2,
     spacing: { row: 80, column: 250 },
     bounds: "flush",

@@ -125,17 +125,15 @@ export function isWarrenLogger(value: unknown): value is WarrenLogger {
 /** Makes a server's loggers, one per module: the default ones, or children of `custom`. */
 export type LogFactory = (module: string) => Logger;
 
-/** Each actor context's server loggers, for code that holds only the context (`Actor#_log`). */
-const contextLogs = new WeakMap<object, LogFactory>();
-
-/** Records that `context` belongs to a server logging through `logs`. */
-export function bindContextLogs(context: object, logs: LogFactory): void {
-  contextLogs.set(context, logs);
-}
+/**
+ * The key of a context's server loggers, for code that holds only the context (`Actor#_log`): the
+ * context classes answer it with a getter on their prototype, so a context costs nothing more.
+ */
+export const contextLogs: unique symbol = Symbol("warren.contextLogs");
 
 /** The loggers of the server `context` belongs to (the default ones if it is not known). */
 export function contextLog(context: object, module: string): Logger {
-  return (contextLogs.get(context) ?? logger)(module);
+  return ((context as { [contextLogs]?: LogFactory })[contextLogs] ?? logger)(module);
 }
 
 export function serverLog(custom?: WarrenLogger): LogFactory {

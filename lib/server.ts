@@ -435,7 +435,11 @@ export class WarrenServer {
    */
   destroyActor(kind: string, userId: string): boolean {
     const actor = this.#runtime.actorOf(this.#endpointOf(kind), userId);
-    if (actor !== undefined) actor.destroyed = true;
+    if (actor !== undefined) {
+      // The state is wiped next: load it first, so `onDestroy` still sees it.
+      void actor.cell;
+      actor.destroyed = true;
+    }
     return this.#native.destroyActorByKey(this.#endpointOf(kind), userId);
   }
 

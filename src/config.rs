@@ -124,6 +124,11 @@ pub const MAX_PENDING_DISPATCH_BYTES: usize = 64 << 20;
 /// client, and a larger frame still gets in alone.
 pub const MAX_PENDING_DISPATCH_BYTES_PER_SESSION: usize = 64 << 10;
 
+/// Capacity of a taken event batch's buffer that is kept, emptied, to queue the next batch into
+/// (one spare buffer per server). Reusing it spares a large allocation and its first-touch page
+/// faults on every take; a buffer grown past this by a burst is freed instead.
+pub const SPARE_BATCH_BUFFER_BYTES: usize = 1 << 20;
+
 /// Largest static file served (the demo's page and scripts are far smaller).
 pub const MAX_STATIC_FILE_BYTES: u64 = 8 << 20;
 

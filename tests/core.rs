@@ -161,6 +161,44 @@ async fn the_output_gate_holds_a_frame_until_the_state_before_it_is_on_disk() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tick_of_frames_goes_out_in_order_and_waits_as_one_behind_an_unflushed_change() {
+  let mut server = Server::strict_on_disk("batch");
+  let (mut a, one, _) = server.open("/ws").await;
+  let (mut b, two, _) = server.open("/ws").await;
+  let line = |session: u64, n: u64| format!("e\t{session}\t\"n\"\t{{\"n\":{n}}}");
+  let tick = [line(one, 1), line(two, 2), line(one, 3), line(99, 0)].join("\n");
+  assert_eq!(
+    server.core.send_batch(&tick).expect("batch"),
+    3,
+    "the unknown session gets none"
+  );
+  assert_eq!(receive(&mut a).await["data"]["n"], 1);
+  assert_eq!(receive(&mut a).await["data"]["n"], 3);
+  assert_eq!(receive(&mut b).await["data"]["n"], 2);
+
+  server.core.state_changed();
+  let tick = [line(one, 4), line(two, 5), line(one, 6)].join("\n");
+  assert_eq!(server.core.send_batch(&tick).expect("batch"), 3);
+  assert_eq!(
+    server.core.stats().held_frames,
+    3,
+    "held until the commit is flushed"
+  );
+  let of = StateOf::Actor {
+    definition: "UserConnection",
+    user: "u",
+  };
+  server
+    .core
+    .commit_state(vec![(of, Some(b"n=6".to_vec()))])
+    .expect("commit");
+  assert_eq!(receive(&mut a).await["data"]["n"], 4);
+  assert_eq!(receive(&mut a).await["data"]["n"], 6);
+  assert_eq!(receive(&mut b).await["data"]["n"], 5);
+  assert_eq!(server.core.stats().held_frames, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_client_resumes_and_gets_what_it_missed_in_order() {
   let mut server = Server::start(config(false));
   let (mut client, session, _) = server.open("/ws?_resume=").await;

@@ -11,12 +11,12 @@
 
 import { validatorsOf } from "../definitions/connection";
 import { messageOf, UserError, type PayloadError } from "../errors";
-import { bindContextLogs, type LogFactory, type Logger } from "../log";
+import type { LogFactory, Logger } from "../log";
 import type { Persistence } from "../state";
 import type { ConnectionDefinition, ConnectionMeta, DestroyReason, Handler, RawData } from "../types";
-import { StateKind, type NativeServer } from "./bridge";
+import type { NativeServer } from "./bridge";
 import { attempt, isThenable, reportTo, settled } from "./guard";
-import { ActorRecord, SessionRecord, type RoomPort } from "./records";
+import { ActorRecord, SessionRecord, type ActorHost, type RoomPort } from "./records";
 import type { CallEntry, CloseEntry, MessageEntry, OpenEntry, ScheduledEntry, WakeEntry } from "./tags";
 import { check } from "./validate";
 
@@ -24,12 +24,11 @@ export class ActorRuntime {
   readonly #native: NativeServer;
   readonly #definitions: ReadonlyArray<ConnectionDefinition<any, any>>;
   readonly #persistence: Persistence;
-  readonly #rooms: RoomPort;
   readonly #exposeErrors: boolean;
   readonly #log: Logger;
   readonly #hooks: Logger;
-  /** The server's loggers, also reachable from each actor's context (`Actor#_log`). */
-  readonly #logs: LogFactory;
+  /** What every actor record shares. */
+  readonly #host: ActorHost;
   readonly #actors = new Map<number, ActorRecord>();
   readonly #sessions = new Map<number, SessionRecord>();
 
@@ -41,37 +40,35 @@ export class ActorRuntime {
     exposeErrors: boolean,
     logs: LogFactory,
   ) {
-    this.#logs = logs;
     this.#log = logs("actors");
     this.#hooks = logs("hooks");
     this.#native = native;
     this.#definitions = definitions;
     this.#persistence = persistence;
-    this.#rooms = rooms;
     this.#exposeErrors = exposeErrors;
+    this.#host = {
+      native,
+      rooms,
+      persistence,
+      logs,
+      report: (definition, error, ctx) => this.#report(definition, error, ctx),
+    };
   }
 
   #report(definition: ConnectionDefinition<any, any>, error: unknown, ctx: unknown, event?: string): void {
     reportTo(this.#hooks, definition, error, ctx, event);
   }
 
-  /** Brings an actor into the heap: state loaded from storage, then `onInit` (holding later steps). */
+  /** Brings an actor into the heap, then runs `onInit` (holding later steps). Its state is loaded
+   * from storage when first used (at once when the inspector is on: it shows every actor's). */
   #enter(actorId: number, endpoint: number, key: string): ActorRecord {
     const definition = this.#definitions[endpoint]!;
     if (this.#log.enabled) this.#log.debug(`${definition.name} "${key}" enters the heap (actor ${actorId})`);
-    let actor!: ActorRecord;
-    const cell = this.#persistence.cell(StateKind.Actor, definition.name, key, definition.state, definition.persistedKeys, () => actor);
-    actor = new ActorRecord(actorId, definition, endpoint, key, this.#native, this.#rooms, cell);
-    bindContextLogs(actor.context, this.#logs);
+    const actor = new ActorRecord(actorId, definition, endpoint, key, this.#host);
+    if (this.#persistence.inspects) void actor.cell;
     this.#actors.set(actorId, actor);
-    const onStateChange = definition.onStateChange;
-    if (onStateChange) {
-      const reason = `cannot change the state of ${definition.name} "${key}" inside onStateChange`;
-      const report = (e: unknown) => this.#report(definition, e, actor.context);
-      actor.stateChanged = () => void cell.readOnly(reason, () => attempt(() => onStateChange(actor.context, cell.state), report));
-    }
     if (definition.onInit) {
-      actor.ordering.run(
+      actor.run(
         () => attempt(() => definition.onInit!(actor.context), (e) => this.#report(definition, e, actor.context)),
         true,
       );
@@ -82,10 +79,10 @@ export class ActorRuntime {
   open([, sessionId, actorId, , endpoint, key, meta]: OpenEntry): void {
     const actor = this.#actors.get(actorId) ?? this.#enter(actorId, endpoint, key);
     const definition = actor.definition;
-    const session = new SessionRecord(sessionId, actor, meta as ConnectionMeta, this.#native);
+    const session = new SessionRecord(sessionId, actor, meta as ConnectionMeta);
     this.#sessions.set(sessionId, session);
-    actor.ordering.run(() => {
-      actor.sessions.set(sessionId, session);
+    actor.run(() => {
+      actor.addSession(session);
       if (!definition.onConnect) return undefined;
       return attempt(
         () => definition.onConnect!(session.context),
@@ -103,13 +100,13 @@ export class ActorRuntime {
     if (this.#actors.has(actorId)) return;
     const actor = this.#enter(actorId, endpoint, key);
     for (const [sessionId, meta] of sessions) {
-      const session = new SessionRecord(sessionId, actor, meta as ConnectionMeta, this.#native);
+      const session = new SessionRecord(sessionId, actor, meta as ConnectionMeta);
       this.#sessions.set(sessionId, session);
-      actor.sessions.set(sessionId, session);
+      actor.addSession(session);
     }
     const restore = actor.definition.onHibernationRestore;
     if (restore) {
-      actor.ordering.run(
+      actor.run(
         () => attempt(() => restore(actor.context), (e) => this.#report(actor.definition, e, actor.context)),
         true,
       );
@@ -118,7 +115,7 @@ export class ActorRuntime {
 
   /** Runs a handler in its actor's order, counting it in flight while its promise is pending. */
   #run(actor: ActorRecord, step: () => unknown): void {
-    actor.ordering.run(() => {
+    actor.run(() => {
       this.#track(actor, step());
       return undefined;
     }, false);
@@ -141,7 +138,7 @@ export class ActorRuntime {
     if (session === undefined) return;
     const routed = (data as { type?: unknown } | null)?.type;
     const event = typeof routed === "string" && routed.length > 0 ? routed : type;
-    session.actor.ordering.run(() => this.#deliver(session, event, data), false);
+    session.actor.run(() => this.#deliver(session, event, data), false);
   }
 
   /** Validates an event frame's data when the contract has a schema for it, then handles it. */
@@ -184,7 +181,7 @@ export class ActorRuntime {
   rawMessage(sessionId: number, data: RawData): void {
     const session = this.#sessions.get(sessionId);
     if (session === undefined) return;
-    session.actor.ordering.run(() => this.#handleRaw(session, data), false);
+    session.actor.run(() => this.#handleRaw(session, data), false);
   }
 
   #handleRaw(session: SessionRecord, data: RawData): undefined {
@@ -207,7 +204,7 @@ export class ActorRuntime {
   call([, sessionId, callId, event, data]: CallEntry): void {
     const session = this.#sessions.get(sessionId);
     if (session === undefined) return;
-    session.actor.ordering.run(() => this.#answer(session, callId, event, data), false);
+    session.actor.run(() => this.#answer(session, callId, event, data), false);
   }
 
   /** Runs a call's handler and sends its one reply (an error reply when it throws or rejects). */
@@ -304,8 +301,8 @@ export class ActorRuntime {
     this.#sessions.delete(sessionId);
     const actor = session.actor;
     const definition = actor.definition;
-    actor.ordering.run(() => {
-      actor.sessions.delete(sessionId);
+    actor.run(() => {
+      actor.removeSession(session);
       if (!definition.onDisconnect) return undefined;
       return attempt(
         () => definition.onDisconnect!(session.context, { code, reason }),
@@ -323,7 +320,7 @@ export class ActorRuntime {
       return;
     }
     this.#forget(actor);
-    actor.ordering.run(() => this.#persistence.commit(), false);
+    actor.run(() => this.#persistence.commit(), false);
   }
 
   /** An actor leaves the heap for good: `onDestroy` with the reason, then its state is
@@ -333,7 +330,7 @@ export class ActorRuntime {
     if (actor === undefined) return;
     if (reason === "destroyed") actor.destroyed = true;
     this.#forget(actor);
-    actor.ordering.run(() => {
+    actor.run(() => {
       const done = this.#runDestroy(actor, reason);
       this.#persistence.commit();
       return done;
@@ -343,7 +340,7 @@ export class ActorRuntime {
   #forget(actor: ActorRecord): void {
     if (this.#log.enabled) this.#log.debug(`${actor.definition.name} "${actor.key}" leaves the heap (actor ${actor.id})`);
     this.#actors.delete(actor.id);
-    for (const id of actor.sessions.keys()) this.#sessions.delete(id);
+    for (const { id } of actor.sessions) this.#sessions.delete(id);
   }
 
   #runDestroy(actor: ActorRecord, reason: DestroyReason): unknown {
@@ -356,7 +353,7 @@ export class ActorRuntime {
   /** Runs `onDestroy` of every actor still in the heap (server shutdown) and forgets them all;
    * the promises settle when each hook has. */
   destroyAll(reason: DestroyReason & ("shutdown" | "evicted")): Promise<void>[] {
-    const pending = [...this.#actors.values()].map((actor) => settled(actor.ordering, () => this.#runDestroy(actor, reason)));
+    const pending = [...this.#actors.values()].map((actor) => settled(actor, () => this.#runDestroy(actor, reason)));
     this.#actors.clear();
     this.#sessions.clear();
     return pending;

@@ -27,6 +27,7 @@ import type {
   ToRoomOptions,
   UserTarget,
 } from "../types";
+import { contextLogs, type LogFactory } from "../log";
 import type { NativeServer } from "./bridge";
 import { encodePayload } from "./outgoing";
 import type { ActorRecord, RoomRecord, SessionRecord } from "./records";
@@ -68,6 +69,10 @@ class ActorContextObject {
   get schedule(): Scheduler {
     return this.#actor.schedule;
   }
+
+  get [contextLogs](): LogFactory {
+    return this.#actor.host.logs;
+  }
 }
 
 /** A session's `ctx`: `meta` and `sessionId` are its own; the rest is built on first use. */
@@ -104,6 +109,10 @@ class SessionContextObject {
 
   get schedule(): Scheduler {
     return this.#session.actor.schedule;
+  }
+
+  get [contextLogs](): LogFactory {
+    return this.#session.actor.host.logs;
   }
 
   /** A raw endpoint's send: `data` as it is (a JSON session takes no raw message). */
@@ -161,7 +170,7 @@ export function sessionEmit(session: SessionRecord): Emit {
   // Frames to one session leave at the end of the tick (outgoing.ts); whether the session is
   // still there is known here.
   const toSession = (event: string, data?: object) => {
-    return native.emit(id, event, encodePayload(data)) && actor.sessions.has(id);
+    return native.emit(id, event, encodePayload(data)) && actor.hasSession(session);
   };
   return Object.assign(toSession, {
     emit: toSession,
@@ -174,7 +183,7 @@ export function sessionEmit(session: SessionRecord): Emit {
 /** `ctx.actor` of actor-level hooks: `close` closes every session. */
 export function actorHandle(actor: ActorRecord): ActorHandle {
   return handle(actor, (code, reason) => {
-    for (const id of actor.sessions.keys()) actor.native.closeSession(id, code, reason, false);
+    for (const { id } of actor.sessions) actor.native.closeSession(id, code, reason, false);
   });
 }
 
@@ -306,6 +315,8 @@ export function roomHookContext(record: RoomRecord, context: RoomContext, reason
 
 function destroyActor(actor: ActorRecord): void {
   if (actor.destroyed) return;
+  // The state is wiped next: load it first, so `onDestroy` still sees it.
+  void actor.cell;
   actor.destroyed = true;
   actor.native.destroyActor(actor.id);
 }
@@ -327,5 +338,5 @@ function roomTarget(actor: ActorRecord, room: string, exceptSession: number | un
 }
 
 function sessionInfos(actor: ActorRecord): SessionInfo[] {
-  return [...actor.sessions.values()].map((s) => ({ sessionId: s.id, meta: s.meta }));
+  return actor.sessions.map((s) => ({ sessionId: s.id, meta: s.meta }));
 }

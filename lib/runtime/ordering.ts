@@ -5,6 +5,9 @@
  *
  * Not to be confused with the native output gate, which holds frames until state is durable:
  * this orders JS hooks only.
+ *
+ * An actor record is an `Ordering` itself (one object less per actor), and an idle one holds one
+ * null field here: the closure that resumes the waiting steps is made only when a step holds.
  */
 
 import { isThenable } from "./guard";
@@ -28,11 +31,12 @@ export class Ordering {
     const result = step();
     if (holds && isThenable(result)) {
       this.#waiting = [];
-      result.then(this.#resume, this.#resume);
+      const resume = () => this.#resume();
+      result.then(resume, resume);
     }
   }
 
-  #resume = (): void => {
+  #resume(): void {
     const waiting = this.#waiting ?? [];
     this.#waiting = null;
     while (waiting.length > 0) {
@@ -43,5 +47,5 @@ export class Ordering {
         return;
       }
     }
-  };
+  }
 }

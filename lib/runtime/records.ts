@@ -6,10 +6,15 @@
  * rest (sockets, membership, storage) and a record never mirrors it.
  *
  * The functions behind `ctx.emit`, `ctx.actor` and `ctx.schedule` are built (in `context.ts`) on
- * a record's first use of them and cached here, so an idle socket pays for none.
+ * a record's first use of them and cached here, so an idle socket pays for none. An actor's
+ * state is loaded from storage on first use too, and its actor-level context is made when a
+ * hook needs it: the connection actor of an idle socket is one small record, its session one
+ * more, and their contexts. What every actor of a runtime shares (the native core, the loggers,
+ * persistence) sits in one `ActorHost` instead of a field each.
  */
 
-import type { StateCell, StateOwner } from "../state";
+import type { LogFactory } from "../log";
+import type { Persistence, StateCell, StateOwner } from "../state";
 import type {
   ActorContext,
   ActorEmit,
@@ -38,6 +43,7 @@ import {
   sessionEmit,
   sessionHandle,
 } from "./context";
+import { attempt } from "./guard";
 import { Ordering } from "./ordering";
 
 /** Resolves room names for a connection definition (implemented by the rooms runtime). */
@@ -46,71 +52,174 @@ export interface RoomPort {
   handlerFor(definition: ConnectionDefinition<any, any>, roomName: string): number;
 }
 
-/** An actor in the JS heap: its state and the JS side of its sessions. */
-export class ActorRecord implements StateOwner {
-  readonly kind = StateKind.Actor;
-  readonly sessions = new Map<number, SessionRecord>();
-  readonly ordering = new Ordering();
-  readonly context: ActorContext<any>;
-  readonly owner: string;
-  readonly name: string;
+/** What every actor record of one runtime shares. */
+export interface ActorHost {
+  readonly native: NativeServer;
+  readonly rooms: RoomPort;
+  readonly persistence: Persistence;
+  /** The server's loggers, reached from an actor's context (`Actor#_log`). */
+  readonly logs: LogFactory;
+  /** Reports a throw of user code (a hook of `definition`, given `ctx`) to the log and `onError`. */
+  report(definition: ConnectionDefinition<any, any>, error: unknown, ctx: unknown): void;
+}
+
+/** The parts of an actor's context built on first use (the actor of an idle socket has none). */
+interface ActorParts {
+  context?: ActorContext<any>;
+  emit?: ActorEmit;
+  handle?: ActorHandle;
+  schedule?: Scheduler;
+}
+
+/**
+ * An actor in the JS heap: its state, the JS side of its sessions, and the order of its hooks
+ * (it is the `Ordering` its steps run in).
+ */
+export class ActorRecord extends Ordering implements StateOwner {
   destroyed = false;
-  stateChanged?: () => void;
   /** Handlers whose promise has not settled; a busy actor is not hibernated. */
   inflight = 0;
-  /** The parts of `context` built on first use (most actors of an idle socket never use them). */
-  #emit: ActorEmit | undefined;
-  #handle: ActorHandle | undefined;
-  #schedule: Scheduler | undefined;
+  /** Its sessions in the order they opened: none, one (nearly always), or an array of two or more. */
+  #sessions: SessionRecord | SessionRecord[] | undefined = undefined;
+  /** Loaded from storage on first use. */
+  #cell: StateCell | undefined = undefined;
+  #parts: ActorParts | undefined = undefined;
 
   constructor(
     readonly id: number,
     readonly definition: ConnectionDefinition<any, any>,
     readonly endpoint: number,
     readonly key: string,
-    readonly native: NativeServer,
-    readonly rooms: RoomPort,
-    readonly cell: StateCell,
+    readonly host: ActorHost,
   ) {
-    this.owner = definition.name;
-    this.name = key;
-    this.context = actorContext(this, undefined);
+    super();
+  }
+
+  get kind(): StateKind.Actor {
+    return StateKind.Actor;
+  }
+
+  /** Where the state is stored: the definition's name and the actor's key. */
+  get owner(): string {
+    return this.definition.name;
+  }
+
+  get name(): string {
+    return this.key;
+  }
+
+  get native(): NativeServer {
+    return this.host.native;
+  }
+
+  get rooms(): RoomPort {
+    return this.host.rooms;
+  }
+
+  /** The state cell, loaded from storage (defaults for what is not stored) on first use. */
+  get cell(): StateCell {
+    if (this.#cell === undefined) {
+      const { definition, key } = this;
+      this.#cell = this.host.persistence.cell(StateKind.Actor, definition.name, key, definition.state, definition.persistedKeys, () => this);
+    }
+    return this.#cell;
+  }
+
+  /** Whether the state was loaded (an actor whose state was never used has nothing to write). */
+  get loaded(): boolean {
+    return this.#cell !== undefined;
+  }
+
+  /** The `ctx` of actor-level hooks, made on first use. */
+  get context(): ActorContext<any> {
+    const parts = (this.#parts ??= {});
+    return (parts.context ??= actorContext(this, undefined));
   }
 
   /** `ctx.emit` and `ctx.broadcast` of actor-level hooks: one function for both. */
   get emit(): ActorEmit {
-    return (this.#emit ??= actorEmit(this));
+    const parts = (this.#parts ??= {});
+    return (parts.emit ??= actorEmit(this));
   }
 
   /** `ctx.actor` of actor-level hooks. */
   get handle(): ActorHandle {
-    return (this.#handle ??= actorHandle(this));
+    const parts = (this.#parts ??= {});
+    return (parts.handle ??= actorHandle(this));
   }
 
   /** `ctx.schedule`, shared by the actor's context and its sessions' contexts. */
   get schedule(): Scheduler {
-    return (this.#schedule ??= scheduler(this.native, this.endpoint, this.key));
+    const parts = (this.#parts ??= {});
+    return (parts.schedule ??= scheduler(this.native, this.endpoint, this.key));
   }
 
   destroyContext(reason: DestroyReason): DestroyContext<any> {
     return actorContext(this, reason) as DestroyContext<any>;
   }
+
+  /** Runs the definition's `onStateChange` (once per tick in which the state changed), read-only. */
+  stateChanged(): void {
+    const { definition, key } = this;
+    const onStateChange = definition.onStateChange;
+    if (onStateChange === undefined) return;
+    const cell = this.cell;
+    const ctx = this.context;
+    const reason = `cannot change the state of ${definition.name} "${key}" inside onStateChange`;
+    cell.readOnly(reason, () => attempt(() => onStateChange(ctx, cell.state), (e) => this.host.report(definition, e, ctx)));
+  }
+
+  /** The actor's sessions, in the order they opened (a new array). */
+  get sessions(): SessionRecord[] {
+    const sessions = this.#sessions;
+    if (sessions === undefined) return [];
+    return Array.isArray(sessions) ? [...sessions] : [sessions];
+  }
+
+  addSession(session: SessionRecord): void {
+    const sessions = this.#sessions;
+    if (sessions === undefined) this.#sessions = session;
+    else if (Array.isArray(sessions)) sessions.push(session);
+    else this.#sessions = [sessions, session];
+  }
+
+  removeSession(session: SessionRecord): void {
+    const sessions = this.#sessions;
+    if (sessions === session) {
+      this.#sessions = undefined;
+    } else if (Array.isArray(sessions)) {
+      const index = sessions.indexOf(session);
+      if (index >= 0) sessions.splice(index, 1);
+      if (sessions.length === 1) this.#sessions = sessions[0];
+    }
+  }
+
+  hasSession(session: SessionRecord): boolean {
+    const sessions = this.#sessions;
+    return sessions === session || (Array.isArray(sessions) && sessions.includes(session));
+  }
 }
 
 /** A session in the JS heap: its meta and its context. */
 export class SessionRecord {
-  readonly context: ConnectionContext<any, any>;
+  #context: ConnectionContext<any, any> | undefined = undefined;
   /** `ctx.emit` and `ctx.actor`, built on first use. */
-  #emit: Emit | undefined;
-  #handle: ActorHandle | undefined;
+  #emit: Emit | undefined = undefined;
+  #handle: ActorHandle | undefined = undefined;
 
   constructor(
     readonly id: number,
     readonly actor: ActorRecord,
     readonly meta: ConnectionMeta,
-    readonly native: NativeServer,
-  ) {
-    this.context = sessionContext(this);
+  ) {}
+
+  /** The session's `ctx`, made on first use and the same object from then on. */
+  get context(): ConnectionContext<any, any> {
+    return (this.#context ??= sessionContext(this));
+  }
+
+  get native(): NativeServer {
+    return this.actor.host.native;
   }
 
   get emit(): Emit {

@@ -48,6 +48,11 @@ export class Persistence {
     this.#inspects = native.inspects();
   }
 
+  /** Whether the inspector is on (it is shown each actor's state when loaded and committed). */
+  get inspects(): boolean {
+    return this.#inspects;
+  }
+
   /** A state cell for an owner, loaded from storage (defaults for whatever is not stored). */
   cell(
     kind: StateKind,

@@ -67,30 +67,56 @@ impl Core {
 
   /// Sends a tick's batch of frames to single sessions (see [`Outgoing`]), in order. Returns how
   /// many were delivered.
+  ///
+  /// Consecutive events go through the output gate together ([`OutputGate::send_to_sessions`]:
+  /// one gate lock and one registry lock for the run, not one of each per frame).
+  ///
+  /// [`OutputGate::send_to_sessions`]: crate::durability::gate::OutputGate::send_to_sessions
   pub fn send_batch(&self, batch: &str) -> Result<u32, CoreError> {
     // Corked: a session gets the tick's frames in one write.
     crate::transport::outbox::corked(|| self.send_each(batch))
   }
 
   fn send_each(&self, batch: &str) -> Result<u32, CoreError> {
+    let gate = self.storage.gate();
     let mut sent = 0;
+    let mut run: Vec<(SessionId, Unsealed)> = Vec::new();
     for line in parse_outgoing(batch) {
-      let delivered = match line.map_err(CoreError::InvalidArgument)? {
+      let line = match line {
+        Ok(line) => line,
+        Err(error) => {
+          // The lines before a bad one are sent, as they would have been one by one.
+          gate.send_to_sessions(&self.registry, run);
+          return Err(CoreError::InvalidArgument(error));
+        }
+      };
+      match line {
         Outgoing::Event {
           session,
           event_json,
           payload_json,
-        } => {
-          let frame = encoded_event_frame(event_json, payload_json).map_err(|_| not_an_object())?;
-          self.send(Target::Session(session), frame) > 0
-        }
+        } => match encoded_event_frame(event_json, payload_json) {
+          Ok(frame) => run.push((session, frame)),
+          Err(_) => {
+            gate.send_to_sessions(&self.registry, run);
+            return Err(not_an_object());
+          }
+        },
         Outgoing::Reply {
           session,
           call,
           result_json,
-        } => self.answer_call(session, call, CallOutcome::Ok, || reply_frame(call, result_json)),
-      };
-      sent += u32::from(delivered);
+        } => {
+          if !run.is_empty() {
+            sent += gate.send_to_sessions(&self.registry, std::mem::take(&mut run));
+          }
+          let answered = self.answer_call(session, call, CallOutcome::Ok, || reply_frame(call, result_json));
+          sent += u32::from(answered);
+        }
+      }
+    }
+    if !run.is_empty() {
+      sent += gate.send_to_sessions(&self.registry, run);
     }
     Ok(sent)
   }

@@ -206,6 +206,12 @@ impl Core {
   /// Everything queued for JS as one JSON array text, or `None`. JS takes batches until it gets
   /// `None`, so the time between two takes is how long it spent on the first batch.
   pub fn take_events(&self) -> Option<String> {
+    self.take_events_with(str::to_owned)
+  }
+
+  /// [`Self::take_events`], reading the batch in place with `read` (the bindings make the JS
+  /// string from it), so its buffer can be reused.
+  pub fn take_events_with<R>(&self, read: impl FnOnce(&str) -> R) -> Option<R> {
     let now = Instant::now();
     let mut taken = self.batch_taken.lock();
     if let Some(previous) = taken.take() {
@@ -214,7 +220,7 @@ impl Core {
         .js_batch_seconds
         .observe(now.duration_since(previous));
     }
-    let batch = self.events.take();
+    let batch = self.events.take_with(read);
     if batch.is_some() {
       *taken = Some(now);
     }

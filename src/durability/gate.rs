@@ -35,6 +35,7 @@ use super::{Replica, ReplicaError, ReplicaWrite};
 use crate::config::Durability;
 use crate::config::MAX_TIMED_COMMITS;
 use crate::error::StoreError;
+use crate::ids::SessionId;
 use crate::metrics::Metrics;
 use crate::protocol::{reply_error_frame, Unsealed};
 use crate::registry::{Registry, Target};
@@ -52,6 +53,15 @@ const REFUSED: (u16, &str) = (1012, "state could not be stored: reconnect");
 /// What else must happen when a frame leaves (cluster mode: publishing it to the other nodes,
 /// which is leaving the process too).
 pub type Then = Box<dyn FnOnce() + Send>;
+
+/// The number of the next frame (0 when frames are not numbered).
+fn next_seq(counts: &mut Counts, numbered: bool) -> u64 {
+  if !numbered {
+    return 0;
+  }
+  counts.seq += 1;
+  counts.seq
+}
 
 struct Held {
   /// The change count this frame depends on.
@@ -186,6 +196,42 @@ impl OutputGate {
     self.send_held(registry, target, |seq| frame.seal(seq).into(), then, None)
   }
 
+  /// [`OutputGate::send`] for each of a run of frames to single sessions, in order, under one
+  /// gate lock and, when nothing has to wait, one registry lock. Returns how many were (or will
+  /// be) delivered.
+  pub fn send_to_sessions(&self, registry: &Registry, frames: Vec<(SessionId, Unsealed)>) -> u32 {
+    let mut counts = self.counts.lock();
+    // The gate lock is held from here on: no change can be reported or flushed meanwhile, so
+    // every frame of the run goes now, or every one waits.
+    if counts.durable >= counts.changed {
+      let numbered = self.numbered;
+      let sealed = frames.into_iter().map(|(session, frame)| {
+        let seq = next_seq(&mut counts, numbered);
+        (
+          session,
+          seq,
+          WireFrame::from(frame.seal((seq != 0).then_some(seq))),
+        )
+      });
+      return registry.send_to_sessions(sealed);
+    }
+    let mut reached = 0;
+    for (session, frame) in frames {
+      let seq = next_seq(&mut counts, self.numbered);
+      let frame = WireFrame::from(frame.seal((seq != 0).then_some(seq)));
+      reached += Self::hold(
+        &mut counts,
+        registry,
+        Target::Session(session),
+        seq,
+        frame,
+        None,
+        None,
+      );
+    }
+    reached
+  }
+
   fn send_held(
     &self,
     registry: &Registry,
@@ -195,12 +241,7 @@ impl OutputGate {
     answers: Option<u64>,
   ) -> u32 {
     let mut counts = self.counts.lock();
-    let seq = if self.numbered {
-      counts.seq += 1;
-      counts.seq
-    } else {
-      0
-    };
+    let seq = next_seq(&mut counts, self.numbered);
     let frame = seal((seq != 0).then_some(seq));
     if counts.durable >= counts.changed {
       let reached = registry.send(target, seq, &frame);
@@ -209,6 +250,19 @@ impl OutputGate {
       }
       return reached;
     }
+    Self::hold(&mut counts, registry, target, seq, frame, then, answers)
+  }
+
+  /// Holds numbered `frame` for `target` until the changes reported so far are durable.
+  fn hold(
+    counts: &mut Counts,
+    registry: &Registry,
+    target: Target<'_>,
+    seq: u64,
+    frame: WireFrame,
+    then: Option<Then>,
+    answers: Option<u64>,
+  ) -> u32 {
     let mut recipients = Vec::new();
     let reached = registry.hold_for(target, &frame, &mut recipients);
     // Nothing to hold for this node's sessions; a publish to the other nodes still waits.

@@ -5,6 +5,10 @@
 //! JS thread then takes everything queued so far with [`EventSink::take`] and parses it with one
 //! `JSON.parse`.
 //!
+//! The JS thread reads a taken batch in place ([`EventSink::take_with`]); its buffer is then
+//! emptied and kept as the next one (up to [`SPARE_BATCH_BUFFER_BYTES`]), so the steady state
+//! allocates no batch buffers.
+//!
 //! Bound: [`MAX_PENDING_DISPATCH_BYTES`]. Socket readers wait in [`EventSink::wait_for_space`]
 //! while the batch is over it, so a JS thread that falls behind slows clients down through TCP
 //! instead of growing memory. Control events (open, close, evict, shutdown) are never refused:
@@ -23,7 +27,9 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::Event;
-use crate::config::{MAX_PENDING_DISPATCH_BYTES, MAX_PENDING_DISPATCH_BYTES_PER_SESSION};
+use crate::config::{
+  MAX_PENDING_DISPATCH_BYTES, MAX_PENDING_DISPATCH_BYTES_PER_SESSION, SPARE_BATCH_BUFFER_BYTES,
+};
 use crate::ids::SessionId;
 
 /// Wakes the JS thread. Installed by the bindings; a no-op once the server is released.
@@ -36,6 +42,8 @@ struct Pending {
   by_session: HashMap<SessionId, usize>,
   /// True from the wake-up call until JS takes the batch: no second call meanwhile.
   wake_requested: bool,
+  /// An emptied buffer of an earlier batch, to become `text` at the next take.
+  spare: String,
 }
 
 /// The queue of events towards the JS thread.
@@ -59,6 +67,7 @@ impl EventSink {
         text: String::new(),
         by_session: HashMap::new(),
         wake_requested: false,
+        spare: String::new(),
       }),
       space: Notify::new(),
       waker: Mutex::new(None),
@@ -134,22 +143,37 @@ impl EventSink {
     }
   }
 
-  /// Takes everything queued as one JSON array text, or `None` when nothing is queued.
-  pub fn take(&self) -> Option<String> {
-    let batch = {
+  /// Takes everything queued as one JSON array text and gives it to `read`, or returns `None`
+  /// when nothing is queued. Events pushed meanwhile go to the next batch; the buffer is kept
+  /// for a later one.
+  pub fn take_with<R>(&self, read: impl FnOnce(&str) -> R) -> Option<R> {
+    let mut batch = {
       let mut pending = self.pending.lock();
       pending.wake_requested = false;
       if pending.text.is_empty() {
         return None;
       }
-      let capacity = pending.text.len().min(1 << 20);
-      let mut batch = std::mem::replace(&mut pending.text, String::with_capacity(capacity));
+      let spare = std::mem::take(&mut pending.spare);
+      let mut batch = std::mem::replace(&mut pending.text, spare);
       pending.by_session.clear();
       batch.push(']');
       batch
     };
     self.space.notify_waiters();
-    Some(batch)
+    let result = read(&batch);
+    if batch.capacity() <= SPARE_BATCH_BUFFER_BYTES {
+      batch.clear();
+      let mut pending = self.pending.lock();
+      if pending.spare.capacity() < batch.capacity() {
+        pending.spare = batch;
+      }
+    }
+    Some(result)
+  }
+
+  /// Takes everything queued as one JSON array text, or `None` when nothing is queued.
+  pub fn take(&self) -> Option<String> {
+    self.take_with(str::to_owned)
   }
 }
 
@@ -180,6 +204,25 @@ mod tests {
     events.push(Event::Shutdown);
     assert_eq!(wakes.load(Ordering::SeqCst), 2);
     assert_eq!(events.take().as_deref(), Some("[[9]]"));
+  }
+
+  #[test]
+  fn a_taken_batch_buffer_queues_a_later_batch() {
+    let events = EventSink::new();
+    let push = |n: u64| {
+      events.push(Event::Evict { actor: ActorId(n) });
+    };
+    push(1);
+    assert_eq!(events.take_with(|text| text.len()), Some("[[5,1]]".len()));
+    // The second batch goes into a fresh buffer; the first one is kept as the spare ...
+    push(2);
+    let first = events.pending.lock().spare.capacity();
+    assert!(first > 0);
+    assert_eq!(events.take().as_deref(), Some("[[5,2]]"));
+    // ... and becomes the third batch's buffer, with its capacity.
+    push(3);
+    assert!(events.pending.lock().text.capacity() >= first);
+    assert_eq!(events.take().as_deref(), Some("[[5,3]]"));
   }
 
   #[test]

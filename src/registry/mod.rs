@@ -333,6 +333,20 @@ impl Registry {
     })
   }
 
+  /// [`Registry::send`] of each numbered frame to its session, in order, under one lock;
+  /// returns how many sessions took theirs.
+  pub fn send_to_sessions(&self, frames: impl Iterator<Item = (SessionId, u64, WireFrame)>) -> u32 {
+    let inner = self.inner.lock();
+    let mut reached = 0;
+    for (session, seq, frame) in frames {
+      let taken = inner.sessions.get(&session).is_some_and(|entry| {
+        entry.outbox.takes(&frame) && entry.outbox.push_numbered(seq, frame) == Pushed::Queued
+      });
+      reached += u32::from(taken);
+    }
+    reached
+  }
+
   /// The outboxes of `target` that take `frame` to hold behind the output gate
   /// (it counts against each one's budget from now on, see [`Outbox::hold`]).
   pub fn hold_for(&self, target: Target<'_>, frame: &WireFrame, into: &mut Vec<Arc<Outbox>>) -> u32 {
