@@ -397,7 +397,28 @@ where
         )
         .await
       };
-      let _ = Box::pin(timeout(grace, send)).await;
+      // A socket that takes no byte of the close for a whole stall has a peer that reads
+      // nothing: its reply would never come either, so the close ends as a slow consumer's.
+      let watched = async {
+        tokio::pin!(send);
+        let mut seen = link.outbox.accepted_total();
+        loop {
+          tokio::select! {
+            biased;
+            _ = &mut send => return true,
+            _ = tokio::time::sleep(SLOW_CONSUMER_STALL) => {
+              let accepted = link.outbox.accepted_total();
+              if accepted == seen {
+                return false;
+              }
+              seen = accepted;
+            }
+          }
+        }
+      };
+      let sent = matches!(Box::pin(timeout(grace, watched)).await, Ok(true));
+      let mut request = request;
+      request.urgent |= !sent;
       return WriteEnd::Closed(request);
     }
     if unfinished.is_some() {
