@@ -14,7 +14,7 @@ use std::io::{self, IoSlice, Write};
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
-use super::{Outbox, Queued, WireFrame};
+use super::{wire_len, Outbox, Queued, WireFrame};
 use crate::config::MAX_WRITE_SLICES;
 use crate::transport::frames::encode::Header;
 
@@ -142,5 +142,101 @@ pub struct WriteThrough<'a> {
 impl Drop for WriteThrough<'_> {
   fn drop(&mut self) {
     self.outbox.stop_write_through(self.generation);
+  }
+}
+
+impl Outbox {
+  /// Lets pushes write straight to `fd` (a plain TCP socket that writer `generation` owns)
+  /// until the returned guard is dropped, which must happen before the socket is closed.
+  pub fn write_through(&self, generation: u64, fd: SocketFd) -> Option<WriteThrough<'_>> {
+    let mut state = self.state.lock();
+    if state.generation != generation {
+      return None;
+    }
+    state.direct = Some((fd, generation));
+    Some(WriteThrough {
+      outbox: self,
+      generation,
+    })
+  }
+
+  /// Stops writes straight to the socket of writer `generation` and hands over the frame they
+  /// left partly written, if any, with the bytes of it already written: the writer must finish
+  /// it before writing anything else of its own (the answer to a peer's Close).
+  pub fn end_write_through(&self, generation: u64) -> Option<(Queued, usize)> {
+    let mut state = self.state.lock();
+    if state.generation != generation {
+      return None;
+    }
+    state.direct = None;
+    if state.front_written == 0 {
+      return None;
+    }
+    let written = std::mem::take(&mut state.front_written);
+    state.frames.pop_front().map(|front| (front, written))
+  }
+
+  /// Stops writes straight to the socket of writer `generation`: from now on only its writer
+  /// writes to it.
+  pub fn stop_write_through(&self, generation: u64) {
+    let mut state = self.state.lock();
+    if state
+      .direct
+      .is_some_and(|(_, registered)| registered == generation)
+    {
+      state.direct = None;
+    }
+  }
+
+  /// A corked thread uncorks: the queue goes straight to the socket, in gathered writes, as
+  /// far as the kernel takes it; the writer gets the rest.
+  fn flush_corked(&self) {
+    let mut state = self.state.lock();
+    if !std::mem::take(&mut state.cork_pending) {
+      return;
+    }
+    if let (Some((fd, _)), false) = (state.direct, state.writing) {
+      while !state.frames.is_empty() {
+        let skip = state.front_written;
+        let Ok(written) = write_queued(fd, &state.frames, skip) else {
+          break;
+        };
+        if written == 0 {
+          break;
+        }
+        state.accepted += written as u64;
+        state.unsent = state.unsent.saturating_sub(written);
+        state.stalled = false;
+        // Frames whose first byte left now are counted now (a front frame begun earlier was).
+        let mut left = written + skip;
+        let mut started = 0;
+        let mut done = 0;
+        for queued in state.frames.iter() {
+          if left == 0 {
+            break;
+          }
+          let size = wire_len(queued.frame.len());
+          started += 1;
+          if left >= size {
+            done += 1;
+            left -= size;
+          } else {
+            break;
+          }
+        }
+        let fresh = state.frames.iter().take(started).skip(usize::from(skip > 0));
+        let fresh: Vec<(u64, WireFrame)> = fresh.map(|queued| (queued.seq, queued.frame.clone())).collect();
+        self.count_sent(&mut state, fresh.iter().map(|(seq, frame)| (*seq, frame)));
+        state.frames.drain(..done);
+        state.front_written = if started > done { left } else { 0 };
+        if started > done {
+          break;
+        }
+      }
+    }
+    if !state.frames.is_empty() {
+      drop(state);
+      self.ready.notify_one();
+    }
   }
 }
