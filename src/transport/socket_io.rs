@@ -129,6 +129,19 @@ fn poll_write_some<S: AsyncWrite>(
   frames: &VecDeque<Queued>,
   front_written: usize,
 ) -> Poll<io::Result<usize>> {
+  gather_frames(frames, front_written, |slices| {
+    socket.poll_write_vectored(cx, slices)
+  })
+}
+
+/// Hands `write` the wire bytes of the frames at the front of the queue as slices (each frame's
+/// header, then its payload; at most [`MAX_WRITE_SLICES`]), the front frame's first `skip`
+/// bytes left out (already written).
+pub(crate) fn gather_frames<R>(
+  frames: &VecDeque<Queued>,
+  skip: usize,
+  write: impl FnOnce(&[IoSlice<'_>]) -> R,
+) -> R {
   const FRAMES: usize = MAX_WRITE_SLICES / 2;
   let mut headers = [Header::server(0, 0); FRAMES];
   for (header, queued) in headers.iter_mut().zip(frames.iter()) {
@@ -137,11 +150,10 @@ fn poll_write_some<S: AsyncWrite>(
   }
   let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
   let mut used = 0;
-  let mut skip = front_written;
+  let mut skip = skip;
   for (header, queued) in headers.iter().zip(frames.iter()) {
     let (_, payload) = queued.frame.wire();
     for part in [header.as_bytes(), payload] {
-      // The front frame's bytes already written are left out.
       if skip >= part.len() {
         skip -= part.len();
         continue;
@@ -154,7 +166,7 @@ fn poll_write_some<S: AsyncWrite>(
       }
     }
   }
-  socket.poll_write_vectored(cx, slices.get(..used).unwrap_or_default())
+  write(slices.get(..used).unwrap_or_default())
 }
 
 /// Pops the frames `written` bytes completed; the rest is the front frame's progress.

@@ -15,8 +15,8 @@ use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
 use super::{wire_len, Outbox, Queued, WireFrame};
-use crate::config::MAX_WRITE_SLICES;
 use crate::transport::frames::encode::Header;
+use crate::transport::socket_io::gather_frames;
 
 /// A socket's descriptor as the outbox may write to it.
 #[cfg(unix)]
@@ -45,38 +45,14 @@ pub(super) fn write_frame(_fd: SocketFd, _frame: &WireFrame) -> io::Result<usize
 }
 
 /// One non-blocking gathered write of the queued `frames` to `fd` (at most
-/// [`MAX_WRITE_SLICES`] slices), the front frame's first `skip` bytes left out; returns the
+/// `MAX_WRITE_SLICES` slices), the front frame's first `skip` bytes left out; returns the
 /// bytes the kernel took.
 #[cfg(unix)]
 pub(super) fn write_queued(fd: SocketFd, frames: &VecDeque<Queued>, skip: usize) -> io::Result<usize> {
   use std::os::fd::FromRawFd;
-  const FRAMES: usize = MAX_WRITE_SLICES / 2;
-  let mut headers = [Header::server(0, 0); FRAMES];
-  for (header, queued) in headers.iter_mut().zip(frames.iter()) {
-    let (opcode, payload) = queued.frame.wire();
-    *header = Header::server(opcode, payload.len());
-  }
-  let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
-  let mut used = 0;
-  let mut skip = skip;
-  for (header, queued) in headers.iter().zip(frames.iter()) {
-    let (_, payload) = queued.frame.wire();
-    for part in [header.as_bytes(), payload] {
-      if skip >= part.len() {
-        skip -= part.len();
-        continue;
-      }
-      let rest = part.get(skip..).unwrap_or_default();
-      skip = 0;
-      if let Some(slot) = slices.get_mut(used) {
-        *slot = IoSlice::new(rest);
-        used += 1;
-      }
-    }
-  }
   // SAFETY: as in `write_frame`.
   let stream = ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(fd) });
-  (&*stream).write_vectored(slices.get(..used).unwrap_or_default())
+  gather_frames(frames, skip, |slices| (&*stream).write_vectored(slices))
 }
 
 #[cfg(not(unix))]
