@@ -201,9 +201,18 @@ impl Store {
   }
 
   /// Makes every applied write durable (fsync).
+  ///
+  /// On tokio's blocking pool rather than sled's own: sled's pool wakes every idle thread of
+  /// it (seven or more) for each task it is given, for one of them to take it.
   pub async fn flush(&self) -> Result<(), StoreError> {
-    self.db.flush_async().await?;
-    Ok(())
+    let db = self.db.clone();
+    match tokio::task::spawn_blocking(move || db.flush()).await {
+      Ok(flushed) => {
+        flushed?;
+        Ok(())
+      }
+      Err(_) => Err(StoreError::Io("the flush did not finish".into())),
+    }
   }
 
   /// Every record whose key starts with `prefix` (start-up loading).
