@@ -265,6 +265,18 @@ async fn stored(redis: &Redis, user: &str) -> Option<Vec<u8>> {
     .expect("get")
 }
 
+/// The node that holds a user's connection actor, as Redis says.
+async fn actor_owner(redis: &Redis, user: &str) -> Option<String> {
+  let client = redis::Client::open(redis.url()).expect("client");
+  let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+  redis::cmd("HGET")
+    .arg(format!("warren:actor:14:UserConnection:{user}"))
+    .arg("owner")
+    .query_async(&mut connection)
+    .await
+    .expect("hget")
+}
+
 /// Waits (within [`PATIENCE`]) until `condition` holds.
 async fn eventually<F, C>(what: &str, condition: C)
 where
@@ -507,9 +519,14 @@ async fn state_written_through_one_node_is_read_through_another_once_the_actor_m
     .expect("commit");
   // The frame leaves once Redis (AOF always) has the state.
   assert_eq!(receive(&mut client).await["data"]["type"], "saved");
+  assert_eq!(actor_owner(&redis, "ann").await.as_deref(), Some("a"));
   drop(client);
-  // The actor leaves node a's memory (and gives its claim up).
+  // The actor leaves node a's memory and gives its claim up (queued to Redis after JS hears it).
   first.event_tagged(5).await;
+  eventually("node a to give its claim up", || async {
+    actor_owner(&redis, "ann").await.is_none()
+  })
+  .await;
 
   let (_client, _, _) = second.open_as("/ws", "ann").await;
   assert_eq!(second.core.load_state(of), Ok(Some(b"count=3".to_vec())));
