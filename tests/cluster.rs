@@ -677,6 +677,10 @@ async fn destroying_an_actor_from_any_node_destroys_it_where_it_lives_or_in_redi
   drop(client);
   owner.event_tagged(5).await;
   assert_eq!(stored(&redis, "bob").await.as_deref(), Some(b"bob".as_slice()));
+  eventually("the owner to give bob's actor up", || async {
+    actor_owner(&redis, "bob").await.is_none()
+  })
+  .await;
   other.core.destroy_actor_by_key(DefinitionId(0), "bob");
   eventually("bob's state to leave Redis", || async {
     stored(&redis, "bob").await.is_none()
