@@ -146,14 +146,7 @@ async fn the_output_gate_holds_a_frame_until_the_state_before_it_is_on_disk() {
     1,
     "held until the commit is flushed"
   );
-  let of = StateOf::Actor {
-    definition: "UserConnection",
-    user: "u",
-  };
-  server
-    .core
-    .commit_state(vec![(of, Some(b"count=1".to_vec()))])
-    .expect("commit");
+  let of = commit_state_of_u(&server, b"count=1");
   let saved = receive(&mut client).await;
   assert_eq!(saved["data"]["count"], 1);
   assert_eq!(server.core.stats().held_frames, 0);
@@ -184,14 +177,7 @@ async fn a_tick_of_frames_goes_out_in_order_and_waits_as_one_behind_an_unflushed
     3,
     "held until the commit is flushed"
   );
-  let of = StateOf::Actor {
-    definition: "UserConnection",
-    user: "u",
-  };
-  server
-    .core
-    .commit_state(vec![(of, Some(b"n=6".to_vec()))])
-    .expect("commit");
+  commit_state_of_u(&server, b"n=6");
   assert_eq!(receive(&mut a).await["data"]["n"], 4);
   assert_eq!(receive(&mut a).await["data"]["n"], 6);
   assert_eq!(receive(&mut b).await["data"]["n"], 5);
@@ -283,4 +269,17 @@ async fn a_hibernated_actor_keeps_its_socket_and_wakes_before_its_next_event() {
   );
   assert_eq!(server.next_event().await, json!([2, session, "hello", null]));
   assert_eq!(server.core.stats().hibernated, 0);
+}
+
+/// Commits `state` as the state of user "u"'s connection actor; returns which state it is.
+fn commit_state_of_u(server: &Server, state: &[u8]) -> StateOf<'static> {
+  let of = StateOf::Actor {
+    definition: "UserConnection",
+    user: "u",
+  };
+  server
+    .core
+    .commit_state(vec![(of, Some(state.to_vec()))])
+    .expect("commit");
+  of
 }
