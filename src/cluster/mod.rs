@@ -150,6 +150,11 @@ pub struct Cluster {
   /// Signalled when Redis stopped answering on the command connection: the pub/sub one is
   /// likely dead too, so the subscriber replaces it.
   relink: Notify,
+  /// The rooms whose channels the subscriber has subscribed to (Redis confirmed), and a signal
+  /// when they change: a member's join is sent to the room's owner only once this node hears
+  /// the room, or the owner's answer to it (`onJoin`'s broadcast) could pass it by.
+  subscribed: Mutex<std::collections::HashSet<Arc<str>>>,
+  subscribed_changed: Notify,
 }
 
 fn redis_error(what: &str, error: redis::RedisError) -> CoreError {
@@ -219,6 +224,8 @@ impl Cluster {
       dropped: AtomicU64::new(0),
       lease: config.lease,
       relink: Notify::new(),
+      subscribed: Mutex::new(std::collections::HashSet::new()),
+      subscribed_changed: Notify::new(),
     })
   }
 
@@ -338,6 +345,25 @@ impl Cluster {
         .filter_map(|(node, alive)| (!alive).then_some(node))
         .collect(),
     )
+  }
+
+  /// Resolves once this node is subscribed to `room`'s channel (the caller bounds the wait).
+  pub async fn until_subscribed(&self, room: &str) {
+    loop {
+      let changed = self.subscribed_changed.notified();
+      tokio::pin!(changed);
+      changed.as_mut().enable();
+      if self.subscribed.lock().contains(room) {
+        return;
+      }
+      changed.await;
+    }
+  }
+
+  /// The subscriber's rooms after a change it made (see [`Cluster::until_subscribed`]).
+  fn now_subscribed(&self, rooms: &std::collections::HashSet<Arc<str>>) {
+    self.subscribed.lock().clone_from(rooms);
+    self.subscribed_changed.notify_waiters();
   }
 
   /// Gives up this node's claim on an actor that left memory (queued).

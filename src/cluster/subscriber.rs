@@ -178,6 +178,7 @@ impl<P: Peer> Subscription<P> {
       }
     }
     self.rooms = wanted;
+    self.cluster.now_subscribed(&self.rooms);
     Ok(())
   }
 

@@ -19,6 +19,11 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Core;
+
+/// How long a member's join on a node that does not own the room waits for this node to be
+/// subscribed to the room before the join goes to the owner anyway (Redis is slow or gone: the
+/// subscriber then re-syncs the room's sessions when it catches up).
+const ROOM_SUBSCRIBE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 use crate::cluster::nodes::{self, NodeMessage};
 use crate::cluster::rooms::room_owner_key;
 use crate::cluster::{Cluster, Placement};
@@ -238,6 +243,8 @@ impl Core {
             .room_handlers
             .get(handler.get())
             .map_or("", String::as_str);
+          // The owner answers the join with a broadcast (onJoin's): hear the room first.
+          let _ = tokio::time::timeout(ROOM_SUBSCRIBE_WAIT, cluster.until_subscribed(name)).await;
           cluster.send_to(&owner, nodes::room_join(node, name, handler_name, user, metadata));
         }
         Err(error) => {
