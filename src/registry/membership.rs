@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::Registry;
+use super::{Inner, Registry};
 use crate::error::CoreError;
 use crate::events::Event;
 use crate::ids::{ActorId, HandlerId, RoomId};
@@ -152,11 +152,7 @@ impl Registry {
   /// not a member from another node.
   pub fn remove_remote_member(&self, name: &str, user: &str) -> bool {
     let mut inner = self.inner.lock();
-    let remote = inner
-      .rooms
-      .get(name)
-      .and_then(|room| room.members.get(user))
-      .is_some_and(|member| member.actor.is_none());
+    let remote = is_remote_member(&inner, name, user);
     if !remote {
       return false;
     }
@@ -191,11 +187,7 @@ impl Registry {
   /// the owner lists it. False when `user` is not such a member.
   pub fn set_remote_member_metadata(&self, name: &str, user: &str, metadata: &str) -> bool {
     let mut inner = self.inner.lock();
-    let remote = inner
-      .rooms
-      .get(name)
-      .and_then(|room| room.members.get(user))
-      .is_some_and(|member| member.actor.is_none());
+    let remote = is_remote_member(&inner, name, user);
     remote && inner.rooms.set_member_metadata(name, user, Arc::from(metadata))
   }
 
@@ -272,6 +264,15 @@ impl Registry {
     self.events.push(Event::RoomDestroyed { room: room.id });
     Some(touched)
   }
+}
+
+/// Whether `user` is a member of `name` that joined from another node (no actor here).
+fn is_remote_member(inner: &Inner, name: &str, user: &str) -> bool {
+  inner
+    .rooms
+    .get(name)
+    .and_then(|room| room.members.get(user))
+    .is_some_and(|member| member.actor.is_none())
 }
 
 #[cfg(test)]
