@@ -109,6 +109,16 @@ pub const WRITE_THROUGH: bool = false;
 /// as many frames per call, well under the kernel's `IOV_MAX` (1024).
 pub const MAX_WRITE_SLICES: usize = 128;
 
+/// A frame part (header or payload) this short is copied into the writing thread's buffer
+/// next to its neighbours rather than given a slice of its own: the kernel copies a few large
+/// slices much faster than many small ones (room fan-out gathers dozens of short frames per
+/// write). Longer payloads are written from their shared bytes, uncopied.
+pub const COALESCE_PART_BYTES: usize = 512;
+
+/// The buffer each runtime thread copies short frame parts into for one write (allocated on
+/// the thread's first write): at most this many bytes are copied per system call.
+pub const COALESCE_BUFFER_BYTES: usize = 16 * 1024;
+
 /// Bytes of inbound events waiting for the JS thread before socket readers pause. Readers
 /// then stop reading, so TCP pushes back on clients instead of memory growing. A session with
 /// nothing in the batch may still add one frame up to twice this (so one flooding client

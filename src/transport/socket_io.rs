@@ -6,11 +6,13 @@
 //! free again before the task yields. An idle socket therefore keeps no read buffer at all
 //! (the decoder keeps only a frame or message cut by a chunk's end).
 //!
-//! Writes: the queued frames go to the socket as gathered slices (each frame's header, built on
-//! the stack, and its payload, shared with every other recipient), up to [`MAX_WRITE_SLICES`]
-//! per system call. A partial write leaves the front frame's position, and the next write
-//! resumes there; every byte the kernel accepts is reported to the outbox, which counts
-//! backpressure as what the socket has not taken.
+//! Writes: the queued frames go to the socket as gathered slices, up to [`MAX_WRITE_SLICES`]
+//! per system call. Short parts (headers, and payloads up to [`COALESCE_PART_BYTES`]) are copied
+//! side by side into the writing thread's buffer, so a run of short frames is one slice; a
+//! longer payload goes out from its bytes, shared with every other recipient. A partial write
+//! leaves the front frame's position, and the next write resumes there; every byte the kernel
+//! accepts is reported to the outbox, which counts backpressure as what the socket has not
+//! taken.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -24,12 +26,14 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::frames::encode::Header;
 use super::outbox::{wire_len, Outbox, Queued};
-pub use crate::config::{MAX_WRITE_SLICES, READ_CHUNK_BYTES};
+pub use crate::config::{COALESCE_BUFFER_BYTES, COALESCE_PART_BYTES, MAX_WRITE_SLICES, READ_CHUNK_BYTES};
 
 thread_local! {
   /// The buffer every socket read on this thread goes into (allocated on the thread's first
   /// read).
   static READ_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+  /// The buffer short frame parts are copied into for one write on this thread.
+  static COALESCE_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Polls one read of `socket` (shared by the session's reader and writer in one task: each
@@ -129,44 +133,120 @@ fn poll_write_some<S: AsyncWrite>(
   frames: &VecDeque<Queued>,
   front_written: usize,
 ) -> Poll<io::Result<usize>> {
-  gather_frames(frames, front_written, |slices| {
-    socket.poll_write_vectored(cx, slices)
+  gather_frames(frames, front_written, |slices| match slices {
+    // One slice (a run of short frames, coalesced) goes out with `send`, which skips the file
+    // position lock and the iovec import a vectored write pays for.
+    [only] => socket.poll_write(cx, only),
+    _ => socket.poll_write_vectored(cx, slices),
   })
 }
 
-/// Hands `write` the wire bytes of the frames at the front of the queue as slices (each frame's
-/// header, then its payload; at most [`MAX_WRITE_SLICES`]), the front frame's first `skip`
-/// bytes left out (already written).
+/// Hands `write` the wire bytes of the frames at the front of the queue as slices (at most
+/// [`MAX_WRITE_SLICES`]), the front frame's first `skip` bytes left out (already written). Short
+/// parts are copied into the thread's coalescing buffer, consecutive ones into one slice.
 pub(crate) fn gather_frames<R>(
   frames: &VecDeque<Queued>,
   skip: usize,
   write: impl FnOnce(&[IoSlice<'_>]) -> R,
 ) -> R {
-  const FRAMES: usize = MAX_WRITE_SLICES / 2;
-  let mut headers = [Header::server(0, 0); FRAMES];
-  for (header, queued) in headers.iter_mut().zip(frames.iter()) {
-    let (opcode, payload) = queued.frame.wire();
-    *header = Header::server(opcode, payload.len());
-  }
-  let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
+  COALESCE_BUFFER.with(|cell| {
+    // Never borrowed across a call to `write` that could gather again; a nested use would be a
+    // bug, and gets a buffer of its own.
+    let mut own = Vec::new();
+    let mut shared = cell.try_borrow_mut().ok();
+    let copied: &mut Vec<u8> = shared.as_deref_mut().unwrap_or(&mut own);
+    copied.clear();
+    copied.reserve(COALESCE_BUFFER_BYTES);
+    let mut pieces = [Piece::Copied(0, 0); MAX_WRITE_SLICES];
+    let used = plan_pieces(frames, skip, copied, &mut pieces);
+    let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
+    for (slot, piece) in slices.iter_mut().zip(pieces.iter().take(used)) {
+      *slot = IoSlice::new(match *piece {
+        Piece::Copied(start, end) => copied.get(start..end).unwrap_or_default(),
+        Piece::Shared(bytes) => bytes,
+      });
+    }
+    write(slices.get(..used).unwrap_or_default())
+  })
+}
+
+/// One slice of a gathered write: a range of the coalescing buffer, or a payload's own bytes.
+#[derive(Clone, Copy)]
+enum Piece<'f> {
+  Copied(usize, usize),
+  Shared(&'f [u8]),
+}
+
+/// Lays the frames' wire bytes out as pieces (copying headers and short payloads into
+/// `copied`, which never grows past [`COALESCE_BUFFER_BYTES`]); returns how many pieces were
+/// used. Stops at the first part that cannot be placed, so the pieces are always a prefix of
+/// the wire bytes.
+fn plan_pieces<'f>(
+  frames: &'f VecDeque<Queued>,
+  mut skip: usize,
+  copied: &mut Vec<u8>,
+  pieces: &mut [Piece<'f>; MAX_WRITE_SLICES],
+) -> usize {
   let mut used = 0;
-  let mut skip = skip;
-  for (header, queued) in headers.iter().zip(frames.iter()) {
-    let (_, payload) = queued.frame.wire();
-    for part in [header.as_bytes(), payload] {
+  for queued in frames {
+    let (opcode, payload) = queued.frame.wire();
+    let header = Header::server(opcode, payload.len());
+    for (is_header, part) in [(true, header.as_bytes()), (false, payload)] {
       if skip >= part.len() {
         skip -= part.len();
         continue;
       }
       let rest = part.get(skip..).unwrap_or_default();
       skip = 0;
-      if let Some(slot) = slices.get_mut(used) {
-        *slot = IoSlice::new(rest);
-        used += 1;
+      let fits = copied.len() + rest.len() <= COALESCE_BUFFER_BYTES;
+      let placed = if fits && (is_header || rest.len() <= COALESCE_PART_BYTES) {
+        copy_piece(rest, copied, pieces, &mut used)
+      } else if is_header {
+        // A header lives on this stack frame: it can only go out copied.
+        false
+      } else {
+        share_piece(
+          payload.get(payload.len() - rest.len()..).unwrap_or_default(),
+          pieces,
+          &mut used,
+        )
+      };
+      if !placed {
+        return used;
       }
     }
   }
-  write(slices.get(..used).unwrap_or_default())
+  used
+}
+
+/// Appends `part` to `copied`, extending the last piece when it ends where `part` starts.
+fn copy_piece(part: &[u8], copied: &mut Vec<u8>, pieces: &mut [Piece<'_>], used: &mut usize) -> bool {
+  let start = copied.len();
+  let end = start + part.len();
+  if let Some(Piece::Copied(_, last_end)) = used.checked_sub(1).and_then(|last| pieces.get_mut(last)) {
+    if *last_end == start {
+      *last_end = end;
+      copied.extend_from_slice(part);
+      return true;
+    }
+  }
+  let Some(slot) = pieces.get_mut(*used) else {
+    return false;
+  };
+  *slot = Piece::Copied(start, end);
+  copied.extend_from_slice(part);
+  *used += 1;
+  true
+}
+
+/// Gives `part` (a payload's own bytes) a piece of its own.
+fn share_piece<'f>(part: &'f [u8], pieces: &mut [Piece<'f>], used: &mut usize) -> bool {
+  let Some(slot) = pieces.get_mut(*used) else {
+    return false;
+  };
+  *slot = Piece::Shared(part);
+  *used += 1;
+  true
 }
 
 /// Pops the frames `written` bytes completed; the rest is the front frame's progress.
@@ -210,3 +290,6 @@ pub async fn write_all<S: AsyncWrite + Unpin>(
   })
   .await
 }
+
+#[cfg(test)]
+mod tests;
