@@ -6,24 +6,23 @@
 //! Bound: one entry per call in flight; a client can only have as many as it sends before the
 //! dispatcher's bound pauses its reader.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::ids::SessionId;
+use crate::ids::{IdMap, SessionId};
 
 pub struct PendingCalls {
   timeout: Duration,
   /// session → (call id, when it was handed to JS), oldest first.
-  by_session: Mutex<HashMap<SessionId, Vec<(u64, Instant)>>>,
+  by_session: Mutex<IdMap<SessionId, Vec<(u64, Instant)>>>,
 }
 
 impl PendingCalls {
   pub fn new(timeout: Duration) -> Self {
     Self {
       timeout,
-      by_session: Mutex::new(HashMap::new()),
+      by_session: Mutex::new(IdMap::default()),
     }
   }
 

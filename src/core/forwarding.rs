@@ -27,7 +27,7 @@ use crate::cluster::nodes::{self, NodeMessage};
 use crate::cluster::Cluster;
 use crate::error::{CloseCode, SessionEnd};
 use crate::events::Event;
-use crate::ids::{DefinitionId, SessionId};
+use crate::ids::{DefinitionId, IdMap, SessionId};
 use crate::metrics::{Direction, Metrics};
 use crate::protocol::{session_frame, ClientFrame};
 use crate::registry::{NewSession, Suspended};
@@ -48,7 +48,7 @@ pub(super) struct Forwarded {
 #[derive(Default)]
 pub(super) struct Forwarding {
   /// Gateway side: this node's session id → where its actor lives.
-  forwarded: HashMap<SessionId, Forwarded>,
+  forwarded: IdMap<SessionId, Forwarded>,
   /// Owner side: (gateway node, its session id) → this node's session it serves.
   remotes: HashMap<(Arc<str>, u64), Remote>,
 }

@@ -20,7 +20,6 @@
 //! share of each batch and waits, and a quiet client's call goes into the next batch instead of
 //! queueing behind 64 MiB of someone else's events.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -30,7 +29,7 @@ use super::Event;
 use crate::config::{
   MAX_PENDING_DISPATCH_BYTES, MAX_PENDING_DISPATCH_BYTES_PER_SESSION, SPARE_BATCH_BUFFER_BYTES,
 };
-use crate::ids::SessionId;
+use crate::ids::{IdMap, SessionId};
 
 /// Wakes the JS thread. Installed by the bindings; a no-op once the server is released.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -39,7 +38,7 @@ struct Pending {
   /// `[e1,e2,...` without the closing bracket; empty when nothing is queued.
   text: String,
   /// Bytes of each session's messages and calls in `text`.
-  by_session: HashMap<SessionId, usize>,
+  by_session: IdMap<SessionId, usize>,
   /// True from the wake-up call until JS takes the batch: no second call meanwhile.
   wake_requested: bool,
   /// An emptied buffer of an earlier batch, to become `text` at the next take.
@@ -65,7 +64,7 @@ impl EventSink {
     Self {
       pending: Mutex::new(Pending {
         text: String::new(),
-        by_session: HashMap::new(),
+        by_session: IdMap::default(),
         wake_requested: false,
         spare: String::new(),
       }),

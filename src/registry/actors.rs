@@ -17,8 +17,12 @@ pub(super) struct ActorEntry {
   pub rooms: Vec<Listed>,
   /// Set while the actor has no session; it is evicted once idle long enough.
   pub idle_since: Option<Instant>,
-  /// Last event that reached JS for this actor; idle past `hibernateAfterMs`, it hibernates.
+  /// When the sweep found the actor's latest event (an event only sets `active`, sparing a
+  /// clock read per message; hibernation may come up to one sweep period late, never early).
+  /// Idle past `hibernateAfterMs` from here, it hibernates.
   pub last_event: Instant,
+  /// An event reached JS for this actor since the last sweep.
+  pub active: bool,
   /// True while the actor is out of the JS heap; the next event wakes it first.
   pub hibernated: bool,
 }
@@ -47,6 +51,7 @@ impl Inner {
       rooms: Vec::new(),
       idle_since: Some(now),
       last_event: now,
+      active: false,
       hibernated: false,
     };
     self.by_key.insert(lookup, actor);
@@ -60,7 +65,7 @@ impl Inner {
     let Some(entry) = self.actors.get_mut(&actor) else {
       return;
     };
-    entry.last_event = Instant::now();
+    entry.active = true;
     if !entry.hibernated {
       return;
     }

@@ -31,6 +31,9 @@ impl Registry {
     let now = Instant::now();
     let mut evicted = Vec::new();
     for (id, actor) in inner.actors.iter_mut() {
+      if std::mem::take(&mut actor.active) {
+        actor.last_event = now;
+      }
       if actor
         .idle_since
         .is_some_and(|since| now.duration_since(since) >= idle_for)

@@ -36,7 +36,7 @@ use parking_lot::Mutex;
 
 use crate::error::SessionEnd;
 use crate::events::{Event, EventSink};
-use crate::ids::{ActorId, DefinitionId, SessionId};
+use crate::ids::{ActorId, DefinitionId, IdMap, SessionId};
 use crate::transport::outbox::{Outbox, Pushed, WireFrame};
 use actors::ActorEntry;
 use rooms::{RoomChange, Rooms};
@@ -59,8 +59,8 @@ struct SessionEntry {
 
 #[derive(Default)]
 struct Inner {
-  sessions: HashMap<SessionId, SessionEntry>,
-  actors: HashMap<ActorId, ActorEntry>,
+  sessions: IdMap<SessionId, SessionEntry>,
+  actors: IdMap<ActorId, ActorEntry>,
   by_key: HashMap<(DefinitionId, Arc<str>), ActorId>,
   /// Resume tokens of the sessions that have one.
   by_token: HashMap<Arc<str>, SessionId>,
