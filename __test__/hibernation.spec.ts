@@ -104,6 +104,31 @@ describe("hibernation", () => {
     assert.deepEqual(log.slice(0, 3), ["init:0", "init:1", "restore:watch"]);
   });
 
+  test("a socket that closes while its actor hibernates wakes it: onDisconnect runs for that session", async () => {
+    const log: string[] = [];
+    const Napper = defineConnection({
+      name: "Napper",
+      extractMeta: (req) => ({ userId: "nap", device: String(req.query.get("device")) }),
+      onHibernationRestore(ctx) {
+        log.push(`restore:${ctx.actor.sessions().map((s) => s.meta.device).join(",")}`);
+      },
+      onDisconnect(ctx, info) {
+        log.push(`disconnect:${ctx.meta.device}:${info.code}`);
+      },
+    });
+    const { url, server } = await serve({ connections: [Napper] });
+    const phone = await TestClient.open(`${url}?device=phone`);
+    const laptop = await TestClient.open(`${url}?device=laptop`);
+    assert.equal(server.hibernate("Napper", "nap"), true);
+    await eventually(() => server.stats().hibernated === 1, "the actor to hibernate");
+    await phone.close();
+    await eventually(() => log.some((line) => line.startsWith("disconnect:")), "onDisconnect");
+    assert.deepEqual(log, ["restore:phone,laptop", "disconnect:phone:1000"]);
+    await laptop.close();
+    await eventually(() => log.length === 3, "the last onDisconnect");
+    assert.equal(log[2], "disconnect:laptop:1000");
+  });
+
   test("an evicted actor keeps its stored state for its next session", async () => {
     const log: string[] = [];
     const { Sleepy, Lounge } = sleepyApp(log, []);

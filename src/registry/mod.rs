@@ -141,6 +141,10 @@ impl Inner {
   /// actor's room leaves (it keeps its room list). Its actor is woken first, so JS can run
   /// `onDisconnect`; the actor stays (idle) until evicted.
   fn remove_session(&mut self, session: SessionId, end: &SessionEnd, events: &EventSink) {
+    // Woken while the session is still listed: JS gets it back with the others, then its end.
+    if let Some(actor) = self.sessions.get(&session).map(|entry| entry.actor) {
+      self.wake(actor, events);
+    }
     let Some(entry) = self.sessions.remove(&session) else {
       return;
     };
@@ -151,7 +155,6 @@ impl Inner {
       self.waiting -= 1;
     }
     self.membership_version += 1;
-    self.wake(entry.actor, events);
     events.push(Event::Close {
       session,
       code: end.code,
