@@ -394,14 +394,6 @@ impl ServerConfig {
     if self.max_fragments == 0 {
       return Err("maxFragments must be at least 1".into());
     }
-    if self.cluster.is_some() {
-      if let Some(raw) = self.definitions.iter().find(|d| d.raw) {
-        return Err(format!(
-          "raw endpoints are not available in cluster mode yet: {:?}",
-          raw.name
-        ));
-      }
-    }
     if self.max_backpressure_bytes < 1024 {
       return Err("maxBackpressure must be at least 1024 bytes".into());
     }

@@ -51,8 +51,9 @@ use crate::error::CoreError;
 use crate::events::Level;
 use crate::ids::DefinitionId;
 use crate::json;
-use crate::protocol::Unsealed;
+use crate::protocol::{RawData, Unsealed};
 use crate::registry::Target;
+use crate::transport::outbox::WireFrame;
 
 /// Time to open a connection to Redis; a node that cannot reach Redis fails to start.
 const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -70,6 +71,8 @@ const FENCED_CODE: &str = "FENCED";
 pub trait Peer: Send + Sync + 'static {
   /// A frame another node published, for this node's sessions of `target`.
   fn deliver(&self, target: Target<'_>, frame: Unsealed);
+  /// A raw endpoint's frame another node published, for this node's raw sessions of `target`.
+  fn deliver_raw(&self, target: Target<'_>, frame: WireFrame);
   /// Sessions in `room` (every room when `None`) may have missed messages: end their resume
   /// state so their clients re-sync.
   fn missed(&self, room: Option<&str>);
@@ -111,19 +114,12 @@ fn data_key(key: &[u8]) -> Vec<u8> {
 
 /// Something to send to Redis without waiting for it.
 enum Publish {
-  Room {
-    room: String,
-    frame: String,
-  },
+  /// `frame` as a room message carries it (see [`wire::RoomFrame`]).
+  Room { room: String, frame: Vec<u8> },
   /// A message on a channel (the users channel, a node's channel).
-  Message {
-    channel: String,
-    message: String,
-  },
+  Message { channel: String, message: Vec<u8> },
   /// Give an actor's claim up.
-  Release {
-    actor: String,
-  },
+  Release { actor: String },
 }
 
 /// This node's membership in the cluster.
@@ -267,21 +263,37 @@ impl Cluster {
   pub fn room_publish(self: &Arc<Self>, room: &str, frame: &Unsealed) -> Then {
     let publish = Publish::Room {
       room: room.to_string(),
-      frame: frame.text().to_string(),
+      frame: frame.text().as_bytes().to_vec(),
     };
     self.queue(publish)
   }
 
+  /// What publishes a raw endpoint's frame to a room's raw sessions on the other nodes once it
+  /// leaves. `None` for a frame no raw session takes.
+  pub fn room_publish_raw(self: &Arc<Self>, room: &str, frame: &WireFrame) -> Option<Then> {
+    let data = match frame {
+      WireFrame::RawText(text) => RawData::Text(text.as_str()),
+      WireFrame::Binary(bytes) => RawData::Binary(bytes),
+      WireFrame::Text(_) | WireFrame::Pong(_) => return None,
+    };
+    let publish = Publish::Room {
+      room: room.to_string(),
+      frame: wire::raw_room_frame(data),
+    };
+    Some(self.queue(publish))
+  }
+
   /// What publishes a message to a user's sessions on the other nodes once it leaves.
   pub fn user_publish(self: &Arc<Self>, definition: &str, user: &str, frame: &Unsealed) -> Then {
-    let message = wire::user_message(&self.node, definition, user, frame.text());
+    let message = wire::user_message(&self.node, definition, user, frame.text()).into_bytes();
     let channel = wire::USERS_CHANNEL.to_string();
     self.queue(Publish::Message { channel, message })
   }
 
   /// Sends a message to another node (in order with everything else this node publishes).
-  pub fn send_to(self: &Arc<Self>, node: &str, message: String) {
+  pub fn send_to(self: &Arc<Self>, node: &str, message: impl Into<Vec<u8>>) {
     let channel = nodes::node_channel(node);
+    let message = message.into();
     (self.queue(Publish::Message { channel, message }))();
   }
 

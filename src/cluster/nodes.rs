@@ -8,6 +8,8 @@
 //!   them go), `ended` (the socket is gone: closed, or dropped and resumable);
 //! - owner → gateway: `frames` (what the session is sent, numbered by the owner), `close` (the
 //!   owner closes the session);
+//! - a raw endpoint's session: `rawin` (gateway → owner: a message of the client) and `rawout`
+//!   (owner → gateway: what the session is sent), each carrying text and binary frames;
 //! - any node → owner: `destroy` (destroy an actor the owner holds);
 //! - any node → a room's owner: `rjoin` and `rleave` (a member of that node joined or left the
 //!   room), `rmembers` (who the members are); owner → asking node: `rmembersof` (the answer);
@@ -16,6 +18,13 @@
 //!
 //! Each message is one JSON object; raw JSON from clients and frames from the owner are carried
 //! as they are (JSON values and strings), never re-encoded.
+//!
+//! A raw endpoint's frames are bytes, not JSON, so `rawin` and `rawout` carry them *after* their
+//! JSON object, back to back: the object says each frame's kind (`kinds`, one letter per frame:
+//! `t` text, `b` binary) and length in bytes (`sizes`). Redis pub/sub is binary-safe, so the
+//! bytes cross as they are: no base64 (a third larger, and encoded then decoded once per frame
+//! on the hot path of a binary protocol), and nothing to escape. Text is checked to be UTF-8 on
+//! arrival, as a socket's text is.
 
 use std::borrow::Cow;
 
@@ -23,6 +32,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::json::{push_array, push_int, push_string};
+use crate::protocol::RawData;
 
 /// The channel a node listens on for messages addressed to it.
 pub fn node_channel(node: &str) -> String {
@@ -72,6 +82,14 @@ pub enum NodeMessage<'a> {
   },
   /// Frames for the gateway's session `session`, in order, as the owner numbered them.
   Frames { session: u64, frames: Vec<Cow<'a, str>> },
+  /// Messages of the gateway's raw session `session`, in the order its client sent them.
+  RawIn {
+    from: Cow<'a, str>,
+    session: u64,
+    frames: Vec<RawData<'a>>,
+  },
+  /// Frames for the gateway's raw session `session`, in order.
+  RawOut { session: u64, frames: Vec<RawData<'a>> },
   /// The owner closes the gateway's session.
   Close {
     session: u64,
@@ -167,13 +185,33 @@ struct Wire<'a> {
   room: Option<Cow<'a, str>>,
   #[serde(borrow, default)]
   handler: Option<Cow<'a, str>>,
+  #[serde(borrow, default)]
+  kinds: Option<Cow<'a, str>>,
+  #[serde(default)]
+  sizes: Option<Vec<usize>>,
 }
 
 /// Reads a message; `None` for one this node does not understand.
 pub fn parse(payload: &[u8]) -> Option<NodeMessage<'_>> {
-  let wire: Wire<'_> = serde_json::from_slice(payload).ok()?;
+  // The JSON object first; only raw frames may follow it.
+  let mut values = serde_json::Deserializer::from_slice(payload).into_iter::<Wire<'_>>();
+  let wire = values.next()?.ok()?;
+  let body = payload.get(values.byte_offset()..)?;
   let session = wire.session;
+  let raw = matches!(&*wire.k, "rawin" | "rawout");
+  if !raw && !body.iter().all(u8::is_ascii_whitespace) {
+    return None;
+  }
   Some(match &*wire.k {
+    "rawin" => NodeMessage::RawIn {
+      from: wire.from?,
+      session,
+      frames: split_raw(&wire.kinds?, &wire.sizes?, body)?,
+    },
+    "rawout" => NodeMessage::RawOut {
+      session,
+      frames: split_raw(&wire.kinds?, &wire.sizes?, body)?,
+    },
     "open" => NodeMessage::Open {
       from: wire.from?,
       session,
@@ -252,6 +290,67 @@ pub fn parse(payload: &[u8]) -> Option<NodeMessage<'_>> {
     },
     _ => return None,
   })
+}
+
+/// The raw frames of a `rawin` or `rawout`: `kinds` and `sizes` say how to cut `body`, which
+/// they must cover exactly. `None` when they do not, or a text frame is not UTF-8.
+fn split_raw<'a>(kinds: &str, sizes: &[usize], mut body: &'a [u8]) -> Option<Vec<RawData<'a>>> {
+  if kinds.len() != sizes.len() {
+    return None;
+  }
+  let mut frames = Vec::with_capacity(sizes.len());
+  for (kind, &size) in kinds.bytes().zip(sizes) {
+    let (bytes, rest) = body.split_at_checked(size)?;
+    body = rest;
+    frames.push(match kind {
+      b't' => RawData::Text(std::str::from_utf8(bytes).ok()?),
+      b'b' => RawData::Binary(bytes),
+      _ => return None,
+    });
+  }
+  body.is_empty().then_some(frames)
+}
+
+/// Ends a `rawin` or `rawout` head with the frames' kinds and sizes, and appends their bytes.
+fn with_raw_frames<'f>(mut out: String, frames: impl Iterator<Item = RawData<'f>> + Clone) -> Vec<u8> {
+  out.push_str(r#","kinds":""#);
+  let mut total = 0;
+  for frame in frames.clone() {
+    let (kind, len) = match frame {
+      RawData::Text(text) => ('t', text.len()),
+      RawData::Binary(bytes) => ('b', bytes.len()),
+    };
+    out.push(kind);
+    total += len;
+  }
+  out.push_str(r#"","sizes":"#);
+  push_array(&mut out, frames.clone(), |out, frame| {
+    let len = match frame {
+      RawData::Text(text) => text.len(),
+      RawData::Binary(bytes) => bytes.len(),
+    };
+    push_int(out, len);
+  });
+  out.push('}');
+  let mut bytes = out.into_bytes();
+  bytes.reserve(total);
+  for frame in frames {
+    bytes.extend_from_slice(match frame {
+      RawData::Text(text) => text.as_bytes(),
+      RawData::Binary(data) => data,
+    });
+  }
+  bytes
+}
+
+/// `rawin`: one message of the gateway's raw session.
+pub fn raw_in(from: &str, session: u64, data: RawData<'_>) -> Vec<u8> {
+  with_raw_frames(head("rawin", Some(from), session), std::iter::once(data))
+}
+
+/// `rawout`: frames for the gateway's raw session, in order.
+pub fn raw_out<'f>(session: u64, frames: impl Iterator<Item = RawData<'f>> + Clone) -> Vec<u8> {
+  with_raw_frames(head("rawout", None, session), frames)
 }
 
 fn head(kind: &str, from: Option<&str>, session: u64) -> String {
@@ -442,6 +541,42 @@ mod tests {
   use super::*;
 
   #[test]
+  fn raw_frames_cross_as_bytes_after_the_message() {
+    let every_byte: Vec<u8> = (0..=255).collect();
+    let text = raw_in("g1", 7, RawData::Binary(&every_byte));
+    assert!(matches!(
+      parse(&text),
+      Some(NodeMessage::RawIn { from, session: 7, frames })
+        if from == "g1" && frames == vec![RawData::Binary(&every_byte)]
+    ));
+    let sent = [
+      RawData::Text("héllo \"}\n"),
+      RawData::Binary(b""),
+      RawData::Binary(b"{\"k\":\"close\"}"),
+      RawData::Text(""),
+    ];
+    let message = raw_out(9, sent.iter().copied());
+    assert!(matches!(
+      parse(&message),
+      Some(NodeMessage::RawOut { session: 9, frames }) if frames == sent
+    ));
+    let cut = message.get(..message.len() - 1).unwrap_or_default();
+    assert!(parse(cut).is_none(), "the sizes must cover the bytes");
+    let mut longer = message.clone();
+    longer.push(b'!');
+    assert!(parse(&longer).is_none(), "and nothing more");
+    let by_hand = |kinds: &str| {
+      let mut message =
+        format!(r#"{{"k":"rawin","from":"g1","session":7,"kinds":"{kinds}","sizes":[1]}}"#).into_bytes();
+      message.push(0xff);
+      message
+    };
+    assert!(parse(&by_hand("b")).is_some());
+    assert!(parse(&by_hand("t")).is_none(), "text must be UTF-8");
+    assert!(parse(&by_hand("x")).is_none(), "a frame is text or binary");
+  }
+
+  #[test]
   fn every_message_reads_back_as_written() {
     let text = open(
       "g1",
@@ -549,6 +684,10 @@ mod tests {
         if from == "n1" && room == "chat:1" && handler == "ChatRoom"
     ));
     assert!(parse(b"{\"k\":\"nope\",\"session\":1}").is_none());
+    assert!(
+      parse(format!("{}x", close(7, 1000, "")).as_bytes()).is_none(),
+      "only raw frames follow a message"
+    );
     assert!(
       parse(b"{\"k\":\"open\",\"session\":1}").is_none(),
       "fields missing"

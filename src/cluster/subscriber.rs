@@ -10,13 +10,17 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use super::wire::RoomFrame;
 use super::{nodes, wire, Cluster, Peer};
 use crate::events::Level;
-use crate::protocol::Unsealed;
+use crate::protocol::{RawData, Unsealed};
 use crate::registry::Target;
+use crate::transport::outbox::WireFrame;
 
 /// An idle pub/sub connection is probed this often; a probe unanswered for as long means the
 /// link is dead (a dead link that looks alive would lose messages silently).
@@ -229,7 +233,17 @@ impl<P: Peer> Subscription<P> {
         name: room,
         except: None,
       };
-      self.peer.deliver(target, Unsealed::from_peer(message.frame));
+      match message.frame {
+        RoomFrame::Protocol(frame) => self.peer.deliver(target, Unsealed::from_peer(frame)),
+        RoomFrame::Raw(RawData::Text(text)) => {
+          let frame = WireFrame::RawText(Utf8Bytes::from(text.to_string()));
+          self.peer.deliver_raw(target, frame);
+        }
+        RoomFrame::Raw(RawData::Binary(bytes)) => {
+          let frame = WireFrame::Binary(Bytes::copy_from_slice(bytes));
+          self.peer.deliver_raw(target, frame);
+        }
+      }
     }
   }
 }

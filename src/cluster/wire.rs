@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use crate::json::{push_int, push_string};
+use crate::protocol::RawData;
 
 /// Channel of every message to a user (all nodes subscribe).
 pub const USERS_CHANNEL: &str = "warren:users";
@@ -52,7 +53,41 @@ pub struct RoomMessage<'a> {
   pub origin: Cow<'a, str>,
   pub offset: u64,
   pub epoch: Cow<'a, str>,
-  pub frame: &'a str,
+  pub frame: RoomFrame<'a>,
+}
+
+/// The frame of a room message: a protocol frame (for JSON sessions), or a raw endpoint's
+/// frame (for raw sessions).
+///
+/// On the channel, after the header line: a protocol frame as it is (a JSON object, so it
+/// starts with `{`), or a raw frame behind one tag byte, `t` (text) or `b` (binary), its bytes
+/// as they are: Redis pub/sub is binary-safe, so binary crosses intact without base64.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RoomFrame<'a> {
+  Protocol(&'a str),
+  Raw(RawData<'a>),
+}
+
+/// The frame part of a room message carrying a raw endpoint's frame.
+pub fn raw_room_frame(frame: RawData<'_>) -> Vec<u8> {
+  let (tag, bytes) = match frame {
+    RawData::Text(text) => (b't', text.as_bytes()),
+    RawData::Binary(bytes) => (b'b', bytes),
+  };
+  let mut out = Vec::with_capacity(bytes.len() + 1);
+  out.push(tag);
+  out.extend_from_slice(bytes);
+  out
+}
+
+fn room_frame(bytes: &[u8]) -> Option<RoomFrame<'_>> {
+  let (&tag, rest) = bytes.split_first()?;
+  Some(match tag {
+    b'{' => RoomFrame::Protocol(std::str::from_utf8(bytes).ok()?),
+    b't' => RoomFrame::Raw(RawData::Text(std::str::from_utf8(rest).ok()?)),
+    b'b' => RoomFrame::Raw(RawData::Binary(rest)),
+    _ => return None,
+  })
 }
 
 /// A message to a user as it arrived.
@@ -81,8 +116,11 @@ struct UserHeader<'a>(
 
 /// Reads a room message; `None` when it is not one (a message from an incompatible node).
 pub fn parse_room(payload: &[u8]) -> Option<RoomMessage<'_>> {
-  let (header, frame) = split(payload)?;
-  let RoomHeader(origin, offset, epoch) = serde_json::from_str(header).ok()?;
+  // The header is JSON text on one line; the frame may be bytes.
+  let newline = payload.iter().position(|&byte| byte == b'\n')?;
+  let header = payload.get(..newline)?;
+  let frame = room_frame(payload.get(newline + 1..)?)?;
+  let RoomHeader(origin, offset, epoch) = serde_json::from_slice(header).ok()?;
   Some(RoomMessage {
     origin,
     offset,
@@ -118,7 +156,7 @@ pub fn parse_user(payload: &[u8]) -> Option<UserMessage<'_>> {
 }
 
 /// A room message as Redis writes it (for tests; the publish script builds the real one).
-pub fn room_message(origin: &str, offset: u64, epoch: &str, frame: &str) -> String {
+pub fn room_message(origin: &str, offset: u64, epoch: &str, frame: &[u8]) -> Vec<u8> {
   let mut out = String::from("[");
   push_string(&mut out, origin);
   out.push(',');
@@ -126,7 +164,8 @@ pub fn room_message(origin: &str, offset: u64, epoch: &str, frame: &str) -> Stri
   out.push(',');
   push_string(&mut out, epoch);
   out.push_str("]\n");
-  out.push_str(frame);
+  let mut out = out.into_bytes();
+  out.extend_from_slice(frame);
   out
 }
 
@@ -147,16 +186,33 @@ mod tests {
         frame
       })
     );
-    let text = room_message("n2", 41, "e1", frame);
+    let text = room_message("n2", 41, "e1", frame.as_bytes());
     assert_eq!(
-      parse_room(text.as_bytes()),
+      parse_room(&text),
       Some(RoomMessage {
         origin: "n2".into(),
         offset: 41,
         epoch: "e1".into(),
-        frame
+        frame: RoomFrame::Protocol(frame)
       })
     );
+    let every_byte: Vec<u8> = (0..=255).collect();
+    for raw in [
+      RawData::Binary(&every_byte),
+      RawData::Binary(b""),
+      RawData::Binary(b"{\n"),
+      RawData::Text("h\u{e9}llo\n{"),
+      RawData::Text(""),
+    ] {
+      let text = room_message("n2", 42, "e1", &raw_room_frame(raw));
+      assert_eq!(parse_room(&text).map(|m| m.frame), Some(RoomFrame::Raw(raw)));
+    }
+    assert_eq!(
+      parse_room(&room_message("n2", 43, "e1", b"t\xff")),
+      None,
+      "text is UTF-8"
+    );
+    assert_eq!(parse_room(&room_message("n2", 43, "e1", b"")), None);
     assert_eq!(parse_room(b"garbage"), None);
     assert_eq!(parse_user(b"[1]\nx"), None);
     assert_eq!(room_of_channel(&room_channel("chat:1")), Some("chat:1"));

@@ -1,5 +1,5 @@
-//! The core as a node of a cluster: frames other nodes published reach this node's sessions
-//! through the output gate like any frame, and sessions that may have missed messages are told
+//! The core as a node of a cluster: frames other nodes published (protocol or raw) reach this
+//! node's sessions through the output gate like any frame, and sessions that may have missed messages are told
 //! to re-sync.
 
 use std::future::Future;
@@ -14,6 +14,7 @@ use crate::events::Level;
 use crate::ids::DefinitionId;
 use crate::protocol::Unsealed;
 use crate::registry::Target;
+use crate::transport::outbox::WireFrame;
 
 /// Close code for sessions that missed messages another node published (1012, "service
 /// restart": reconnect). Their resume state ends with them, so the client's next session starts
@@ -50,6 +51,10 @@ impl Core {
 impl Peer for Core {
   fn deliver(&self, target: Target<'_>, frame: Unsealed) {
     self.storage.gate().send(&self.registry, target, frame);
+  }
+
+  fn deliver_raw(&self, target: Target<'_>, frame: WireFrame) {
+    self.storage.gate().send_raw(&self.registry, target, frame, None);
   }
 
   fn missed(&self, room: Option<&str>) {

@@ -10,6 +10,11 @@
 //! there, and a client that comes back with its token through any gateway is forwarded to the
 //! owner, which continues the session from the client's last frame number.
 //!
+//! A raw endpoint's session is forwarded the same way: its messages go to the owner as they
+//! arrived (text or binary, the bytes as they are: see [`nodes`]), what the owner sends it comes
+//! back as text and binary frames, and closes go both ways. It does not resume (as on one
+//! node): a gateway that lost its socket, or died, ends it on the owner.
+//!
 //! Nothing is left hanging: a gateway that stops hearing its owner's lease closes the owner's
 //! sessions (1012: the client reconnects and its actor is placed again), and an owner whose
 //! gateway died suspends the sessions that gateway held (they wait for a resume, then end with
@@ -20,6 +25,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::Core;
@@ -29,10 +35,10 @@ use crate::error::{CloseCode, SessionEnd};
 use crate::events::Event;
 use crate::ids::{DefinitionId, IdMap, SessionId};
 use crate::metrics::{Direction, Metrics};
-use crate::protocol::{session_frame, ClientFrame};
+use crate::protocol::{session_frame, ClientFrame, RawData};
 use crate::registry::{NewSession, Suspended};
 use crate::transport::http::ResumeRequest;
-use crate::transport::outbox::{wire_len, Outbox};
+use crate::transport::outbox::{wire_len, Outbox, WireFrame};
 use crate::transport::{Attached, Host, Identity};
 
 /// Close code for a forwarded session whose owner is gone: reconnect (and be placed again).
@@ -85,6 +91,9 @@ impl Core {
   ) -> Attached {
     let session = self.new_session_id();
     let outbox = self.new_outbox();
+    if self.is_raw(definition) {
+      outbox.serve_raw();
+    }
     let name = self.definition_name(definition);
     // The owner answers with the `session` frame first (resumed or new).
     let resume = nodes::Resume {
@@ -140,6 +149,23 @@ impl Core {
       ClientFrame::Ping { ack: None } => return true,
     };
     cluster.send_to(&owner, message);
+    self.metrics.forwarded(&owner, Direction::ToOwner, 1);
+    true
+  }
+
+  /// Gateway side: a message of a forwarded raw session goes to its owner. False when the
+  /// session is not forwarded.
+  pub(super) fn forward_raw(&self, cluster: &Arc<Cluster>, session: SessionId, data: RawData<'_>) -> bool {
+    let Some(owner) = self
+      .forwarding
+      .lock()
+      .forwarded
+      .get(&session)
+      .map(|f| f.owner.clone())
+    else {
+      return false;
+    };
+    cluster.send_to(&owner, nodes::raw_in(cluster.node(), session.get(), data));
     self.metrics.forwarded(&owner, Direction::ToOwner, 1);
     true
   }
@@ -231,6 +257,35 @@ impl Core {
           }
         }
       }
+      NodeMessage::RawIn {
+        from,
+        session,
+        frames,
+      } => {
+        let local = self.remote_session(&from, session);
+        if let Some(local) = local {
+          for data in frames {
+            let event = match data {
+              RawData::Text(text) => Event::RawText { session: local, text },
+              RawData::Binary(bytes) => Event::RawBinary {
+                session: local,
+                bytes,
+              },
+            };
+            self.registry.deliver(local, event);
+          }
+        }
+      }
+      NodeMessage::RawOut { session, frames } => {
+        if let Some(outbox) = self.forwarded_outbox(session) {
+          for data in frames {
+            outbox.push(match data {
+              RawData::Text(text) => WireFrame::RawText(Utf8Bytes::from(text.to_string())),
+              RawData::Binary(bytes) => WireFrame::Binary(Bytes::copy_from_slice(bytes)),
+            });
+          }
+        }
+      }
       NodeMessage::Destroy { definition, key } => {
         if let Some(index) = self.config.definitions.iter().position(|d| d.name == *definition) {
           self.destroy_actor_by_key(DefinitionId(index), &key);
@@ -257,15 +312,19 @@ impl Core {
       .map(|forwarded| forwarded.outbox.clone())
   }
 
-  /// Owner side: a frame of a remote session, for JS (as if its socket were here).
-  fn receive_remote(&self, gateway: &str, session: u64, frame: ClientFrame<'_>) {
-    let local = self
+  /// Owner side: this node's session that `gateway`'s session `session` is.
+  fn remote_session(&self, gateway: &str, session: u64) -> Option<SessionId> {
+    self
       .forwarding
       .lock()
       .remotes
       .get(&(Arc::from(gateway), session))
-      .map(|remote| remote.session);
-    if let Some(local) = local {
+      .map(|remote| remote.session)
+  }
+
+  /// Owner side: a frame of a remote session, for JS (as if its socket were here).
+  fn receive_remote(&self, gateway: &str, session: u64, frame: ClientFrame<'_>) {
+    if let Some(local) = self.remote_session(gateway, session) {
       self.receive_here(local, frame);
     }
   }
@@ -292,6 +351,10 @@ impl Core {
     };
     let definition = DefinitionId(index);
     let gateway: Arc<str> = Arc::from(gateway);
+    // Raw sessions do not resume: their frames carry no numbers to replay from.
+    let raw = self.is_raw(definition);
+    let no_resume = nodes::Resume::default();
+    let resume = if raw { &no_resume } else { resume };
     if let Some(remote) = self.resume_remote(definition, key, resume) {
       let mut forwarding = self.forwarding.lock();
       // Whichever gateway (or socket) served it before is superseded.
@@ -311,6 +374,9 @@ impl Core {
     }
     let session = self.new_session_id();
     let outbox = self.new_outbox();
+    if raw {
+      outbox.serve_raw();
+    }
     let keeps = resume.resumable && !self.config.resume_window.is_zero();
     let token: Option<Arc<str>> = keeps.then(|| Arc::from(uuid::Uuid::new_v4().to_string()));
     if keeps {
@@ -489,6 +555,16 @@ impl Core {
   }
 }
 
+/// A frame for a raw session as the node wire carries it (text or bytes; a pong is the
+/// gateway's own business).
+fn raw_frame_data(frame: &WireFrame) -> Option<RawData<'_>> {
+  match frame {
+    WireFrame::Text(text) | WireFrame::RawText(text) => Some(RawData::Text(text.as_str())),
+    WireFrame::Binary(bytes) => Some(RawData::Binary(bytes)),
+    WireFrame::Pong(_) => None,
+  }
+}
+
 /// A frame's `data` as the parser gives it: absent when missing or null.
 fn raw_data(data: Option<&serde_json::value::RawValue>) -> Option<&str> {
   data.map(|data| data.get()).filter(|data| *data != "null")
@@ -512,7 +588,12 @@ async fn write_to_gateway(
       return;
     };
     if !queued.is_empty() {
-      let message = nodes::frames(session, queued.iter().filter_map(|q| q.frame.as_text()));
+      // A raw session's frames go as bytes (binary among them); anyone else's are protocol text.
+      let message = if queued.iter().any(|q| q.frame.is_raw()) {
+        nodes::raw_out(session, queued.iter().filter_map(|q| raw_frame_data(&q.frame)))
+      } else {
+        nodes::frames(session, queued.iter().filter_map(|q| q.frame.as_text())).into_bytes()
+      };
       let bytes = queued.iter().map(|q| wire_len(q.frame.len())).sum();
       cluster.send_to(&gateway, message);
       metrics.forwarded(&gateway, Direction::ToGateway, queued.len() as u64);

@@ -57,8 +57,18 @@ impl Core {
   /// how many sessions it was (or will be) delivered to. Behind state changes like any frame;
   /// shared, not copied, by a room's members. Only raw sessions receive it: a JSON session of
   /// the room would not understand it.
+  ///
+  /// In cluster mode a frame to a room is also published for the other nodes' raw sessions
+  /// (once it may leave, as [`Core::emit`] does); the count is this node's sessions only.
   pub fn send_raw(&self, target: Target<'_>, frame: WireFrame) -> u32 {
-    self.storage.gate().send_raw(&self.registry, target, frame)
+    let publish = match (&self.cluster, target) {
+      (Some(cluster), Target::Room { name, .. }) => cluster.room_publish_raw(name, &frame),
+      _ => None,
+    };
+    self
+      .storage
+      .gate()
+      .send_raw(&self.registry, target, frame, publish)
   }
 
   fn send(&self, target: Target<'_>, frame: Unsealed) -> u32 {

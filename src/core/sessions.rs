@@ -125,11 +125,7 @@ impl Host for Core {
     resume: Option<ResumeRequest>,
   ) -> Result<Attached, UpgradeRejection> {
     // Raw sessions do not resume: their messages carry no numbers to replay from.
-    let raw = self
-      .config
-      .definitions
-      .get(definition.get())
-      .is_some_and(|d| d.raw);
+    let raw = self.is_raw(definition);
     let resume = resume.filter(|_| !raw);
     if let Some(resumed) = resume
       .as_ref()
@@ -217,8 +213,11 @@ impl Host for Core {
   }
 
   fn receive_raw(&self, session: SessionId, data: RawData<'_>) {
-    // Raw endpoints are refused in cluster mode (see `ServerConfig::validate`): every raw
-    // session is held here.
+    if let Some(cluster) = &self.cluster {
+      if self.forward_raw(cluster, session, data) {
+        return;
+      }
+    }
     let event = match data {
       RawData::Text(text) => Event::RawText { session, text },
       RawData::Binary(bytes) => Event::RawBinary { session, bytes },
@@ -238,6 +237,15 @@ impl Host for Core {
 }
 
 impl Core {
+  /// Whether `definition` is a raw endpoint (its messages go as they are, not as JSON frames).
+  pub(super) fn is_raw(&self, definition: DefinitionId) -> bool {
+    self
+      .config
+      .definitions
+      .get(definition.get())
+      .is_some_and(|d| d.raw)
+  }
+
   /// A frame of a session this node holds: JS hears it (its actor woken first if needed).
   pub(super) fn receive_here(&self, session: SessionId, frame: ClientFrame<'_>) {
     self.record_frame(session, &frame);
@@ -283,12 +291,7 @@ impl Core {
       Outbox::new(self.config.max_backpressure_bytes, self.config.overflow_policy)
         .metered(self.metrics.clone()),
     );
-    if self
-      .config
-      .definitions
-      .get(definition.get())
-      .is_some_and(|d| d.raw)
-    {
+    if self.is_raw(definition) {
       outbox.serve_raw();
     }
     let keeps = resumable && !self.config.resume_window.is_zero();

@@ -168,9 +168,15 @@ impl OutputGate {
 
   /// [`OutputGate::send`] for a raw endpoint's frame, sent as it is: it waits behind state
   /// changes like any frame, and its number is only used for ordering (raw sessions do not
-  /// resume).
-  pub fn send_raw(&self, registry: &Registry, target: Target<'_>, frame: WireFrame) -> u32 {
-    self.send_held(registry, target, |_| frame, None, None)
+  /// resume). `then` runs when the frame leaves, as for [`OutputGate::send_then`].
+  pub fn send_raw(
+    &self,
+    registry: &Registry,
+    target: Target<'_>,
+    frame: WireFrame,
+    then: Option<Then>,
+  ) -> u32 {
+    self.send_held(registry, target, |_| frame, then, None)
   }
 
   /// [`OutputGate::send`] for the reply to call `call` of `session`.

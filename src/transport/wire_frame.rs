@@ -40,8 +40,7 @@ impl WireFrame {
     }
   }
 
-  /// The text of a text frame (forwarded sessions carry protocol text only: raw endpoints are
-  /// not available in cluster mode).
+  /// The text of a text frame (protocol text, or a raw endpoint's text message).
   pub fn as_text(&self) -> Option<&str> {
     match self {
       WireFrame::Text(text) | WireFrame::RawText(text) => Some(text.as_str()),
