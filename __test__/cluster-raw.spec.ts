@@ -69,7 +69,7 @@ class RawClient {
   readonly received: Received[] = [];
   #waiters: Array<() => void> = [];
 
-  private constructor(url: string) {
+  constructor(url: string) {
     this.socket = new WebSocket(url);
     this.socket.on("error", () => {});
     this.socket.on("message", (data: Buffer, isBinary: boolean) => {
@@ -237,6 +237,20 @@ describe("raw endpoints in cluster mode: node processes on one redis-server", ()
     there.socket.close(4002, "bye");
     await n1.printed("disconnect dee 4002");
     assert.equal(await here.ask("sessions"), "sessions 1", "nothing left of the forwarded session");
+    here.socket.close();
+  });
+
+  test("a raw socket through another node that drops ends its session on the owner at once: raw sessions do not resume", async () => {
+    const [n1, n2] = [nodes[0]!, nodes[1]!];
+    const here = await RawClient.open(n1, "hal");
+    const there = new RawClient(`${n2.echo}?user=hal&_resume=&_lastSeq=0`);
+    await withTimeout(once(there.socket, "open"), "the raw socket to open");
+    // No `session` frame first: the first message is the endpoint's own, from the owner.
+    assert.equal(await there.message(0), "hello hal on n1");
+    assert.equal(await here.ask("sessions"), "sessions 2");
+    there.socket.terminate();
+    await n1.printed("disconnect hal 1006");
+    assert.equal(await here.ask("sessions"), "sessions 1", "not kept waiting for a resume");
     here.socket.close();
   });
 
