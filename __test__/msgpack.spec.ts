@@ -197,6 +197,35 @@ describe("MessagePack encoding", () => {
     teller.socket.close();
   });
 
+  test("warren_bytes_sent_total counts the bytes a MessagePack socket sent, not their JSON size", async () => {
+    const { server, url } = await serve({ ...app(), metrics: true });
+    const bytesSent = () => {
+      const line = server.metrics().split("\n").find((l) => l.startsWith("warren_bytes_sent_total "));
+      assert.ok(line !== undefined, "no warren_bytes_sent_total sample");
+      return Number(line.slice("warren_bytes_sent_total ".length));
+    };
+    const before = bytesSent();
+    const socket = new WebSocket(`${url}?encoding=msgpack&user=cy`);
+    let received = 0;
+    let jsonSize = 0;
+    let echoes = 0;
+    const done = new Promise<void>((resolve) =>
+      socket.on("message", (data: Buffer, isBinary: boolean) => {
+        assert.equal(isBinary, true);
+        received += data.length;
+        const frame = decodeMsgpack(new Uint8Array(data)) as Frame;
+        jsonSize += Buffer.byteLength(JSON.stringify(frame));
+        if (frame.type === "event" && frame.data?.type === "echoed" && ++echoes === 5) resolve();
+      }),
+    );
+    await withTimeout(once(socket, "open"), "open");
+    for (let i = 0; i < 5; i++) socket.send(encodeMsgpack({ type: "echo", data: PAYLOAD }));
+    await withTimeout(done, "five echoes");
+    socket.close();
+    assert.ok(received < jsonSize, `MessagePack frames are smaller (${received} B against ${jsonSize} B as JSON)`);
+    assert.equal(bytesSent() - before, received, "the counter matches what the socket carried");
+  });
+
   test("an unknown encoding, and msgpack on a raw endpoint, are refused with 400 unsupported_encoding", async () => {
     const { url } = await serve(app());
     for (const target of [`${url}?encoding=cbor`, `${url}?encoding=`, `${url.replace(/\/ws$/, "/raw")}?encoding=msgpack`]) {
