@@ -157,13 +157,13 @@ const SCENARIOS = {
   },
   fanout1k: {
     what: "fan-out: 1 publisher → 1,000 room members",
-    driver: loadgenDriver(["fanout", "--members", "1000", "--messages", secs(500, 150), "--warmup-messages", "50"]),
+    driver: loadgenDriver(["fanout", "--members", "1000", "--messages", secs(1500, 150), "--warmup-messages", "50"]),
     figure: (r) => r.deliveries_per_s,
     unit: "deliveries/s",
   },
   fanout10k: {
     what: "fan-out: 1 publisher → 10,000 room members",
-    driver: loadgenDriver(["fanout", "--members", "10000", "--messages", secs(100, 20), "--warmup-messages", "10"]),
+    driver: loadgenDriver(["fanout", "--members", "10000", "--messages", secs(200, 20), "--warmup-messages", "10"]),
     figure: (r) => r.deliveries_per_s,
     unit: "deliveries/s",
     skip: ["socketio"],
