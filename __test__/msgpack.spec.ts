@@ -12,8 +12,8 @@ import WebSocket from "ws";
 
 import { WarrenClient } from "../client/index";
 import { decodeMsgpack, encodeMsgpack } from "../client/msgpack";
-import { createRoomHandler, defineConnection, defineRawConnection } from "../index.js";
-import { refusedUpgrade, serve, withTimeout, type Frame } from "./helpers.js";
+import { createRoomHandler, createServer, defineConnection, defineRawConnection, type WarrenServer } from "../index.js";
+import { freePort, refusedUpgrade, serve, startRedis, withTimeout, type Frame } from "./helpers.js";
 
 /** A frame as the socket carried it: its encoding and its decoded value. */
 interface Received {
@@ -195,6 +195,86 @@ describe("MessagePack encoding", () => {
     );
     resumed.socket.close();
     teller.socket.close();
+  });
+
+  test("in cluster mode, a MessagePack socket forwarded to its actor's node and a room across nodes speak MessagePack", async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), "warren-msgpack-redis-"));
+    const port = await freePort();
+    const redisUrl = `redis://127.0.0.1:${port}`;
+    const stopRedis = await startRedis(port, dir).catch(async (error) => {
+      await rm(dir, { recursive: true, force: true });
+      throw error;
+    });
+    t.after(async () => {
+      await stopRedis();
+      await rm(dir, { recursive: true, force: true });
+    });
+    const nodes: WarrenServer[] = [];
+    t.after(() => Promise.all(nodes.map((node) => node.close())));
+    const urls: string[] = [];
+    for (const nodeId of ["mp-a", "mp-b"]) {
+      const { connections, rooms } = app();
+      // The JSON-protocol endpoint only: raw endpoints are not served in cluster mode.
+      const node = createServer({ connections: connections.slice(0, 1), rooms, storage: ":memory:", cluster: { redis: redisUrl, nodeId } });
+      nodes.push(node);
+      urls.push((await node.listen({ port: 0, host: "127.0.0.1" })).url);
+    }
+    const [onA, onB] = urls as [string, string];
+    // ann's actor is placed on node a, where her first socket lands; her second socket, on node
+    // b, is forwarded to it.
+    const first = await WireClient.open(`${onA}?encoding=msgpack&user=ann`);
+    first.sendMsgpack({ type: "echo", data: { placed: true } });
+    await first.event("echoed");
+    const forwarded = await WireClient.open(`${onB}?encoding=msgpack&user=ann`);
+    forwarded.sendMsgpack({ type: "echo", data: PAYLOAD });
+    const echoed = await forwarded.event("echoed");
+    assert.equal(echoed.binary, true);
+    assert.deepEqual(echoed.frame.data, { type: "echoed", ...PAYLOAD });
+    forwarded.sendMsgpack({ type: "call", id: 3, event: "add", data: { a: 1, b: 2 } });
+    const reply = await forwarded.next((f) => f.type === "reply", "the forwarded call's reply");
+    assert.deepEqual([reply.binary, reply.frame.id, reply.frame.data], [true, 3, 3]);
+
+    // A room with members on both nodes: each socket gets the broadcast in its own encoding.
+    const json = await WireClient.open(`${onB}?user=jo`);
+    first.sendMsgpack({ type: "join" });
+    json.sendJson({ type: "join" });
+    await first.event("joined"); // ann's actor (both her sockets) is a member
+    await json.event("joined");
+    first.sendMsgpack({ type: "shout", data: PAYLOAD });
+    const [atA, atB, jsonAtB] = await Promise.all([first.event("shouted"), forwarded.event("shouted"), json.event("shouted")]);
+    assert.deepEqual([atA.binary, atB.binary, jsonAtB.binary], [true, true, false]);
+    assert.deepEqual(atB.frame.data, { type: "shouted", ...PAYLOAD });
+    assert.deepEqual(jsonAtB.frame.data, atB.frame.data);
+    for (const client of [first, forwarded, json]) client.socket.close();
+  });
+
+  test("warren_bytes_sent_total counts the bytes a MessagePack socket sent, not their JSON size", async () => {
+    const { server, url } = await serve({ ...app(), metrics: true });
+    const bytesSent = () => {
+      const line = server.metrics().split("\n").find((l) => l.startsWith("warren_bytes_sent_total "));
+      assert.ok(line !== undefined, "no warren_bytes_sent_total sample");
+      return Number(line.slice("warren_bytes_sent_total ".length));
+    };
+    const before = bytesSent();
+    const socket = new WebSocket(`${url}?encoding=msgpack&user=cy`);
+    let received = 0;
+    let jsonSize = 0;
+    let echoes = 0;
+    const done = new Promise<void>((resolve) =>
+      socket.on("message", (data: Buffer, isBinary: boolean) => {
+        assert.equal(isBinary, true);
+        received += data.length;
+        const frame = decodeMsgpack(new Uint8Array(data)) as Frame;
+        jsonSize += Buffer.byteLength(JSON.stringify(frame));
+        if (frame.type === "event" && frame.data?.type === "echoed" && ++echoes === 5) resolve();
+      }),
+    );
+    await withTimeout(once(socket, "open"), "open");
+    for (let i = 0; i < 5; i++) socket.send(encodeMsgpack({ type: "echo", data: PAYLOAD }));
+    await withTimeout(done, "five echoes");
+    socket.close();
+    assert.ok(received < jsonSize, `MessagePack frames are smaller (${received} B against ${jsonSize} B as JSON)`);
+    assert.equal(bytesSent() - before, received, "the counter matches what the socket carried");
   });
 
   test("an unknown encoding, and msgpack on a raw endpoint, are refused with 400 unsupported_encoding", async () => {

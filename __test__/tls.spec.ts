@@ -10,6 +10,7 @@ import { test, type TestContext } from "node:test";
 import { generate } from "selfsigned";
 import { WebSocket } from "ws";
 
+import { decodeMsgpack, encodeMsgpack } from "../client/msgpack";
 import { createServer, defineConnection, WarrenError, type WarrenServer } from "../index.js";
 import { withTimeout } from "./helpers.js";
 
@@ -66,6 +67,20 @@ test("wss:// with a self-signed certificate: the client verifies it and calls ro
   const stranger = new WebSocket(url);
   const [error] = await withTimeout(once(stranger, "error"), "the untrusted certificate");
   assert.match(String((error as Error).message), /self[- ]signed|unable to verify/i);
+});
+
+test("wss:// with encoding=msgpack: a call and its reply travel as binary MessagePack frames", async (t) => {
+  const mine = await certificate("warren test");
+  const { url } = await secureServer(t, mine);
+  const socket = new WebSocket(`${url}?encoding=msgpack`, { ca: mine.cert });
+  await withTimeout(once(socket, "open"), "wss open");
+  socket.send(encodeMsgpack({ type: "call", id: 2, event: "echo", data: { over: "tls", n: 1.5 } }));
+  const [reply, isBinary] = await withTimeout(once(socket, "message"), "the reply");
+  assert.equal(isBinary, true);
+  const { type, id, data } = decodeMsgpack(new Uint8Array(reply as Buffer)) as { type: string; id: number; data: unknown };
+  assert.deepEqual({ type, id, data }, { type: "reply", id: 2, data: { over: "tls", n: 1.5 } });
+  socket.close();
+  await once(socket, "close");
 });
 
 test("a plain ws:// client on a wss:// port gets no socket, and the server keeps serving", async (t) => {

@@ -210,6 +210,10 @@ pub struct ClusterConfig {
 /// actors after it (see the cluster module).
 pub const NODE_LEASE: Duration = Duration::from_secs(10);
 
+/// How often writes through to Redis that it did not take (unreachable, or no answer in time)
+/// are tried again while nothing else is committed (see `durability::unreplicated`).
+pub const REPLICA_RETRY: Duration = Duration::from_millis(500);
+
 /// The shortest lease `cluster.leaseMs` accepts: a node renews every third of it, and each
 /// renewal must reach Redis and back within that third.
 pub const MIN_NODE_LEASE: Duration = Duration::from_millis(300);

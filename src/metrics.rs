@@ -285,7 +285,7 @@ impl Metrics {
     counter(
       &mut out,
       "warren_bytes_sent_total",
-      "Payload bytes of the frames handed to a socket's writer.",
+      "Payload bytes of the frames handed to a socket's writer, in the socket's encoding.",
       self.bytes_sent.get(),
     );
     counter(

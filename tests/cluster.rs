@@ -29,21 +29,35 @@ impl Redis {
       .expect("a free port");
     let dir = temp_dir(&format!("redis-{name}"));
     std::fs::create_dir_all(&dir).expect("redis dir");
+    let child = Self::spawn(port, &dir);
+    Self { child, port, dir }
+  }
+
+  /// A redis-server on `port` with its AOF in `dir`, once it accepts connections.
+  fn spawn(port: u16, dir: &std::path::Path) -> Child {
     let child = Command::new("redis-server")
       .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
       .args(["--appendonly", "yes", "--appendfsync", "always"])
       .arg("--dir")
-      .arg(&dir)
+      .arg(dir)
       .stdout(Stdio::null())
       .spawn()
       .expect("redis-server must be installed (apt-get install redis-server)");
-    let redis = Self { child, port, dir };
     let deadline = std::time::Instant::now() + PATIENCE;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
       assert!(std::time::Instant::now() < deadline, "redis-server did not start");
       std::thread::sleep(Duration::from_millis(10));
     }
-    redis
+    child
+  }
+
+  /// Kills redis-server (SIGKILL) and starts it again on the same port and AOF once `until`
+  /// is done: what it had acknowledged is there again, nothing else.
+  async fn restart_after(&mut self, until: impl std::future::Future<Output = ()>) {
+    let _ = self.child.kill();
+    let _ = self.child.wait();
+    until.await;
+    self.child = Self::spawn(self.port, &self.dir);
   }
 
   fn url(&self) -> String {
@@ -1238,4 +1252,53 @@ async fn on_the_rooms_owner_a_returning_member_is_back_in_the_room_before_its_se
   }
   assert_eq!(seen, ["join bob", "open"]);
   drop(connecting.await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_redis_did_not_take_is_written_once_it_answers_and_before_the_actor_moves() {
+  let mut redis = Redis::start("unreplicated");
+  let mut first = quick_node(&redis, "a").await;
+  let of = StateOf::Actor {
+    definition: "UserConnection",
+    user: "ann",
+  };
+  let (client, _, _) = first.open_as("/ws", "ann").await;
+  first.core.state_changed();
+  first
+    .core
+    .commit_state(vec![(of, Some(b"count=1".to_vec()))])
+    .expect("commit");
+  eventually("count=1 in Redis", || async {
+    stored(&redis, "ann").await.as_deref() == Some(&b"count=1"[..])
+  })
+  .await;
+
+  let failures = first.core.stats().storage_failures;
+  redis
+    .restart_after(async {
+      // While Redis is down: a change it cannot take (its frames never leave), then the actor
+      // leaves node a's memory (its socket closed) and asks to give its claim up.
+      first.core.state_changed();
+      first
+        .core
+        .commit_state(vec![(of, Some(b"count=2".to_vec()))])
+        .expect("commit");
+      eventually("the write-through to fail", || async {
+        first.core.stats().storage_failures > failures
+      })
+      .await;
+      drop(client);
+      first.event_tagged(5).await;
+    })
+    .await;
+
+  // Nothing else is committed on node a: the change goes in by itself, then the claim goes.
+  eventually("count=2 in Redis and node a's claim given up", || async {
+    stored(&redis, "ann").await.as_deref() == Some(&b"count=2"[..])
+      && actor_owner(&redis, "ann").await.is_none()
+  })
+  .await;
+  let mut second = quick_node(&redis, "b").await;
+  let (_client, _, _) = second.open_as("/ws", "ann").await;
+  assert_eq!(second.core.load_state(of), Ok(Some(b"count=2".to_vec())));
 }

@@ -456,6 +456,15 @@ impl Replica for Cluster {
       done.map_err(|error| replica_error(self, error))
     })
   }
+
+  fn release(&self, actor: &str) {
+    let release = Publish::Release {
+      actor: actor.to_owned(),
+    };
+    if self.publishes.try_send(release).is_err() {
+      self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+  }
 }
 
 /// How the command connection connects, waits and reconnects.

@@ -324,13 +324,14 @@ impl Core {
   pub(super) fn release_claim(&self, definition: DefinitionId, key: &str) {
     if let Some(cluster) = &self.cluster {
       let name = self.definition_name(definition);
-      self
-        .claims
-        .lock()
-        .remove(&crate::cluster::wire::actor_key(name, key));
+      let actor = crate::cluster::wire::actor_key(name, key);
+      self.claims.lock().remove(&actor);
       // Its schedules stay in Redis: the node that holds it next fires them.
       self.schedules.remove_actor(definition, key);
-      cluster.release(name, key);
+      // A write of it Redis has not taken yet goes first: the claim is given up after it.
+      if !self.storage.release_after_writes(&actor) {
+        cluster.release(name, key);
+      }
     }
   }
 

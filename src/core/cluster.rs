@@ -3,12 +3,14 @@
 //! to re-sync.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
 
 use tokio::sync::Notify;
 
 use super::Core;
-use crate::cluster::Peer;
+use crate::cluster::{Cluster, Peer};
+use crate::durability::{Replica, ReplicaError, ReplicaWrite};
 use crate::error::{CloseCode, UpgradeRejection};
 use crate::events::Level;
 use crate::ids::DefinitionId;
@@ -26,6 +28,33 @@ const LEASE_LOST: CloseCode = CloseCode::Other(1012);
 
 /// The fencing token of a claim this node lost (tokens in Redis start at 1).
 pub(super) const STALE_CLAIM: u64 = 0;
+
+/// What the storage writes actors' records through to: the cluster, except that a claim given
+/// up late (once writes Redis had not taken are in) is kept when this node has claimed the
+/// actor again meanwhile.
+pub(super) struct Replicas {
+  pub cluster: Arc<Cluster>,
+  pub core: Weak<Core>,
+}
+
+impl Replica for Replicas {
+  fn commit(
+    &self,
+    writes: Vec<ReplicaWrite>,
+  ) -> Pin<Box<dyn Future<Output = Result<(), ReplicaError>> + Send + '_>> {
+    self.cluster.commit(writes)
+  }
+
+  fn release(&self, actor: &str) {
+    let claimed_again = self
+      .core
+      .upgrade()
+      .is_some_and(|core| core.claims.lock().contains_key(actor));
+    if !claimed_again {
+      Replica::release(&*self.cluster, actor);
+    }
+  }
+}
 
 impl Core {
   /// A new session for an actor whose claim this node lost: the actor leaves memory (JS

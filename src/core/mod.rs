@@ -142,7 +142,10 @@ impl Core {
     };
     let core = Self::build(config, runtime, cluster.clone())?;
     if let Some(cluster) = &cluster {
-      core.storage.set_replica(cluster.clone());
+      core.storage.set_replica(Arc::new(cluster::Replicas {
+        cluster: cluster.clone(),
+        core: Arc::downgrade(&core),
+      }));
       cluster.start(&core, runtime);
       runtime.spawn(core.clone().watch_peers(cluster.clone()));
       runtime.spawn(core.clone().watch_alarms(cluster.clone()));

@@ -31,9 +31,10 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::store::{Store, Write};
+use super::unreplicated::Unreplicated;
 use super::{Replica, ReplicaError, ReplicaWrite};
 use crate::config::Durability;
-use crate::config::MAX_TIMED_COMMITS;
+use crate::config::{MAX_TIMED_COMMITS, REPLICA_RETRY};
 use crate::error::StoreError;
 use crate::ids::SessionId;
 use crate::metrics::Metrics;
@@ -90,6 +91,8 @@ struct Counts {
   seq: u64,
   /// Applied writes still to be written through to the replica (cluster mode), in order.
   replicating: Vec<ReplicaWrite>,
+  /// Writes the replica did not take, written again until it does (cluster mode).
+  unreplicated: Unreplicated,
   /// Commits or flushes that failed (the disk is full, or failing), for stats.
   failures: u64,
   /// When each commit since the last flush began was applied (at most [`MAX_TIMED_COMMITS`]):
@@ -376,9 +379,28 @@ impl OutputGate {
     self.counts.lock().failures
   }
 
-  /// Waits until a commit asks for a flush.
-  pub async fn flush_wanted(&self) {
-    self.flush_wanted.notified().await;
+  /// Waits until a commit asks for a flush, or, while writes wait for the replica to answer
+  /// again, for [`REPLICA_RETRY`] at most.
+  pub async fn next_round(&self) {
+    let retrying = !self.counts.lock().unreplicated.is_empty();
+    if retrying {
+      let _ = tokio::time::timeout(REPLICA_RETRY, self.flush_wanted.notified()).await;
+    } else {
+      self.flush_wanted.notified().await;
+    }
+  }
+
+  /// Cluster mode: whether giving the claim of `actor` (its directory key) up must wait until
+  /// its writes are in the replica; then the replica is asked to give it up once they are.
+  pub fn release_after_writes(&self, actor: &str) -> bool {
+    let mut counts = self.counts.lock();
+    let Counts {
+      replicating,
+      unreplicated,
+      ..
+    } = &mut *counts;
+    let writing = replicating.iter().any(|write| write.fence.actor == actor);
+    unreplicated.defer_release(actor, writing)
   }
 
   /// One group commit: flushes `store` (and writes through to the replica, when there is one)
@@ -393,11 +415,14 @@ impl OutputGate {
     replica: Option<&Arc<dyn Replica>>,
     report: &impl Fn(&StoreError),
   ) -> bool {
-    let (upto, replicating, committed_at) = {
+    let (upto, replicating, fresh, committed_at) = {
       let mut counts = self.counts.lock();
+      let fresh = std::mem::take(&mut counts.replicating);
+      let count = fresh.len();
       (
         counts.applied,
-        std::mem::take(&mut counts.replicating),
+        counts.unreplicated.round(fresh),
+        count,
         std::mem::take(&mut counts.committed_at),
       )
     };
@@ -413,8 +438,22 @@ impl OutputGate {
     let replicated = match replica {
       Some(replica) if !replicating.is_empty() => {
         let started = Instant::now();
-        let replicated = replica.commit(replicating).await;
+        let replicated = replica.commit(replicating.clone()).await;
         self.metrics.redis_commit_seconds.observe(started.elapsed());
+        let releases = {
+          let mut counts = self.counts.lock();
+          let Counts {
+            replicating: next,
+            unreplicated,
+            ..
+          } = &mut *counts;
+          unreplicated.finished(replicating, &replicated, |actor| {
+            next.iter().any(|write| write.fence.actor == actor)
+          })
+        };
+        for actor in releases {
+          replica.release(&actor);
+        }
         replicated
       }
       _ => Ok(()),
@@ -428,10 +467,13 @@ impl OutputGate {
         self.refused(upto);
       }
       Err(ReplicaError::Unreachable(why)) => {
-        self.counts.lock().failures += 1;
-        report(&StoreError::Io(format!(
-          "cluster: writes not stored in Redis: {why}"
-        )));
+        // Retried every REPLICA_RETRY while Redis stays away: reported for new changes only.
+        if fresh > 0 {
+          self.counts.lock().failures += 1;
+          report(&StoreError::Io(format!(
+            "cluster: writes not stored in Redis (written again once it answers): {why}"
+          )));
+        }
         self.not_stored(upto);
       }
     }

@@ -12,6 +12,7 @@
 pub mod gate;
 pub mod records;
 pub mod store;
+mod unreplicated;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -74,6 +75,9 @@ pub trait Replica: Send + Sync + 'static {
     &self,
     writes: Vec<ReplicaWrite>,
   ) -> Pin<Box<dyn Future<Output = Result<(), ReplicaError>> + Send + '_>>;
+
+  /// Gives up the claim of `actor` (its directory key), once its last writes are in.
+  fn release(&self, actor: &str);
 }
 
 /// What storage calls answer while a failed store is being reopened.
@@ -179,6 +183,12 @@ impl Storage {
     self.replica.get().is_some()
   }
 
+  /// Cluster mode: whether giving the claim of `actor` (its directory key) up must wait until
+  /// its writes are in the replica (which then gives it up); false: give it up now.
+  pub fn release_after_writes(&self, actor: &str) -> bool {
+    self.replicated() && self.gate.release_after_writes(actor)
+  }
+
   /// Flushes the store whenever a commit asks for it, until it is released.
   pub async fn run_flusher(&self, report: impl Fn(Level, &str)) {
     let failed = |error: &StoreError| report(Level::Error, &format!("storage flush failed: {error}"));
@@ -203,7 +213,7 @@ impl Storage {
         }
         continue;
       }
-      self.gate.flush_wanted().await;
+      self.gate.next_round().await;
       let Some(store) = self.store() else {
         continue;
       };

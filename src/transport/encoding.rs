@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::outbox::Outbox;
-use super::wire_frame::{wire_len, WireFrame};
+use super::wire_frame::WireFrame;
 use crate::config::{MSGPACK_CACHE_BYTES, MSGPACK_CACHE_FRAMES};
 use crate::error::{FrameError, UpgradeRejection};
 use crate::msgpack::{json_to_msgpack, msgpack_to_json};
@@ -63,16 +63,16 @@ impl Encoding {
   /// its new size, as its budget counts the JSON it queued. A frame nested too deep for the
   /// transcoder (more than 128 levels) goes out as JSON text, which clients also read.
   pub fn transcode(self, frame: WireFrame, outbox: &Outbox, generation: u64) -> WireFrame {
-    match (self, frame) {
+    let queued = frame.len();
+    let sent = match (self, frame) {
       (Encoding::MessagePack, WireFrame::Text(text)) => match outbound_msgpack(&text) {
-        Some(encoded) => {
-          outbox.resized(generation, wire_len(text.len()), wire_len(encoded.len()));
-          WireFrame::Binary(encoded)
-        }
+        Some(encoded) => WireFrame::Binary(encoded),
         None => WireFrame::Text(text),
       },
       (_, frame) => frame,
-    }
+    };
+    outbox.encoded(generation, queued, sent.len());
+    sent
   }
 }
 
@@ -142,6 +142,7 @@ impl Recent {
 mod tests {
   use super::*;
   use crate::config::OverflowPolicy;
+  use crate::transport::wire_frame::wire_len;
 
   #[test]
   fn the_query_picks_the_encoding() {

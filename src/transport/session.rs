@@ -315,6 +315,7 @@ where
   let mut position = WritePosition::default();
   // A frame whose write was abandoned part-way (urgent close): finished before the close.
   let mut unfinished: Option<(Queued, WritePosition)> = None;
+  link.outbox.count_bytes_at_writer(link.encoding.is_msgpack());
   loop {
     let taken = tokio::select! {
       biased;

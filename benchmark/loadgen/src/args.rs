@@ -14,6 +14,7 @@ usage: loadgen <echo|fanout|idle|accept> --port N [options]
 common:    --proto raw|warren|warren-msgpack|socketio (warren)  --host 127.0.0.x (127.0.0.1)  --path /p (per protocol)
            --threads N (1: current-thread runtime)  --timeout SECS (60: hard stop)
            --connect-concurrency N (100)
+           --server-pids P1,P2 (the server's processes: their CPU over the measured window is reported)
 echo:      --clients 50 --inflight 1 --size 32 --duration 10 --warmup 2
 fanout:    --members 1000 --messages 200 --rate 0 (msgs/s, 0 = bounded window) --window 32 --size 0
            --drain 10 (secs to wait for the last deliveries)

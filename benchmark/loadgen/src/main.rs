@@ -101,6 +101,8 @@ fn parse(argv: &[String]) -> Result<Option<Invocation>, String> {
     }
     let connect_concurrency =
         scenario::positive(flags.get("connect-concurrency", 100)?, "connect-concurrency")?;
+    let server_pids: String = flags.get("server-pids", String::new())?;
+    stats::watch_server(&server_pids)?;
     let scenario = match name.as_str() {
         "echo" => Scenario::Echo(echo::Params::from_flags(&mut flags)?),
         "fanout" => Scenario::Fanout(fanout::Params::from_flags(&mut flags)?),

@@ -78,15 +78,63 @@ pub fn cpu_seconds() -> f64 {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
-/// CPU use of the generator over one measured interval, so a harness can label a generator-bound result.
+/// The server's processes (`--server-pids`), whose CPU is read at the same moments as ours.
+static SERVER_PIDS: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+
+/// Records `--server-pids` (comma-separated; empty: none).
+pub fn watch_server(list: &str) -> Result<(), String> {
+    let pids = list
+        .split(',')
+        .filter(|part| !part.is_empty())
+        .map(|part| part.parse::<u32>().map_err(|_| format!("--server-pids: bad pid {part:?}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let _ = SERVER_PIDS.set(pids);
+    Ok(())
+}
+
+/// User + system CPU seconds of the watched server processes so far (those still alive), or
+/// None when none is watched.
+fn server_cpu_seconds() -> Option<f64> {
+    let pids = SERVER_PIDS.get().filter(|pids| !pids.is_empty())?;
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let total: u64 = pids
+        .iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .filter_map(|stat| {
+            // Fields after the command name, which may hold spaces: state is field 0, utime 11, stime 12.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum();
+    Some(total as f64 / ticks)
+}
+
+/// CPU use of the generator (and of the watched server) over one measured interval, so a harness
+/// can label a generator-bound result and count the server's CPU for exactly the measured work.
 pub struct CpuWindow {
     cpu_start: f64,
+    server_start: Option<f64>,
     wall_start: Instant,
 }
 
 impl CpuWindow {
     pub fn start() -> CpuWindow {
-        CpuWindow { cpu_start: cpu_seconds(), wall_start: Instant::now() }
+        CpuWindow { cpu_start: cpu_seconds(), server_start: server_cpu_seconds(), wall_start: Instant::now() }
+    }
+
+    /// The watched server's `{cpu_s, cpu_pct}` over the same interval as [`CpuWindow::finish`]'s.
+    pub fn server(&self) -> Value {
+        let (Some(start), Some(now)) = (self.server_start, server_cpu_seconds()) else {
+            return Value::Null;
+        };
+        let cpu = now - start;
+        let wall = self.wall_start.elapsed().as_secs_f64();
+        json!({
+            "cpu_s": (cpu * 1000.0).round() / 1000.0,
+            "cpu_pct": if wall > 0.0 { round1(100.0 * cpu / wall) } else { 0.0 },
+        })
     }
 
     /// `{cpu_s, wall_s, cpu_pct}`; with `--threads 1`, 100% means the generator was saturated.

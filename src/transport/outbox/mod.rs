@@ -128,6 +128,9 @@ pub struct Outbox {
   policy: OverflowPolicy,
   /// A raw endpoint's session: it takes raw frames only (see [`Outbox::takes`]).
   raw: AtomicBool,
+  /// The socket's writer re-encodes what it takes (MessagePack) and counts the bytes it sends
+  /// ([`Outbox::encoded`]); taking counts only the frames then.
+  writer_counts_bytes: AtomicBool,
   /// Where frames sent, frames dropped and slow-consumer closes are counted (none in tests).
   meter: Option<Arc<Metrics>>,
 }
@@ -156,6 +159,7 @@ impl Outbox {
       burst_limit: limit.saturating_mul(MAX_BURST_FACTOR),
       policy,
       raw: AtomicBool::new(false),
+      writer_counts_bytes: AtomicBool::new(false),
       meter: None,
     }
   }
@@ -290,7 +294,9 @@ impl Outbox {
       });
       if count > 0 {
         meter.frames_sent.add(count);
-        meter.bytes_sent.add(bytes);
+        if !self.writer_counts_bytes.load(Ordering::Relaxed) {
+          meter.bytes_sent.add(bytes);
+        }
       }
     }
   }
@@ -380,12 +386,22 @@ impl Outbox {
     state.stalled = false;
   }
 
-  /// The writer of `generation` sends a frame queued as `queued` wire bytes as `sent` wire bytes
-  /// (a socket whose encoding is not the queued JSON): the budget counts what the socket sends.
-  pub fn resized(&self, generation: u64, queued: usize, sent: usize) {
+  /// Whether the socket's writer re-encodes frames and reports what it sends through
+  /// [`Outbox::encoded`] (set by each writer as it starts).
+  pub fn count_bytes_at_writer(&self, yes: bool) {
+    self.writer_counts_bytes.store(yes, Ordering::Relaxed);
+  }
+
+  /// The writer of `generation` sends a frame of `queued` payload bytes as `sent` payload bytes
+  /// (a socket whose encoding is not the queued JSON): the budget counts what the socket sends,
+  /// and so do the sent bytes' metric.
+  pub fn encoded(&self, generation: u64, queued: usize, sent: usize) {
+    if let Some(meter) = &self.meter {
+      meter.bytes_sent.add(sent as u64);
+    }
     let mut state = self.state.lock();
-    if state.generation == generation {
-      state.unsent = (state.unsent + sent).saturating_sub(queued);
+    if state.generation == generation && queued != sent {
+      state.unsent = (state.unsent + wire_len(sent)).saturating_sub(wire_len(queued));
     }
   }
 

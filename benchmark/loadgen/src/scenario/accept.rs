@@ -54,6 +54,7 @@ pub async fn run(common: &Common, p: &Params) -> Result<Value, String> {
         .collect()
         .await;
     let elapsed = started.elapsed().as_secs_f64();
+    let server_window = cpu.server();
     let generator = cpu.finish();
     let mut samples = Samples::default();
     let mut failed = 0usize;
@@ -76,5 +77,6 @@ pub async fn run(common: &Common, p: &Params) -> Result<Value, String> {
         "elapsed_s": (elapsed * 1e3).round() / 1e3,
         "handshake_latency_us": samples.summary_us(),
         "generator": generator,
+        "server_window": server_window,
     }))
 }

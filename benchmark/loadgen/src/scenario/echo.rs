@@ -84,6 +84,7 @@ pub async fn run(common: &Common, p: &Params) -> Result<Value, String> {
     sleep_until(warm_end).await;
     let cpu = CpuWindow::start();
     sleep_until(end).await;
+    let server_window = cpu.server();
     let generator = cpu.finish();
 
     let mut total = ClientOutcome::default();
@@ -112,6 +113,7 @@ pub async fn run(common: &Common, p: &Params) -> Result<Value, String> {
         "client_errors": errors.len(),
         "first_client_error": errors.first(),
         "generator": generator,
+        "server_window": server_window,
     }))
 }
 

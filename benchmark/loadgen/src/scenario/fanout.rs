@@ -168,6 +168,7 @@ pub async fn run(common: &Common, p: &Params) -> Result<Value, String> {
     let sent = sent_to.saturating_sub(p.warmup_messages);
     let publish_s = publish_started.elapsed().as_secs_f64();
     publisher.drain(sent_to).await;
+    let server_window = cpu.server();
     let generator = cpu.finish();
     let _ = stop_tx.send(true);
 
@@ -213,6 +214,7 @@ pub async fn run(common: &Common, p: &Params) -> Result<Value, String> {
         "member_errors": errors.len(),
         "first_member_error": errors.first(),
         "generator": generator,
+        "server_window": server_window,
     });
     stream::iter(conns.into_iter().chain(std::iter::once(publisher_conn)))
         .for_each_concurrent(common.connect_concurrency, |c| c.close(Duration::from_millis(500)))
