@@ -1302,3 +1302,183 @@ async fn a_change_redis_did_not_take_is_written_once_it_answers_and_before_the_a
   let (_client, _, _) = second.open_as("/ws", "ann").await;
   assert_eq!(second.core.load_state(of), Ok(Some(b"count=2".to_vec())));
 }
+
+/// Nodes serving one raw endpoint, `/raw`, whose upgrades the test accepts as a user.
+async fn raw_node(redis: &Redis, id: &str) -> Server {
+  let config = ServerConfig {
+    definitions: vec![warren::config::Definition {
+      name: "Raw".into(),
+      path: "/raw".into(),
+      authenticates: true,
+      prefix: false,
+      raw: true,
+    }],
+    ..node_config(redis, id)
+  };
+  let core = Core::start(config, &tokio::runtime::Handle::current())
+    .await
+    .unwrap_or_else(|error| panic!("node {id}: {error}"));
+  Server::with_core(core)
+}
+
+/// The next data message a raw client receives: text or binary, as it came.
+async fn next_raw(client: &mut Client) -> tokio_tungstenite::tungstenite::Message {
+  use futures_util::StreamExt;
+  use tokio_tungstenite::tungstenite::Message;
+  loop {
+    let message = tokio::time::timeout(PATIENCE, client.next())
+      .await
+      .unwrap_or_else(|_| panic!("nothing received"));
+    match message {
+      Some(Ok(message @ (Message::Text(_) | Message::Binary(_) | Message::Close(_)))) => return message,
+      Some(Ok(_)) => continue,
+      other => panic!("socket ended: {other:?}"),
+    }
+  }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_session_through_another_node_carries_text_and_bytes_both_ways_and_room_raw_frames_reach_every_node(
+) {
+  use futures_util::SinkExt;
+  use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+  use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+  use warren::transport::outbox::WireFrame;
+
+  let redis = Redis::start("raw");
+  let mut owner = raw_node(&redis, "owner").await;
+  let mut gateway = raw_node(&redis, "gateway").await;
+  let (mut first, _, actor) = owner.open_as("/raw", "ann").await;
+  let (mut bob, _, bob_actor) = gateway.open_as("/raw", "bob").await;
+
+  // ann's second socket lands on the gateway; its session opens on the owner.
+  let port = gateway.port;
+  let connecting = tokio::spawn(async move {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+      .await
+      .expect("connect");
+    tokio_tungstenite::client_async(format!("ws://127.0.0.1:{port}/raw"), stream)
+      .await
+      .map(|(client, _)| client)
+  });
+  let upgrade = gateway.event_tagged(0).await;
+  let identity = warren::transport::Identity {
+    key: "ann".into(),
+    meta_json: r#"{"userId":"ann"}"#.into(),
+  };
+  let request = warren::ids::RequestId(upgrade[1].as_u64().expect("request id"));
+  assert!(gateway
+    .core
+    .decide_upgrade(request, warren::core::Decision::Accept(identity)));
+  let mut second = tokio::time::timeout(PATIENCE, connecting)
+    .await
+    .expect("the gateway answers the upgrade")
+    .expect("task")
+    .expect("upgrade");
+  let open = owner.event_tagged(1).await;
+  assert_eq!(open[2].as_u64(), Some(actor), "the same actor");
+  let second_session = warren::ids::SessionId(open[1].as_u64().expect("session"));
+
+  // Its messages reach the owner's JS as they are: text as text, binary as bytes (base64 in
+  // the event batch).
+  second
+    .send(Message::Text(Utf8Bytes::from("h\u{e9}llo")))
+    .await
+    .expect("send");
+  let text = owner.event_tagged(17).await;
+  assert_eq!(
+    (text[1].as_u64(), text[2].as_str()),
+    (Some(second_session.get()), Some("h\u{e9}llo"))
+  );
+  second
+    .send(Message::Binary(vec![0, 255, b'\n', b'{'].into()))
+    .await
+    .expect("send");
+  let binary = owner.event_tagged(18).await;
+  assert_eq!(
+    (binary[1].as_u64(), binary[2].as_str()),
+    (Some(second_session.get()), Some("AP8Kew=="))
+  );
+
+  // What the owner sends it reaches the client in order, as text or binary.
+  let every_byte: Vec<u8> = (0..=255).collect();
+  let to_second = warren::registry::Target::Session(second_session);
+  let sent = owner
+    .core
+    .send_raw(to_second, WireFrame::Binary(every_byte.clone().into()));
+  assert_eq!(sent, 1);
+  owner
+    .core
+    .send_raw(to_second, WireFrame::RawText(Utf8Bytes::from("after")));
+  assert_eq!(next_raw(&mut second).await, Message::Binary(every_byte.into()));
+  assert_eq!(
+    next_raw(&mut second).await,
+    Message::Text(Utf8Bytes::from("after"))
+  );
+
+  // A room with ann (owner) and bob (gateway): a raw frame reaches each raw session once, on
+  // both nodes; a JSON room event reaches none of them.
+  owner
+    .core
+    .join_room(ActorId(actor), "doc", HandlerId(0), "{}")
+    .expect("join");
+  gateway
+    .core
+    .join_room(ActorId(bob_actor), "doc", HandlerId(0), "{}")
+    .expect("join");
+  subscribed(&redis, "doc", 2).await;
+  let doc = Target::Room {
+    name: "doc",
+    except: None,
+  };
+  let json = Frame {
+    event: "notice",
+    payload_json: None,
+  };
+  assert_eq!(
+    owner.core.emit(doc, json).expect("emit"),
+    0,
+    "no JSON session in the room"
+  );
+  let update = vec![0xff, 0, b'\n', 7];
+  assert_eq!(
+    owner.core.send_raw(doc, WireFrame::Binary(update.clone().into())),
+    2
+  );
+  for client in [&mut first, &mut second, &mut bob] {
+    assert_eq!(next_raw(client).await, Message::Binary(update.clone().into()));
+  }
+  let from_gateway = WireFrame::RawText(Utf8Bytes::from("from the gateway"));
+  assert_eq!(gateway.core.send_raw(doc, from_gateway), 1);
+  for client in [&mut first, &mut second, &mut bob] {
+    assert_eq!(
+      next_raw(client).await,
+      Message::Text(Utf8Bytes::from("from the gateway"))
+    );
+  }
+
+  // The owner closes the forwarded session: its client gets the code.
+  assert_eq!(
+    owner.core.close_session(second_session, 4001, "bye", false),
+    Ok(true)
+  );
+  match next_raw(&mut second).await {
+    Message::Close(Some(frame)) => {
+      assert_eq!(frame.code, CloseCode::from(4001));
+      assert_eq!(frame.reason.as_str(), "bye");
+    }
+    other => panic!("expected a close frame, got {other:?}"),
+  }
+  // The client answers the close (the handshake ends; the gateway's socket is gone).
+  let _ = second.flush().await;
+  let close = owner.event_tagged(4).await;
+  assert_eq!(
+    (close[1].as_u64(), close[2].as_u64()),
+    (Some(second_session.get()), Some(4001))
+  );
+  assert_eq!(
+    owner.core.stats().sessions,
+    1,
+    "nothing left of the forwarded session"
+  );
+}
