@@ -311,34 +311,28 @@ fn split_raw<'a>(kinds: &str, sizes: &[usize], mut body: &'a [u8]) -> Option<Vec
   body.is_empty().then_some(frames)
 }
 
+/// A raw frame's kind on the node wire (`t` text, `b` binary), and its bytes.
+fn kind_and_bytes(frame: RawData<'_>) -> (char, &[u8]) {
+  match frame {
+    RawData::Text(text) => ('t', text.as_bytes()),
+    RawData::Binary(bytes) => ('b', bytes),
+  }
+}
+
 /// Ends a `rawin` or `rawout` head with the frames' kinds and sizes, and appends their bytes.
 fn with_raw_frames<'f>(mut out: String, frames: impl Iterator<Item = RawData<'f>> + Clone) -> Vec<u8> {
   out.push_str(r#","kinds":""#);
-  let mut total = 0;
-  for frame in frames.clone() {
-    let (kind, len) = match frame {
-      RawData::Text(text) => ('t', text.len()),
-      RawData::Binary(bytes) => ('b', bytes.len()),
-    };
-    out.push(kind);
-    total += len;
-  }
+  out.extend(frames.clone().map(|frame| kind_and_bytes(frame).0));
   out.push_str(r#"","sizes":"#);
   push_array(&mut out, frames.clone(), |out, frame| {
-    let len = match frame {
-      RawData::Text(text) => text.len(),
-      RawData::Binary(bytes) => bytes.len(),
-    };
-    push_int(out, len);
+    push_int(out, kind_and_bytes(frame).1.len())
   });
   out.push('}');
+  let total: usize = frames.clone().map(|frame| kind_and_bytes(frame).1.len()).sum();
   let mut bytes = out.into_bytes();
   bytes.reserve(total);
   for frame in frames {
-    bytes.extend_from_slice(match frame {
-      RawData::Text(text) => text.as_bytes(),
-      RawData::Binary(data) => data,
-    });
+    bytes.extend_from_slice(kind_and_bytes(frame).1);
   }
   bytes
 }
