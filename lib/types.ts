@@ -190,7 +190,8 @@ export interface RawConnectionContext<Meta extends ConnectionMeta, State> extend
   send(data: RawData): boolean;
   /**
    * Sends `data` as it is to every raw session of every live member of `room` (this session
-   * too, unless `exceptSelf`); returns how many. Encoded once and shared by all of them; JSON
+   * too, unless `exceptSelf`); returns how many (in cluster mode, on this node: the other
+   * nodes' raw sessions get it a moment later). Encoded once and shared by all of them; JSON
    * sessions of the room do not get it.
    */
   sendToRoom(room: string, data: RawData, options?: { exceptSelf?: boolean }): number;
@@ -291,7 +292,8 @@ export interface RoomContext<State = any, C extends ContractSpec = any> {
   /**
    * Sends `data` as it is (a string as a text frame, bytes as a binary frame) to every raw
    * session of every member (see `defineRawConnection`); JSON sessions do not get it.
-   * @returns how many sessions it was queued for.
+   * @returns how many sessions it was queued for (in cluster mode, on this node: the other
+   * nodes' raw sessions get it a moment later).
    */
   sendRaw(data: RawData): number;
   /**
