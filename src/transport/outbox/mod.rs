@@ -30,7 +30,6 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::config::{OverflowPolicy, MAX_BURST_FACTOR};
 use crate::error::CloseCode;
@@ -179,17 +178,6 @@ impl Outbox {
   /// frames to the others (a room may have members of both kinds).
   pub fn takes(&self, frame: &WireFrame) -> bool {
     frame.is_raw() == self.raw.load(Ordering::Relaxed)
-  }
-
-  /// Keeps up to `limit` bytes of sent frames until the client acknowledges them, so that a
-  /// new socket can resume the session.
-  pub fn keep_for_replay(&self, limit: usize) {
-    self.state.lock().replay = Some(Replay {
-      sent: VecDeque::new(),
-      bytes: 0,
-      limit,
-      lost: 0,
-    });
   }
 
   /// Queues a frame that is never replayed (pongs, errors about the client's own frames).
@@ -532,58 +520,6 @@ impl Outbox {
       }
       self.ready.notified().await;
     }
-  }
-
-  /// The client has every frame up to `seq`: they need not be kept any longer.
-  pub fn acknowledge(&self, seq: u64) {
-    if let Some(replay) = self.state.lock().replay.as_mut() {
-      replay.forget_upto(seq);
-    }
-  }
-
-  /// A new socket takes the session over from the client's last frame number `last_seq`:
-  /// `first` (the `session` frame), then every kept frame after `last_seq`, then the queue, go
-  /// to the new writer, whose generation is returned. The old writer is superseded.
-  pub fn resume(&self, last_seq: u64, first: Utf8Bytes) -> Result<u64, ResumeRefused> {
-    let mut state = self.state.lock();
-    if state.close.is_some() {
-      return Err(ResumeRefused::Closing);
-    }
-    let partly_written = state.front_written > 0;
-    let Some(replay) = state.replay.as_mut() else {
-      return Err(ResumeRefused::NotResumable);
-    };
-    if last_seq < replay.lost {
-      return Err(ResumeRefused::Overflowed);
-    }
-    replay.forget_upto(last_seq);
-    replay.bytes = 0;
-    let mut frames: VecDeque<Queued> = std::mem::take(&mut replay.sent)
-      .into_iter()
-      .map(|(seq, frame)| Queued { seq, frame })
-      .collect();
-    frames.push_front(Queued {
-      seq: 0,
-      frame: first.into(),
-    });
-    if partly_written && state.frames.front().is_some_and(|front| front.seq != 0) {
-      // Kept for replay when its first bytes went out: it is among the frames above.
-      state.frames.pop_front();
-    }
-    frames.append(&mut state.frames);
-    state.front_written = 0;
-    state.direct = None;
-    state.writing = false;
-    state.unsent = frames.iter().map(|queued| wire_len(queued.frame.len())).sum();
-    state.stalled = false;
-    state.frames = frames;
-    state.generation += 1;
-    let generation = state.generation;
-    drop(state);
-    // Wake the old writer, waiting for frames or blocked on its socket, so it stops.
-    self.ready.notify_waiters();
-    self.urgent.notify_waiters();
-    Ok(generation)
   }
 
   /// Resolves when the writer of `generation` should abandon a blocked write: an urgent close was

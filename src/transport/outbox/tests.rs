@@ -1,6 +1,7 @@
 //! The outbox's bounds, replay buffer and slow-consumer rules, without a socket.
 
 use bytes::Bytes;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::*;
 
