@@ -21,7 +21,7 @@
 //! 1006), checked every third of a lease.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -40,6 +40,8 @@ use crate::registry::{NewSession, Suspended};
 use crate::transport::http::ResumeRequest;
 use crate::transport::outbox::{wire_len, Outbox, WireFrame};
 use crate::transport::{Attached, Host, Identity};
+
+mod peers;
 
 /// Close code for a forwarded session whose owner is gone: reconnect (and be placed again).
 const OWNER_GONE: CloseCode = CloseCode::Other(1012);
@@ -489,68 +491,6 @@ impl Core {
     };
     for remote in remotes {
       self.end_remote(remote, end.clone());
-    }
-  }
-
-  /// Checks the leases of the nodes this one forwards to or from; sessions tied to a dead node
-  /// end. Runs every third of a lease until shutdown.
-  pub(super) async fn watch_peers(self: Arc<Self>, cluster: Arc<Cluster>) {
-    let mut ticks = tokio::time::interval(cluster.lease() / 3);
-    let mut shutdown = self.shutdown.subscribe();
-    loop {
-      tokio::select! {
-        _ = shutdown.wait_for(|stopping| *stopping) => return,
-        _ = ticks.tick() => {}
-      }
-      let peers: Vec<Arc<str>> = {
-        let forwarding = self.forwarding.lock();
-        let owners = forwarding.forwarded.values().map(|f| f.owner.clone());
-        let gateways = forwarding.remotes.keys().map(|(gateway, _)| gateway.clone());
-        owners
-          .chain(gateways)
-          .collect::<HashSet<_>>()
-          .into_iter()
-          .collect()
-      };
-      if peers.is_empty() {
-        continue;
-      }
-      let Ok(dead) = cluster.dead_among(peers).await else {
-        continue;
-      };
-      if !dead.is_empty() {
-        self.forget_dead(&dead);
-      }
-    }
-  }
-
-  fn forget_dead(&self, dead: &HashSet<Arc<str>>) {
-    let (orphans, remotes) = {
-      let mut forwarding = self.forwarding.lock();
-      let orphans: Vec<Arc<Outbox>> = forwarding
-        .forwarded
-        .values()
-        .filter(|f| dead.contains(&f.owner))
-        .map(|f| f.outbox.clone())
-        .collect();
-      let mut remotes = Vec::new();
-      forwarding.remotes.retain(|(gateway, _), remote| {
-        let gone = dead.contains(gateway);
-        if gone {
-          remotes.push(remote.clone());
-        }
-        !gone
-      });
-      (orphans, remotes)
-    };
-    for outbox in orphans {
-      outbox.request_close(
-        OWNER_GONE.as_u16(),
-        "the node holding this actor is gone: reconnect",
-      );
-    }
-    for remote in remotes {
-      self.end_remote(remote, SessionEnd::dropped());
     }
   }
 }
