@@ -226,6 +226,11 @@ pub const MAX_NODE_LEASE: Duration = Duration::from_secs(600);
 /// (the JS thread never waits on Redis).
 pub const MAX_PENDING_PUBLISHES: usize = 65_536;
 
+/// Bytes of the messages waiting to be published to other nodes (a raw room frame may be up to
+/// `maxPayloadBytes`); past it a publish is dropped and reported, as past
+/// [`MAX_PENDING_PUBLISHES`].
+pub const MAX_PENDING_PUBLISH_BYTES: usize = 64 * 1024 * 1024;
+
 /// Publishes sent to Redis in one pipeline (one round trip).
 pub const PUBLISH_BATCH: usize = 256;
 

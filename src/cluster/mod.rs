@@ -9,7 +9,7 @@
 //! - **publishes** what leaves it for other nodes: every room message (one script per message
 //!   gives it the room's next offset and epoch, then PUBLISHes it on the room's channel) and
 //!   every message to a user (on one users channel). Publishes are queued without waiting
-//!   (bounded: [`MAX_PENDING_PUBLISHES`]) and sent in pipelines of up to [`PUBLISH_BATCH`];
+//!   (bounded: [`MAX_PENDING_PUBLISHES`] messages, [`MAX_PENDING_PUBLISH_BYTES`]) and sent in pipelines of up to [`PUBLISH_BATCH`];
 //! - **subscribes** to the channels of the rooms it has in memory (and to the users channel),
 //!   and hands what other nodes published to its own sessions: each node fans out to its own
 //!   sessions, so a message crosses Redis once per node, not once per recipient;
@@ -34,7 +34,7 @@ pub mod wire;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,7 +43,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, Notify};
 
-use crate::config::{ClusterConfig, Durability, MAX_PENDING_PUBLISHES};
+use crate::config::{ClusterConfig, Durability, MAX_PENDING_PUBLISHES, MAX_PENDING_PUBLISH_BYTES};
 use crate::durability::gate::Then;
 use crate::durability::store::Key;
 use crate::durability::{Fence, Replica, ReplicaError, ReplicaWrite};
@@ -122,6 +122,17 @@ enum Publish {
   Release { actor: String },
 }
 
+impl Publish {
+  /// What it holds in memory while queued, for [`MAX_PENDING_PUBLISH_BYTES`].
+  fn bytes(&self) -> usize {
+    match self {
+      Publish::Room { room, frame } => room.len() + frame.len(),
+      Publish::Message { channel, message } => channel.len() + message.len(),
+      Publish::Release { actor } => actor.len(),
+    }
+  }
+}
+
 /// This node's membership in the cluster.
 pub struct Cluster {
   node: Arc<str>,
@@ -141,6 +152,8 @@ pub struct Cluster {
   first_subscription: Mutex<Option<subscriber::Connection>>,
   /// Publishes dropped because the queue was full, not yet reported.
   dropped: AtomicU64,
+  /// Bytes of the publishes queued (see [`MAX_PENDING_PUBLISH_BYTES`]).
+  queued_bytes: AtomicUsize,
   /// How long the lease lasts without renewal.
   lease: Duration,
   /// Signalled when Redis stopped answering on the command connection: the pub/sub one is
@@ -218,6 +231,7 @@ impl Cluster {
       queued: Mutex::new(Some(queued)),
       first_subscription: Mutex::new(Some(first_subscription)),
       dropped: AtomicU64::new(0),
+      queued_bytes: AtomicUsize::new(0),
       lease: config.lease,
       relink: Notify::new(),
       subscribed: Mutex::new(std::collections::HashSet::new()),
@@ -388,11 +402,23 @@ impl Cluster {
   /// publisher).
   fn queue(self: &Arc<Self>, publish: Publish) -> Then {
     let cluster = self.clone();
-    Box::new(move || {
-      if cluster.publishes.try_send(publish).is_err() {
-        cluster.dropped.fetch_add(1, Ordering::Relaxed);
-      }
-    })
+    Box::new(move || cluster.enqueue(publish))
+  }
+
+  /// Queues `publish` now, or drops and counts it when the queue is full (in messages or bytes).
+  fn enqueue(&self, publish: Publish) {
+    let bytes = publish.bytes();
+    let before = self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+    let fits = before + bytes <= MAX_PENDING_PUBLISH_BYTES;
+    if !fits || self.publishes.try_send(publish).is_err() {
+      self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+      self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+  }
+
+  /// The publisher took `publish` off the queue.
+  fn dequeued(&self, publish: &Publish) {
+    self.queued_bytes.fetch_sub(publish.bytes(), Ordering::Relaxed);
   }
 
   /// Gives the node's lease back (clean shutdown), so the id may be reused at once.
@@ -458,12 +484,9 @@ impl Replica for Cluster {
   }
 
   fn release(&self, actor: &str) {
-    let release = Publish::Release {
+    self.enqueue(Publish::Release {
       actor: actor.to_owned(),
-    };
-    if self.publishes.try_send(release).is_err() {
-      self.dropped.fetch_add(1, Ordering::Relaxed);
-    }
+    });
   }
 }
 

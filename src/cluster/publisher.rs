@@ -25,6 +25,7 @@ pub(super) async fn run<P: Peer>(cluster: Arc<Cluster>, peer: Arc<P>, mut queued
     }
     let mut pipe = redis::pipe();
     for publish in batch.drain(..) {
+      cluster.dequeued(&publish);
       match publish {
         Publish::Room { room, frame } => {
           let epoch = uuid::Uuid::new_v4().simple().to_string();
