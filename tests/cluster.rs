@@ -1482,3 +1482,61 @@ async fn a_raw_session_through_another_node_carries_text_and_bytes_both_ways_and
     "nothing left of the forwarded session"
   );
 }
+
+/// The lobby memberships `user`'s node stored in Redis for the actor's next joins.
+async fn stored_room_list(redis: &Redis, user: &str) -> String {
+  let client = redis::Client::open(redis.url()).expect("client");
+  let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+  let key = format!("warren:data:l\0UserConnection\0{user}");
+  let value: Option<Vec<u8>> = redis::cmd("GET")
+    .arg(key.as_bytes())
+    .query_async(&mut connection)
+    .await
+    .expect("get");
+  String::from_utf8_lossy(&value.unwrap_or_default()).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_the_rooms_owner_gives_a_member_elsewhere_is_what_it_joins_a_next_owner_with() {
+  let redis = Redis::start("room-metadata");
+  let ([owner, mut second, mut third], clients) = lobby_on_three_nodes(&redis).await;
+  eventually("every member to reach the owner", || async {
+    members_through(&second, "lobby").await.len() == 3
+  })
+  .await;
+  // bob's actor lives on node second; the owner changes his metadata.
+  assert!(owner.core.set_member_metadata("lobby", "bob", r#"{"seat":2}"#));
+  eventually("bob's node to keep it for his joins", || async {
+    stored_room_list(&redis, "bob").await.contains(r#""seat":2"#)
+  })
+  .await;
+  room_events_now(&second);
+  room_events_now(&third);
+  drop(owner);
+
+  eventually("the room to be placed again", || async {
+    matches!(
+      room_owner(&redis, "lobby").await.as_deref(),
+      Some("second" | "third")
+    )
+  })
+  .await;
+  let new_owner = match room_owner(&redis, "lobby").await.as_deref() {
+    Some("second") => &mut second,
+    _ => &mut third,
+  };
+  eventually(
+    "bob to be listed with the metadata the owner gave him",
+    || async {
+      let json = new_owner.core.room_members_json("lobby");
+      let members: serde_json::Value = serde_json::from_str(&json).expect("members JSON");
+      members
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|member| member["userId"] == "bob" && member["metadata"]["seat"] == 2)
+    },
+  )
+  .await;
+  drop(clients);
+}

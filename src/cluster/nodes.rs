@@ -109,6 +109,13 @@ pub enum NodeMessage<'a> {
     user: Cow<'a, str>,
     metadata: &'a RawValue,
   },
+  /// The owner of `room` replaced the metadata of `user`, a member whose actor lives on the
+  /// receiver: the receiver keeps it for the member's later joins.
+  RoomMemberMetadata {
+    room: Cow<'a, str>,
+    user: Cow<'a, str>,
+    metadata: &'a RawValue,
+  },
   /// `user`, whose actor lives on `from`, stopped being a live member of `room`.
   RoomLeave {
     from: Cow<'a, str>,
@@ -266,6 +273,11 @@ pub fn parse(payload: &[u8]) -> Option<NodeMessage<'_>> {
       from: wire.from?,
       room: wire.room?,
       handler: wire.handler?,
+      user: wire.key?,
+      metadata: wire.meta?,
+    },
+    "rmeta" => NodeMessage::RoomMemberMetadata {
+      room: wire.room?,
       user: wire.key?,
       metadata: wire.meta?,
     },
@@ -467,6 +479,19 @@ pub fn room_join(from: &str, room: &str, handler: &str, user: &str, metadata_jso
   push_string(&mut out, room);
   out.push_str(r#","handler":"#);
   push_string(&mut out, handler);
+  out.push_str(r#","key":"#);
+  push_string(&mut out, user);
+  out.push_str(r#","meta":"#);
+  out.push_str(metadata_json);
+  out.push('}');
+  out
+}
+
+/// `rmeta`.
+pub fn room_member_metadata(room: &str, user: &str, metadata_json: &str) -> String {
+  let mut out = head("rmeta", None, 0);
+  out.push_str(r#","room":"#);
+  push_string(&mut out, room);
   out.push_str(r#","key":"#);
   push_string(&mut out, user);
   out.push_str(r#","meta":"#);

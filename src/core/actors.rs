@@ -119,10 +119,21 @@ impl Core {
         self.store_room_list(actor);
         true
       }
-      // Cluster mode: a member from another node, as this node (the room's owner) lists it.
-      None => self
+      // Cluster mode: a member from another node, as this node (the room's owner) lists it; its
+      // node keeps it too, for the member's joins to come (to a next owner, say).
+      None => match self
         .registry
-        .set_remote_member_metadata(name, user, metadata_json),
+        .set_remote_member_metadata(name, user, metadata_json)
+      {
+        Some(node) => {
+          if let Some(cluster) = &self.cluster {
+            let update = crate::cluster::nodes::room_member_metadata(name, user, metadata_json);
+            cluster.send_to(&node, update);
+          }
+          true
+        }
+        None => false,
+      },
     }
   }
 
@@ -157,7 +168,7 @@ impl Core {
   }
 
   /// Stores an actor's room list (after a join, a leave or a metadata change).
-  fn store_room_list(&self, actor: ActorId) {
+  pub(super) fn store_room_list(&self, actor: ActorId) {
     let (Some((definition, user)), Ok(listed)) =
       (self.registry.identity(actor), self.registry.room_list(actor))
     else {

@@ -331,6 +331,11 @@ impl Core {
       NodeMessage::RoomLeave { room, user, .. } => {
         self.registry.remove_remote_member(&room, &user);
       }
+      NodeMessage::RoomMemberMetadata { room, user, metadata } => {
+        if let Some(actor) = self.registry.set_member_metadata(&room, &user, metadata.get()) {
+          self.store_room_list(actor);
+        }
+      }
       NodeMessage::MembersAsk { from, id, room } => {
         let members = self
           .is_here(cluster, &room)

@@ -184,11 +184,18 @@ impl Registry {
   }
 
   /// Cluster mode, on a room's owner: replaces the metadata of a member from another node as
-  /// the owner lists it. False when `user` is not such a member.
-  pub fn set_remote_member_metadata(&self, name: &str, user: &str, metadata: &str) -> bool {
+  /// the owner lists it. Returns the node the member lives on (to be told), or `None` when
+  /// `user` is not such a member.
+  pub fn set_remote_member_metadata(&self, name: &str, user: &str, metadata: &str) -> Option<Arc<str>> {
     let mut inner = self.inner.lock();
-    let remote = is_remote_member(&inner, name, user);
-    remote && inner.rooms.set_member_metadata(name, user, Arc::from(metadata))
+    if !is_remote_member(&inner, name, user) {
+      return None;
+    }
+    let node = inner.rooms.get(name)?.members.get(user)?.node.clone()?;
+    inner
+      .rooms
+      .set_member_metadata(name, user, Arc::from(metadata))
+      .then_some(node)
   }
 
   /// Whether the room called `name` is in memory.
@@ -359,7 +366,9 @@ mod tests {
     };
     assert_eq!(registry.send(room, 0, &frame), 1, "alice's session only");
     assert_eq!(registry.room_member_nodes("chat").len(), 1);
-    assert!(registry.set_remote_member_metadata("chat", "bob", r#"{"seat":2}"#));
+    assert!(registry
+      .set_remote_member_metadata("chat", "bob", r#"{"seat":2}"#)
+      .is_some());
     assert!(
       !registry.remove_remote_member("chat", "alice"),
       "a member of this node"

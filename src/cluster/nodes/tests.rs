@@ -118,6 +118,12 @@ fn every_message_reads_back_as_written() {
     Some(NodeMessage::RoomJoin { from, room, handler, user, metadata })
       if from == "n1" && room == "chat:1" && handler == "ChatRoom" && user == "ann" && metadata.get() == r#"{"role":"x"}"#
   ));
+  let text = room_member_metadata("chat:1", "ann", r#"{"seat":2}"#);
+  assert!(matches!(
+    parse(text.as_bytes()),
+    Some(NodeMessage::RoomMemberMetadata { room, user, metadata })
+      if room == "chat:1" && user == "ann" && metadata.get() == r#"{"seat":2}"#
+  ));
   let text = room_leave("n1", "chat:1", "ann");
   assert!(matches!(
     parse(text.as_bytes()),
