@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -7,9 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import WebSocket from "ws";
-import { freePort, startRedis, withTimeout } from "./helpers.js";
+import { freePort, startRedis, subscribed, withTimeout } from "./helpers.js";
 
 const fixture = fileURLToPath(new URL("./fixtures/cluster-raw-node.mjs", import.meta.url));
 
@@ -106,21 +105,6 @@ class RawClient {
     const [code, reason] = (await withTimeout(once(this.socket, "close"), "the raw socket to close")) as [number, Buffer];
     return { code, reason: reason.toString() };
   }
-}
-
-/** Waits until `count` nodes listen on a room's channel. */
-async function subscribed(port: number, room: string, count: number): Promise<void> {
-  const run = promisify(execFile);
-  await withTimeout(
-    (async () => {
-      for (;;) {
-        const { stdout } = await run("redis-cli", ["-p", String(port), "PUBSUB", "NUMSUB", `warren:room:${room}`]);
-        if (Number(stdout.trim().split("\n")[1]) >= count) return;
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-    })(),
-    `${count} nodes on ${room}`,
-  );
 }
 
 describe("raw endpoints in cluster mode: node processes on one redis-server", () => {

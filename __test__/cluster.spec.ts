@@ -8,7 +8,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { createServer, defineConnection } from "../index.js";
-import { freePort, startRedis, TestClient, withTimeout } from "./helpers.js";
+import { freePort, startRedis, subscribed, TestClient, withTimeout } from "./helpers.js";
 
 const fixture = fileURLToPath(new URL("./fixtures/cluster-node.mjs", import.meta.url));
 
@@ -49,21 +49,6 @@ async function startNode(
 async function stopNode(node: { child: ChildProcess }): Promise<void> {
   node.child.stdin!.end();
   await withTimeout(once(node.child, "exit"), "a node to stop");
-}
-
-/** Waits until `count` nodes listen on a room's channel. */
-async function subscribed(port: number, room: string, count: number): Promise<void> {
-  const run = promisify(execFile);
-  await withTimeout(
-    (async () => {
-      for (;;) {
-        const { stdout } = await run("redis-cli", ["-p", String(port), "PUBSUB", "NUMSUB", `warren:room:${room}`]);
-        if (Number(stdout.trim().split("\n")[1]) >= count) return;
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-    })(),
-    `${count} nodes on ${room}`,
-  );
 }
 
 describe("cluster mode: three node processes on one redis-server", () => {

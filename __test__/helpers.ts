@@ -2,11 +2,12 @@
  * Shared test support: a server on port 0 closed after each test, and a small client over the
  * real `ws` package that records every frame so tests can wait for what they expect.
  */
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import type { IncomingMessage } from "node:http";
 import { createServer as createTcpServer } from "node:net";
 import { after } from "node:test";
+import { promisify } from "node:util";
 import WebSocket from "ws";
 import { createServer, type ServerOptions, type WarrenServer } from "../index.js";
 
@@ -233,4 +234,19 @@ export async function startRedis(port: number, dir: string): Promise<(signal?: u
     child.kill(signal === "SIGKILL" ? "SIGKILL" : "SIGTERM");
     await once(child, "exit");
   };
+}
+
+/** Cluster tests: waits until `count` nodes listen on a room's channel (redis-server on `port`). */
+export async function subscribed(port: number, room: string, count: number): Promise<void> {
+  const run = promisify(execFile);
+  await withTimeout(
+    (async () => {
+      for (;;) {
+        const { stdout } = await run("redis-cli", ["-p", String(port), "PUBSUB", "NUMSUB", `warren:room:${room}`]);
+        if (Number(stdout.trim().split("\n")[1]) >= count) return;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    })(),
+    `${count} nodes on ${room}`,
+  );
 }

@@ -428,6 +428,37 @@ async fn authenticating_node(redis: &Redis, id: &str) -> Server {
   Server::with_core(core)
 }
 
+/// Connects a client to `path` on `node` and accepts its upgrade as `key` with `meta_json` (the
+/// stand-in for `extractMeta`); resolves to the client once the upgrade is answered.
+async fn connect_accepted(
+  node: &mut Server,
+  path: &str,
+  key: &str,
+  meta_json: &str,
+) -> tokio::task::JoinHandle<Client> {
+  let (port, path) = (node.port, path.to_string());
+  let connecting = tokio::spawn(async move {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+      .await
+      .expect("connect");
+    let url = format!("ws://127.0.0.1:{port}{path}");
+    let (client, _) = tokio_tungstenite::client_async(url, stream)
+      .await
+      .expect("upgrade");
+    client
+  });
+  let upgrade = node.event_tagged(0).await;
+  let identity = warren::transport::Identity {
+    key: key.into(),
+    meta_json: meta_json.into(),
+  };
+  let request = warren::ids::RequestId(upgrade[1].as_u64().expect("request id"));
+  assert!(node
+    .core
+    .decide_upgrade(request, warren::core::Decision::Accept(identity)));
+  connecting
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_user_through_two_nodes_is_one_actor_on_the_node_that_placed_it() {
   let redis = Redis::start("placement");
@@ -437,29 +468,11 @@ async fn one_user_through_two_nodes_is_one_actor_on_the_node_that_placed_it() {
 
   // The second tab lands on the other node: its upgrade is authenticated there, but its
   // session opens on the owner, in the same actor.
-  let port = gateway.port;
-  let connecting = tokio::spawn(async move {
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-      .await
-      .expect("connect");
-    tokio_tungstenite::client_async(format!("ws://127.0.0.1:{port}/ws"), stream)
-      .await
-      .map(|(client, _)| client)
-  });
-  let upgrade = gateway.event_tagged(0).await;
-  let identity = warren::transport::Identity {
-    key: "ann".into(),
-    meta_json: r#"{"userId":"ann","tab":2}"#.into(),
-  };
-  let request = warren::ids::RequestId(upgrade[1].as_u64().expect("request id"));
-  assert!(gateway
-    .core
-    .decide_upgrade(request, warren::core::Decision::Accept(identity)));
+  let connecting = connect_accepted(&mut gateway, "/ws", "ann", r#"{"userId":"ann","tab":2}"#).await;
   let mut second = tokio::time::timeout(PATIENCE, connecting)
     .await
     .expect("the gateway answers the upgrade")
-    .expect("task")
-    .expect("upgrade");
+    .expect("task");
   let open = owner.event_tagged(1).await;
   assert_eq!(open[2].as_u64(), Some(actor), "the same actor");
   assert_eq!(open[3], 0, "not created again: one onInit");
@@ -1222,22 +1235,7 @@ async fn on_the_rooms_owner_a_returning_member_is_back_in_the_room_before_its_se
 
   // bob comes back: he re-joins the room before JS hears of his session (onConnect), as on
   // one node.
-  let port = owner.port;
-  let connecting = tokio::spawn(async move {
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-      .await
-      .expect("connect");
-    tokio_tungstenite::client_async(format!("ws://127.0.0.1:{port}/ws"), stream).await
-  });
-  let upgrade = owner.event_tagged(0).await;
-  let identity = warren::transport::Identity {
-    key: "bob".into(),
-    meta_json: r#"{"userId":"bob"}"#.into(),
-  };
-  let request = warren::ids::RequestId(upgrade[1].as_u64().expect("request id"));
-  assert!(owner
-    .core
-    .decide_upgrade(request, warren::core::Decision::Accept(identity)));
+  let connecting = connect_accepted(&mut owner, "/ws", "bob", r#"{"userId":"bob"}"#).await;
   let mut seen = Vec::new();
   loop {
     let event = owner.next_event().await;
@@ -1352,29 +1350,11 @@ async fn a_raw_session_through_another_node_carries_text_and_bytes_both_ways_and
   let (mut bob, _, bob_actor) = gateway.open_as("/raw", "bob").await;
 
   // ann's second socket lands on the gateway; its session opens on the owner.
-  let port = gateway.port;
-  let connecting = tokio::spawn(async move {
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-      .await
-      .expect("connect");
-    tokio_tungstenite::client_async(format!("ws://127.0.0.1:{port}/raw"), stream)
-      .await
-      .map(|(client, _)| client)
-  });
-  let upgrade = gateway.event_tagged(0).await;
-  let identity = warren::transport::Identity {
-    key: "ann".into(),
-    meta_json: r#"{"userId":"ann"}"#.into(),
-  };
-  let request = warren::ids::RequestId(upgrade[1].as_u64().expect("request id"));
-  assert!(gateway
-    .core
-    .decide_upgrade(request, warren::core::Decision::Accept(identity)));
+  let connecting = connect_accepted(&mut gateway, "/raw", "ann", r#"{"userId":"ann"}"#).await;
   let mut second = tokio::time::timeout(PATIENCE, connecting)
     .await
     .expect("the gateway answers the upgrade")
-    .expect("task")
-    .expect("upgrade");
+    .expect("task");
   let open = owner.event_tagged(1).await;
   assert_eq!(open[2].as_u64(), Some(actor), "the same actor");
   let second_session = warren::ids::SessionId(open[1].as_u64().expect("session"));
