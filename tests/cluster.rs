@@ -1520,3 +1520,52 @@ async fn metadata_the_rooms_owner_gives_a_member_elsewhere_is_what_it_joins_a_ne
   .await;
   drop(clients);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rooms_state_redis_did_not_take_is_written_once_it_answers_and_before_the_room_moves() {
+  let mut redis = Redis::start("unreplicated-room");
+  let mut node = quick_node(&redis, "a").await;
+  let client = member_as(&mut node, "ann", "lobby").await;
+  placed_on(&redis, "lobby", "a").await;
+  commit_lobby_state(&node, b"joins=1");
+  let url = redis.url();
+  eventually("joins=1 in Redis", || async {
+    stored_lobby(&url).await.as_deref() == Some(&b"joins=1"[..])
+  })
+  .await;
+
+  let failures = node.core.stats().storage_failures;
+  redis
+    .restart_after(async {
+      // While Redis is down: a change of the room's state it cannot take, then the room leaves
+      // node a's memory (its last member gone) and asks to give its claim up.
+      commit_lobby_state(&node, b"joins=2");
+      eventually("the write-through to fail", || async {
+        node.core.stats().storage_failures > failures
+      })
+      .await;
+      drop(client);
+      node.event_tagged(8).await;
+    })
+    .await;
+
+  eventually(
+    "joins=2 in Redis and node a's claim on the room given up",
+    || async {
+      stored_lobby(&url).await.as_deref() == Some(&b"joins=2"[..])
+        && room_owner(&redis, "lobby").await.is_none()
+    },
+  )
+  .await;
+}
+
+/// The lobby's state as Redis holds it.
+async fn stored_lobby(url: &str) -> Option<Vec<u8>> {
+  let client = redis::Client::open(url).expect("client");
+  let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+  redis::cmd("GET")
+    .arg(&b"warren:data:r\0ChatRoom\0lobby"[..])
+    .query_async(&mut connection)
+    .await
+    .expect("get")
+}

@@ -264,8 +264,11 @@ impl Core {
       RoomChange::Evicted { name, .. } => {
         let owner = self.rooms_placed.owners.lock().remove(name);
         // A claim made stale by a lost lease goes too (giving it up is checked in Redis).
-        let claimed = self.claims.lock().remove(&room_owner_key(name)).is_some();
-        if claimed || owner.is_some_and(|owner| *owner == *node) {
+        let directory = room_owner_key(name);
+        let claimed = self.claims.lock().remove(&directory).is_some();
+        // A write of its state Redis has not taken yet goes first: the claim is given up after.
+        let deferred = claimed && self.storage.release_after_writes(&directory);
+        if !deferred && (claimed || owner.is_some_and(|owner| *owner == *node)) {
           // Awaited: the next change of this room is routed (and may claim it) after.
           if let Err(error) = cluster.release_room(name).await {
             self.report(Level::Warn, &error.to_string());

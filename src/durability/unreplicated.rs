@@ -6,8 +6,8 @@
 //! with the actor's next change, and never if the actor left this node first: the node that
 //! holds the actor next would read the state without it. So the write is kept here and goes
 //! again with every round of the group commit, and by itself every [`REPLICA_RETRY`] while
-//! nothing else is committed, until Redis answers; and giving the actor's claim up waits until
-//! its writes are in ([`Unreplicated::defer_release`]).
+//! nothing else is committed, until Redis answers; and giving the actor's (or a room's) claim up
+//! waits until its writes are in ([`Unreplicated::defer_release`]).
 //!
 //! Bound: the latest write of each record is kept (a newer write of the same record replaces
 //! it), so at most one per record of the actors this node holds. A round Redis refuses (fenced:
