@@ -435,15 +435,15 @@ impl Cluster {
 impl Replica for Cluster {
   /// One pipeline: each write checks its actor's claim (fencing) in the same script that makes
   /// it. With `appendfsync always`, Redis answers once the writes are on its disk.
-  fn commit(
-    &self,
-    writes: Vec<ReplicaWrite>,
-  ) -> Pin<Box<dyn Future<Output = Result<(), ReplicaError>> + Send + '_>> {
+  fn commit<'a>(
+    &'a self,
+    writes: &'a [ReplicaWrite],
+  ) -> Pin<Box<dyn Future<Output = Result<(), ReplicaError>> + Send + 'a>> {
     Box::pin(async move {
       let script = redis::Script::new(scripts::WRITE_FENCED);
       let schedule_script = redis::Script::new(scripts::WRITE_SCHEDULE_FENCED);
       let mut pipe = redis::pipe();
-      for write in &writes {
+      for write in writes {
         if let Some(id) = alarms::schedule_id(&write.key) {
           alarms::push_schedule_write(&mut pipe, &schedule_script, &self.node, id, write);
           continue;

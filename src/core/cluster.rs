@@ -38,10 +38,10 @@ pub(super) struct Replicas {
 }
 
 impl Replica for Replicas {
-  fn commit(
-    &self,
-    writes: Vec<ReplicaWrite>,
-  ) -> Pin<Box<dyn Future<Output = Result<(), ReplicaError>> + Send + '_>> {
+  fn commit<'a>(
+    &'a self,
+    writes: &'a [ReplicaWrite],
+  ) -> Pin<Box<dyn Future<Output = Result<(), ReplicaError>> + Send + 'a>> {
     self.cluster.commit(writes)
   }
 

@@ -438,7 +438,7 @@ impl OutputGate {
     let replicated = match replica {
       Some(replica) if !replicating.is_empty() => {
         let started = Instant::now();
-        let replicated = replica.commit(replicating.clone()).await;
+        let replicated = replica.commit(&replicating).await;
         self.metrics.redis_commit_seconds.observe(started.elapsed());
         let releases = {
           let mut counts = self.counts.lock();

@@ -71,10 +71,10 @@ impl std::fmt::Display for ReplicaError {
 /// Where actors' records are written through to (cluster mode: Redis).
 pub trait Replica: Send + Sync + 'static {
   /// Writes a batch, in order; resolves once it is durable there, or with why it was not.
-  fn commit(
-    &self,
-    writes: Vec<ReplicaWrite>,
-  ) -> Pin<Box<dyn Future<Output = Result<(), ReplicaError>> + Send + '_>>;
+  fn commit<'a>(
+    &'a self,
+    writes: &'a [ReplicaWrite],
+  ) -> Pin<Box<dyn Future<Output = Result<(), ReplicaError>> + Send + 'a>>;
 
   /// Gives up the claim of `actor` (its directory key), once its last writes are in.
   fn release(&self, actor: &str);

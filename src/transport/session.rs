@@ -315,7 +315,6 @@ where
   let mut position = WritePosition::default();
   // A frame whose write was abandoned part-way (urgent close): finished before the close.
   let mut unfinished: Option<(Queued, WritePosition)> = None;
-  link.outbox.count_bytes_at_writer(link.encoding.is_msgpack());
   loop {
     let taken = tokio::select! {
       biased;
@@ -343,14 +342,16 @@ where
       Some(Err(_)) => return WriteEnd::Superseded,
       Some(Ok(close)) => close,
     };
+    // A front frame already begun on the wire keeps its form and was counted then.
+    let begun = usize::from(position.front_written > 0);
     if link.encoding.is_msgpack() {
-      // A front frame already begun on the wire keeps its form.
-      let begun = usize::from(position.front_written > 0);
       for queued in frames.iter_mut().skip(begun) {
         let frame = std::mem::replace(&mut queued.frame, WireFrame::Pong(Bytes::new()));
         queued.frame = link.encoding.transcode(frame, &link.outbox, link.generation);
       }
     }
+    let payload = frames.iter().skip(begun).map(|queued| queued.frame.len() as u64);
+    link.outbox.sent_bytes(payload.sum());
     if !frames.is_empty() {
       // Most writes complete at once; only a blocked one needs the watchdog, whose state is
       // boxed so that it is not part of every idle session's task.

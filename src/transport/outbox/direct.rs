@@ -200,9 +200,10 @@ impl Outbox {
             break;
           }
         }
+        let state = &mut *state;
         let fresh = state.frames.iter().take(started).skip(usize::from(skip > 0));
-        let fresh: Vec<(u64, WireFrame)> = fresh.map(|queued| (queued.seq, queued.frame.clone())).collect();
-        self.count_sent(&mut state, fresh.iter().map(|(seq, frame)| (*seq, frame)));
+        let fresh = fresh.map(|queued| (queued.seq, &queued.frame));
+        self.count_sent(state.replay.as_mut(), fresh, true);
         state.frames.drain(..done);
         state.front_written = if started > done { left } else { 0 };
         if started > done {

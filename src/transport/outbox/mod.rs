@@ -127,9 +127,6 @@ pub struct Outbox {
   policy: OverflowPolicy,
   /// A raw endpoint's session: it takes raw frames only (see [`Outbox::takes`]).
   raw: AtomicBool,
-  /// The socket's writer re-encodes what it takes (MessagePack) and counts the bytes it sends
-  /// ([`Outbox::encoded`]); taking counts only the frames then.
-  writer_counts_bytes: AtomicBool,
   /// Where frames sent, frames dropped and slow-consumer closes are counted (none in tests).
   meter: Option<Arc<Metrics>>,
 }
@@ -158,7 +155,6 @@ impl Outbox {
       burst_limit: limit.saturating_mul(MAX_BURST_FACTOR),
       policy,
       raw: AtomicBool::new(false),
-      writer_counts_bytes: AtomicBool::new(false),
       meter: None,
     }
   }
@@ -251,7 +247,7 @@ impl Outbox {
     if let (Some((fd, _)), true) = (state.direct, can_write) {
       written = direct::write_frame(fd, &frame).unwrap_or(0);
       if written > 0 {
-        self.count_sent(&mut state, std::iter::once((seq, &frame)));
+        self.count_sent(state.replay.as_mut(), std::iter::once((seq, &frame)), true);
         state.accepted += written as u64;
         state.stalled = false;
       }
@@ -269,21 +265,28 @@ impl Outbox {
     }
   }
 
-  /// Frames leaving for the socket: kept for replay when numbered, and counted.
-  fn count_sent<'f>(&self, state: &mut State, frames: impl Iterator<Item = (u64, &'f WireFrame)> + Clone) {
-    if let Some(replay) = state.replay.as_mut() {
+  /// Frames leaving for the socket: kept for replay when numbered, and counted (their bytes
+  /// too unless `bytes` is false: a socket's writer counts those as it sends them, in its
+  /// encoding, see [`Outbox::sent_bytes`]).
+  fn count_sent<'f>(
+    &self,
+    replay: Option<&mut Replay>,
+    frames: impl Iterator<Item = (u64, &'f WireFrame)> + Clone,
+    bytes: bool,
+  ) {
+    if let Some(replay) = replay {
       for (seq, frame) in frames.clone().filter(|(seq, _)| *seq != 0) {
         replay.keep(seq, frame);
       }
     }
     if let Some(meter) = &self.meter {
-      let (count, bytes) = frames.fold((0u64, 0u64), |(count, bytes), (_, frame)| {
-        (count + 1, bytes + frame.len() as u64)
+      let (count, payload) = frames.fold((0u64, 0u64), |(count, payload), (_, frame)| {
+        (count + 1, payload + frame.len() as u64)
       });
       if count > 0 {
         meter.frames_sent.add(count);
-        if !self.writer_counts_bytes.load(Ordering::Relaxed) {
-          meter.bytes_sent.add(bytes);
+        if bytes {
+          meter.bytes_sent.add(payload);
         }
       }
     }
@@ -374,21 +377,21 @@ impl Outbox {
     state.stalled = false;
   }
 
-  /// Whether the socket's writer re-encodes frames and reports what it sends through
-  /// [`Outbox::encoded`] (set by each writer as it starts).
-  pub fn count_bytes_at_writer(&self, yes: bool) {
-    self.writer_counts_bytes.store(yes, Ordering::Relaxed);
+  /// A socket's writer sends `bytes` of payload it took (in the socket's encoding).
+  pub fn sent_bytes(&self, bytes: u64) {
+    if let Some(meter) = self.meter.as_ref().filter(|_| bytes > 0) {
+      meter.bytes_sent.add(bytes);
+    }
   }
 
   /// The writer of `generation` sends a frame of `queued` payload bytes as `sent` payload bytes
-  /// (a socket whose encoding is not the queued JSON): the budget counts what the socket sends,
-  /// and so do the sent bytes' metric.
+  /// (a socket whose encoding is not the queued JSON): the budget counts what the socket sends.
   pub fn encoded(&self, generation: u64, queued: usize, sent: usize) {
-    if let Some(meter) = &self.meter {
-      meter.bytes_sent.add(sent as u64);
+    if queued == sent {
+      return;
     }
     let mut state = self.state.lock();
-    if state.generation == generation && queued != sent {
+    if state.generation == generation {
       state.unsent = (state.unsent + wire_len(sent)).saturating_sub(wire_len(queued));
     }
   }
@@ -488,17 +491,30 @@ impl Outbox {
     into: &mut VecDeque<Queued>,
   ) -> Result<Option<CloseRequest>, Superseded> {
     let mut front_written = 0;
-    self.take_from(generation, into, &mut front_written).await
+    self
+      .take_counted(generation, into, &mut front_written, true)
+      .await
   }
 
   /// [`Outbox::take`] for a socket's writer, which also learns how many bytes of the front
-  /// frame were written straight to the socket already (`front_written`). Until it asks
-  /// again, frames pushed queue behind the ones it took.
+  /// frame were written straight to the socket already (`front_written`), and counts the bytes
+  /// it sends itself ([`Outbox::sent_bytes`]). Until it asks again, frames pushed queue behind
+  /// the ones it took.
   pub async fn take_from(
     &self,
     generation: u64,
     into: &mut VecDeque<Queued>,
     front_written: &mut usize,
+  ) -> Result<Option<CloseRequest>, Superseded> {
+    self.take_counted(generation, into, front_written, false).await
+  }
+
+  async fn take_counted(
+    &self,
+    generation: u64,
+    into: &mut VecDeque<Queued>,
+    front_written: &mut usize,
+    count_bytes: bool,
   ) -> Result<Option<CloseRequest>, Superseded> {
     loop {
       {
@@ -513,7 +529,7 @@ impl Outbox {
           // A front frame partly written straight to the socket was counted then.
           let skip = usize::from(*front_written > 0);
           let taken = into.iter().skip(skip).map(|queued| (queued.seq, &queued.frame));
-          self.count_sent(&mut state, taken);
+          self.count_sent(state.replay.as_mut(), taken, count_bytes);
           state.writing = true;
           return Ok(state.close.clone());
         }
