@@ -173,16 +173,13 @@ fn put_uint(out: &mut Vec<u8>, value: u64) {
   if value < 0x80 {
     out.push(value as u8);
   } else if let Ok(value) = u8::try_from(value) {
-    out.extend_from_slice(&[0xcc, value]);
+    put_tagged(out, 0xcc, &[value]);
   } else if let Ok(value) = u16::try_from(value) {
-    out.push(0xcd);
-    out.extend_from_slice(&value.to_be_bytes());
+    put_tagged(out, 0xcd, &value.to_be_bytes());
   } else if let Ok(value) = u32::try_from(value) {
-    out.push(0xce);
-    out.extend_from_slice(&value.to_be_bytes());
+    put_tagged(out, 0xce, &value.to_be_bytes());
   } else {
-    out.push(0xcf);
-    out.extend_from_slice(&value.to_be_bytes());
+    put_tagged(out, 0xcf, &value.to_be_bytes());
   }
 }
 
@@ -192,27 +189,28 @@ fn put_int(out: &mut Vec<u8>, value: i64) {
   } else if value >= -32 {
     out.push(value as u8);
   } else if let Ok(value) = i8::try_from(value) {
-    out.extend_from_slice(&[0xd0, value as u8]);
+    put_tagged(out, 0xd0, &value.to_be_bytes());
   } else if let Ok(value) = i16::try_from(value) {
-    out.push(0xd1);
-    out.extend_from_slice(&value.to_be_bytes());
+    put_tagged(out, 0xd1, &value.to_be_bytes());
   } else if let Ok(value) = i32::try_from(value) {
-    out.push(0xd2);
-    out.extend_from_slice(&value.to_be_bytes());
+    put_tagged(out, 0xd2, &value.to_be_bytes());
   } else {
-    out.push(0xd3);
-    out.extend_from_slice(&value.to_be_bytes());
+    put_tagged(out, 0xd3, &value.to_be_bytes());
   }
+}
+
+/// A value's type byte, then its big-endian bytes.
+fn put_tagged(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+  out.push(tag);
+  out.extend_from_slice(bytes);
 }
 
 fn put_float(out: &mut Vec<u8>, value: f64) {
   let narrow = value as f32;
   if f64::from(narrow) == value {
-    out.push(0xca);
-    out.extend_from_slice(&narrow.to_be_bytes());
+    put_tagged(out, 0xca, &narrow.to_be_bytes());
   } else {
-    out.push(0xcb);
-    out.extend_from_slice(&value.to_be_bytes());
+    put_tagged(out, 0xcb, &value.to_be_bytes());
   }
 }
 
@@ -221,13 +219,11 @@ fn put_str(out: &mut Vec<u8>, value: &str) {
   if len < 32 {
     out.push(0xa0 | len as u8);
   } else if let Ok(len) = u8::try_from(len) {
-    out.extend_from_slice(&[0xd9, len]);
+    put_tagged(out, 0xd9, &[len]);
   } else if let Ok(len) = u16::try_from(len) {
-    out.push(0xda);
-    out.extend_from_slice(&len.to_be_bytes());
+    put_tagged(out, 0xda, &len.to_be_bytes());
   } else {
-    out.push(0xdb);
-    out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+    put_tagged(out, 0xdb, &u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
   }
   out.extend_from_slice(value.as_bytes());
 }

@@ -475,14 +475,9 @@ pub fn destroy(definition: &str, key: &str) -> String {
 /// `rjoin`: `metadata_json` is the member's metadata (JSON).
 pub fn room_join(from: &str, room: &str, handler: &str, user: &str, metadata_json: &str) -> String {
   let mut out = head("rjoin", Some(from), 0);
-  out.push_str(r#","room":"#);
-  push_string(&mut out, room);
+  push_member(&mut out, room, user, metadata_json);
   out.push_str(r#","handler":"#);
   push_string(&mut out, handler);
-  out.push_str(r#","key":"#);
-  push_string(&mut out, user);
-  out.push_str(r#","meta":"#);
-  out.push_str(metadata_json);
   out.push('}');
   out
 }
@@ -490,14 +485,19 @@ pub fn room_join(from: &str, room: &str, handler: &str, user: &str, metadata_jso
 /// `rmeta`.
 pub fn room_member_metadata(room: &str, user: &str, metadata_json: &str) -> String {
   let mut out = head("rmeta", None, 0);
-  out.push_str(r#","room":"#);
-  push_string(&mut out, room);
-  out.push_str(r#","key":"#);
-  push_string(&mut out, user);
-  out.push_str(r#","meta":"#);
-  out.push_str(metadata_json);
+  push_member(&mut out, room, user, metadata_json);
   out.push('}');
   out
+}
+
+/// The fields naming a member of a room and its metadata (JSON).
+fn push_member(out: &mut String, room: &str, user: &str, metadata_json: &str) {
+  out.push_str(r#","room":"#);
+  push_string(out, room);
+  out.push_str(r#","key":"#);
+  push_string(out, user);
+  out.push_str(r#","meta":"#);
+  out.push_str(metadata_json);
 }
 
 /// `rleave`.

@@ -92,14 +92,8 @@ impl Core {
   /// Every [`ALARM_POLL`] until shutdown: claims the actors whose schedules are due and that no
   /// live node holds, and loads their schedules (the timer fires them).
   pub(super) async fn watch_alarms(self: Arc<Self>, cluster: Arc<Cluster>) {
-    let mut ticks = tokio::time::interval(ALARM_POLL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut shutdown = self.shutdown.subscribe();
-    loop {
-      tokio::select! {
-        _ = shutdown.wait_for(|stopping| *stopping) => return,
-        _ = ticks.tick() => {}
-      }
+    let mut ticks = self.ticker(ALARM_POLL);
+    while ticks.tick().await {
       if self.fenced.load(std::sync::atomic::Ordering::Acquire) {
         continue;
       }

@@ -133,13 +133,7 @@ impl Core {
     session: SessionId,
     frame: &ClientFrame<'_>,
   ) -> bool {
-    let Some(owner) = self
-      .forwarding
-      .lock()
-      .forwarded
-      .get(&session)
-      .map(|f| f.owner.clone())
-    else {
+    let Some(owner) = self.owner_of_forwarded(session) else {
       return false;
     };
     let node = cluster.node();
@@ -158,18 +152,18 @@ impl Core {
   /// Gateway side: a message of a forwarded raw session goes to its owner. False when the
   /// session is not forwarded.
   pub(super) fn forward_raw(&self, cluster: &Arc<Cluster>, session: SessionId, data: RawData<'_>) -> bool {
-    let Some(owner) = self
-      .forwarding
-      .lock()
-      .forwarded
-      .get(&session)
-      .map(|f| f.owner.clone())
-    else {
+    let Some(owner) = self.owner_of_forwarded(session) else {
       return false;
     };
     cluster.send_to(&owner, nodes::raw_in(cluster.node(), session.get(), data));
     self.metrics.forwarded(&owner, Direction::ToOwner, 1);
     true
+  }
+
+  /// Gateway side: the node that owns the actor of `session`, when the session is forwarded.
+  fn owner_of_forwarded(&self, session: SessionId) -> Option<Arc<str>> {
+    let forwarding = self.forwarding.lock();
+    forwarding.forwarded.get(&session).map(|f| f.owner.clone())
   }
 
   /// Gateway side: the socket of a forwarded session is gone. False when it was not forwarded.

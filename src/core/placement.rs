@@ -514,13 +514,8 @@ impl Core {
   /// node's rooms, and this node's members of rooms whose owner died join again (which places
   /// those rooms anew).
   async fn watch_room_nodes(self: Arc<Self>, cluster: Arc<Cluster>) {
-    let mut ticks = tokio::time::interval(cluster.lease() / 3);
-    let mut shutdown = self.shutdown.subscribe();
-    loop {
-      tokio::select! {
-        _ = shutdown.wait_for(|stopping| *stopping) => return,
-        _ = ticks.tick() => {}
-      }
+    let mut ticks = self.ticker(cluster.lease() / 3);
+    while ticks.tick().await {
       let node = cluster.node();
       let mut peers: HashSet<Arc<str>> = self.registry.remote_member_nodes();
       peers.extend(

@@ -7,8 +7,39 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::runtime::Handle;
+use tokio::sync::watch;
+use tokio::time::{Interval, MissedTickBehavior};
 
 use super::Core;
+
+/// The clock of one of the core's periodic tasks: [`Ticker::tick`] waits for the next period
+/// and answers false once the server shuts down. A tick missed while the task was busy is
+/// skipped, not caught up.
+pub(super) struct Ticker {
+  ticks: Interval,
+  shutdown: watch::Receiver<bool>,
+}
+
+impl Ticker {
+  pub(super) async fn tick(&mut self) -> bool {
+    tokio::select! {
+      _ = self.shutdown.wait_for(|stopping| *stopping) => false,
+      _ = self.ticks.tick() => true,
+    }
+  }
+}
+
+impl Core {
+  /// A [`Ticker`] of `period` (called from within the runtime).
+  pub(super) fn ticker(&self, period: Duration) -> Ticker {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    Ticker {
+      ticks,
+      shutdown: self.shutdown.subscribe(),
+    }
+  }
+}
 
 /// Starts the timers of `core` on `runtime`.
 pub(super) fn start(core: &Arc<Core>, runtime: &Handle) {
@@ -46,19 +77,12 @@ fn sweep_period(core: &Core) -> Duration {
 }
 
 async fn sweep_loop(core: Arc<Core>) {
-  let mut ticks = tokio::time::interval(sweep_period(&core));
-  ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-  let mut shutdown = core.shutdown.subscribe();
-  loop {
-    tokio::select! {
-      _ = shutdown.wait_for(|stopping| *stopping) => return,
-      _ = ticks.tick() => {
-        for (definition, key) in core.registry.sweep(core.config.hibernate_after) {
-          core.release_claim(definition, &key);
-        }
-        core.time_out_calls();
-        core.end_waiting(false);
-      }
+  let mut ticks = core.ticker(sweep_period(&core));
+  while ticks.tick().await {
+    for (definition, key) in core.registry.sweep(core.config.hibernate_after) {
+      core.release_claim(definition, &key);
     }
+    core.time_out_calls();
+    core.end_waiting(false);
   }
 }

@@ -15,13 +15,8 @@ impl Core {
   /// Checks the leases of the nodes this one forwards to or from; sessions tied to a dead node
   /// end. Runs every third of a lease until shutdown.
   pub(in crate::core) async fn watch_peers(self: Arc<Self>, cluster: Arc<Cluster>) {
-    let mut ticks = tokio::time::interval(cluster.lease() / 3);
-    let mut shutdown = self.shutdown.subscribe();
-    loop {
-      tokio::select! {
-        _ = shutdown.wait_for(|stopping| *stopping) => return,
-        _ = ticks.tick() => {}
-      }
+    let mut ticks = self.ticker(cluster.lease() / 3);
+    while ticks.tick().await {
       let peers: Vec<Arc<str>> = {
         let forwarding = self.forwarding.lock();
         let owners = forwarding.forwarded.values().map(|f| f.owner.clone());
