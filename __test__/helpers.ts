@@ -2,6 +2,7 @@
  * Shared test support: a server on port 0 closed after each test, and a small client over the
  * real `ws` package that records every frame so tests can wait for what they expect.
  */
+import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import type { IncomingMessage } from "node:http";
@@ -249,4 +250,11 @@ export async function subscribed(port: number, room: string, count: number): Pro
     })(),
     `${count} nodes on ${room}`,
   );
+}
+
+/** The value of the sample `name` (with its labels, as written) in a Prometheus text. */
+export function sample(text: string, name: string): number {
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  assert.ok(line !== undefined, `no sample ${name} in:\n${text}`);
+  return Number(line.slice(name.length + 1));
 }

@@ -10,16 +10,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { createServer, defineConnection, UserError } from "../index.js";
-import { deferred, eventually, freePort, listenForTest, serve, startRedis, TestClient, withTimeout } from "./helpers.js";
+import { deferred, eventually, freePort, listenForTest, sample, serve, startRedis, TestClient, withTimeout } from "./helpers.js";
 
 const TOKEN = "metrics-s3cret";
-
-/** The value of the sample `name` (with its labels, as written) in a Prometheus text. */
-function sample(text: string, name: string): number {
-  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
-  assert.ok(line !== undefined, `no sample ${name} in:\n${text}`);
-  return Number(line.slice(name.length + 1));
-}
 
 async function scrape(port: number, token?: string): Promise<{ status: number; type: string | null; text: string }> {
   const response = await fetch(`http://127.0.0.1:${port}/metrics`, {

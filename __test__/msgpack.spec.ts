@@ -13,7 +13,7 @@ import WebSocket from "ws";
 import { WarrenClient } from "../client/index";
 import { decodeMsgpack, encodeMsgpack } from "../client/msgpack";
 import { createRoomHandler, createServer, defineConnection, defineRawConnection, type WarrenServer } from "../index.js";
-import { freePort, refusedUpgrade, serve, startRedis, withTimeout, type Frame } from "./helpers.js";
+import { freePort, refusedUpgrade, sample, serve, startRedis, withTimeout, type Frame } from "./helpers.js";
 
 /** A frame as the socket carried it: its encoding and its decoded value. */
 interface Received {
@@ -250,11 +250,7 @@ describe("MessagePack encoding", () => {
 
   test("warren_bytes_sent_total counts the bytes a MessagePack socket sent, not their JSON size", async () => {
     const { server, url } = await serve({ ...app(), metrics: true });
-    const bytesSent = () => {
-      const line = server.metrics().split("\n").find((l) => l.startsWith("warren_bytes_sent_total "));
-      assert.ok(line !== undefined, "no warren_bytes_sent_total sample");
-      return Number(line.slice("warren_bytes_sent_total ".length));
-    };
+    const bytesSent = () => sample(server.metrics(), "warren_bytes_sent_total");
     const before = bytesSent();
     const socket = new WebSocket(`${url}?encoding=msgpack&user=cy`);
     let received = 0;

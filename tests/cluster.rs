@@ -267,16 +267,25 @@ async fn lobby_on_two_nodes(redis: &Redis) -> Lobby {
   }
 }
 
-/// A user's state as Redis holds it.
-async fn stored(redis: &Redis, user: &str) -> Option<Vec<u8>> {
-  let client = redis::Client::open(redis.url()).expect("client");
+/// The value of `key` in the redis-server at `url`.
+async fn redis_get(url: &str, key: &str) -> Option<Vec<u8>> {
+  let client = redis::Client::open(url).expect("client");
   let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
-  let key = format!("warren:data:a\0UserConnection\0{user}");
   redis::cmd("GET")
     .arg(key.as_bytes())
     .query_async(&mut connection)
     .await
     .expect("get")
+}
+
+/// A user's state as Redis holds it.
+async fn stored(redis: &Redis, user: &str) -> Option<Vec<u8>> {
+  redis_get(&redis.url(), &format!("warren:data:a\0UserConnection\0{user}")).await
+}
+
+/// The lobby's state as Redis holds it.
+async fn stored_lobby(url: &str) -> Option<Vec<u8>> {
+  redis_get(url, "warren:data:r\0ChatRoom\0lobby").await
 }
 
 /// The node that holds a user's connection actor, as Redis says.
@@ -1053,15 +1062,7 @@ async fn when_a_rooms_owner_stops_its_members_elsewhere_join_it_again_on_a_new_o
   .await;
   commit_lobby_state(&owner, b"joins=3");
   eventually("the room's state to reach Redis", || async {
-    let client = redis::Client::open(redis.url()).expect("client");
-    let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
-    let key = "warren:data:r\0ChatRoom\0lobby";
-    let value: Option<Vec<u8>> = redis::cmd("GET")
-      .arg(key.as_bytes())
-      .query_async(&mut connection)
-      .await
-      .expect("get");
-    value.is_some()
+    stored_lobby(&redis.url()).await.is_some()
   })
   .await;
   room_events_now(&second);
@@ -1176,16 +1177,7 @@ async fn destroying_a_room_from_any_node_destroys_it_on_its_owner_and_everywhere
   })
   .await;
   commit_lobby_state(&owner, b"joins=3");
-  let state_in_redis = || async {
-    let client = redis::Client::open(redis.url()).expect("client");
-    let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
-    let value: Option<Vec<u8>> = redis::cmd("GET")
-      .arg("warren:data:r\0ChatRoom\0lobby".as_bytes())
-      .query_async(&mut connection)
-      .await
-      .expect("get");
-    value.is_some()
-  };
+  let state_in_redis = || async { stored_lobby(&redis.url()).await.is_some() };
   eventually("the room's state to reach Redis", state_in_redis).await;
   room_events_now(&owner);
 
@@ -1465,14 +1457,7 @@ async fn a_raw_session_through_another_node_carries_text_and_bytes_both_ways_and
 
 /// The lobby memberships `user`'s node stored in Redis for the actor's next joins.
 async fn stored_room_list(redis: &Redis, user: &str) -> String {
-  let client = redis::Client::open(redis.url()).expect("client");
-  let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
-  let key = format!("warren:data:l\0UserConnection\0{user}");
-  let value: Option<Vec<u8>> = redis::cmd("GET")
-    .arg(key.as_bytes())
-    .query_async(&mut connection)
-    .await
-    .expect("get");
+  let value = redis_get(&redis.url(), &format!("warren:data:l\0UserConnection\0{user}")).await;
   String::from_utf8_lossy(&value.unwrap_or_default()).into_owned()
 }
 
@@ -1557,15 +1542,4 @@ async fn a_rooms_state_redis_did_not_take_is_written_once_it_answers_and_before_
     },
   )
   .await;
-}
-
-/// The lobby's state as Redis holds it.
-async fn stored_lobby(url: &str) -> Option<Vec<u8>> {
-  let client = redis::Client::open(url).expect("client");
-  let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
-  redis::cmd("GET")
-    .arg(&b"warren:data:r\0ChatRoom\0lobby"[..])
-    .query_async(&mut connection)
-    .await
-    .expect("get")
 }
