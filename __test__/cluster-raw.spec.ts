@@ -7,13 +7,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import WebSocket from "ws";
-import { freePort, startRedis, subscribed, withTimeout } from "./helpers.js";
+import { freePort, RawClient, startRedis, subscribed, withTimeout, type Received } from "./helpers.js";
 
 const fixture = fileURLToPath(new URL("./fixtures/cluster-raw-node.mjs", import.meta.url));
 
-/** A message as the `ws` client received it: a string for text, exact bytes for binary. */
-type Received = string | Buffer;
 
 /** A node of the raw fixture in its own process, with every line it printed. */
 interface RawNode {
@@ -62,49 +59,11 @@ async function stopNode(node: RawNode): Promise<void> {
   await withTimeout(once(node.child, "exit"), "a node to stop");
 }
 
-/** A `ws` client of the raw endpoint that records every message it receives. */
-class RawClient {
-  readonly socket: WebSocket;
-  readonly received: Received[] = [];
-  #waiters: Array<() => void> = [];
-
-  constructor(url: string) {
-    this.socket = new WebSocket(url);
-    this.socket.on("error", () => {});
-    this.socket.on("message", (data: Buffer, isBinary: boolean) => {
-      this.received.push(isBinary ? data : data.toString("utf8"));
-      for (const wake of this.#waiters.splice(0)) wake();
-    });
-  }
-
-  /** Opens a socket as `user` on `node` and waits for its greeting (from the owner's onConnect). */
-  static async open(node: RawNode, user: string): Promise<RawClient> {
-    const client = new RawClient(`${node.echo}?user=${user}`);
-    await withTimeout(once(client.socket, "open"), "the raw socket to open");
-    await client.message(0);
-    return client;
-  }
-
-  /** Waits for the message after the `index`-th one received. */
-  async message(index: number): Promise<Received> {
-    while (this.received.length <= index) {
-      await withTimeout(new Promise<void>((resolve) => this.#waiters.push(resolve)), `message #${index}`);
-    }
-    return this.received[index]!;
-  }
-
-  /** Sends `data` and waits for the message it gets back. */
-  async ask(data: string | Buffer): Promise<Received> {
-    const index = this.received.length;
-    this.socket.send(data, { binary: typeof data !== "string" });
-    return this.message(index);
-  }
-
-  async closed(): Promise<{ code: number; reason: string }> {
-    if (this.socket.readyState === WebSocket.CLOSED) throw new Error("already closed");
-    const [code, reason] = (await withTimeout(once(this.socket, "close"), "the raw socket to close")) as [number, Buffer];
-    return { code, reason: reason.toString() };
-  }
+/** Opens a socket as `user` on `node` and waits for its greeting (from the owner's onConnect). */
+async function openOn(node: RawNode, user: string): Promise<RawClient> {
+  const client = await new RawClient(`${node.echo}?user=${user}`).open();
+  await client.message(0);
+  return client;
 }
 
 describe("raw endpoints in cluster mode: node processes on one redis-server", () => {
@@ -130,10 +89,10 @@ describe("raw endpoints in cluster mode: node processes on one redis-server", ()
 
   test("a raw socket on another node reaches its actor on the owner: text as strings, binary byte for byte, in order", async () => {
     const [n1, n2] = [nodes[0]!, nodes[1]!];
-    const here = await RawClient.open(n1, "ada");
+    const here = await openOn(n1, "ada");
     assert.equal(here.received[0], "hello ada on n1");
     // The second socket lands on n2: its hooks run on n1, where ada's actor lives.
-    const there = await RawClient.open(n2, "ada");
+    const there = await openOn(n2, "ada");
     assert.equal(there.received[0], "hello ada on n1", "onConnect ran on the owner");
     assert.equal(await there.ask("where"), "n1");
 
@@ -163,11 +122,11 @@ describe("raw endpoints in cluster mode: node processes on one redis-server", ()
 
   test("a room's raw broadcast reaches its raw members on every node once each, binary intact; JSON room events never reach them", async () => {
     const [n1, n2, n3] = [nodes[0]!, nodes[1]!, nodes[2]!];
-    const r1 = await RawClient.open(n1, "r1");
-    const r2 = await RawClient.open(n2, "r2");
-    const r3 = await RawClient.open(n3, "r3");
+    const r1 = await openOn(n1, "r1");
+    const r2 = await openOn(n2, "r2");
+    const r3 = await openOn(n3, "r3");
     // r1's second socket is on n3: the owner (n1) sends it what r1's sessions get.
-    const r1b = await RawClient.open(n3, "r1");
+    const r1b = await openOn(n3, "r1");
     assert.equal(r1b.received[0], "hello r1 on n1");
     const members = [r1, r2, r3, r1b];
     assert.equal(await r1.ask("join"), "joined n1");
@@ -201,8 +160,8 @@ describe("raw endpoints in cluster mode: node processes on one redis-server", ()
 
   test("the owner closes a raw session on another node: its client gets the close code", async () => {
     const [n1, n2] = [nodes[0]!, nodes[1]!];
-    const here = await RawClient.open(n1, "cyd");
-    const there = await RawClient.open(n2, "cyd");
+    const here = await openOn(n1, "cyd");
+    const there = await openOn(n2, "cyd");
     const closed = there.closed();
     there.socket.send("close");
     assert.deepEqual(await closed, { code: 4001, reason: "closed by the owner" });
@@ -214,8 +173,8 @@ describe("raw endpoints in cluster mode: node processes on one redis-server", ()
 
   test("a client's close through another node runs the owner's onDisconnect with its code", async () => {
     const [n1, n3] = [nodes[0]!, nodes[2]!];
-    const here = await RawClient.open(n1, "dee");
-    const there = await RawClient.open(n3, "dee");
+    const here = await openOn(n1, "dee");
+    const there = await openOn(n3, "dee");
     assert.equal(await there.ask("where"), "n1");
     assert.equal(await here.ask("sessions"), "sessions 2");
     there.socket.close(4002, "bye");
@@ -226,7 +185,7 @@ describe("raw endpoints in cluster mode: node processes on one redis-server", ()
 
   test("a raw socket through another node that drops ends its session on the owner at once: raw sessions do not resume", async () => {
     const [n1, n2] = [nodes[0]!, nodes[1]!];
-    const here = await RawClient.open(n1, "hal");
+    const here = await openOn(n1, "hal");
     const there = new RawClient(`${n2.echo}?user=hal&_resume=&_lastSeq=0`);
     await withTimeout(once(there.socket, "open"), "the raw socket to open");
     // No `session` frame first: the first message is the endpoint's own, from the owner.
@@ -244,10 +203,10 @@ describe("raw endpoints in cluster mode: node processes on one redis-server", ()
     const b = await startNode(redisUrl, "n5", "1500");
     try {
       // eve's actor lives on n4, with a socket through n5; fay's lives on n5, with a socket through n4.
-      const eve = await RawClient.open(a, "eve");
-      const eveThroughB = await RawClient.open(b, "eve");
-      const fay = await RawClient.open(b, "fay");
-      const fayThroughA = await RawClient.open(a, "fay");
+      const eve = await openOn(a, "eve");
+      const eveThroughB = await openOn(b, "eve");
+      const fay = await openOn(b, "fay");
+      const fayThroughA = await openOn(a, "fay");
       assert.equal(await eveThroughB.ask("where"), "n4");
       assert.equal(await fayThroughA.ask("where"), "n5");
       assert.equal(await eve.ask("sessions"), "sessions 2");

@@ -258,3 +258,48 @@ export function sample(text: string, name: string): number {
   assert.ok(line !== undefined, `no sample ${name} in:\n${text}`);
   return Number(line.slice(name.length + 1));
 }
+
+/** A message as a raw endpoint's `ws` client received it: a string for text, exact bytes for binary. */
+export type Received = string | Buffer;
+
+/** A `ws` client of a raw endpoint that records every message it receives. */
+export class RawClient {
+  readonly socket: WebSocket;
+  readonly received: Received[] = [];
+  #waiters: Array<() => void> = [];
+
+  constructor(url: string) {
+    this.socket = new WebSocket(url);
+    this.socket.on("error", () => {});
+    this.socket.on("message", (data: Buffer, isBinary: boolean) => {
+      this.received.push(isBinary ? data : data.toString("utf8"));
+      for (const wake of this.#waiters.splice(0)) wake();
+    });
+  }
+
+  async open(): Promise<this> {
+    await withTimeout(once(this.socket, "open"), "the raw socket to open");
+    return this;
+  }
+
+  /** Waits for the message after the `index`-th one received. */
+  async message(index: number): Promise<Received> {
+    while (this.received.length <= index) {
+      await withTimeout(new Promise<void>((resolve) => this.#waiters.push(resolve)), `message #${index}`);
+    }
+    return this.received[index]!;
+  }
+
+  /** Sends `data` and waits for the message it gets back. */
+  async ask(data: string | Buffer): Promise<Received> {
+    const index = this.received.length;
+    this.socket.send(data, { binary: typeof data !== "string" });
+    return this.message(index);
+  }
+
+  async closed(): Promise<{ code: number; reason: string }> {
+    if (this.socket.readyState === WebSocket.CLOSED) throw new Error("already closed");
+    const [code, reason] = (await withTimeout(once(this.socket, "close"), "the raw socket to close")) as [number, Buffer];
+    return { code, reason: reason.toString() };
+  }
+}

@@ -3,46 +3,8 @@ import { once } from "node:events";
 import { randomBytes } from "node:crypto";
 import { createConnection } from "node:net";
 import { describe, test } from "node:test";
-import WebSocket from "ws";
 import { createRoomHandler, createServer, defineConnection, defineRawConnection, WarrenError, type RawData } from "../index.js";
-import { eventually, serve, TestClient, withTimeout } from "./helpers.js";
-
-/** A message as the `ws` client received it: a string for text, exact bytes for binary. */
-type Received = string | Buffer;
-
-/** A `ws` client of a raw endpoint that records every message it receives. */
-class RawClient {
-  readonly socket: WebSocket;
-  readonly received: Received[] = [];
-  #waiters: Array<() => void> = [];
-
-  constructor(url: string) {
-    this.socket = new WebSocket(url);
-    this.socket.on("error", () => {});
-    this.socket.on("message", (data: Buffer, isBinary: boolean) => {
-      this.received.push(isBinary ? data : data.toString("utf8"));
-      for (const wake of this.#waiters.splice(0)) wake();
-    });
-  }
-
-  async open(): Promise<this> {
-    await withTimeout(once(this.socket, "open"), "the raw socket to open");
-    return this;
-  }
-
-  /** Waits for the next message after the `index`-th one received. */
-  async message(index: number): Promise<Received> {
-    while (this.received.length <= index) {
-      await withTimeout(new Promise<void>((resolve) => this.#waiters.push(resolve)), `message #${index}`);
-    }
-    return this.received[index]!;
-  }
-
-  async closed(): Promise<{ code: number; reason: string }> {
-    const [code, reason] = (await withTimeout(once(this.socket, "close"), "the raw socket to close")) as [number, Buffer];
-    return { code, reason: reason.toString() };
-  }
-}
+import { eventually, RawClient, serve, TestClient, withTimeout } from "./helpers.js";
 
 /** A masked client frame (RFC 6455 §5.2) with a short payload. */
 function clientFrame(opcode: number, fin: boolean, text: string): Buffer {
