@@ -91,44 +91,45 @@ impl Core {
     let gate = self.storage.gate();
     let mut sent = 0;
     let mut run: Vec<(SessionId, Unsealed)> = Vec::new();
+    let flush = |run: &mut Vec<(SessionId, Unsealed)>| {
+      if run.is_empty() {
+        0
+      } else {
+        gate.send_to_sessions(&self.registry, std::mem::take(run))
+      }
+    };
+    let mut refused = None;
     for line in parse_outgoing(batch) {
-      let line = match line {
-        Ok(line) => line,
-        Err(error) => {
-          // The lines before a bad one are sent, as they would have been one by one.
-          gate.send_to_sessions(&self.registry, run);
-          return Err(CoreError::InvalidArgument(error));
-        }
-      };
       match line {
-        Outgoing::Event {
+        Err(error) => {
+          refused = Some(CoreError::InvalidArgument(error));
+          break;
+        }
+        Ok(Outgoing::Event {
           session,
           event_json,
           payload_json,
-        } => match encoded_event_frame(event_json, payload_json) {
+        }) => match encoded_event_frame(event_json, payload_json) {
           Ok(frame) => run.push((session, frame)),
           Err(_) => {
-            gate.send_to_sessions(&self.registry, run);
-            return Err(not_an_object());
+            refused = Some(not_an_object());
+            break;
           }
         },
-        Outgoing::Reply {
+        Ok(Outgoing::Reply {
           session,
           call,
           result_json,
-        } => {
-          if !run.is_empty() {
-            sent += gate.send_to_sessions(&self.registry, std::mem::take(&mut run));
-          }
+        }) => {
+          sent += flush(&mut run);
           let answered = self.answer_call(session, call, CallOutcome::Ok, || reply_frame(call, result_json));
           sent += u32::from(answered);
         }
       }
     }
-    if !run.is_empty() {
-      sent += gate.send_to_sessions(&self.registry, run);
-    }
-    Ok(sent)
+    // The lines before a bad one are sent, as they would have been one by one.
+    sent += flush(&mut run);
+    refused.map_or(Ok(sent), Err)
   }
 
   /// Answers a call with its result (JSON, or null). False when the call already has its
