@@ -211,7 +211,7 @@ pub struct ClusterConfig {
 pub const NODE_LEASE: Duration = Duration::from_secs(10);
 
 /// How often writes through to Redis that it did not take (unreachable, or no answer in time)
-/// are tried again while nothing else is committed (see `durability::unreplicated`).
+/// are tried again while nothing else is committed (see `durability::replica_writes`).
 pub const REPLICA_RETRY: Duration = Duration::from_millis(500);
 
 /// The shortest lease `cluster.leaseMs` accepts: a node renews every third of it, and each

@@ -30,8 +30,8 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use super::replica_writes::ReplicaWrites;
 use super::store::{Store, Write};
-use super::unreplicated::Unreplicated;
 use super::{Replica, ReplicaError, ReplicaWrite};
 use crate::config::Durability;
 use crate::config::{MAX_TIMED_COMMITS, REPLICA_RETRY};
@@ -89,10 +89,9 @@ struct Counts {
   held_bytes: usize,
   /// Number of the last frame sent.
   seq: u64,
-  /// Applied writes still to be written through to the replica (cluster mode), in order.
-  replicating: Vec<ReplicaWrite>,
-  /// Writes the replica did not take, written again until it does (cluster mode).
-  unreplicated: Unreplicated,
+  /// Writes through to the replica (cluster mode): applied ones in order, and those it did not
+  /// take, written again until it does.
+  replicas: ReplicaWrites,
   /// Commits or flushes that failed (the disk is full, or failing), for stats.
   failures: u64,
   /// When each commit since the last flush began was applied (at most [`MAX_TIMED_COMMITS`]):
@@ -153,7 +152,7 @@ impl OutputGate {
         return Err(error);
       }
     }
-    counts.replicating.extend(replicated);
+    counts.replicas.push(replicated);
     if timed && counts.committed_at.len() < MAX_TIMED_COMMITS {
       counts.committed_at.push(Instant::now());
     }
@@ -382,7 +381,7 @@ impl OutputGate {
   /// Waits until a commit asks for a flush, or, while writes wait for the replica to answer
   /// again, for [`REPLICA_RETRY`] at most.
   pub async fn next_round(&self) {
-    let retrying = !self.counts.lock().unreplicated.is_empty();
+    let retrying = self.counts.lock().replicas.retrying();
     if retrying {
       let _ = tokio::time::timeout(REPLICA_RETRY, self.flush_wanted.notified()).await;
     } else {
@@ -393,14 +392,7 @@ impl OutputGate {
   /// Cluster mode: whether giving the claim of `actor` (its directory key) up must wait until
   /// its writes are in the replica; then the replica is asked to give it up once they are.
   pub fn release_after_writes(&self, actor: &str) -> bool {
-    let mut counts = self.counts.lock();
-    let Counts {
-      replicating,
-      unreplicated,
-      ..
-    } = &mut *counts;
-    let writing = replicating.iter().any(|write| write.fence.actor == actor);
-    unreplicated.defer_release(actor, writing)
+    self.counts.lock().replicas.defer_release(actor)
   }
 
   /// One group commit: flushes `store` (and writes through to the replica, when there is one)
@@ -415,14 +407,11 @@ impl OutputGate {
     replica: Option<&Arc<dyn Replica>>,
     report: &impl Fn(&StoreError),
   ) -> bool {
-    let (upto, replicating, fresh, committed_at) = {
+    let (upto, (replicating, fresh), committed_at) = {
       let mut counts = self.counts.lock();
-      let fresh = std::mem::take(&mut counts.replicating);
-      let count = fresh.len();
       (
         counts.applied,
-        counts.unreplicated.round(fresh),
-        count,
+        counts.replicas.round(),
         std::mem::take(&mut counts.committed_at),
       )
     };
@@ -440,17 +429,7 @@ impl OutputGate {
         let started = Instant::now();
         let replicated = replica.commit(&replicating).await;
         self.metrics.redis_commit_seconds.observe(started.elapsed());
-        let releases = {
-          let mut counts = self.counts.lock();
-          let Counts {
-            replicating: next,
-            unreplicated,
-            ..
-          } = &mut *counts;
-          unreplicated.finished(replicating, &replicated, |actor| {
-            next.iter().any(|write| write.fence.actor == actor)
-          })
-        };
+        let releases = self.counts.lock().replicas.finished(replicating, &replicated);
         for actor in releases {
           replica.release(&actor);
         }

@@ -11,8 +11,8 @@
 
 pub mod gate;
 pub mod records;
+mod replica_writes;
 pub mod store;
-mod unreplicated;
 
 use std::future::Future;
 use std::pin::Pin;
