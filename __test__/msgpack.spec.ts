@@ -13,7 +13,7 @@ import WebSocket from "ws";
 import { WarrenClient } from "../client/index";
 import { decodeMsgpack, encodeMsgpack } from "../client/msgpack";
 import { createRoomHandler, createServer, defineConnection, defineRawConnection, type WarrenServer } from "../index.js";
-import { freePort, refusedUpgrade, sample, serve, startRedis, withTimeout, type Frame } from "./helpers.js";
+import { freePort, refusedUpgrade, sample, serve, startRedis, subscribed, withTimeout, type Frame } from "./helpers.js";
 
 /** A frame as the socket carried it: its encoding and its decoded value. */
 interface Received {
@@ -240,6 +240,8 @@ describe("MessagePack encoding", () => {
     json.sendJson({ type: "join" });
     await first.event("joined"); // ann's actor (both her sockets) is a member
     await json.event("joined");
+    // jo's join reaches node b's subscription to the room a moment after his "joined" event.
+    await subscribed(port, "lobby", 2);
     first.sendMsgpack({ type: "shout", data: PAYLOAD });
     const [atA, atB, jsonAtB] = await Promise.all([first.event("shouted"), forwarded.event("shouted"), json.event("shouted")]);
     assert.deepEqual([atA.binary, atB.binary, jsonAtB.binary], [true, true, false]);
